@@ -1,0 +1,39 @@
+"""Exception hierarchy of tdglnre.
+
+Every error the library raises on purpose derives from :class:`TDGLError`, so
+the command line can show it as a one-line message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+
+class TDGLError(Exception):
+    """Base class of all errors raised deliberately by tdglnre."""
+
+
+class ConfigError(TDGLError, ValueError):
+    """A configuration or parameter value is invalid; the message says why."""
+
+
+class DivergenceError(TDGLError, FloatingPointError):
+    """The explicit solver produced NaN/Inf for one sample.
+
+    Attributes
+    ----------
+    sample : int
+        Global index of the diverging sample.
+    step : int
+        First time step at which a non-finite value was detected.
+    params : dict
+        The sample's parameters (eta, n_v, nu).
+    """
+
+    def __init__(self, sample: int, step: int, params: dict):
+        self.sample = int(sample)
+        self.step = int(step)
+        self.params = dict(params)
+        ptxt = ", ".join(f"{k}={v:g}" for k, v in self.params.items())
+        super().__init__(
+            f"solver diverged (NaN/Inf) for sample {self.sample} at step {self.step} "
+            f"with {ptxt}; reduce dt or check the parameters"
+        )

@@ -1,0 +1,4 @@
+"""Physics layer: configuration, lattice, numba kernels, NumPy reference, observables.
+
+Never imports io, nre or TensorFlow.
+"""

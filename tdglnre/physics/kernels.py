@@ -1,0 +1,274 @@
+"""Numba kernels of the two-band TDGL solver (private; see :mod:`.solver`).
+
+State layout: one real array per sample, ``state[c, i, j]`` with components
+c = (Re ψ1, Im ψ1, Re ψ2, Im ψ2). This is also the ordering of the real
+coordinates z used by the Hessian (DESIGN.md §2).
+
+The Landau-gauge links reduce to two 1-D tables per sample (see
+:func:`tdglnre.physics.lattice.seam_phases`): ``ly[0/1, j]`` = cos/sin θ_y of
+column j and ``lx[0/1, i]`` = cos/sin of the seam phase of row i.
+
+One sweep computes, for every site,
+
+    dst = keep·ψ + K11·n1 + K12·n2 − (C1 + B1|ψ1|²)·ψ1 + E·ψ2       (band 1)
+
+where n_b = Σ_μ [U_μ ψ_b(r+μ̂) + U_μ* ψ_b(r−μ̂)] and the coefficients fold in
+the time step (or the gradient's scale) — see :func:`coefficients`. With
+keep = 1, scale = dt this is one explicit Euler step; with keep = 0,
+scale = −2h² it is the real gradient ∂F/∂z. Dynamics and gradient therefore
+share one code path.
+
+No fastmath: results are bitwise identical whatever the thread count, the
+batch composition or the memory alignment (vector and scalar loop bodies do
+the same IEEE operations in the same order).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+# coefficient slots of the per-sample coefficient vector
+KEEP, K11, K22, K12, C1, C2, B1, B2, E = range(9)
+N_COEF = 9
+
+
+def coefficients(
+    D: tuple[float, float],
+    alpha: tuple[float, float],
+    beta: tuple[float, float],
+    h: float,
+    eta: np.ndarray,
+    nu: np.ndarray,
+    *,
+    scale: float,
+    keep: float,
+    dtype=np.float64,
+) -> np.ndarray:
+    """Per-sample coefficient vectors (S, 9) of :func:`_sweep`.
+
+    ``scale`` multiplies the right-hand side ∂_t ψ (dt for an Euler step,
+    −2h² for the real gradient); ``keep`` multiplies ψ itself (1 or 0).
+    """
+    eta = np.atleast_1d(np.asarray(eta, dtype=np.float64))
+    nu = np.atleast_1d(np.asarray(nu, dtype=np.float64))
+    S = eta.shape[0]
+    ih2 = 1.0 / (h * h)
+    co = np.empty((S, N_COEF), dtype=np.float64)
+    co[:, KEEP] = keep
+    co[:, K11] = scale * D[0] * ih2
+    co[:, K22] = scale * D[1] * ih2
+    co[:, K12] = scale * nu * ih2
+    co[:, C1] = scale * (4.0 * D[0] * ih2 + alpha[0])
+    co[:, C2] = scale * (4.0 * D[1] * ih2 + alpha[1])
+    co[:, B1] = scale * beta[0]
+    co[:, B2] = scale * beta[1]
+    co[:, E] = scale * (eta - 4.0 * nu * ih2)
+    return co.astype(dtype)
+
+
+def link_tables(N: int, L: float, n_v: np.ndarray, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """cos/sin tables (S, 2, N) of the y-link and seam phases per sample."""
+    from .lattice import seam_phases
+
+    n_v = np.atleast_1d(n_v)
+    S = n_v.shape[0]
+    ly = np.empty((S, 2, N), dtype=np.float64)
+    lx = np.empty((S, 2, N), dtype=np.float64)
+    for s in range(S):
+        phi_y, phi_seam = seam_phases(N, L, int(n_v[s]))
+        ly[s, 0], ly[s, 1] = np.cos(phi_y), np.sin(phi_y)
+        lx[s, 0], lx[s, 1] = np.cos(phi_seam), np.sin(phi_seam)
+    return ly.astype(dtype), lx.astype(dtype)
+
+
+@njit(inline="always")
+def _site(keep, k11, k22, k12, c1, c2, b1, b2, e, p1r, p1i, p2r, p2i, n1r, n1i, n2r, n2i):
+    """New values at one site from its values and transported neighbour sums."""
+    f1 = c1 + b1 * (p1r * p1r + p1i * p1i)
+    f2 = c2 + b2 * (p2r * p2r + p2i * p2i)
+    o1r = keep * p1r + k11 * n1r + k12 * n2r - f1 * p1r + e * p2r
+    o1i = keep * p1i + k11 * n1i + k12 * n2i - f1 * p1i + e * p2i
+    o2r = keep * p2r + k22 * n2r + k12 * n1r - f2 * p2r + e * p1r
+    o2i = keep * p2i + k22 * n2i + k12 * n1i - f2 * p2i + e * p1i
+    return o1r, o1i, o2r, o2i
+
+
+@njit(inline="always")
+def _vertical(c, s, ur, ui, dr, di):
+    """U ψ(up) + U* ψ(down) for U = c − i s."""
+    return c * (ur + dr) + s * (ui - di), c * (ui + di) - s * (ur - dr)
+
+
+@njit(cache=True, nogil=True)
+def _sweep(src, dst, co, ly, lx):
+    """One full-lattice update of one sample: dst = keep·src + scale·rhs(src)."""
+    N = src.shape[1]
+    a1r = src[0]
+    a1i = src[1]
+    a2r = src[2]
+    a2i = src[3]
+    o1r = dst[0]
+    o1i = dst[1]
+    o2r = dst[2]
+    o2i = dst[3]
+    cy = ly[0]
+    sy = ly[1]
+    # coefficients as scalars: loads from `co` could not be hoisted past the stores
+    keep = co[KEEP]
+    k11 = co[K11]
+    k22 = co[K22]
+    k12 = co[K12]
+    c1 = co[C1]
+    c2 = co[C2]
+    b1 = co[B1]
+    b2 = co[B2]
+    e = co[E]
+    for i in range(N):
+        ip = i + 1 if i < N - 1 else 0
+        im = i - 1 if i > 0 else N - 1
+        cx = lx[0, i]
+        sx = lx[1, i]
+        # ---- interior columns: no seam, vectorisable
+        for j in range(1, N - 1):
+            v1r, v1i = _vertical(cy[j], sy[j], a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j])
+            v2r, v2i = _vertical(cy[j], sy[j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j])
+            n1r = v1r + (a1r[i, j + 1] + a1r[i, j - 1])
+            n1i = v1i + (a1i[i, j + 1] + a1i[i, j - 1])
+            n2r = v2r + (a2r[i, j + 1] + a2r[i, j - 1])
+            n2i = v2i + (a2i[i, j + 1] + a2i[i, j - 1])
+            r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
+            o1r[i, j] = r1r
+            o1i[i, j] = r1i
+            o2r[i, j] = r2r
+            o2i[i, j] = r2i
+        # ---- j = 0: left neighbour across the seam, U* = cx + i sx
+        j = 0
+        jr = 1
+        jl = N - 1
+        v1r, v1i = _vertical(cy[j], sy[j], a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j])
+        v2r, v2i = _vertical(cy[j], sy[j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j])
+        n1r = v1r + (a1r[i, jr] + (cx * a1r[i, jl] - sx * a1i[i, jl]))
+        n1i = v1i + (a1i[i, jr] + (cx * a1i[i, jl] + sx * a1r[i, jl]))
+        n2r = v2r + (a2r[i, jr] + (cx * a2r[i, jl] - sx * a2i[i, jl]))
+        n2i = v2i + (a2i[i, jr] + (cx * a2i[i, jl] + sx * a2r[i, jl]))
+        r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
+        o1r[i, j] = r1r
+        o1i[i, j] = r1i
+        o2r[i, j] = r2r
+        o2i[i, j] = r2i
+        # ---- j = N-1: right neighbour across the seam, U = cx − i sx
+        j = N - 1
+        jr = 0
+        jl = N - 2
+        v1r, v1i = _vertical(cy[j], sy[j], a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j])
+        v2r, v2i = _vertical(cy[j], sy[j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j])
+        n1r = v1r + ((cx * a1r[i, jr] + sx * a1i[i, jr]) + a1r[i, jl])
+        n1i = v1i + ((cx * a1i[i, jr] - sx * a1r[i, jr]) + a1i[i, jl])
+        n2r = v2r + ((cx * a2r[i, jr] + sx * a2i[i, jr]) + a2r[i, jl])
+        n2i = v2i + ((cx * a2i[i, jr] - sx * a2r[i, jr]) + a2i[i, jl])
+        r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
+        o1r[i, j] = r1r
+        o1i[i, j] = r1i
+        o2r[i, j] = r2r
+        o2i[i, j] = r2i
+
+
+@njit(cache=True, nogil=True)
+def _all_finite(a):
+    for c in range(a.shape[0]):
+        for i in range(a.shape[1]):
+            for j in range(a.shape[2]):
+                x = a[c, i, j]
+                if not (x - x == 0):  # NaN or ±Inf
+                    return False
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _evolve_one(state, work, co, ly, lx, snap_steps, out, check_every):
+    """Evolve one sample, writing snapshots into ``out[t]``.
+
+    Returns -1 on success or the first step at which NaN/Inf was found.
+    ``state`` holds the initial condition and is overwritten.
+    """
+    cur = state
+    nxt = work
+    step = 0
+    for t in range(snap_steps.shape[0]):
+        target = snap_steps[t]
+        while step < target:
+            _sweep(cur, nxt, co, ly, lx)
+            cur, nxt = nxt, cur
+            step += 1
+            if step % check_every == 0 and not _all_finite(cur):
+                return step
+        if not _all_finite(cur):
+            return step
+        out[t, :, :, :] = cur
+    return -1
+
+
+@njit(cache=True, parallel=True)
+def _evolve_batch(states, work, co, ly, lx, snap_steps, out, status, check_every):
+    """Evolve a batch, parallel over samples (each thread owns whole samples)."""
+    S = states.shape[0]
+    for s in prange(S):
+        status[s] = _evolve_one(states[s], work[s], co[s], ly[s], lx[s], snap_steps, out[s], check_every)
+
+
+@njit(cache=True, nogil=True)
+def _energy(state, D1, D2, a1, a2, b1, b2, eta, nu, h, ly, lx):
+    """Free energy F of one sample (float64 accumulation), DESIGN.md §2."""
+    N = state.shape[1]
+    ih = 1.0 / h
+    tot = 0.0
+    for i in range(N):
+        ip = i + 1 if i < N - 1 else 0
+        for j in range(N):
+            jp = j + 1 if j < N - 1 else 0
+            p1r = state[0, i, j]
+            p1i = state[1, i, j]
+            p2r = state[2, i, j]
+            p2i = state[3, i, j]
+            # x-link U = cx − i sx (identity except at the seam)
+            if j == N - 1:
+                cx = lx[0, i]
+                sx = lx[1, i]
+            else:
+                cx = 1.0
+                sx = 0.0
+            cy = ly[0, j]
+            sy = ly[1, j]
+            # D_x ψ = (U ψ(r+x) − ψ)/h for both bands
+            q1r = state[0, i, jp]
+            q1i = state[1, i, jp]
+            q2r = state[2, i, jp]
+            q2i = state[3, i, jp]
+            dx1r = (cx * q1r + sx * q1i - p1r) * ih
+            dx1i = (cx * q1i - sx * q1r - p1i) * ih
+            dx2r = (cx * q2r + sx * q2i - p2r) * ih
+            dx2i = (cx * q2i - sx * q2r - p2i) * ih
+            q1r = state[0, ip, j]
+            q1i = state[1, ip, j]
+            q2r = state[2, ip, j]
+            q2i = state[3, ip, j]
+            dy1r = (cy * q1r + sy * q1i - p1r) * ih
+            dy1i = (cy * q1i - sy * q1r - p1i) * ih
+            dy2r = (cy * q2r + sy * q2i - p2r) * ih
+            dy2i = (cy * q2i - sy * q2r - p2i) * ih
+            rho1 = p1r * p1r + p1i * p1i
+            rho2 = p2r * p2r + p2i * p2i
+            dens = D1 * (dx1r * dx1r + dx1i * dx1i + dy1r * dy1r + dy1i * dy1i)
+            dens += D2 * (dx2r * dx2r + dx2i * dx2i + dy2r * dy2r + dy2i * dy2i)
+            dens += a1 * rho1 + 0.5 * b1 * rho1 * rho1 + a2 * rho2 + 0.5 * b2 * rho2 * rho2
+            dens += 2.0 * nu * (dx1r * dx2r + dx1i * dx2i + dy1r * dy2r + dy1i * dy2i)
+            dens -= 2.0 * eta * (p1r * p2r + p1i * p2i)
+            tot += dens
+    return tot * h * h
+
+
+def num_threads() -> int:
+    """Threads numba's parallel kernels use now."""
+    return numba.get_num_threads()

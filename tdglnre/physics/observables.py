@@ -1,0 +1,123 @@
+"""Gauge-invariant observables of a two-band state (DESIGN.md §2).
+
+All functions accept general link phases (:class:`~.lattice.Links`), so gauge
+invariance can be tested directly. Plaquette arrays are indexed by their
+lower-left site (i, j): the plaquette spanned by (i, j), (i, j+1), (i+1, j+1),
+(i+1, j), periodic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import SimConfig
+from .lattice import Links, landau_links
+
+CHANNELS = ("rho1", "rho2", "curlJ")
+
+
+def densities(psi1: np.ndarray, psi2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Condensate densities ρ_i = |ψ_i|²."""
+    return np.abs(psi1) ** 2, np.abs(psi2) ** 2
+
+
+def link_phases(psi: np.ndarray, links: Links) -> tuple[np.ndarray, np.ndarray]:
+    """Gauge-invariant link phases φ_μ(r) = arg(ψ*(r) U_μ(r) ψ(r+μ̂)) ∈ (−π, π]."""
+    px = np.angle(np.conj(psi) * links.Ux * np.roll(psi, -1, axis=1))
+    py = np.angle(np.conj(psi) * links.Uy * np.roll(psi, -1, axis=0))
+    return px, py
+
+
+def circulation(fx: np.ndarray, fy: np.ndarray) -> np.ndarray:
+    """Counter-clockwise sum of a link field around each plaquette."""
+    return fx + np.roll(fy, -1, axis=1) - np.roll(fx, -1, axis=0) - fy
+
+
+def winding_numbers(psi: np.ndarray, links: Links) -> np.ndarray:
+    """Vortex number k_p = (Σ_ccw φ + Φ_p) / 2π of every plaquette (int array).
+
+    Σ_p k_p = n_v exactly for any state with ψ ≠ 0 on all sites.
+    """
+    px, py = link_phases(psi, links)
+    k = (circulation(px, py) + links.flux) / (2.0 * np.pi)
+    return np.rint(k).astype(np.int64)
+
+
+def vortex_counts(psi: np.ndarray, links: Links) -> tuple[int, int]:
+    """(number of vortices k > 0, number of antivortices k < 0), counted with multiplicity."""
+    k = winding_numbers(psi, links)
+    return int(k[k > 0].sum()), int(-k[k < 0].sum())
+
+
+def supercurrent(psi1: np.ndarray, psi2: np.ndarray, links: Links, D: tuple[float, float],
+                 nu: float) -> tuple[np.ndarray, np.ndarray]:
+    """Link supercurrent J_μ = −∂F/∂θ_μ (both bands and the drag cross term).
+
+    J_μ = 2 Σ_i D_i Im(ψ_i* U_μ ψ_i') + 2ν [Im(ψ1* U_μ ψ2') + Im(ψ2* U_μ ψ1')],
+    with ψ' = ψ(r+μ̂).
+    """
+    out = []
+    for U, axis in ((links.Ux, 1), (links.Uy, 0)):
+        q1 = U * np.roll(psi1, -1, axis=axis)
+        q2 = U * np.roll(psi2, -1, axis=axis)
+        j = 2.0 * (D[0] * np.imag(np.conj(psi1) * q1) + D[1] * np.imag(np.conj(psi2) * q2))
+        j += 2.0 * nu * (np.imag(np.conj(psi1) * q2) + np.imag(np.conj(psi2) * q1))
+        out.append(j)
+    return out[0], out[1]
+
+
+def current_curl(jx: np.ndarray, jy: np.ndarray, h: float) -> np.ndarray:
+    """Discrete curl of the link current on plaquettes: circulation / h²."""
+    return circulation(jx, jy) / (h * h)
+
+
+def network_channels(psi1: np.ndarray, psi2: np.ndarray, config: SimConfig, *, n_v: int | None = None,
+                     nu: float | None = None) -> np.ndarray:
+    """The network's input channels [ρ1, ρ2, curl J] as float32 (N, N, 3)."""
+    n_v = config.n_v if n_v is None else n_v
+    nu = config.nu if nu is None else nu
+    links = landau_links(config.N, config.L, int(n_v))
+    psi1 = np.asarray(psi1, dtype=np.complex128)
+    psi2 = np.asarray(psi2, dtype=np.complex128)
+    r1, r2 = densities(psi1, psi2)
+    jx, jy = supercurrent(psi1, psi2, links, config.D, nu)
+    out = np.empty((config.N, config.N, 3), dtype=np.float32)
+    out[..., 0] = r1
+    out[..., 1] = r2
+    out[..., 2] = current_curl(jx, jy, config.h)
+    return out
+
+
+def structure_factor(rho: np.ndarray, L: float, n_bins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Radially averaged static structure factor S(k) = ⟨|δρ(k)|²⟩ / N².
+
+    Parameters
+    ----------
+    rho
+        Density (N, N) or a stack (..., N, N); stacks are averaged.
+    L
+        Side length (k = 2π m / L).
+    n_bins
+        Number of |k| shells (default N // 2).
+
+    Returns
+    -------
+    k, S : arrays of the shell centres and the averaged S(k) (empty shells dropped).
+    """
+    rho = np.asarray(rho, dtype=np.float64)
+    N = rho.shape[-1]
+    d = rho - rho.mean(axis=(-2, -1), keepdims=True)
+    power = np.abs(np.fft.fft2(d)) ** 2 / (N * N)
+    power = power.reshape(-1, N, N).mean(axis=0)
+    kx = 2.0 * np.pi * np.fft.fftfreq(N, d=L / N)
+    kk = np.sqrt(kx[None, :] ** 2 + kx[:, None] ** 2)
+    n_bins = n_bins or N // 2
+    kmax = np.pi * N / L
+    edges = np.linspace(0.0, kmax, n_bins + 1)
+    which = np.digitize(kk.ravel(), edges) - 1
+    ok = (which >= 0) & (which < n_bins) & (kk.ravel() > 0)
+    sums = np.bincount(which[ok], weights=power.ravel()[ok], minlength=n_bins)
+    counts = np.bincount(which[ok], minlength=n_bins)
+    keep = counts > 0
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    return centres[keep], sums[keep] / counts[keep]

@@ -1,0 +1,82 @@
+"""Plain NumPy reference of the two-band TDGL update, energy and gradient.
+
+Readable rather than fast: complex arrays, ``np.roll`` for neighbours and
+general link phases (any gauge). The numba kernels in :mod:`.kernels` are
+tested against these functions, and ``tdglnre bench`` times them.
+
+Conventions (DESIGN.md §2): ψ arrays are [i, j] = [y, x];
+D_μψ(r) = (U_μ(r) ψ(r+μ̂) − ψ(r)) / h with U_μ = exp(−i θ_μ).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .lattice import Links
+
+
+def forward_difference(psi: np.ndarray, links: Links) -> tuple[np.ndarray, np.ndarray]:
+    """Covariant forward differences (D_x ψ, D_y ψ) on the links."""
+    h = links.h
+    dx = (links.Ux * np.roll(psi, -1, axis=1) - psi) / h
+    dy = (links.Uy * np.roll(psi, -1, axis=0) - psi) / h
+    return dx, dy
+
+
+def covariant_laplacian(psi: np.ndarray, links: Links) -> np.ndarray:
+    """Δ_Aψ(r) = Σ_μ [U_μ(r) ψ(r+μ̂) + U_μ*(r−μ̂) ψ(r−μ̂) − 2ψ(r)] / h²."""
+    Ux, Uy = links.Ux, links.Uy
+    out = Ux * np.roll(psi, -1, axis=1) + np.roll(np.conj(Ux) * psi, 1, axis=1)
+    out += Uy * np.roll(psi, -1, axis=0) + np.roll(np.conj(Uy) * psi, 1, axis=0)
+    out -= 4.0 * psi
+    return out / links.h**2
+
+
+def rhs(psi1, psi2, links: Links, *, alpha, beta, D, eta, nu):
+    """Right-hand side ∂_t ψ_i = −(1/h²) ∂F/∂ψ_i* of both bands."""
+    lap1 = covariant_laplacian(psi1, links)
+    lap2 = covariant_laplacian(psi2, links)
+    r1 = D[0] * lap1 + nu * lap2 - alpha[0] * psi1 - beta[0] * np.abs(psi1) ** 2 * psi1 + eta * psi2
+    r2 = D[1] * lap2 + nu * lap1 - alpha[1] * psi2 - beta[1] * np.abs(psi2) ** 2 * psi2 + eta * psi1
+    return r1, r2
+
+
+def euler_step(psi1, psi2, links: Links, dt: float, **params):
+    """One explicit Euler step of the gradient flow."""
+    r1, r2 = rhs(psi1, psi2, links, **params)
+    return psi1 + dt * r1, psi2 + dt * r2
+
+
+def evolve(psi1, psi2, links: Links, dt: float, n_steps: int, **params):
+    """``n_steps`` Euler steps."""
+    for _ in range(n_steps):
+        psi1, psi2 = euler_step(psi1, psi2, links, dt, **params)
+    return psi1, psi2
+
+
+def energy(psi1, psi2, links: Links, *, alpha, beta, D, eta, nu) -> float:
+    """Free energy F (DESIGN.md §2), including the drag cross term."""
+    h2 = links.h**2
+    d1x, d1y = forward_difference(psi1, links)
+    d2x, d2y = forward_difference(psi2, links)
+    dens = D[0] * (np.abs(d1x) ** 2 + np.abs(d1y) ** 2)
+    dens += D[1] * (np.abs(d2x) ** 2 + np.abs(d2y) ** 2)
+    for p, a, b in ((psi1, alpha[0], beta[0]), (psi2, alpha[1], beta[1])):
+        rho = np.abs(p) ** 2
+        dens += a * rho + 0.5 * b * rho**2
+    dens += 2.0 * nu * np.real(np.conj(d1x) * d2x + np.conj(d1y) * d2y)
+    dens -= 2.0 * eta * np.real(np.conj(psi1) * psi2)
+    return float(h2 * dens.sum())
+
+
+def gradient_wirtinger(psi1, psi2, links: Links, **params):
+    """∂F/∂ψ_i* = −h² × rhs (the same expression the dynamics uses)."""
+    r1, r2 = rhs(psi1, psi2, links, **params)
+    h2 = links.h**2
+    return -h2 * r1, -h2 * r2
+
+
+def random_state(rng: np.random.Generator, N: int) -> tuple[np.ndarray, np.ndarray]:
+    """Quench initial state: Re, Im ~ U[−0.5, 0.5] i.i.d. (for tests)."""
+    a = rng.uniform(-0.5, 0.5, size=(4, N, N))
+    return a[0] + 1j * a[1], a[2] + 1j * a[3]

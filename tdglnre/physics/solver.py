@@ -1,0 +1,263 @@
+"""Public solver API: quench simulations, energy and gradient.
+
+* :func:`simulate` runs a batch of quenches (parallel over samples) and returns
+  snapshots of ψ1, ψ2.
+* :class:`EnergyModel` evaluates F, ∂F/∂z and ∂_tψ of one state with the same
+  numba kernel as the dynamics (used by tests and the Hessian analysis).
+
+Sample k's initial state depends only on (seed, k) — see :func:`sample_rng` —
+so results never depend on batch composition or thread count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Mapping, Sequence
+
+import numba
+import numpy as np
+
+from ..errors import ConfigError, DivergenceError
+from . import kernels
+from .config import SimConfig, as_sample_arrays
+
+log = logging.getLogger(__name__)
+
+#: Independent random streams derived from (seed, k).
+STREAM_INITIAL_STATE = 0
+STREAM_PRIOR = 1
+
+
+def sample_rng(seed: int, index: int, stream: int = STREAM_INITIAL_STATE) -> np.random.Generator:
+    """Generator that depends only on (seed, stream, sample index)."""
+    if seed < 0 or index < 0:
+        raise ConfigError(f"seed and sample index must be non-negative, got seed={seed}, index={index}")
+    return np.random.default_rng(np.random.SeedSequence([int(seed), int(stream), int(index)]))
+
+
+def initial_state(seed: int, index: int, N: int) -> np.ndarray:
+    """Quench initial condition (4, N, N) float64: Re, Im ψ_i ~ U[−0.5, 0.5]."""
+    return sample_rng(seed, index).uniform(-0.5, 0.5, size=(4, N, N))
+
+
+def state_to_psi(state: np.ndarray) -> np.ndarray:
+    """(…, 4, N, N) real → (…, 2, N, N) complex (band 1, band 2)."""
+    re = state[..., 0::2, :, :]
+    im = state[..., 1::2, :, :]
+    return re + 1j * im
+
+
+def psi_to_state(psi1: np.ndarray, psi2: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """Complex bands → (4, N, N) real state (Re ψ1, Im ψ1, Re ψ2, Im ψ2)."""
+    psi1 = np.asarray(psi1)
+    psi2 = np.asarray(psi2)
+    return np.stack([psi1.real, psi1.imag, psi2.real, psi2.imag]).astype(dtype)
+
+
+@contextlib.contextmanager
+def numba_threads(n: int | None) -> Iterator[None]:
+    """Temporarily set numba's thread count (None: leave as is)."""
+    if n is None:
+        yield
+        return
+    if not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+        raise ConfigError(f"threads must be in 1..{numba.config.NUMBA_NUM_THREADS}, got {n}")
+    old = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
+
+
+@dataclass
+class SimulationResult:
+    """Snapshots of a batch of quenches."""
+
+    config: SimConfig
+    """The validated configuration."""
+    times: np.ndarray
+    """Snapshot times (T,)."""
+    psi: np.ndarray
+    """Order parameters (S, T, 2, N, N), complex; [..., 0, :, :] is band 1."""
+    params: dict[str, np.ndarray]
+    """Per-sample eta, n_v, nu (S,)."""
+    sample_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Global sample index k of each row (its initial state depends on (seed, k))."""
+
+    def channels(self) -> np.ndarray:
+        """Network channels [ρ1, ρ2, curl J] as float32 (S, T, N, N, 3)."""
+        from .observables import network_channels
+
+        S, T = self.psi.shape[:2]
+        out = np.empty((S, T, self.config.N, self.config.N, 3), dtype=np.float32)
+        for s in range(S):
+            for t in range(T):
+                out[s, t] = network_channels(
+                    self.psi[s, t, 0], self.psi[s, t, 1], self.config,
+                    n_v=int(self.params["n_v"][s]), nu=float(self.params["nu"][s]),
+                )
+        return out
+
+
+def simulate(
+    config: SimConfig,
+    params: Mapping[str, Sequence[float] | float] | None = None,
+    *,
+    seed: int = 0,
+    sample_indices: Sequence[int] | None = None,
+    n_samples: int | None = None,
+    initial: np.ndarray | None = None,
+    batch_size: int = 64,
+    threads: int | None = None,
+    check_every: int = 100,
+    progress: Callable[[int], None] | None = None,
+) -> SimulationResult:
+    """Simulate quenches of the two-band TDGL equations.
+
+    Parameters
+    ----------
+    config
+        Simulation settings; validated here.
+    params
+        Per-sample ``eta``, ``n_v``, ``nu`` (arrays of length S or scalars);
+        missing ones take the config's value.
+    seed
+        Run seed. Sample k's initial state depends only on (seed, k).
+    sample_indices
+        Global index k of each sample (default 0..S-1).
+    n_samples
+        Number of samples when all parameters are scalars.
+    initial
+        Optional initial states (S, 4, N, N) instead of the random quench.
+    batch_size
+        Samples evolved per kernel call (bounds memory; does not change results).
+    threads
+        numba threads (default: numba's setting). Does not change results.
+    check_every
+        Steps between NaN/Inf checks.
+    progress
+        Called with the number of samples finished after each batch.
+
+    Returns
+    -------
+    SimulationResult
+
+    Raises
+    ------
+    ConfigError
+        Invalid configuration or parameters.
+    DivergenceError
+        A sample produced NaN/Inf (names the sample, its parameters and the step).
+    """
+    config.validate()
+    if sample_indices is not None:
+        idx = np.asarray(sample_indices, dtype=np.int64).reshape(-1)
+        if n_samples is not None and n_samples != idx.shape[0]:
+            raise ConfigError(f"n_samples={n_samples} but {idx.shape[0]} sample indices were given")
+        n_samples = idx.shape[0]
+    pars = as_sample_arrays(config, dict(params or {}), n_samples)
+    S = pars["eta"].shape[0]
+    if sample_indices is None:
+        idx = np.arange(S, dtype=np.int64)
+    if initial is not None:
+        initial = np.asarray(initial, dtype=np.float64)
+        if initial.shape != (S, 4, config.N, config.N):
+            raise ConfigError(f"initial states must have shape {(S, 4, config.N, config.N)}, got {initial.shape}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if check_every < 1:
+        raise ConfigError(f"check_every must be >= 1, got {check_every}")
+
+    dtype = np.dtype(config.dtype)
+    N = config.N
+    snap = np.asarray(config.snapshot_steps, dtype=np.int64)
+    T = snap.shape[0]
+    co = kernels.coefficients(config.D, config.alpha, config.beta, config.h, pars["eta"], pars["nu"],
+                              scale=config.dt, keep=1.0, dtype=dtype)
+    ly, lx = kernels.link_tables(N, config.L, pars["n_v"], dtype=dtype)
+    ctype = np.complex128 if dtype == np.float64 else np.complex64
+    psi = np.empty((S, T, 2, N, N), dtype=ctype)
+
+    done = 0
+    with numba_threads(threads):
+        for start in range(0, S, batch_size):
+            stop = min(S, start + batch_size)
+            b = stop - start
+            states = np.empty((b, 4, N, N), dtype=dtype)
+            for r in range(b):
+                states[r] = initial[start + r] if initial is not None else initial_state(seed, idx[start + r], N)
+            work = np.empty_like(states)
+            out = np.empty((b, T, 4, N, N), dtype=dtype)
+            status = np.full(b, -1, dtype=np.int64)
+            kernels._evolve_batch(states, work, co[start:stop], ly[start:stop], lx[start:stop],
+                                  snap, out, status, check_every)
+            bad = np.flatnonzero(status >= 0)
+            if bad.size:
+                r = int(bad[0])
+                k = start + r
+                raise DivergenceError(int(idx[k]), int(status[r]),
+                                      {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]})
+            psi[start:stop] = state_to_psi(out)
+            done += b
+            if progress is not None:
+                progress(b)
+            log.debug("simulated samples %d..%d of %d", start, stop - 1, S)
+    times = np.asarray(config.snapshot_times, dtype=np.float64)
+    return SimulationResult(config=config, times=times, psi=psi, params=pars, sample_indices=idx)
+
+
+class EnergyModel:
+    """F, ∂F/∂z and ∂_tψ of one sample, from the dynamics' own kernel.
+
+    Coordinates are real states (4, N, N) = (Re ψ1, Im ψ1, Re ψ2, Im ψ2),
+    float64, or their flattening (4N²,).
+    """
+
+    def __init__(self, config: SimConfig, *, eta: float | None = None, n_v: int | None = None,
+                 nu: float | None = None):
+        cfg = config.replace(
+            eta=config.eta if eta is None else float(eta),
+            n_v=config.n_v if n_v is None else n_v,
+            nu=config.nu if nu is None else float(nu),
+            dtype="float64",
+        )
+        cfg.validate()
+        self.config = cfg
+        self.N = cfg.N
+        self.shape = (4, cfg.N, cfg.N)
+        self.size = 4 * cfg.N * cfg.N
+        h = cfg.h
+        self._grad_co = kernels.coefficients(cfg.D, cfg.alpha, cfg.beta, h, cfg.eta, cfg.nu,
+                                             scale=-2.0 * h * h, keep=0.0)[0]
+        self._rhs_co = kernels.coefficients(cfg.D, cfg.alpha, cfg.beta, h, cfg.eta, cfg.nu,
+                                            scale=1.0, keep=0.0)[0]
+        ly, lx = kernels.link_tables(cfg.N, cfg.L, np.array([cfg.n_v]))
+        self._ly, self._lx = ly[0], lx[0]
+
+    def _as_state(self, z: np.ndarray) -> np.ndarray:
+        z = np.ascontiguousarray(z, dtype=np.float64)
+        if z.size != self.size:
+            raise ConfigError(f"state has {z.size} values, expected 4*N^2 = {self.size}")
+        return z.reshape(self.shape)
+
+    def energy(self, z: np.ndarray) -> float:
+        """Free energy F(z)."""
+        c = self.config
+        return float(kernels._energy(self._as_state(z), c.D[0], c.D[1], c.alpha[0], c.alpha[1],
+                                     c.beta[0], c.beta[1], c.eta, c.nu, c.h, self._ly, self._lx))
+
+    def gradient(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Real gradient ∂F/∂z with the shape of ``z`` (= −2h² · ∂_tψ)."""
+        st = self._as_state(z)
+        res = np.empty(self.shape) if out is None else out.reshape(self.shape)
+        kernels._sweep(st, res, self._grad_co, self._ly, self._lx)
+        return res.reshape(np.shape(z))
+
+    def rhs(self, z: np.ndarray) -> np.ndarray:
+        """Time derivative ∂_tψ as a real state (4, N, N)."""
+        res = np.empty(self.shape)
+        kernels._sweep(self._as_state(z), res, self._rhs_co, self._ly, self._lx)
+        return res
