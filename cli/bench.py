@@ -1,0 +1,119 @@
+"""``tdglnre bench``: throughput of the numba TDGL kernels vs plain NumPy."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import click
+
+from .main import run_library_call
+
+
+def _parse_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in value.split(",") if s.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not sizes or any(n < 2 for n in sizes):
+        raise click.BadParameter(f"expected one or more lattice sizes >= 2, got {value!r}")
+    return sizes
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy scalar
+        return obj.item()
+    if hasattr(obj, "tolist"):  # numpy array
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _fmt(value: Any, spec: str) -> str:
+    if value is None:
+        return "-"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if math.isnan(v):
+        return "nan"
+    if spec == "d":
+        return str(int(v)) if v.is_integer() else format(v, "g")
+    return format(v, spec)
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Human-readable table of a :func:`run_benchmark` result."""
+    rows = result.get("per_size") or [result]
+    header = (
+        f"{'N':>6} {'batch':>6} {'steps':>7} {'threads':>7} "
+        f"{'numba f64':>11} {'numba f32':>11} {'numpy':>9} {'speedup':>8}"
+    )
+    lines = [
+        "Throughput in million site-updates per second (Msites/s);",
+        "speedup = numba float64 / NumPy reference.",
+        "",
+        header,
+        "-" * len(header),
+    ]
+    for r in rows:
+        lines.append(
+            f"{_fmt(r.get('N'), 'd'):>6} {_fmt(r.get('batch'), 'd'):>6} "
+            f"{_fmt(r.get('steps'), 'd'):>7} {_fmt(r.get('threads'), 'd'):>7} "
+            f"{_fmt(r.get('numba_float64_msites'), '.2f'):>11} "
+            f"{_fmt(r.get('numba_float32_msites'), '.2f'):>11} "
+            f"{_fmt(r.get('numpy_msites'), '.3f'):>9} "
+            f"{_fmt(r.get('speedup_float64'), '.1f'):>8}"
+        )
+    return "\n".join(lines)
+
+
+@click.command("bench")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--sizes",
+    default="64,128",
+    show_default=True,
+    callback=_parse_sizes,
+    help="Comma-separated lattice sizes N (N x N sites).",
+)
+@click.option(
+    "--batch", type=click.IntRange(min=1), default=8, show_default=True,
+    help="Ensemble members evolved together.",
+)
+@click.option(
+    "--steps", type=click.IntRange(min=1), default=1000, show_default=True,
+    help="Euler steps timed for the numba kernels.",
+)
+@click.option(
+    "--numpy-steps", type=click.IntRange(min=1), default=50, show_default=True,
+    help="Euler steps timed for the plain-NumPy reference.",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), default=None,
+    help="numba threads (default: numba's default).",
+)
+def command(
+    as_json: bool,
+    sizes: tuple[int, ...],
+    batch: int,
+    steps: int,
+    numpy_steps: int,
+    threads: int | None,
+) -> None:
+    """Benchmark the numba TDGL step against the NumPy reference."""
+    from tdglnre.physics.bench import run_benchmark
+
+    result = run_library_call(
+        run_benchmark,
+        sizes=sizes,
+        batch=batch,
+        steps=steps,
+        numpy_steps=numpy_steps,
+        threads=threads,
+    )
+    if as_json:
+        click.echo(json.dumps(result, indent=2, sort_keys=True, default=_jsonable))
+    else:
+        click.echo(format_table(result))

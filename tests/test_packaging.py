@@ -1,0 +1,210 @@
+"""Packaging, console script and CLI-skeleton tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import tdglnre
+from tdglnre.cli.main import LibraryError, cli, run_library_call
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _clean_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def _readme_test_command() -> str:
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    start = lines.index("## Run the tests")
+    fence = next(i for i in range(start, len(lines)) if lines[i].startswith("```"))
+    command = lines[fence + 1].strip()
+    assert lines[fence + 2].startswith("```"), "the test command must be a single line"
+    return command
+
+
+def test_help_lists_commands() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0, result.output
+    assert "--version" in result.output
+    assert "--verbose" in result.output
+    assert "bench" in result.output
+
+
+def test_version_matches_package() -> None:
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"tdglnre {tdglnre.__version__}"
+
+
+def test_console_script_installed() -> None:
+    script = Path(sys.executable).parent / "tdglnre"
+    assert script.exists(), f"console script missing next to {sys.executable}"
+    out = subprocess.run(
+        [str(script), "--version"], capture_output=True, text=True, env=_clean_env(),
+        check=True,
+    )
+    assert out.stdout.strip() == f"tdglnre {tdglnre.__version__}"
+
+
+def test_no_top_level_cli_module(tmp_path: Path) -> None:
+    """cli/ is installed as tdglnre.cli only, never as a top-level ``cli``."""
+    code = (
+        "import importlib.util, json; "
+        "print(json.dumps([importlib.util.find_spec('cli') is None, "
+        "importlib.util.find_spec('tdglnre.cli') is not None]))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+        env=_clean_env(), check=True,
+    )
+    no_top_level, has_sub = json.loads(out.stdout)
+    assert no_top_level, "a top-level module 'cli' is importable outside the repo"
+    assert has_sub
+
+
+def test_presets_shipped_as_package_data() -> None:
+    from importlib.resources import files
+
+    presets = sorted(p.name for p in (REPO / "data" / "presets").glob("*.toml"))
+    installed = files("tdglnre.data") / "presets"
+    for name in presets:
+        assert (installed / name).is_file(), f"preset {name} not installed"
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    command = _readme_test_command()
+    assert "pytest" in command
+    ci_script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    assert command in ci_script
+    assert os.access(REPO / ".ci" / "run", os.X_OK)
+
+
+# --- error handling ---------------------------------------------------------
+
+def _make_group(exc: BaseException) -> click.Group:
+    @click.group()
+    @click.option("-v", "--verbose", count=True)
+    def group(verbose: int) -> None:
+        pass
+
+    def failing() -> None:
+        raise exc
+
+    @group.command("boom")
+    def boom() -> None:
+        run_library_call(failing)
+
+    return group
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [ValueError("bad value\n  on two lines"), FileNotFoundError("no such file"),
+     tdglnre.TDGLError("solver diverged")],
+)
+def test_library_errors_are_one_line(exc: BaseException) -> None:
+    result = CliRunner().invoke(_make_group(exc), ["boom"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert "Traceback" not in result.output
+
+
+def test_verbose_shows_traceback() -> None:
+    result = CliRunner().invoke(_make_group(ValueError("bad value")), ["-v", "boom"])
+    assert result.exit_code == 1
+    assert "Traceback" in result.output
+    assert result.output.strip().splitlines()[-1] == "Error: bad value"
+
+
+def test_other_exceptions_propagate() -> None:
+    def buggy() -> None:
+        raise KeyError("bug")
+
+    with pytest.raises(KeyError):
+        run_library_call(buggy, verbose=0)
+    with pytest.raises(LibraryError):
+        run_library_call(int, "x", verbose=0)
+
+
+# --- bench ------------------------------------------------------------------
+
+def _fake_result(sizes: tuple[int, ...], batch: int, steps: int, threads: int | None) -> dict:
+    per_size = [
+        {
+            "N": n, "batch": batch, "steps": steps, "threads": threads or 1,
+            "numba_float64_msites": 100.0, "numba_float32_msites": 150.0,
+            "numpy_msites": 2.0, "speedup_float64": 50.0,
+        }
+        for n in sizes
+    ]
+    return {**per_size[0], "per_size": per_size}
+
+
+@pytest.fixture
+def fake_bench(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    calls: list[dict] = []
+
+    def run_benchmark(sizes, batch, steps, numpy_steps, threads):
+        calls.append(dict(sizes=sizes, batch=batch, steps=steps,
+                          numpy_steps=numpy_steps, threads=threads))
+        return _fake_result(sizes, batch, steps, threads)
+
+    module = types.ModuleType("tdglnre.physics.bench")
+    module.run_benchmark = run_benchmark  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "tdglnre.physics.bench", module)
+    return calls
+
+
+def test_bench_json_dispatches_parsed_options(fake_bench: list[dict]) -> None:
+    result = CliRunner().invoke(
+        cli, ["bench", "--json", "--sizes", "16,32", "--batch", "2", "--steps", "5",
+              "--numpy-steps", "3", "--threads", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    assert fake_bench == [dict(sizes=(16, 32), batch=2, steps=5, numpy_steps=3, threads=2)]
+    data = json.loads(result.output)
+    assert data["N"] == 16 and [r["N"] for r in data["per_size"]] == [16, 32]
+
+
+def test_bench_table(fake_bench: list[dict]) -> None:
+    result = CliRunner().invoke(cli, ["bench", "--sizes", "16"])
+    assert result.exit_code == 0, result.output
+    assert fake_bench[0]["sizes"] == (16,) and fake_bench[0]["threads"] is None
+    assert "Msites/s" in result.output and "50.0" in result.output
+
+
+@pytest.mark.parametrize("sizes", ["", "a,b", "1", "16,-4"])
+def test_bench_rejects_bad_sizes(fake_bench: list[dict], sizes: str) -> None:
+    result = CliRunner().invoke(cli, ["bench", "--sizes", sizes])
+    assert result.exit_code == 2
+    assert fake_bench == []
+
+
+def test_bench_real_smoke() -> None:
+    """The real benchmark runs end to end on a tiny lattice and reports sane keys."""
+    pytest.importorskip("tdglnre.physics.bench")
+    result = CliRunner().invoke(
+        cli, ["bench", "--json", "--sizes", "8", "--batch", "2", "--steps", "3",
+              "--numpy-steps", "2", "--threads", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    for key in ("numba_float64_msites", "numba_float32_msites", "numpy_msites",
+                "speedup_float64", "N", "batch", "steps", "threads", "per_size"):
+        assert key in data
+    assert data["N"] == 8 and data["batch"] == 2 and data["steps"] == 3
+    assert data["numba_float64_msites"] > 0 and data["numpy_msites"] > 0
