@@ -163,8 +163,12 @@ class GridPosterior:
             raise ConfigError("log-ratio values contain NaN")
         m = lv.max()
         logmass = lv - m + np.log(grid.cell_volume())
-        logz = m + math.log(np.exp(logmass - 0.0).sum())
-        return cls(grid, lv - logz, truth)
+        logz = m + math.log(np.exp(logmass).sum())
+        return cls(grid, lv - logz, truth, {"log_norm": logz})
+
+    def normalised(self, log_value: float) -> float:
+        """Normalised log density of a point whose unnormalised log value (log r + log prior) is given."""
+        return float(log_value - self.meta["log_norm"])
 
     @property
     def density(self) -> np.ndarray:
@@ -223,15 +227,22 @@ class GridPosterior:
         above = self.log_density > log_density_at_truth
         return float(self.mass[above].sum())
 
-    def marginal_credibility(self, name: str, value: float) -> float:
-        """Same as :meth:`credibility_of` for the 1-D marginal of ``name``."""
+    def marginal_credibility(self, name: str, value: float, rng: np.random.Generator | None = None) -> float:
+        """Same as :meth:`credibility_of` for the 1-D marginal of ``name``.
+
+        For an integer parameter the HPD region cannot split an atom, so the
+        truth's own atom is counted with a uniform random fraction (a
+        randomised credibility, exactly uniform under calibration); without
+        ``rng`` the fraction is 1/2.
+        """
         axis, m = self.marginal(name)
         dens = m / axis.widths
         if axis.discrete:
             k = int(np.argmin(np.abs(axis.values - value)))
             d0 = dens[k]
-        else:
-            d0 = float(np.interp(value, axis.values, dens))
+            u = rng.uniform() if rng is not None else 0.5
+            return float(m[dens > d0].sum() + u * m[dens == d0].sum())
+        d0 = float(np.interp(value, axis.values, dens))
         return float(m[dens > d0].sum())
 
     def cdf_at(self, name: str, value: float, rng: np.random.Generator | None = None) -> float:

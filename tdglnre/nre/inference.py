@@ -1,0 +1,389 @@
+"""Amortised inference: posteriors for one observation and calibration on a test set.
+
+Works with any *estimator* exposing
+
+* ``prior`` (:class:`tdglnre.io.priors.Prior`) and ``parameter_names``;
+* ``encode(x) -> h`` for a batch of model inputs;
+* ``log_ratio_from_embedding(h, theta) -> (len(h), len(theta))``.
+
+Each observation is encoded once and the head is evaluated on the whole grid
+in one call. The trained Keras model (:func:`tdglnre.nre.model_io.load_estimator`)
+is one such estimator; tests use analytic ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from .calibration import (
+    DEFAULT_LEVELS,
+    PAPER_ETAS,
+    expected_coverage,
+    sbc_ranks,
+    sbc_uniformity,
+    table_csv,
+    table_markdown,
+    table_rows,
+)
+from .posterior import Grid, GridPosterior
+
+log = logging.getLogger(__name__)
+
+
+def posteriors_on_grid(estimator: Any, x: np.ndarray, grid: Grid, *, theta_true: np.ndarray | None = None,
+                       batch_size: int = 64) -> tuple[list[GridPosterior], np.ndarray | None]:
+    """Grid posteriors of a batch of model inputs.
+
+    Returns
+    -------
+    posts
+        One :class:`GridPosterior` per observation.
+    log_density_true
+        Normalised log posterior density at each true θ (None without truths).
+    """
+    pts = grid.points()
+    names = list(grid.names)
+    log_prior = np.asarray(estimator.prior.log_prob(pts), dtype=np.float64)
+    posts: list[GridPosterior] = []
+    ld_true = None if theta_true is None else np.empty(len(x))
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        h = estimator.encode(xb)
+        lr = np.asarray(estimator.log_ratio_from_embedding(h, pts), dtype=np.float64)
+        if theta_true is not None:
+            tt = theta_true[start:start + batch_size]
+            lr_true = np.array([np.asarray(estimator.log_ratio_from_embedding(h[i:i + 1], tt[i:i + 1]))[0, 0]
+                                for i in range(len(xb))])
+            lp_true = np.asarray(estimator.prior.log_prob(tt), dtype=np.float64)
+        for i in range(len(xb)):
+            truth = None if theta_true is None else dict(zip(names, map(float, theta_true[start + i])))
+            p = GridPosterior.from_log_values(grid, lr[i], log_prior, truth=truth)
+            posts.append(p)
+            if theta_true is not None:
+                ld_true[start + i] = p.normalised(lr_true[i] + lp_true[i])
+    return posts, ld_true
+
+
+# --------------------------------------------------------------------------- test-set calibration
+@dataclass
+class TestSetEvaluation:
+    """Per-sample posterior summaries of a test set."""
+
+    names: list[str]
+    truth: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    width68: np.ndarray
+    width95: np.ndarray
+    credibility: np.ndarray
+    """Joint HPD credibility of the truth (Hermans et al. 2022)."""
+    marginal_credibility: np.ndarray
+    ranks: np.ndarray
+    n_draws: int
+
+
+def evaluate_test_set(estimator: Any, x: np.ndarray, theta: np.ndarray, grid: Grid, *, n_draws: int = 99,
+                      seed: int = 0, batch_size: int = 64, progress: Any = None) -> TestSetEvaluation:
+    """Posterior of every test pair, with coverage and SBC statistics."""
+    rng = np.random.default_rng(seed)
+    names = list(grid.names)
+    S, P = theta.shape
+    ev = TestSetEvaluation(names, theta.copy(), *(np.empty((S, P)) for _ in range(4)), np.empty(S),
+                           np.empty((S, P)), np.empty((S, P), dtype=np.int64), n_draws)
+    for start in range(0, S, batch_size):
+        stop = min(S, start + batch_size)
+        posts, ld = posteriors_on_grid(estimator, x[start:stop], grid, theta_true=theta[start:stop],
+                                       batch_size=batch_size)
+        for i, p in enumerate(posts):
+            k = start + i
+            ev.credibility[k] = p.credibility_of(ld[i])
+            draws = p.sample(n_draws, rng)
+            for d, name in enumerate(names):
+                s = p.summary(name)
+                ev.mean[k, d] = s["mean"]
+                ev.std[k, d] = s["std"]
+                ev.width68[k, d] = s["hpd68"][1] - s["hpd68"][0]
+                ev.width95[k, d] = s["hpd95"][1] - s["hpd95"][0]
+                ev.marginal_credibility[k, d] = p.marginal_credibility(name, theta[k, d], rng)
+                ev.ranks[k, d] = sbc_ranks(theta[k:k + 1, d], draws[None, :, d], rng)[0]
+        if progress is not None:
+            progress(stop - start)
+    return ev
+
+
+def baseline_evaluation(ref_summaries: np.ndarray, ref_theta: np.ndarray, test_summaries: np.ndarray,
+                        test_theta: np.ndarray, names: Sequence[str], prior: Any,
+                        levels: Sequence[float] = DEFAULT_LEVELS) -> dict[str, Any]:
+    """ABC baseline on the same test set: MAE, interval widths and central-interval coverage."""
+    from ..analysis.baselines import ABCBaseline, weighted_quantile
+
+    abc = ABCBaseline(ref_summaries, ref_theta)
+    S, P = test_theta.shape
+    mean = np.empty((S, P))
+    w95 = np.empty((S, P))
+    w68 = np.empty((S, P))
+    pit = np.empty((S, P))
+    for k in range(S):
+        samp, w = abc.posterior_samples(test_summaries[k])
+        for d, n in enumerate(names):
+            v = np.clip(samp[:, d], prior.low(n), prior.high(n))
+            mean[k, d] = float((w * v).sum())
+            w95[k, d] = weighted_quantile(v, w, 0.975) - weighted_quantile(v, w, 0.025)
+            w68[k, d] = weighted_quantile(v, w, 0.84) - weighted_quantile(v, w, 0.16)
+            pit[k, d] = float(w[v < test_theta[k, d]].sum() + 0.5 * w[v == test_theta[k, d]].sum())
+    out: dict[str, Any] = {"method": "rejection ABC + local-linear regression on 13 summaries",
+                           "accepted": abc.accept, "reference_size": int(ref_theta.shape[0]), "per_parameter": {}}
+    for d, n in enumerate(names):
+        err = np.abs(mean[:, d] - test_theta[:, d])
+        cred = np.abs(2 * pit[:, d] - 1)  # central-interval credibility of the truth
+        cov = expected_coverage(cred, levels).to_dict()
+        out["per_parameter"][n] = {
+            "mae": float(err.mean()), "mae_std": float(err.std()),
+            "width68": float(w68[:, d].mean()), "width95": float(w95[:, d].mean()),
+            "coverage95": float((cred < 0.95).mean()),
+            "expected_coverage_central": cov,
+            "posterior_mean": mean[:, d].tolist(),
+        }
+    return out
+
+
+def calibration_report(ev: TestSetEvaluation, *, levels: Sequence[float] = DEFAULT_LEVELS,
+                       table_param: str = "eta", targets: Sequence[float] = PAPER_ETAS,
+                       half_window: float = 0.05) -> dict[str, Any]:
+    """calibration.json content (without the baseline)."""
+    cov = expected_coverage(ev.credibility, levels)
+    rep: dict[str, Any] = {
+        "n_test": int(ev.truth.shape[0]),
+        "parameters": ev.names,
+        "expected_coverage": cov.to_dict(),
+        "marginal_expected_coverage": {
+            n: expected_coverage(ev.marginal_credibility[:, d], levels).to_dict() for d, n in enumerate(ev.names)
+        },
+        "coverage95": float((ev.credibility < 0.95).mean()),
+        "sbc_ranks": {n: ev.ranks[:, d].tolist() for d, n in enumerate(ev.names)},
+        "sbc_n_draws": ev.n_draws,
+        "sbc_uniformity": {n: sbc_uniformity(ev.ranks[:, d], ev.n_draws) for d, n in enumerate(ev.names)},
+        "mae": {}, "width68": {}, "width95": {}, "marginal_coverage95": {},
+    }
+    for d, n in enumerate(ev.names):
+        err = np.abs(ev.mean[:, d] - ev.truth[:, d])
+        rep["mae"][n] = {"mean": float(err.mean()), "std": float(err.std())}
+        rep["width68"][n] = float(ev.width68[:, d].mean())
+        rep["width95"][n] = float(ev.width95[:, d].mean())
+        rep["marginal_coverage95"][n] = float((ev.marginal_credibility[:, d] < 0.95).mean())
+    if table_param in ev.names:
+        d = ev.names.index(table_param)
+        rows = table_rows(ev.truth[:, d], ev.mean[:, d], ev.std[:, d], ev.width68[:, d], ev.width95[:, d],
+                          targets, half_window)
+        used = [r for r in rows if r["n"] > 0]
+        maes = np.array([r["mae"] for r in used]) if used else np.array([np.nan])
+        rep["table"] = {"parameter": table_param, "half_window": half_window, "rows": rows,
+                        "mae_mean_over_targets": float(np.mean(maes)), "mae_std_over_targets": float(np.std(maes))}
+    return rep
+
+
+def _x_batch(estimator: Any, raw: np.ndarray) -> np.ndarray:
+    return np.stack([estimator.preprocess(r) for r in raw])
+
+
+def run_calibration(model_dir: str | Path, test_set: str | Path, out_dir: str | Path, *, grid_points: int = 128,
+                    max_samples: int | None = None, reference: str | Path | None = None, seed: int = 0,
+                    n_draws: int = 99, half_window: float = 0.05, progress: bool = True) -> dict[str, Any]:
+    """Calibrate a trained model on a test ensemble (``tdglnre posterior --test-set``).
+
+    Writes ``calibration.json``, ``table.csv``, ``table.md`` and plots to ``out_dir``.
+    The ABC baseline uses ``reference`` (default: the model's training ensemble,
+    if it still exists) as its reference simulations.
+    """
+    from ..analysis.baselines import summaries_batch
+    from ..io.ensemble import open_ensemble
+    from .. import plots
+    from .model_io import load_estimator
+
+    t0 = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    est = load_estimator(model_dir)
+    with open_ensemble(test_set) as ens:
+        est.check_compatible(ens)
+        S = ens.n_complete if max_samples is None else min(ens.n_complete, max_samples)
+        if S < 1:
+            raise ConfigError(f"test set {test_set} holds no complete samples")
+        raw = ens.x(0, S)
+        theta = ens.theta(0, S)
+        L = ens.config.L
+    x = _x_batch(est, raw)
+    grid = Grid.from_prior(est.prior, grid_points, est.parameter_names)
+    bar = _progress_bar(S, "posteriors", progress)
+    ev = evaluate_test_set(est, x, theta, grid, n_draws=n_draws, seed=seed, progress=bar.update if bar else None)
+    if bar:
+        bar.close()
+    rep = calibration_report(ev, half_window=half_window)
+    rep["grid_points"] = grid_points
+    rep["model_dir"] = str(model_dir)
+    rep["test_set"] = str(test_set)
+
+    ref_path = reference or est.metadata.get("data_path")
+    if ref_path and Path(ref_path).exists():
+        with open_ensemble(ref_path) as ref:
+            n_ref = ref.n_complete
+            ref_sum = np.concatenate([
+                summaries_batch(est.select_image(ref.x(a, min(a + 512, n_ref))), L)
+                for a in range(0, n_ref, 512)])
+            ref_theta = ref.theta(0, n_ref)
+        test_sum = summaries_batch(est.select_image(raw), L)
+        rep["baseline"] = baseline_evaluation(ref_sum, ref_theta, test_sum, theta, ev.names, est.prior)
+        rep["baseline"]["reference"] = str(ref_path)
+    else:
+        rep["baseline"] = None
+        log.warning("no reference ensemble for the ABC baseline (pass reference=...)")
+    rep["wall_seconds"] = time.perf_counter() - t0
+
+    (out / "calibration.json").write_text(json.dumps(rep, indent=1))
+    if "table" in rep:
+        (out / "table.csv").write_text(table_csv(rep["table"]["rows"]))
+        (out / "table.md").write_text(table_markdown(rep["table"]["rows"], rep["table"]["parameter"]) + "\n")
+    curves = {"NRE (joint HPD)": rep["expected_coverage"]}
+    for n, c in rep["marginal_expected_coverage"].items():
+        curves[f"NRE marginal {n}"] = c
+    if rep["baseline"]:
+        for n, b in rep["baseline"]["per_parameter"].items():
+            curves[f"ABC baseline {n} (central)"] = b["expected_coverage_central"]
+    plots.plot_coverage(curves, out / "coverage.png")
+    plots.plot_sbc({n: ev.ranks[:, d] for d, n in enumerate(ev.names)}, n_draws, out / "sbc.png")
+    for d, n in enumerate(ev.names):
+        bm = None
+        if rep["baseline"]:
+            bm = np.asarray(rep["baseline"]["per_parameter"][n]["posterior_mean"])
+        plots.plot_error_vs_truth(ev.truth[:, d], ev.mean[:, d], ev.width95[:, d], n, out / f"error_{n}.png", bm)
+    return rep
+
+
+# --------------------------------------------------------------------------- one observation
+def parse_simulate_spec(spec: str) -> dict[str, float]:
+    """``eta=0.8,n_v=4,seed=1`` → dict."""
+    out: dict[str, float] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ConfigError(f"--simulate expects key=value pairs separated by commas, got {part!r}")
+        k, v = (s.strip() for s in part.split("=", 1))
+        try:
+            out[k] = float(v)
+        except ValueError:
+            raise ConfigError(f"--simulate: value of {k} must be a number, got {v!r}") from None
+    return out
+
+
+def load_observation(path: str | Path) -> np.ndarray:
+    """An observation from .npy (N, N, C) or an HDF5 file with one such dataset."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"observation file {path} does not exist")
+    if path.suffix == ".npy":
+        return np.load(path)
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            cands = [k for k in f if isinstance(f[k], h5py.Dataset) and f[k].ndim in (3, 4)]
+            if "x" in f and f["x"].ndim in (3, 4):
+                cands = ["x"]
+            if len(cands) != 1:
+                raise ConfigError(f"{path}: expected exactly one 3-D dataset (N, N, C), found {cands or 'none'}")
+            return f[cands[0]][()]
+    except OSError as e:
+        raise ConfigError(f"{path} is neither .npy nor a readable HDF5 file: {e}") from None
+
+
+def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Path | None = None,
+                  index: int | None = None, observation: str | Path | None = None,
+                  simulate: str | dict | None = None, grid_points: int = 512) -> dict[str, Any]:
+    """Posterior of one observation (``tdglnre posterior``); writes posterior.json and plots."""
+    from .. import plots
+    from .model_io import load_estimator
+
+    given = [s for s in (data, observation, simulate) if s is not None]
+    if len(given) != 1:
+        raise ConfigError("give exactly one of --data/--index, --observation, --simulate")
+    est = load_estimator(model_dir)
+    truth = None
+    source: dict[str, Any] = {}
+    if data is not None:
+        from ..io.ensemble import open_ensemble
+
+        if index is None:
+            raise ConfigError("--data needs --index")
+        with open_ensemble(data) as ens:
+            est.check_compatible(ens)
+            if not 0 <= index < ens.n_complete:
+                raise ConfigError(f"--index {index} out of range: {data} holds {ens.n_complete} complete samples")
+            x = est.preprocess(ens.x(index, index + 1)[0])
+            truth = dict(zip(ens.parameter_names, map(float, ens.theta(index, index + 1)[0])))
+        source = {"data": str(data), "index": int(index)}
+    elif observation is not None:
+        x = est.preprocess(load_observation(observation))
+        source = {"observation": str(observation)}
+    else:
+        spec = parse_simulate_spec(simulate) if isinstance(simulate, str) else dict(simulate)
+        raw, truth = _simulate_observation(est, spec)
+        x = est.preprocess(raw)
+        source = {"simulate": spec}
+    grid = Grid.from_prior(est.prior, grid_points, est.parameter_names)
+    t0 = time.perf_counter()
+    posts, _ = posteriors_on_grid(est, x[None], grid)
+    elapsed = time.perf_counter() - t0
+    post = posts[0]
+    if truth is not None:
+        post.truth = {k: v for k, v in truth.items() if k in grid.names}
+    res = {"source": source, "grid_points": grid_points, "parameters": post.summaries(),
+           "posterior_seconds": elapsed, "model_dir": str(model_dir)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "posterior.json").write_text(json.dumps(res, indent=1))
+    np.savez_compressed(out / "posterior_grid.npz", log_density=post.log_density,
+                        **{f"axis_{a.name}": a.values for a in grid.axes})
+    plots.plot_marginals(post, out / "marginals.png")
+    if len(grid.names) >= 2:
+        plots.plot_joint(post, grid.names[0], grid.names[1], out / f"joint_{grid.names[0]}_{grid.names[1]}.png")
+    return res
+
+
+def _simulate_observation(est: Any, spec: dict[str, float]) -> tuple[np.ndarray, dict[str, float]]:
+    from ..physics.solver import simulate
+
+    cfg = est.sim_config
+    seed = int(spec.pop("seed", 0))
+    params = {}
+    for name in ("eta", "n_v", "nu"):
+        if name in spec:
+            params[name] = [spec.pop(name)]
+        elif est.prior.kind(name) == "fixed":
+            params[name] = [est.prior.low(name)]
+        else:
+            raise ConfigError(f"--simulate needs a value for inferred parameter {name}")
+    if spec:
+        raise ConfigError(f"--simulate: unknown key(s) {sorted(spec)}; valid: eta, n_v, nu, seed")
+    res = simulate(cfg, params, seed=seed)
+    truth = {k: float(v[0]) for k, v in params.items()}
+    return res.channels()[0], truth
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        return None
+    return tqdm(total=total, desc=desc, unit="obs", leave=False)

@@ -1,0 +1,141 @@
+"""Matplotlib figures (posteriors and calibration). Figures only: no computation
+beyond what a plot needs. Uses the non-interactive Agg backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+_LABELS = {"eta": r"$\eta$", "n_v": r"$n_v$", "nu": r"$\nu$"}
+
+
+def _label(name: str) -> str:
+    return _LABELS.get(name, name)
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_marginals(post, path: str | Path) -> Path:
+    """1-D marginals with the 95% HPD interval shaded and the truth marked."""
+    names = post.grid.names
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        axis, m = post.marginal(name)
+        s = post.summary(name)
+        if axis.discrete:
+            ax.bar(axis.values, m, width=0.8, color="C0", alpha=0.8)
+            ax.set_ylabel("probability")
+        else:
+            dens = m / axis.widths
+            ax.plot(axis.values, dens, color="C0")
+            lo, hi = s["hpd95"]
+            sel = (axis.values >= lo) & (axis.values <= hi)
+            ax.fill_between(axis.values[sel], dens[sel], color="C0", alpha=0.25, label="95% HPD")
+            ax.set_ylabel("density")
+        if "truth" in s:
+            ax.axvline(s["truth"], color="C3", ls="--", label="truth")
+        ax.axvline(s["mean"], color="k", lw=0.8, label="mean")
+        ax.set_xlabel(_label(name))
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_joint(post, a: str, b: str, path: str | Path) -> Path:
+    """2-D marginal heatmap of (a, b) with the truth marked."""
+    m = post.marginal2d(a, b)
+    ax_a = post.grid.axes[post.grid.names.index(a)]
+    ax_b = post.grid.axes[post.grid.names.index(b)]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ea, eb = ax_a.edges, ax_b.edges
+    im = ax.pcolormesh(ea, eb, m.T, cmap="viridis", shading="flat")
+    fig.colorbar(im, ax=ax, label="posterior mass")
+    if post.truth and a in post.truth and b in post.truth:
+        ax.plot(post.truth[a], post.truth[b], "r*", ms=14, mec="w", label="truth")
+        ax.legend(fontsize=8)
+    ax.set_xlabel(_label(a))
+    ax.set_ylabel(_label(b))
+    return _save(fig, path)
+
+
+def plot_coverage(curves: dict[str, Any], path: str | Path) -> Path:
+    """Expected coverage: empirical vs nominal, with the binomial band of the first curve."""
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    first = True
+    for label, cov in curves.items():
+        lv = np.asarray(cov["levels"])
+        if first and "band_lower" in cov:
+            ax.fill_between(lv, cov["band_lower"], cov["band_upper"], color="0.85", label="95% binomial band")
+            first = False
+        ax.plot(lv, cov["empirical"], "o-", ms=3, label=label)
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.set_xlabel("nominal credibility")
+    ax.set_ylabel("empirical coverage")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_sbc(ranks: dict[str, np.ndarray], n_draws: int, path: str | Path, n_bins: int = 10) -> Path:
+    """SBC rank histograms and ECDF-difference curves with a 95% pointwise band."""
+    names = list(ranks)
+    fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 6), squeeze=False)
+    for k, name in enumerate(names):
+        r = np.asarray(ranks[name])
+        n = r.size
+        edges = np.linspace(0, n_draws + 1, n_bins + 1)
+        axes[0, k].hist(r, bins=edges, color="C0", alpha=0.8)
+        expect = n / n_bins
+        sd = np.sqrt(n * (1 / n_bins) * (1 - 1 / n_bins))
+        axes[0, k].axhspan(expect - 2 * sd, expect + 2 * sd, color="0.85", zorder=0)
+        axes[0, k].set_title(f"SBC ranks: {_label(name)}")
+        u = np.linspace(0, 1, 201)
+        ecdf = np.array([(r / (n_draws + 1) <= x).mean() for x in u])
+        band = 1.96 * np.sqrt(u * (1 - u) / n)
+        axes[1, k].fill_between(u, -band, band, color="0.85")
+        axes[1, k].plot(u, ecdf - u, color="C0")
+        axes[1, k].axhline(0, color="k", lw=0.8)
+        axes[1, k].set_xlabel("fractional rank")
+        axes[1, k].set_ylabel("ECDF − uniform")
+    return _save(fig, path)
+
+
+def plot_error_vs_truth(truth: np.ndarray, mean: np.ndarray, width95: np.ndarray, name: str,
+                        path: str | Path, baseline_mean: np.ndarray | None = None) -> Path:
+    """Posterior-mean error and 95% region size against the true value."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+    axes[0].scatter(truth, mean - truth, s=6, label="NRE")
+    if baseline_mean is not None:
+        axes[0].scatter(truth, baseline_mean - truth, s=6, alpha=0.5, label="ABC baseline")
+    axes[0].axhline(0, color="k", lw=0.8)
+    axes[0].set_xlabel(f"true {_label(name)}")
+    axes[0].set_ylabel("posterior mean − truth")
+    axes[0].legend(fontsize=8)
+    axes[1].scatter(truth, width95, s=6)
+    axes[1].set_xlabel(f"true {_label(name)}")
+    axes[1].set_ylabel("95% HPD width")
+    return _save(fig, path)
+
+
+def plot_loss_curves(history: dict[str, Sequence[float]], path: str | Path) -> Path:
+    """Training and validation loss per epoch."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for key in ("loss", "val_loss"):
+        if key in history:
+            ax.plot(np.arange(1, len(history[key]) + 1), history[key], "o-", ms=3, label=key)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    return _save(fig, path)
