@@ -1,0 +1,467 @@
+"""Trained-model directories: metadata, loading, compatibility checks, inference.
+
+A model directory written by :func:`tdglnre.nre.training.train` holds
+``model.keras`` and ``metadata.json``. :func:`load_estimator` returns a
+:class:`RatioEstimator`, the object the posterior code works with::
+
+    est = load_estimator("model_dir")
+    x = est.preprocess(x_raw)                 # (T, N, N, C) ensemble sample → (1, N, N, C')
+    h = est.encode(x)                         # (n_x, D) embeddings, once per observation
+    s = est.log_ratio_from_embedding(h, grid) # (n_x, G) log r(θ_g, x) on a θ grid (G, P)
+
+``metadata.json`` (``format = "tdglnre-nre-model"``, ``format_version = 1``):
+
+- ``parameter_names``, ``prior`` (the ensemble prior's ``to_dict()``),
+  ``bounds`` {name: {kind, low, high}} (the box θ is scaled by)
+- ``input``: ``channels``, ``channel_indices``, ``snapshot_indices``,
+  ``snapshot_times`` (selection), ``dataset_channels``,
+  ``dataset_snapshot_times``, ``shape`` [N, N, C'], ``standardization``
+  {mean, variance}
+- ``N``, ``L``; ``dataset``: ``path``, ``config``, ``fingerprint`` (sha256 of
+  config + prior + seed JSON), ``seed``, ``n_complete``, ``n_train``, ``n_val``
+- ``training``: all :class:`~.training.TrainSettings`; ``result``:
+  ``best_val_loss``, ``best_epoch``, ``epochs_run``, ``stopped_early``
+- ``versions`` (tdglnre, tensorflow, keras, numpy, h5py, python), ``created``
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import TDGLError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "tdglnre-nre-model"
+FORMAT_VERSION = 1
+
+
+class ModelMismatchError(TDGLError, ValueError):
+    """A model and a dataset/observation do not fit; the message lists every difference."""
+
+
+class ModelLoadError(TDGLError, ValueError):
+    """A model directory is missing files or has unreadable metadata."""
+
+
+def build_metadata(*, source: Any, selection: Any, settings: Any, scan: Any,
+                   fingerprint: str, n_train: int, n_val: int,
+                   state: dict[str, Any]) -> dict[str, Any]:
+    """The ``metadata.json`` dictionary of a finished training run."""
+    from .training import package_versions
+
+    info = dict(source.info)
+    _, h, w, _ = source.sample_shape
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "parameter_names": list(source.parameter_names),
+        "prior": info.get("prior"),
+        "bounds": source.bounds.to_dict(),
+        "input": {
+            **selection.to_dict(),
+            "dataset_channels": list(source.channels),
+            "dataset_snapshot_times": list(source.snapshot_times),
+            "shape": [int(h), int(w), int(selection.n_channels)],
+            "standardization": {"mean": [float(v) for v in scan.mean],
+                                "variance": [float(v) for v in scan.variance]},
+        },
+        "N": int(info.get("N", h)),
+        "L": info.get("L"),
+        "dataset": {
+            "path": None if getattr(source, "path", None) is None else os.path.abspath(source.path),
+            "config": info.get("config"),
+            "fingerprint": fingerprint,
+            "seed": info.get("seed"),
+            "n_complete": int(source.n),
+            "n_train": int(n_train),
+            "n_val": int(n_val),
+        },
+        "training": settings.to_dict(),
+        "result": {
+            "best_val_loss": state["best"] if np.isfinite(state["best"]) else None,
+            "best_epoch": int(state["best_epoch"]),
+            "epochs_run": int(state["epoch"]) + 1,
+            "stopped_early": bool(state["stopped_early"]),
+            "monitor": "val_loss" if n_val else "loss",
+        },
+        "versions": package_versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def read_metadata(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read and check ``metadata.json`` of a model directory."""
+    path = Path(model_dir) / "metadata.json"
+    if not path.exists():
+        raise ModelLoadError(f"{model_dir}: no metadata.json (not a tdglnre model directory)")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelLoadError(f"{path}: invalid JSON ({exc})") from None
+    if meta.get("format") != FORMAT:
+        raise ModelLoadError(f"{path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+    if int(meta.get("format_version", -1)) > FORMAT_VERSION:
+        raise ModelLoadError(
+            f"{path}: format_version {meta.get('format_version')} is newer than this "
+            f"tdglnre reads ({FORMAT_VERSION}); upgrade tdglnre"
+        )
+    return meta
+
+
+class _BoxPrior:
+    """Uniform box prior from the model's bounds (used when tdglnre.io is unavailable)."""
+
+    def __init__(self, bounds: dict[str, Any]):
+        self.names = list(bounds)
+        self.inferred = list(bounds)
+        self._b = bounds
+
+    def kind(self, name: str) -> str:
+        return self._b[name]["kind"]
+
+    def low(self, name: str) -> float:
+        return float(self._b[name]["low"])
+
+    def high(self, name: str) -> float:
+        return float(self._b[name]["high"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self._b)
+
+    def log_prob(self, theta: np.ndarray) -> np.ndarray:
+        """Uniform log density on the box (−inf outside), rows of ``theta`` (S, P)."""
+        th = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        lp = np.zeros(len(th))
+        for c, n in enumerate(self.inferred):
+            lo, hi = self.low(n), self.high(n)
+            lp += np.where((th[:, c] >= lo) & (th[:, c] <= hi), -np.log(hi - lo), -np.inf)
+        return lp
+
+
+class RatioEstimator:
+    """A trained ratio estimator with its metadata, ready for inference.
+
+    Construct with :func:`load_estimator`. The logit s(θ, x) estimates
+    log r(θ, x) = log p(x|θ) − log p(x); a grid posterior is
+    ``prior(θ) · exp(s)`` normalised over the grid.
+
+    Attributes
+    ----------
+    model
+        The Keras model ``[x (B,N,N,C'), θ (B,K,P)] → (B,K)``.
+    metadata
+        The parsed ``metadata.json``.
+    """
+
+    def __init__(self, model: Any, metadata: dict[str, Any], model_dir: str | None = None):
+        import tensorflow as tf
+
+        self.model = model
+        self.metadata = metadata
+        self.model_dir = model_dir
+        self.encoder = model.get_layer("encoder")
+        self.theta_net = model.get_layer("theta_net")
+        self.head = model.get_layer("head")
+        self.embedding_dim = int(self.encoder.output.shape[-1])
+        inp = metadata["input"]
+        self.input_shape = tuple(int(v) for v in inp["shape"])
+        n_par = len(self.parameter_names)
+        encoder, theta_net, head = self.encoder, self.theta_net, self.head
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, self.input_shape[-1]],
+                                                    tf.float32)])
+        def _encode(x: Any) -> Any:
+            return encoder(x, training=False)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, self.embedding_dim], tf.float32),
+                                      tf.TensorSpec([None, n_par], tf.float32)])
+        def _grid(h_x: Any, theta: Any) -> Any:
+            h_t = theta_net(theta[None], training=False)  # (1, G, Dθ)
+            n, g = tf.shape(h_x)[0], tf.shape(theta)[0]
+            z = tf.concat([tf.broadcast_to(h_x[:, None, :], [n, g, tf.shape(h_x)[1]]),
+                           tf.broadcast_to(h_t, [n, g, tf.shape(h_t)[2]])], axis=-1)
+            return head(z, training=False)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, self.embedding_dim], tf.float32),
+                                      tf.TensorSpec([None, None, n_par], tf.float32)])
+        def _pairs(h_x: Any, theta: Any) -> Any:
+            h_t = theta_net(theta, training=False)
+            k = tf.shape(theta)[1]
+            z = tf.concat([tf.repeat(h_x[:, None, :], k, axis=1), h_t], axis=-1)
+            return head(z, training=False)
+
+        self._encode_fn, self._grid_fn, self._pairs_fn = _encode, _grid, _pairs
+        # trace once now, so the first real call is fast
+        h = self._encode_fn(tf.zeros((1,) + self.input_shape, tf.float32))
+        self._grid_fn(h, tf.zeros((2, n_par), tf.float32))
+        self._pairs_fn(h, tf.zeros((1, 2, n_par), tf.float32))
+
+    # ---------------------------------------------------------------- metadata
+    @property
+    def parameter_names(self) -> list[str]:
+        """Inferred parameters, in θ-column order."""
+        return list(self.metadata["parameter_names"])
+
+    @property
+    def bounds(self) -> dict[str, dict[str, Any]]:
+        """Prior box {name: {kind, low, high}}."""
+        return dict(self.metadata["bounds"])
+
+    @property
+    def prior(self) -> Any:
+        """The training prior (:class:`tdglnre.io.priors.Prior` when available)."""
+        if not hasattr(self, "_prior"):
+            d = self.metadata.get("prior")
+            prior = None
+            if d is not None:
+                try:
+                    from ..io.priors import Prior
+                except ImportError:  # pragma: no cover - io layer missing
+                    Prior = None  # noqa: N806
+                if Prior is not None:
+                    try:
+                        prior = Prior.from_dict(d)
+                    except (ValueError, KeyError, TypeError) as exc:
+                        log.debug("prior in metadata is not a tdglnre Prior (%s); using the box", exc)
+            self._prior = prior if prior is not None else _BoxPrior(self.bounds)
+        return self._prior
+
+    @property
+    def channels(self) -> list[str]:
+        """Selected input channel names."""
+        return list(self.metadata["input"]["channels"])
+
+    @property
+    def snapshot_indices(self) -> list[int]:
+        """Selected snapshot indices (into the training ensemble's times)."""
+        return list(self.metadata["input"]["snapshot_indices"])
+
+    @property
+    def N(self) -> int:  # noqa: N802 - physics notation
+        """Lattice size of the training data."""
+        return int(self.metadata["N"])
+
+    # ----------------------------------------------------------- preprocessing
+    def preprocess(self, x_raw: np.ndarray) -> np.ndarray:
+        """Select the model's snapshots and channels from raw ensemble-shaped data.
+
+        Parameters
+        ----------
+        x_raw
+            One ensemble sample (T, N, N, C) or a batch (n, T, N, N, C), with the
+            training ensemble's snapshot and channel layout; or a single
+            snapshot (N, N, C) with C = the ensemble's channels (only for a
+            model using one snapshot) or C = the model's input channels.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, N, N, C') float32 network input.
+        """
+        x = np.asarray(x_raw, dtype=np.float32)
+        inp = self.metadata["input"]
+        ds_ch = inp["dataset_channels"]
+        if x.ndim == 3:
+            if x.shape[-1] == len(ds_ch) and len(inp["snapshot_indices"]) == 1:
+                out = x[..., list(inp["channel_indices"])][None]
+            elif x.shape[-1] == self.input_shape[-1]:
+                out = x[None]
+            else:
+                raise ModelMismatchError(
+                    f"observation has {x.shape[-1]} channel(s); the model needs the ensemble's "
+                    f"{len(ds_ch)} channels {ds_ch} (one snapshot) or its {self.input_shape[-1]} "
+                    f"input channels"
+                )
+        elif x.ndim in (4, 5):
+            xb = x[None] if x.ndim == 4 else x
+            t_count = len(inp["dataset_snapshot_times"])
+            if xb.shape[1] != t_count or xb.shape[-1] != len(ds_ch):
+                raise ModelMismatchError(
+                    f"sample shape {xb.shape[1:]} does not match the training ensemble's "
+                    f"(T={t_count}, N, N, C={len(ds_ch)}) layout"
+                )
+            sel = xb[:, list(inp["snapshot_indices"])][..., list(inp["channel_indices"])]
+            n, s, h, w, c = sel.shape
+            out = sel.transpose(0, 2, 3, 1, 4).reshape(n, h, w, s * c)
+        else:
+            raise ModelMismatchError(f"cannot interpret an observation of shape {x.shape}")
+        if out.shape[1] != self.N or out.shape[2] != self.N:
+            raise ModelMismatchError(
+                f"observation is {out.shape[1]}x{out.shape[2]}; the model was trained on "
+                f"N={self.N}"
+            )
+        if not np.isfinite(out).all():
+            raise ModelMismatchError("observation contains NaN/Inf values")
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    # --------------------------------------------------------------- inference
+    def encode(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Embeddings h_x (n, D) of preprocessed inputs x (n, N, N, C')."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 3:
+            x = x[None]
+        if x.ndim != 4 or x.shape[-1] != self.input_shape[-1]:
+            raise ModelMismatchError(
+                f"encode expects preprocessed inputs (n, N, N, {self.input_shape[-1]}), got "
+                f"{x.shape}; use preprocess() on raw samples"
+            )
+        parts = [self._encode_fn(x[a:a + batch_size]).numpy()
+                 for a in range(0, len(x), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.embedding_dim), np.float32)
+
+    def _theta_array(self, theta: Any) -> np.ndarray:
+        t = np.asarray(theta, dtype=np.float32)
+        p = len(self.parameter_names)
+        if t.ndim == 1 and p == 1:
+            t = t[:, None]
+        if t.shape[-1] != p:
+            raise ModelMismatchError(
+                f"theta has {t.shape[-1]} column(s); the model infers {p}: {self.parameter_names}"
+            )
+        return t
+
+    def log_ratio_from_embedding(self, h_x: np.ndarray, theta_grid: np.ndarray,
+                                 max_rows: int = 1 << 18) -> np.ndarray:
+        """log r(θ_g, x_i) for every embedding and every grid point.
+
+        Parameters
+        ----------
+        h_x
+            (n_x, D) embeddings from :meth:`encode` (or (D,) for one).
+        theta_grid
+            (G, P) parameter points (or (G,) for one parameter).
+        max_rows
+            Evaluate at most this many (x, θ) pairs per call of the head.
+
+        Returns
+        -------
+        numpy.ndarray
+            (n_x, G) float64 log ratios.
+        """
+        h = np.asarray(h_x, dtype=np.float32)
+        if h.ndim == 1:
+            h = h[None]
+        grid = self._theta_array(theta_grid)
+        n, g = len(h), len(grid)
+        out = np.empty((n, g), dtype=np.float64)
+        g_step = min(g, max_rows) if g else 1
+        x_step = max(1, max_rows // max(g_step, 1))
+        for gs in range(0, g, g_step):
+            tg = grid[gs:gs + g_step]
+            for xs in range(0, n, x_step):
+                out[xs:xs + x_step, gs:gs + g_step] = self._grid_fn(h[xs:xs + x_step], tg).numpy()
+        return out
+
+    def log_ratio(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        """log r for paired inputs.
+
+        Parameters
+        ----------
+        x
+            (n, N, N, C') preprocessed inputs.
+        theta
+            (n, P): one θ per x → returns (n,); or (n, K, P): K θ's per x →
+            returns (n, K).
+        """
+        h = self.encode(x)
+        t = self._theta_array(theta)
+        squeeze = t.ndim == 2
+        if squeeze:
+            t = t[:, None, :]
+        if len(t) != len(h):
+            raise ValueError(f"{len(h)} observations but {len(t)} theta rows")
+        s = self._pairs_fn(h, t).numpy().astype(np.float64)
+        return s[:, 0] if squeeze else s
+
+    # ------------------------------------------------------------ compatibility
+    def check_compatible(self, dataset: Any) -> None:
+        """Raise :class:`ModelMismatchError` unless ``dataset`` fits this model.
+
+        ``dataset`` is an open ensemble (``tdglnre.io.ensemble.Ensemble``), an
+        :class:`~.data.EnsembleSource`, or another model's metadata dict.
+        Compared: N, channels (the model's selected channels must exist),
+        snapshot times used by the model, parameter names (same order).
+        Differences in L or other config fields are logged as warnings.
+        """
+        if isinstance(dataset, dict):
+            names = dataset["parameter_names"]
+            channels = dataset["input"]["dataset_channels"]
+            times = dataset["input"]["dataset_snapshot_times"]
+            n = dataset["N"]
+            config = (dataset.get("dataset") or {}).get("config") or {}
+        else:
+            names = list(dataset.parameter_names)
+            channels = list(dataset.channels)
+            times = [float(t) for t in dataset.snapshot_times]
+            cfg = getattr(dataset, "config", None)
+            if cfg is None and hasattr(dataset, "info"):
+                cfg = dataset.info.get("config")
+            config = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg or {})
+            n = config.get("N") if config else getattr(dataset, "sample_shape", [None, None])[1]
+        diffs = []
+        if n is not None and int(n) != self.N:
+            diffs.append(f"lattice size N: model {self.N}, data {int(n)}")
+        missing = [c for c in self.channels if c not in channels]
+        if missing:
+            diffs.append(f"channels: model uses {self.channels}, data has {list(channels)} "
+                         f"(missing {missing})")
+        elif list(channels) != list(self.metadata["input"]["dataset_channels"]):
+            diffs.append(f"channel order: model trained on {self.metadata['input']['dataset_channels']}, "
+                         f"data has {list(channels)}")
+        want_t = self.metadata["input"]["snapshot_times"]
+        if list(times) != list(self.metadata["input"]["dataset_snapshot_times"]):
+            diffs.append(
+                f"snapshot times: model trained on {self.metadata['input']['dataset_snapshot_times']} "
+                f"(uses {want_t}), data has {list(times)}"
+            )
+        if list(names) != self.parameter_names:
+            diffs.append(f"parameter names: model {self.parameter_names}, data {list(names)}")
+        if diffs:
+            raise ModelMismatchError("model and data do not match: " + "; ".join(diffs))
+        mcfg = (self.metadata.get("dataset") or {}).get("config") or {}
+        for k in sorted(set(mcfg) & set(config)):
+            if mcfg[k] != config[k]:
+                log.warning("config field %s differs: model trained with %r, data has %r",
+                            k, mcfg[k], config[k])
+
+    def check_observation(self, x_raw: np.ndarray) -> np.ndarray:
+        """:meth:`preprocess`, raising :class:`ModelMismatchError` on any mismatch."""
+        return self.preprocess(x_raw)
+
+
+def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
+    """Load ``model.keras`` and ``metadata.json`` from a model directory.
+
+    Raises
+    ------
+    ModelLoadError
+        If a file is missing or unreadable.
+    """
+    from . import configure_tensorflow
+
+    meta = read_metadata(model_dir)
+    path = Path(model_dir) / "model.keras"
+    if not path.exists():
+        raise ModelLoadError(f"{model_dir}: no model.keras")
+    configure_tensorflow()
+    import keras
+
+    from . import losses, network  # noqa: F401  (registers the custom objects)
+
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except (ValueError, OSError) as exc:
+        raise ModelLoadError(f"{path}: cannot load the Keras model ({exc})") from None
+    return RatioEstimator(model, meta, str(model_dir))
+
+
+__all__: Sequence[str] = ("RatioEstimator", "ModelMismatchError", "ModelLoadError",
+                          "load_estimator", "read_metadata", "build_metadata")

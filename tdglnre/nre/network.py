@@ -1,0 +1,233 @@
+"""Two-tower Keras network of the neural ratio estimator.
+
+Structure (paper §IV.B, Table III, with configurable widths)::
+
+    x (B, N, N, C) ──standardize──► CNN blocks ──► [GAP ‖ GMP] ──► Dense ──► h_x (B, Dx)
+    θ (B, K, P) ──scale to [−1, 1]──► MLP ──────────────────────────────► h_θ (B, K, Dθ)
+    [h_x broadcast over K ‖ h_θ] ──► head MLP ──► logit s (B, K)
+
+The three parts are nested functional models named ``encoder``, ``theta_net``
+and ``head``. The top-level model takes ``[x, theta]`` with ``theta`` of shape
+(B, K, P): every x is encoded **once** and scored against its K parameter
+vectors in one pass through the head (column 0 is the true θ during
+training, columns 1… are contrastive θ's of other samples of the batch).
+
+The per-channel standardisation statistics (from the training split) and the
+prior bounds used to scale θ are layer weights/config, so they travel inside
+``model.keras``. All custom layers are registered with
+:func:`keras.saving.register_keras_serializable`, so
+``keras.saving.load_model`` needs no ``custom_objects``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+import keras
+from keras import layers, ops
+
+_PACKAGE = "tdglnre"
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Widths and depth of the ratio-estimator network."""
+
+    filters: tuple[int, ...] = (16, 32, 32, 64)
+    """Filters of the conv blocks (one 3×3 'same' conv + ReLU + 2×2 max-pool each)."""
+    convs_per_block: int = 1
+    """3×3 convolutions per block before the pooling."""
+    embed_dim: int = 64
+    """Size of the observation embedding h_x (dense layer after GAP ‖ GMP)."""
+    theta_units: tuple[int, ...] = (64, 64)
+    """Hidden widths of the θ MLP; the last one is the size of h_θ."""
+    head_units: tuple[int, ...] = (64, 64)
+    """Hidden widths of the head MLP (a final Dense(1) gives the logit)."""
+
+    def __post_init__(self) -> None:
+        for name in ("filters", "theta_units", "head_units"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        if not self.filters or any(f < 1 for f in self.filters):
+            raise ValueError(f"filters must be positive integers, got {self.filters}")
+        if not self.theta_units or any(u < 1 for u in self.theta_units):
+            raise ValueError(f"theta_units must be positive integers, got {self.theta_units}")
+        if any(u < 1 for u in self.head_units):
+            raise ValueError(f"head_units must be positive integers, got {self.head_units}")
+        if self.embed_dim < 1 or self.convs_per_block < 1:
+            raise ValueError("embed_dim and convs_per_block must be >= 1")
+
+    @classmethod
+    def paper(cls) -> "NetworkConfig":
+        """The paper's widths (Table III): 64-128-128-256 filters, 64-d embeddings."""
+        return cls(filters=(64, 128, 128, 256), embed_dim=64, theta_units=(64, 64),
+                   head_units=(64, 64))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "NetworkConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown network key(s) {unknown}; valid: {sorted(names)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dictionary."""
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+# --------------------------------------------------------------------- layers
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ThetaScaler(layers.Layer):
+    """Affine map of θ from the prior box [low, high] to [−1, 1] (per parameter).
+
+    Parameters
+    ----------
+    low, high
+        Prior bounds, one per inferred parameter (``high > low``).
+    """
+
+    def __init__(self, low: Sequence[float], high: Sequence[float], **kwargs: Any):
+        super().__init__(**kwargs)
+        self.low = [float(v) for v in low]
+        self.high = [float(v) for v in high]
+        if len(self.low) != len(self.high):
+            raise ValueError("low and high need the same length")
+        for lo, hi in zip(self.low, self.high):
+            if not hi > lo:
+                raise ValueError(f"prior bounds need high > low, got [{lo}, {hi}]")
+        lo = np.asarray(self.low, dtype="float32")
+        hi = np.asarray(self.high, dtype="float32")
+        self._scale = 2.0 / (hi - lo)
+        self._offset = -(hi + lo) / (hi - lo)
+
+    def call(self, theta: Any) -> Any:
+        theta = ops.cast(theta, "float32")
+        return theta * ops.convert_to_tensor(self._scale) + ops.convert_to_tensor(self._offset)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(low=self.low, high=self.high)
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class PairConcat(layers.Layer):
+    """Concatenate h_x (B, Dx), broadcast over K, with h_θ (B, K, Dθ) → (B, K, Dx+Dθ)."""
+
+    def call(self, inputs: Sequence[Any]) -> Any:
+        h_x, h_t = inputs
+        k = ops.shape(h_t)[1]
+        h_x = ops.repeat(ops.expand_dims(h_x, 1), k, axis=1)
+        return ops.concatenate([h_x, h_t], axis=-1)
+
+    def compute_output_shape(self, input_shapes: Any) -> Any:
+        (b, dx), (_, k, dt) = input_shapes
+        return (b, k, None if dx is None or dt is None else dx + dt)
+
+
+# --------------------------------------------------------------------- models
+def build_encoder(
+    config: NetworkConfig,
+    n_channels: int,
+    mean: np.ndarray | None = None,
+    variance: np.ndarray | None = None,
+) -> keras.Model:
+    """CNN encoder x (B, H, W, C) → h_x (B, embed_dim); H and W are free.
+
+    ``mean``/``variance`` (per channel) become a fixed ``Normalization`` layer;
+    default: identity (0, 1).
+    """
+    mean = np.zeros(n_channels) if mean is None else np.asarray(mean, dtype=float)
+    variance = np.ones(n_channels) if variance is None else np.asarray(variance, dtype=float)
+    if mean.shape != (n_channels,) or variance.shape != (n_channels,):
+        raise ValueError(
+            f"standardisation statistics need shape ({n_channels},), got mean {mean.shape} "
+            f"and variance {variance.shape}"
+        )
+    x_in = keras.Input(shape=(None, None, n_channels), name="x")
+    h = layers.Normalization(
+        axis=-1, mean=mean.tolist(), variance=variance.tolist(), name="standardize"
+    )(x_in)
+    for b, f in enumerate(config.filters):
+        for c in range(config.convs_per_block):
+            h = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv{b}_{c}")(h)
+        h = layers.MaxPooling2D(2, padding="same", name=f"pool{b}")(h)
+    h = layers.Concatenate(name="gap_gmp")(
+        [layers.GlobalAveragePooling2D(name="gap")(h), layers.GlobalMaxPooling2D(name="gmp")(h)]
+    )
+    h_x = layers.Dense(config.embed_dim, activation="relu", name="h_x")(h)
+    return keras.Model(x_in, h_x, name="encoder")
+
+
+def build_theta_net(config: NetworkConfig, low: Sequence[float], high: Sequence[float]) -> keras.Model:
+    """θ MLP: θ (B, K, P) → h_θ (B, K, theta_units[-1]), θ scaled to [−1, 1] inside."""
+    t_in = keras.Input(shape=(None, len(low)), name="theta")
+    h = ThetaScaler(low, high, name="theta_scale")(t_in)
+    for i, u in enumerate(config.theta_units):
+        h = layers.Dense(u, activation="relu", name=f"theta_dense{i}")(h)
+    return keras.Model(t_in, h, name="theta_net")
+
+
+def build_head(config: NetworkConfig) -> keras.Model:
+    """Head MLP: [h_x ‖ h_θ] (B, K, Dx+Dθ) → logit (B, K)."""
+    d = config.embed_dim + config.theta_units[-1]
+    z_in = keras.Input(shape=(None, d), name="h_joint")
+    h = z_in
+    for i, u in enumerate(config.head_units):
+        h = layers.Dense(u, activation="relu", name=f"head_dense{i}")(h)
+    h = layers.Dense(1, name="logit")(h)
+    out = layers.Reshape((-1,), name="squeeze")(h)
+    return keras.Model(z_in, out, name="head")
+
+
+def build_model(
+    config: NetworkConfig,
+    n_channels: int,
+    low: Sequence[float],
+    high: Sequence[float],
+    mean: np.ndarray | None = None,
+    variance: np.ndarray | None = None,
+) -> keras.Model:
+    """The two-tower ratio estimator ``[x (B,N,N,C), θ (B,K,P)] → logits (B,K)``.
+
+    Parameters
+    ----------
+    config
+        Network widths and depth.
+    n_channels
+        Input channels C (selected channels × selected snapshots).
+    low, high
+        Prior bounds of the inferred parameters (θ is scaled to [−1, 1]).
+    mean, variance
+        Per-channel standardisation statistics of the training split.
+
+    Returns
+    -------
+    keras.Model
+        Named ``ratio_estimator`` with nested models ``encoder``,
+        ``theta_net`` and ``head``.
+    """
+    encoder = build_encoder(config, n_channels, mean, variance)
+    theta_net = build_theta_net(config, low, high)
+    head = build_head(config)
+    x_in = keras.Input(shape=(None, None, n_channels), name="x")
+    t_in = keras.Input(shape=(None, len(low)), name="theta")
+    z = PairConcat(name="pair")([encoder(x_in), theta_net(t_in)])
+    return keras.Model([x_in, t_in], head(z), name="ratio_estimator")
+
+
+def standardization_of(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (mean, variance) stored in a model's ``standardize`` layer."""
+    norm = model.get_layer("encoder").get_layer("standardize")
+    mean = np.asarray(keras.ops.convert_to_numpy(norm.mean)).reshape(-1)
+    var = np.asarray(keras.ops.convert_to_numpy(norm.variance)).reshape(-1)
+    return mean, var

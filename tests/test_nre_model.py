@@ -1,0 +1,136 @@
+"""Network, save/load round trip and the inference API (tdglnre.nre.model_io)."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("keras")
+
+# Keras 3 + NumPy 2 warn inside keras.saving (not our code)
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+import keras  # noqa: E402
+
+from tdglnre.nre.data import ArraySource, gaussian_toy  # noqa: E402
+from tdglnre.nre.model_io import ModelMismatchError, load_estimator  # noqa: E402
+from tdglnre.nre.network import NetworkConfig, ThetaScaler, build_model, standardization_of  # noqa: E402
+from tdglnre.nre.training import TrainingError, train_source  # noqa: E402
+
+TINY = NetworkConfig(filters=(4, 8), embed_dim=8, theta_units=(16,), head_units=(16,))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("nre") / "model"
+    src = gaussian_toy(300, seed=2, n_params=2, size=8)
+    train_source(src, out, epochs=2, batch_size=32, network=TINY, quiet=True, contrastive=4)
+    return out
+
+
+def test_theta_scaler_maps_the_prior_box_to_unit_interval() -> None:
+    layer = ThetaScaler([0.0, 1.0], [1.5, 16.0])
+    out = np.asarray(layer(np.array([[[0.0, 1.0], [1.5, 16.0], [0.75, 8.5]]], dtype=np.float32)))
+    np.testing.assert_allclose(out[0], [[-1, -1], [1, 1], [0, 0]], atol=1e-6)
+    with pytest.raises(ValueError, match="high > low"):
+        ThetaScaler([1.0], [1.0])
+
+
+def test_model_is_resolution_independent_and_encodes_once() -> None:
+    model = build_model(TINY, 3, [0.0], [1.0])
+    th = np.random.default_rng(0).uniform(size=(2, 5, 1)).astype(np.float32)
+    for n in (8, 16):
+        x = np.random.default_rng(n).normal(size=(2, n, n, 3)).astype(np.float32)
+        assert tuple(model([x, th]).shape) == (2, 5)
+    # column k depends on x and theta[:, k] only: permuting theta columns permutes logits
+    s = np.asarray(model([x, th]))
+    s_perm = np.asarray(model([x, th[:, ::-1]]))
+    np.testing.assert_allclose(s_perm, s[:, ::-1], rtol=1e-5, atol=1e-6)
+
+
+def test_save_load_round_trip_gives_identical_logits(model_dir: Path, tmp_path: Path) -> None:
+    raw = keras.saving.load_model(model_dir / "model.keras", compile=False)
+    est = load_estimator(model_dir)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(7, 8, 8, 2)).astype(np.float32)
+    th = rng.uniform(-1, 1, size=(7, 3, 2)).astype(np.float32)
+    s_raw = np.asarray(raw([x, th]))
+    np.testing.assert_array_equal(est.log_ratio(x, th), s_raw.astype(np.float64))
+    # a second save/load keeps the logits bit-identical
+    raw.save(tmp_path / "again.keras")
+    again = keras.saving.load_model(tmp_path / "again.keras")
+    np.testing.assert_array_equal(np.asarray(again([x, th])), s_raw)
+    mean, var = standardization_of(again)
+    meta = json.loads((model_dir / "metadata.json").read_text())
+    np.testing.assert_allclose(mean, meta["input"]["standardization"]["mean"], rtol=1e-6)
+    np.testing.assert_allclose(var, meta["input"]["standardization"]["variance"], rtol=1e-6)
+
+
+def test_grid_evaluation_matches_pairwise_evaluation(model_dir: Path) -> None:
+    est = load_estimator(model_dir)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3, 8, 8, 2)).astype(np.float32)
+    grid = rng.uniform(-1, 1, size=(50, 2))
+    h = est.encode(x)
+    assert h.shape == (3, est.embedding_dim)
+    s = est.log_ratio_from_embedding(h, grid)
+    assert s.shape == (3, 50)
+    pairs = est.log_ratio(x, np.repeat(grid[None].astype(np.float32), 3, axis=0))
+    np.testing.assert_allclose(s, pairs, rtol=1e-5, atol=1e-5)
+    # chunking over rows does not change the result
+    np.testing.assert_allclose(est.log_ratio_from_embedding(h, grid, max_rows=7), s, rtol=1e-6,
+                               atol=1e-6)
+
+
+def test_grid_evaluation_is_fast(model_dir: Path) -> None:
+    """Sanity bound only (≪ 50 ms target); the real figure is in docs/nre.md."""
+    est = load_estimator(model_dir)
+    x = est.preprocess(np.zeros((1, 8, 8, 2), np.float32))
+    grid = np.linspace(-1, 1, 512)[:, None].repeat(2, axis=1)
+    est.log_ratio_from_embedding(est.encode(x), grid)
+    t0 = time.perf_counter()
+    est.log_ratio_from_embedding(est.encode(x), grid)
+    assert time.perf_counter() - t0 < 0.5
+
+
+def test_metadata_and_api(model_dir: Path) -> None:
+    est = load_estimator(model_dir)
+    meta = est.metadata
+    assert est.parameter_names == ["theta0", "theta1"]
+    assert meta["input"]["channels"] == ["pix0", "pix1"] and est.N == 8
+    assert meta["training"]["epochs"] == 2 and meta["result"]["epochs_run"] == 2
+    assert len(meta["dataset"]["fingerprint"]) == 64
+    assert {"tensorflow", "keras", "numpy", "tdglnre"} <= set(meta["versions"])
+    assert est.prior.log_prob(np.array([[0.0, 0.5]]))[0] == pytest.approx(-np.log(4.0))
+    assert np.isinf(est.prior.log_prob(np.array([[0.0, 1.5]]))[0])
+
+
+def test_preprocess_and_mismatch_messages(model_dir: Path) -> None:
+    est = load_estimator(model_dir)
+    one = np.zeros((1, 8, 8, 2), np.float32)  # (T, N, N, C) ensemble sample
+    assert est.preprocess(one).shape == (1, 8, 8, 2)
+    assert est.preprocess(one[0]).shape == (1, 8, 8, 2)  # (N, N, C) single snapshot
+    with pytest.raises(ModelMismatchError, match="trained on N=8"):
+        est.preprocess(np.zeros((16, 16, 2), np.float32))
+    with pytest.raises(ModelMismatchError, match="channel"):
+        est.preprocess(np.zeros((8, 8, 5), np.float32))
+    other = ArraySource(np.zeros((4, 1)), np.zeros((4, 1, 16, 16, 1)), ["eta"], [0], [1],
+                        channels=["pix0"], info={"N": 16})
+    with pytest.raises(ModelMismatchError) as err:
+        est.check_compatible(other)
+    msg = str(err.value)
+    assert "N: model 8, data 16" in msg and "missing ['pix1']" in msg
+    assert "parameter names: model ['theta0', 'theta1'], data ['eta']" in msg
+    est.check_compatible(gaussian_toy(4, n_params=2, size=8))  # matching data pass
+
+
+def test_existing_model_needs_force_or_resume(model_dir: Path) -> None:
+    src = gaussian_toy(50, n_params=2, size=8)
+    with pytest.raises(TrainingError, match="already holds a model.*--force"):
+        train_source(src, model_dir, epochs=1, network=TINY)
+    with pytest.raises(TrainingError, match="different dataset"):
+        train_source(src, model_dir, resume=True, epochs=3)
