@@ -37,3 +37,7 @@ class DivergenceError(TDGLError, FloatingPointError):
             f"solver diverged (NaN/Inf) for sample {self.sample} at step {self.step} "
             f"with {ptxt}; reduce dt or check the parameters"
         )
+
+    def __reduce__(self):
+        # picklable, so the error can cross process boundaries (Dask workers)
+        return (type(self), (self.sample, self.step, self.params))

@@ -121,3 +121,12 @@ def test_divergence_is_reported_with_sample_parameters_and_step():
     e = err.value
     assert e.sample == 11 and e.params["eta"] == 0.7 and 0 < e.step <= 50
     assert "sample 11" in str(e) and "eta=0.7" in str(e)
+
+
+def test_divergence_error_survives_pickling():
+    """It must cross process boundaries (Dask workers) intact."""
+    import pickle
+
+    e = pickle.loads(pickle.dumps(DivergenceError(4, 12, {"eta": 0.3, "n_v": 2, "nu": 0.0})))
+    assert (e.sample, e.step, e.params["eta"]) == (4, 12, 0.3)
+    assert "sample 4" in str(e)

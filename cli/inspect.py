@@ -1,0 +1,54 @@
+"""``tdglnre inspect``: schema, config, prior, counts and ranges of an ensemble file."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .main import run_library_call
+
+
+def _summary(path: str) -> dict[str, Any]:
+    from tdglnre.io.ensemble import open_ensemble
+
+    with open_ensemble(path) as ens:
+        return ens.summary()
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """Human-readable text of :meth:`tdglnre.io.ensemble.Ensemble.summary`."""
+    c = s["config"]
+    status = "complete" if s["complete"] else "INCOMPLETE (resume with tdglnre generate ... --resume)"
+    lines = [
+        f"file          {s['path']} ({s['file_size_bytes'] / 1e6:.2f} MB)",
+        f"format        {s['format']} v{s['format_version']}, {s['generated_by']}, created {s['creation_date']}",
+        f"samples       {s['n_complete']} / {s['n_samples']} {status}",
+        f"seed          {s['seed']}",
+        f"x             shape {tuple(s['x_shape'])}, chunks {tuple(s['x_chunks'] or ())}, "
+        f"compression {s['compression']}; channels {', '.join(s['channels'])}",
+        f"fields (psi)  {'stored' if s['has_fields'] else 'not stored'}",
+        f"snapshots     t = {', '.join(f'{t:g}' for t in s['snapshot_times'])}",
+        f"config        N={c['N']} L={c['L']:g} dt={c['dt']:g} alpha={c['alpha']} beta={c['beta']} D={c['D']} "
+        f"dtype={c['dtype']}",
+        "parameters:",
+    ]
+    for name, r in s["parameter_ranges"].items():
+        rng = "no samples" if r["min"] is None else f"min {r['min']:.4g}  max {r['max']:.4g}  mean {r['mean']:.4g}"
+        lines.append(f"  {name:<6} ~ {r['prior']:<22} {rng}")
+    for name, v in s["fixed"].items():
+        lines.append(f"  {name:<6} = {v:g} (fixed)")
+    return "\n".join(lines)
+
+
+@click.command("inspect")
+@click.argument("file", metavar="FILE")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def command(file: str, as_json: bool) -> None:
+    """Show the schema, config, prior, sample counts, parameter ranges and size of FILE."""
+    s = run_library_call(_summary, file)
+    if as_json:
+        click.echo(json.dumps(s, indent=2))
+    else:
+        click.echo(format_summary(s))

@@ -1,0 +1,472 @@
+"""HDF5 ensemble files, schema v1 (documented in docs/file-format.md).
+
+* :func:`open_ensemble` / :class:`Ensemble` — validated, read-only access to
+  the complete samples of a file.
+* :class:`EnsembleWriter` — creates or resumes a file and appends batches of
+  samples crash-safely: data is written and flushed *before* the root
+  attribute ``n_complete`` is advanced (and flushed again), so an interrupted
+  file never presents incomplete samples as complete.
+
+Layout::
+
+    /                      attrs: format="tdglnre-ensemble", format_version=1, generated_by,
+                                  creation_date, seed, config, prior, parameter_names,
+                                  channels, snapshot_times, n_complete (+ n_samples, store_fields,
+                                  compression, N, L)
+    /theta   (S, P)          float64  inferred parameters, parameter_names order
+    /x       (S, T, N, N, C) float32  channels [rho1, rho2, curlJ]; one sample per chunk, compressed
+    /psi     (S, T, 2, N, N) complex64 (optional, --store-fields) band 1, band 2; [i, j] = [y, x]
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .. import __version__
+from ..errors import ConfigError, TDGLError
+from ..physics.config import SimConfig
+from ..physics.observables import CHANNELS
+from .priors import Prior
+
+log = logging.getLogger(__name__)
+
+FORMAT = "tdglnre-ensemble"
+FORMAT_VERSION = 1
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+#: Compression of the x and psi chunks: (filter, options, shuffle).
+#: Measured on paper-preset channels: gzip level 1 with byte-shuffle, see docs/file-format.md.
+DEFAULT_COMPRESSION: tuple[str, int | None, bool] = ("gzip", 1, True)
+
+__all__ = ["Ensemble", "EnsembleError", "EnsembleWriter", "FORMAT", "FORMAT_VERSION", "open_ensemble",
+           "read_header"]
+
+
+class EnsembleError(TDGLError, ValueError):
+    """An ensemble file is missing, unreadable, of the wrong kind, or incomplete; the message says which."""
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def _attr_str(v: Any) -> str:
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, np.ndarray) and v.shape == ():
+        return _attr_str(v[()])
+    return str(v)
+
+
+def _json_attr(attrs: h5py.AttributeManager, key: str, path: str) -> Any:
+    if key not in attrs:
+        raise EnsembleError(f"{path}: tdglnre file lacks the root attribute {key!r} (damaged or written by another tool)")
+    try:
+        return json.loads(_attr_str(attrs[key]))
+    except (json.JSONDecodeError, TypeError) as exc:
+        raise EnsembleError(f"{path}: root attribute {key!r} is not valid JSON: {exc}") from None
+
+
+def _open_h5(path: str | os.PathLike, mode: str) -> h5py.File:
+    """Open an HDF5 file, turning every failure into a precise :class:`EnsembleError`."""
+    p = Path(path)
+    if not p.exists():
+        raise EnsembleError(f"{p}: no such file")
+    if p.is_dir():
+        raise EnsembleError(f"{p}: is a directory, not an ensemble file")
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise EnsembleError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    if len(head) == 0:
+        raise EnsembleError(f"{p}: file is empty (not an HDF5 file; an interrupted write?)")
+    if not h5py.is_hdf5(str(p)):
+        raise EnsembleError(f"{p}: not an HDF5 file (no HDF5 signature); expected a tdglnre ensemble (.h5)")
+    try:
+        return h5py.File(p, mode)
+    except OSError as exc:
+        msg = str(exc)
+        if "truncated" in msg.lower() or "eof" in msg.lower():
+            size = p.stat().st_size
+            raise EnsembleError(
+                f"{p}: truncated HDF5 file ({size} bytes on disk, shorter than its header says); "
+                "the file was cut off during a copy or write — re-copy it or regenerate it"
+            ) from None
+        if "lock" in msg.lower():
+            raise EnsembleError(f"{p}: file is locked by another process (is a generate run still writing it?): {msg}") from None
+        raise EnsembleError(f"{p}: cannot open HDF5 file: {msg}") from None
+
+
+def read_header(f: h5py.File, path: str | os.PathLike) -> dict[str, Any]:
+    """Check the magic string and version of an open file and decode its root attributes.
+
+    Returns a dict with ``config`` (SimConfig), ``prior`` (Prior),
+    ``parameter_names``, ``channels``, ``snapshot_times``, ``seed``,
+    ``n_complete``, ``n_samples`` and ``attrs`` (all root attributes as Python
+    str/int/float/bool; the JSON-valued ones stay JSON text).
+    """
+    path = str(path)
+    attrs = f.attrs
+    fmt = _attr_str(attrs["format"]) if "format" in attrs else None
+    if fmt != FORMAT:
+        what = "no 'format' attribute" if fmt is None else f"format={fmt!r}"
+        raise EnsembleError(f"{path}: HDF5 file but not a tdglnre ensemble ({what}; expected format={FORMAT!r})")
+    if "format_version" not in attrs:
+        raise EnsembleError(f"{path}: tdglnre file lacks 'format_version'")
+    version = int(attrs["format_version"])
+    if version > FORMAT_VERSION:
+        raise EnsembleError(
+            f"{path}: written with format_version={version} (by tdglnre "
+            f"{_attr_str(attrs.get('generated_by', '?'))}); this tdglnre {__version__} reads up to "
+            f"version {FORMAT_VERSION} — upgrade tdglnre"
+        )
+    if version < 1:
+        raise EnsembleError(f"{path}: invalid format_version={version}")
+    try:
+        config = SimConfig.from_dict(_json_attr(attrs, "config", path))
+        prior = Prior.from_dict(_json_attr(attrs, "prior", path))
+    except ConfigError as exc:
+        raise EnsembleError(f"{path}: stored config/prior is invalid: {exc}") from None
+    names = _json_attr(attrs, "parameter_names", path)
+    channels = _json_attr(attrs, "channels", path)
+    times = _json_attr(attrs, "snapshot_times", path)
+    for key in ("seed", "n_complete"):
+        if key not in attrs:
+            raise EnsembleError(f"{path}: tdglnre file lacks the root attribute {key!r}")
+    for ds in ("theta", "x"):
+        if ds not in f:
+            raise EnsembleError(f"{path}: dataset {ds!r} is missing (file damaged or written by another tool)")
+    S = int(f["x"].shape[0])
+    n_complete = int(attrs["n_complete"])
+    if not 0 <= n_complete <= S:
+        raise EnsembleError(f"{path}: n_complete={n_complete} is outside 0..{S}")
+    decoded: dict[str, Any] = {}
+    for k, v in attrs.items():
+        s = v
+        if isinstance(v, (bytes, np.bytes_)):
+            s = v.decode("utf-8")
+        elif isinstance(v, np.generic):
+            s = v.item()
+        decoded[k] = s
+    return dict(config=config, prior=prior, parameter_names=list(names), channels=list(channels),
+                snapshot_times=[float(t) for t in times], seed=int(attrs["seed"]), n_complete=n_complete,
+                n_samples=S, attrs=decoded)
+
+
+class Ensemble:
+    """Read-only view of the complete samples of an ensemble file.
+
+    Use :func:`open_ensemble`. Only the first :attr:`n_complete` samples are
+    readable; asking for more raises :class:`EnsembleError`.
+    """
+
+    def __init__(self, path: str | os.PathLike, *, require_complete: bool = False):
+        self.path = str(path)
+        self._f = _open_h5(path, "r")
+        try:
+            hdr = read_header(self._f, self.path)
+        except BaseException:
+            self._f.close()
+            raise
+        self.config: SimConfig = hdr["config"]
+        self.prior: Prior = hdr["prior"]
+        self.parameter_names: list[str] = hdr["parameter_names"]
+        self.channels: list[str] = hdr["channels"]
+        self.snapshot_times: list[float] = hdr["snapshot_times"]
+        self.seed: int = hdr["seed"]
+        self.n_samples: int = hdr["n_samples"]
+        self.n_complete: int = hdr["n_complete"]
+        self.attrs: dict[str, Any] = hdr["attrs"]
+        self.has_fields: bool = "psi" in self._f
+        if require_complete and self.n_complete < self.n_samples:
+            n = self.n_complete
+            self.close()
+            raise EnsembleError(
+                f"{self.path}: samples missing: only {n} of {self.n_samples} samples are complete "
+                "(interrupted run; continue it with `tdglnre generate ... --resume`)"
+            )
+
+    # -------------------------------------------------------------- context
+    def __enter__(self) -> "Ensemble":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the file."""
+        if getattr(self, "_f", None) is not None:
+            try:
+                self._f.close()
+            finally:
+                self._f = None
+
+    def __repr__(self) -> str:
+        return (f"Ensemble({self.path!r}, n_complete={self.n_complete}/{self.n_samples}, "
+                f"parameters={self.parameter_names}, N={self.config.N}, T={len(self.snapshot_times)})")
+
+    # -------------------------------------------------------------- reading
+    def _range(self, start: int, stop: int | None) -> tuple[int, int]:
+        if self._f is None:
+            raise EnsembleError(f"{self.path}: ensemble is closed")
+        stop = self.n_complete if stop is None else int(stop)
+        start = int(start)
+        if start < 0 or stop < start:
+            raise EnsembleError(f"{self.path}: invalid sample range [{start}, {stop})")
+        if stop > self.n_complete:
+            raise EnsembleError(
+                f"{self.path}: samples missing: requested samples [{start}, {stop}) but only the first "
+                f"{self.n_complete} of {self.n_samples} are complete"
+                + (" (interrupted run; continue it with `tdglnre generate ... --resume`)"
+                   if self.n_complete < self.n_samples else "")
+            )
+        return start, stop
+
+    def _read(self, name: str, start: int, stop: int | None) -> np.ndarray:
+        a, b = self._range(start, stop)
+        try:
+            return self._f[name][a:b]
+        except OSError as exc:
+            raise EnsembleError(f"{self.path}: cannot read {name}[{a}:{b}] (file damaged or truncated?): {exc}") from None
+
+    def theta(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Parameters (n, P) float64 of samples start..stop-1 (default: all complete)."""
+        return self._read("theta", start, stop)
+
+    def x(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Network channels (n, T, N, N, C) float32."""
+        return self._read("x", start, stop)
+
+    def psi(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Order parameters (n, T, 2, N, N) complex64 (only with ``--store-fields``)."""
+        if not self.has_fields:
+            raise EnsembleError(f"{self.path}: no stored fields (psi); generate with --store-fields")
+        return self._read("psi", start, stop)
+
+    def summary(self) -> dict[str, Any]:
+        """Schema, config, prior, counts, parameter ranges and file size (for ``tdglnre inspect``)."""
+        th = self.theta(0, self.n_complete) if self.n_complete else np.zeros((0, len(self.parameter_names)))
+        ranges = {}
+        for c, n in enumerate(self.parameter_names):
+            col = th[:, c]
+            ranges[n] = {
+                "prior": self.prior[n].describe(),
+                "min": float(col.min()) if col.size else None,
+                "max": float(col.max()) if col.size else None,
+                "mean": float(col.mean()) if col.size else None,
+            }
+        ds = self._f["x"]
+        return {
+            "path": self.path,
+            "format": self.attrs.get("format"),
+            "format_version": self.attrs.get("format_version"),
+            "generated_by": self.attrs.get("generated_by"),
+            "creation_date": self.attrs.get("creation_date"),
+            "seed": self.seed,
+            "n_samples": self.n_samples,
+            "n_complete": self.n_complete,
+            "complete": self.n_complete == self.n_samples,
+            "parameter_names": self.parameter_names,
+            "fixed": self.prior.fixed_values(),
+            "channels": self.channels,
+            "snapshot_times": self.snapshot_times,
+            "x_shape": list(ds.shape),
+            "x_chunks": list(ds.chunks) if ds.chunks else None,
+            "compression": ds.compression,
+            "has_fields": self.has_fields,
+            "config": self.config.to_dict(),
+            "prior": self.prior.to_dict(),
+            "parameter_ranges": ranges,
+            "file_size_bytes": os.path.getsize(self.path),
+        }
+
+
+def open_ensemble(path: str | os.PathLike, *, require_complete: bool = False) -> Ensemble:
+    """Open an ensemble file for reading, checking magic string, version and integrity.
+
+    Parameters
+    ----------
+    path
+        The ``.h5`` file.
+    require_complete
+        Raise if the file is an interrupted run (``n_complete < n_samples``);
+        by default the complete prefix is readable.
+
+    Raises
+    ------
+    EnsembleError
+        Missing file, not HDF5, not a tdglnre file, newer format version,
+        truncated file, or (``require_complete``) samples missing.
+    """
+    return Ensemble(path, require_complete=require_complete)
+
+
+# ====================================================================== writer
+def _hold_metadata(f: h5py.File) -> None:
+    """Keep dirty HDF5 metadata in memory until an explicit flush (best effort).
+
+    With evictions disabled the on-disk metadata only changes inside
+    ``flush()``, so a process killed while writing chunks leaves the file as it
+    was at the previous flush.
+    """
+    try:
+        cfg = f.id.get_mdc_config()
+        cfg.evictions_enabled = False
+        cfg.incr_mode = 0  # H5C_incr__off
+        cfg.flash_incr_mode = 0  # H5C_flash_incr__off
+        cfg.decr_mode = 0  # H5C_decr__off
+        f.id.set_mdc_config(cfg)
+    except Exception as exc:  # pragma: no cover - depends on the HDF5 build
+        log.debug("could not disable HDF5 metadata-cache evictions: %s", exc)
+
+
+class EnsembleWriter:
+    """Single writer of an ensemble file: create or resume, then append batches in order.
+
+    Every :meth:`write_batch` writes ``theta``, ``x`` (and ``psi``), flushes,
+    then advances ``n_complete`` and flushes again.
+    """
+
+    def __init__(self, f: h5py.File, path: str, n_complete: int):
+        self._f = f
+        _hold_metadata(f)
+        self.path = path
+        self.n_complete = n_complete
+        self.n_samples = int(f["x"].shape[0])
+        self.write_seconds = 0.0
+
+    # ---------------------------------------------------------------- create
+    @classmethod
+    def create(cls, path: str | os.PathLike, config: SimConfig, prior: Prior, *, seed: int, n_samples: int,
+               store_fields: bool = False, compression: tuple[str, int | None, bool] = DEFAULT_COMPRESSION,
+               extra_attrs: dict[str, Any] | None = None) -> "EnsembleWriter":
+        """Create (truncate) ``path`` with the v1 layout for ``n_samples`` samples."""
+        p = Path(path)
+        if p.parent and not p.parent.exists():
+            raise EnsembleError(f"cannot create {p}: directory {p.parent} does not exist")
+        try:
+            f = h5py.File(p, "w")
+        except OSError as exc:
+            reason = exc.strerror if getattr(exc, "strerror", None) else str(exc)
+            if not os.access(p.parent if str(p.parent) else ".", os.W_OK):
+                reason = "permission denied (directory not writable)"
+            raise EnsembleError(f"cannot create output file {p}: {reason}") from None
+        try:
+            N = config.N
+            T = len(config.snapshot_times)
+            C = len(CHANNELS)
+            P = len(prior.inferred)
+            filt, level, shuffle = compression
+            comp: dict[str, Any] = {}
+            if filt:
+                comp = dict(compression=filt, shuffle=shuffle)
+                if level is not None:
+                    comp["compression_opts"] = level
+            a = f.attrs
+            a["format"] = FORMAT
+            a["format_version"] = FORMAT_VERSION
+            a["generated_by"] = f"tdglnre {__version__}"
+            a["creation_date"] = _now_iso()
+            a["seed"] = int(seed)
+            a["config"] = config.to_json()
+            a["prior"] = prior.to_json()
+            a["parameter_names"] = json.dumps(list(prior.inferred))
+            a["channels"] = json.dumps(list(CHANNELS))
+            a["snapshot_times"] = json.dumps([float(t) for t in config.snapshot_times])
+            a["n_samples"] = int(n_samples)
+            a["store_fields"] = bool(store_fields)
+            a["compression"] = json.dumps(list(compression))
+            for k, v in (extra_attrs or {}).items():
+                a[k] = v
+            a["n_complete"] = 0
+            f.create_dataset("theta", shape=(n_samples, P), dtype="f8",
+                             chunks=(min(max(n_samples, 1), 4096), max(P, 1)) if P else None,
+                             fillvalue=np.nan)
+            f.create_dataset("x", shape=(n_samples, T, N, N, C), dtype="f4", chunks=(1, T, N, N, C),
+                             fillvalue=np.nan, **comp)
+            if store_fields:
+                f.create_dataset("psi", shape=(n_samples, T, 2, N, N), dtype="c8", chunks=(1, T, 2, N, N), **comp)
+            f.flush()
+        except BaseException:
+            f.close()
+            raise
+        return cls(f, str(p), 0)
+
+    # ---------------------------------------------------------------- resume
+    @classmethod
+    def resume(cls, path: str | os.PathLike, config: SimConfig, prior: Prior, *, seed: int, n_samples: int,
+               store_fields: bool = False) -> "EnsembleWriter":
+        """Reopen an interrupted file; refuse if its config, prior, seed, size or fields differ."""
+        f = _open_h5(path, "r+")
+        try:
+            hdr = read_header(f, path)
+            diffs = []
+            if hdr["config"] != config:
+                old, new = hdr["config"].to_dict(), config.to_dict()
+                keys = [k for k in new if old.get(k) != new.get(k)]
+                diffs.append("config (" + ", ".join(f"{k}: file {old.get(k)!r} vs {new.get(k)!r}" for k in keys) + ")")
+            if hdr["prior"] != prior:
+                diffs.append(f"prior (file: {hdr['prior'].describe()}; command: {prior.describe()})")
+            if hdr["seed"] != int(seed):
+                diffs.append(f"seed (file {hdr['seed']} vs {int(seed)})")
+            if hdr["n_samples"] != int(n_samples):
+                diffs.append(f"n_samples (file {hdr['n_samples']} vs {int(n_samples)})")
+            has_psi = "psi" in f
+            if has_psi != bool(store_fields):
+                diffs.append(f"store_fields (file {has_psi} vs {bool(store_fields)})")
+            if diffs:
+                raise EnsembleError(f"cannot --resume {path}: the command differs from the file in " + "; ".join(diffs)
+                                    + " (use the original settings, or --force to start over)")
+        except BaseException:
+            f.close()
+            raise
+        return cls(f, str(path), hdr["n_complete"])
+
+    # ----------------------------------------------------------------- write
+    def write_batch(self, start: int, theta: np.ndarray, x: np.ndarray, psi: np.ndarray | None = None) -> None:
+        """Write samples ``start .. start+len(theta)-1`` (must continue at ``n_complete``)."""
+        import time
+
+        if start != self.n_complete:
+            raise EnsembleError(f"{self.path}: batches must be written in order: got start={start}, "
+                                f"expected {self.n_complete}")
+        n = theta.shape[0]
+        stop = start + n
+        if stop > self.n_samples:
+            raise EnsembleError(f"{self.path}: batch [{start}, {stop}) exceeds the {self.n_samples} allocated samples")
+        t0 = time.perf_counter()
+        f = self._f
+        f["theta"][start:stop] = theta
+        f["x"][start:stop] = x
+        if psi is not None:
+            if "psi" not in f:
+                raise EnsembleError(f"{self.path}: file was created without fields (psi)")
+            f["psi"][start:stop] = psi
+        f.flush()  # data is on disk before n_complete says so
+        f.attrs.modify("n_complete", stop)
+        f.flush()
+        self.n_complete = stop
+        self.write_seconds += time.perf_counter() - t0
+        log.debug("wrote samples %d..%d; n_complete=%d", start, stop - 1, stop)
+
+    def close(self) -> None:
+        if self._f is not None:
+            try:
+                self._f.close()
+            finally:
+                self._f = None
+
+    def __enter__(self) -> "EnsembleWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -1,0 +1,368 @@
+"""Priors over the per-sample parameters (η, n_v, ν).
+
+A :class:`Prior` is a product of named one-dimensional priors, one per sample
+parameter of the solver (:data:`tdglnre.physics.config.SAMPLE_PARAMETERS`):
+
+* ``uniform(low, high)`` — continuous uniform on [low, high);
+* ``int_uniform(low, high)`` — integers low..high inclusive, equally likely;
+* ``fixed(value)`` — not inferred; every sample uses ``value``.
+
+The non-fixed parameters are the *inferred* ones; ``theta`` arrays have one
+column per inferred parameter, in :attr:`Prior.inferred` order.
+
+Sample k's parameters depend only on (seed, k): row r of
+``prior.sample(seed, indices)`` is drawn from
+``sample_rng(seed, indices[r], STREAM_PRIOR)``, so results never depend on how
+samples are batched or distributed.
+
+Text syntax (used by presets and ``--set prior.NAME=...``)::
+
+    uniform(0, 1.5)      int_uniform(1, 16)      fixed(0)      0.25  (= fixed(0.25))
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..physics.config import SAMPLE_PARAMETERS, SimConfig, stability_limit
+from ..physics.solver import STREAM_PRIOR, sample_rng
+
+KINDS = ("uniform", "int_uniform", "fixed")
+
+__all__ = ["KINDS", "Prior", "Prior1D", "parse_prior_spec"]
+
+
+@dataclass(frozen=True)
+class Prior1D:
+    """One named one-dimensional prior."""
+
+    name: str
+    """Parameter name (one of eta, n_v, nu)."""
+    kind: str
+    """"uniform", "int_uniform" or "fixed"."""
+    low: float
+    """Lower bound (the value, for "fixed")."""
+    high: float
+    """Upper bound (the value, for "fixed"); inclusive for "int_uniform"."""
+
+    def __post_init__(self) -> None:
+        if self.name not in SAMPLE_PARAMETERS:
+            raise ConfigError(f"unknown prior parameter {self.name!r}; valid: {list(SAMPLE_PARAMETERS)}")
+        if self.kind not in KINDS:
+            raise ConfigError(f"prior for {self.name}: unknown kind {self.kind!r}; valid kinds: {list(KINDS)}")
+        try:
+            low, high = float(self.low), float(self.high)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"prior for {self.name}: bounds must be numbers, got {self.low!r}, {self.high!r}"
+            ) from None
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ConfigError(f"prior for {self.name}: bounds must be finite, got {self.describe_raw()}")
+        if self.kind == "fixed" and low != high:
+            raise ConfigError(f"prior for {self.name}: fixed prior needs one value, got low={low:g}, high={high:g}")
+        if self.kind != "fixed" and not low < high:
+            raise ConfigError(
+                f"prior for {self.name}: {self.kind} needs low < high, got {self.kind}({low:g}, {high:g})"
+            )
+        if self.kind == "int_uniform" and (low != round(low) or high != round(high)):
+            raise ConfigError(
+                f"prior for {self.name}: int_uniform bounds must be integers, got int_uniform({low:g}, {high:g})"
+            )
+        if self.name == "n_v" and self.kind != "int_uniform" and low != round(low):
+            raise ConfigError(
+                f"prior for n_v: the number of flux quanta must be an integer "
+                f"(use int_uniform(low, high) or fixed(integer)), got {self.describe_raw()}"
+            )
+        if self.name == "n_v" and self.kind == "uniform":
+            raise ConfigError(
+                f"prior for n_v: the number of flux quanta is an integer; use int_uniform({low:g}, {high:g}) "
+                "instead of uniform"
+            )
+        object.__setattr__(self, "low", low)
+        object.__setattr__(self, "high", high)
+
+    def describe_raw(self) -> str:
+        if self.kind == "fixed":
+            return f"fixed({self.low!r})"
+        return f"{self.kind}({self.low!r}, {self.high!r})"
+
+    def describe(self) -> str:
+        """Text form, e.g. ``uniform(0, 1.5)``."""
+        if self.kind == "fixed":
+            return f"fixed({self.low:g})"
+        return f"{self.kind}({self.low:g}, {self.high:g})"
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.kind == "fixed":
+            v = int(self.low) if self.name == "n_v" else self.low
+            return {"kind": "fixed", "value": v}
+        if self.kind == "int_uniform":
+            return {"kind": self.kind, "low": int(self.low), "high": int(self.high)}
+        return {"kind": self.kind, "low": self.low, "high": self.high}
+
+
+_SPEC_RE = re.compile(r"^\s*([A-Za-z_]+)\s*\((.*)\)\s*$")
+
+
+def parse_prior_spec(name: str, spec: Any) -> Prior1D:
+    """Parse one prior from text, a number or a mapping.
+
+    Accepted forms: ``"uniform(0, 1.5)"``, ``"int_uniform(1, 16)"``,
+    ``"fixed(0)"``, a bare number (fixed), or a mapping
+    ``{"kind": "uniform", "low": 0, "high": 1.5}`` / ``{"kind": "fixed", "value": 0}``.
+    """
+    if isinstance(spec, Prior1D):
+        return spec
+    if isinstance(spec, bool):
+        raise ConfigError(f"prior for {name}: expected a number or a prior like uniform(0, 1), got {spec!r}")
+    if isinstance(spec, (int, float, np.integer, np.floating)):
+        return Prior1D(name, "fixed", float(spec), float(spec))
+    if isinstance(spec, Mapping):
+        d = dict(spec)
+        kind = d.pop("kind", None)
+        if kind is None:
+            raise ConfigError(f"prior for {name}: mapping needs a 'kind' key (one of {list(KINDS)}), got {spec!r}")
+        if kind == "fixed":
+            if set(d) != {"value"}:
+                raise ConfigError(f"prior for {name}: fixed prior takes exactly the key 'value', got {sorted(d)}")
+            return Prior1D(name, "fixed", d["value"], d["value"])
+        if set(d) != {"low", "high"}:
+            raise ConfigError(f"prior for {name}: {kind} prior takes exactly the keys 'low' and 'high', got {sorted(d)}")
+        return Prior1D(name, str(kind), d["low"], d["high"])
+    if isinstance(spec, str):
+        text = spec.strip()
+        try:
+            v = float(text)
+        except ValueError:
+            pass
+        else:
+            return Prior1D(name, "fixed", v, v)
+        m = _SPEC_RE.match(text)
+        if not m:
+            raise ConfigError(
+                f"prior for {name}: cannot parse {spec!r}; expected uniform(low, high), "
+                "int_uniform(low, high), fixed(value) or a number"
+            )
+        kind, args = m.group(1), m.group(2)
+        if kind not in KINDS:
+            raise ConfigError(f"prior for {name}: unknown kind {kind!r} in {spec!r}; valid kinds: {list(KINDS)}")
+        try:
+            vals = [float(a) for a in args.split(",")] if args.strip() else []
+        except ValueError:
+            raise ConfigError(f"prior for {name}: arguments of {spec!r} must be numbers") from None
+        want = 1 if kind == "fixed" else 2
+        if len(vals) != want:
+            raise ConfigError(f"prior for {name}: {kind} takes {want} argument(s), got {len(vals)} in {spec!r}")
+        if kind == "fixed":
+            return Prior1D(name, kind, vals[0], vals[0])
+        return Prior1D(name, kind, vals[0], vals[1])
+    raise ConfigError(f"prior for {name}: expected text like uniform(0, 1), a number or a mapping, got {spec!r}")
+
+
+class Prior:
+    """Product of named one-dimensional priors over (η, n_v, ν).
+
+    Parameters
+    ----------
+    entries
+        Mapping name → prior (a :class:`Prior1D`, text such as
+        ``"uniform(0, 1.5)"``, a number, or a mapping; see
+        :func:`parse_prior_spec`), or an iterable of :class:`Prior1D`.
+        Names must be sample parameters (eta, n_v, nu); they are kept in the
+        canonical order ``("eta", "n_v", "nu")``.
+    """
+
+    def __init__(self, entries: Mapping[str, Any] | Iterable[Prior1D]):
+        if isinstance(entries, Mapping):
+            items = [parse_prior_spec(str(k), v) for k, v in entries.items()]
+        else:
+            items = [parse_prior_spec(e.name, e) for e in entries]
+        seen: dict[str, Prior1D] = {}
+        for it in items:
+            if it.name in seen:
+                raise ConfigError(f"prior: parameter {it.name!r} given twice")
+            seen[it.name] = it
+        if not seen:
+            raise ConfigError("prior: needs at least one parameter")
+        self._entries = {n: seen[n] for n in SAMPLE_PARAMETERS if n in seen}
+
+    # ------------------------------------------------------------------ access
+    @property
+    def names(self) -> tuple[str, ...]:
+        """All parameter names, in canonical order."""
+        return tuple(self._entries)
+
+    @property
+    def inferred(self) -> tuple[str, ...]:
+        """Names of the non-fixed parameters (the columns of ``theta``)."""
+        return tuple(n for n, e in self._entries.items() if e.kind != "fixed")
+
+    def __getitem__(self, name: str) -> Prior1D:
+        return self._entry(name)
+
+    def _entry(self, name: str) -> Prior1D:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ConfigError(f"prior has no parameter {name!r}; it has {list(self.names)}") from None
+
+    def kind(self, name: str) -> str:
+        """Kind of the prior on ``name``."""
+        return self._entry(name).kind
+
+    def low(self, name: str) -> float:
+        """Lower bound (the value for a fixed parameter)."""
+        return self._entry(name).low
+
+    def high(self, name: str) -> float:
+        """Upper bound, inclusive for int_uniform (the value for a fixed parameter)."""
+        return self._entry(name).high
+
+    def fixed_values(self) -> dict[str, float]:
+        """Values of the fixed parameters."""
+        return {n: e.low for n, e in self._entries.items() if e.kind == "fixed"}
+
+    def replace(self, **changes: Any) -> "Prior":
+        """A copy with some parameters' priors replaced (same forms as the constructor)."""
+        d: dict[str, Any] = dict(self._entries)
+        for k, v in changes.items():
+            d[k] = parse_prior_spec(k, v)
+        return Prior(d)
+
+    # ---------------------------------------------------------------- sampling
+    def sample(self, seed: int, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Draw θ for the given global sample indices.
+
+        Returns an array (len(indices), len(inferred)) float64; row r depends
+        only on (seed, indices[r]).
+        """
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        inferred = [self._entries[n] for n in self.inferred]
+        out = np.empty((idx.shape[0], len(inferred)), dtype=np.float64)
+        for r, k in enumerate(idx):
+            rng = sample_rng(int(seed), int(k), STREAM_PRIOR)
+            for c, e in enumerate(inferred):
+                if e.kind == "uniform":
+                    out[r, c] = rng.uniform(e.low, e.high)
+                else:  # int_uniform
+                    out[r, c] = float(rng.integers(int(e.low), int(e.high) + 1))
+        return out
+
+    def params(self, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-sample parameter arrays for the solver from θ (fixed ones broadcast)."""
+        theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+        S = theta.shape[0]
+        if theta.shape[1] != len(self.inferred):
+            raise ConfigError(f"theta has {theta.shape[1]} columns, the prior infers {len(self.inferred)}")
+        out = {n: np.full(S, v) for n, v in self.fixed_values().items()}
+        for c, n in enumerate(self.inferred):
+            out[n] = theta[:, c].copy()
+        return out
+
+    def log_prob(self, theta: np.ndarray) -> np.ndarray:
+        """Log prior density (mass, for int_uniform) of θ rows; −inf outside the support.
+
+        ``theta`` is (S, P) or (P,) with columns in :attr:`inferred` order.
+        """
+        th = np.asarray(theta, dtype=np.float64)
+        single = th.ndim == 1
+        th = np.atleast_2d(th)
+        if th.shape[-1] != len(self.inferred):
+            raise ConfigError(f"theta has {th.shape[-1]} columns, the prior infers {len(self.inferred)}")
+        lp = np.zeros(th.shape[0], dtype=np.float64)
+        for c, n in enumerate(self.inferred):
+            e = self._entries[n]
+            v = th[:, c]
+            if e.kind == "uniform":
+                ok = (v >= e.low) & (v <= e.high)
+                lp += np.where(ok, -math.log(e.high - e.low), -np.inf)
+            else:
+                ok = (v >= e.low) & (v <= e.high) & (v == np.round(v))
+                lp += np.where(ok, -math.log(e.high - e.low + 1.0), -np.inf)
+        return lp[0:1] if single else lp
+
+    # -------------------------------------------------------------- validation
+    def validate(self, config: SimConfig) -> "Prior":
+        """Check the whole prior box is physically valid for ``config``.
+
+        Every corner of the box must pass ``config.validate_sample`` (ν² <
+        D1·D2 and dt below the explicit-Euler stability limit, which are
+        monotone in |ν|); n_v bounds must be integers. Returns ``self``.
+        """
+        for n, e in self._entries.items():
+            if n == "n_v" and (e.low != round(e.low) or e.high != round(e.high)):
+                raise ConfigError(f"prior for n_v: bounds must be integers, got {e.describe()}")
+        lows = {n: self._entries[n].low if n in self._entries else float(getattr(config, n))
+                for n in SAMPLE_PARAMETERS}
+        highs = {n: self._entries[n].high if n in self._entries else float(getattr(config, n))
+                 for n in SAMPLE_PARAMETERS}
+        nu_lo, nu_hi = lows["nu"], highs["nu"]
+        nu_worst = nu_hi if abs(nu_hi) >= abs(nu_lo) else nu_lo
+        d1, d2 = config.D
+        if not nu_worst * nu_worst < d1 * d2:
+            raise ConfigError(
+                f"prior for nu reaches nu={nu_worst:g}, where the equations are ill-posed: need nu^2 < D1*D2 = "
+                f"{d1 * d2:g} over the whole prior box (|nu| < {math.sqrt(d1 * d2):.6g})"
+            )
+        limit = stability_limit(config.D, nu_worst, config.h)
+        if not config.dt < limit:
+            raise ConfigError(
+                f"dt={config.dt:g} exceeds the explicit Euler stability limit {limit:.6g} at nu={nu_worst:g} "
+                f"(the edge of the prior box; h={config.h:g}, D=({d1:g}, {d2:g})); lower dt or narrow the nu prior"
+            )
+        for eta in {lows["eta"], highs["eta"]}:
+            for n_v in {lows["n_v"], highs["n_v"]}:
+                for nu in {nu_lo, nu_hi}:
+                    try:
+                        config.validate_sample(eta, n_v, nu)
+                    except ConfigError as exc:
+                        raise ConfigError(f"prior box corner (eta={eta:g}, n_v={n_v:g}, nu={nu:g}): {exc}") from None
+        return self
+
+    # --------------------------------------------------------------- serialise
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Plain-JSON dict name → {"kind", "low", "high"} or {"kind": "fixed", "value"}."""
+        return {n: e.to_dict() for n, e in self._entries.items()}
+
+    def to_json(self) -> str:
+        """JSON text of :meth:`to_dict` (key order = parameter order)."""
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Prior":
+        """Inverse of :meth:`to_dict` (also accepts the text forms)."""
+        if not isinstance(d, Mapping):
+            raise ConfigError(f"prior must be a mapping name -> prior, got {type(d).__name__}")
+        return cls(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Prior":
+        """Inverse of :meth:`to_json`."""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"prior JSON is malformed: {exc}") from None
+        return cls.from_dict(d)
+
+    def describe(self) -> str:
+        """One-line text, e.g. ``eta ~ uniform(0, 1.5), n_v ~ int_uniform(1, 16), nu = 0``."""
+        parts = []
+        for n, e in self._entries.items():
+            parts.append(f"{n} = {e.low:g}" if e.kind == "fixed" else f"{n} ~ {e.describe()}")
+        return ", ".join(parts)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Prior) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
+
+    def __repr__(self) -> str:
+        return f"Prior({self.describe()})"
