@@ -134,3 +134,20 @@ def test_existing_model_needs_force_or_resume(model_dir: Path) -> None:
         train_source(src, model_dir, epochs=1, network=TINY)
     with pytest.raises(TrainingError, match="different dataset"):
         train_source(src, model_dir, resume=True, epochs=3)
+
+
+def test_learning_rate_halves_on_plateau_and_survives_resume(tmp_path: Path) -> None:
+    """With min_delta huge, only the first epoch counts as an improvement; with
+    lr_patience=1 the end of every later epoch halves the rate (the history
+    records the rate used during each epoch), down to the floor, and a resumed
+    run continues from the reduced rate."""
+    out = tmp_path / "m"
+    src = gaussian_toy(200, seed=3, n_params=1, size=8)
+    common = dict(batch_size=32, network=TINY, quiet=True, contrastive=4, min_delta=1e9, patience=50,
+                  lr_patience=1, lr_factor=0.5, min_learning_rate=2e-4, learning_rate=1e-3)
+    train_source(src, out, epochs=3, **common)
+    lr = json.loads((out / "history.json").read_text())["learning_rate"]
+    np.testing.assert_allclose(lr, [1e-3, 1e-3, 5e-4], rtol=1e-6)
+    res = train_source(src, out, epochs=5, resume=True, **common)
+    lr = res.history["learning_rate"]
+    np.testing.assert_allclose(lr, [1e-3, 1e-3, 5e-4, 2.5e-4, 2e-4], rtol=1e-6)

@@ -112,6 +112,12 @@ class TrainSettings:
     """Blocks read and shuffled together when streaming."""
     threads: int | None = None
     """TensorFlow intra-op threads (default: usable CPU cores)."""
+    lr_patience: int = 3
+    """Epochs without improvement before the learning rate is multiplied by ``lr_factor``."""
+    lr_factor: float = 0.5
+    """Learning-rate reduction factor on a plateau (1: constant learning rate)."""
+    min_learning_rate: float = 1e-5
+    """Floor of the plateau schedule."""
 
     def __post_init__(self) -> None:
         if isinstance(self.network, dict):
@@ -144,6 +150,9 @@ class TrainSettings:
             (0.0 <= self.val_fraction < 1.0,
              f"val_fraction must lie in [0, 1), got {self.val_fraction}"),
             (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
+            (self.lr_patience >= 1, f"lr_patience must be >= 1, got {self.lr_patience}"),
+            (0 < self.lr_factor <= 1, f"lr_factor must lie in (0, 1], got {self.lr_factor}"),
+            (self.min_learning_rate > 0, f"min_learning_rate must be > 0, got {self.min_learning_rate}"),
             (self.gamma > 0, f"gamma must be > 0, got {self.gamma}"),
             (self.lam >= 0, f"lam must be >= 0, got {self.lam}"),
             (self.block_size >= 1 and self.blocks_per_read >= 1,
@@ -340,10 +349,19 @@ def _make_callbacks(stream_train: BatchStream, stream_val: BatchStream | None, o
             hist["time_s"].append(round(time.perf_counter() - self.t0, 3))
             value = logs.get(monitor, float("nan"))
             if math.isfinite(value) and value < state["best"] - settings.min_delta:
-                state.update(best=float(value), best_epoch=int(epoch), wait=0)
+                state.update(best=float(value), best_epoch=int(epoch), wait=0, lr_wait=0)
                 self.model.save_weights(ckpt / "best.weights.h5")
             else:
                 state["wait"] += 1
+                # reduce-on-plateau, resumable: its counter lives in state.json and the
+                # learning rate itself in the optimizer state of last.keras
+                state["lr_wait"] = state.get("lr_wait", 0) + 1
+                if state["lr_wait"] >= settings.lr_patience and lr > settings.min_learning_rate:
+                    new_lr = max(lr * settings.lr_factor, settings.min_learning_rate)
+                    self.model.optimizer.learning_rate.assign(new_lr)
+                    state["lr_wait"] = 0
+                    log.info("epoch %d: no %s improvement for %d epochs, learning rate %.3g -> %.3g",
+                             epoch + 1, monitor, settings.lr_patience, lr, new_lr)
             state["epoch"] = int(epoch)
             if not math.isfinite(value):
                 log.warning("epoch %d: %s is not finite; stopping", epoch + 1, monitor)
@@ -499,7 +517,7 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
             model.compile(optimizer=opt, loss=make_loss(cfg.loss, lam=cfg.lam, gamma=cfg.gamma))
             initial_epoch = 0
             state = {
-                "epoch": -1, "best": math.inf, "best_epoch": -1, "wait": 0,
+                "epoch": -1, "best": math.inf, "best_epoch": -1, "wait": 0, "lr_wait": 0,
                 "stopped_early": False, "fingerprint": fingerprint,
                 "settings": cfg.to_dict(),
                 "history": {k: [] for k in ("epoch", "loss", "val_loss", "learning_rate",
