@@ -1,0 +1,7 @@
+"""Analysis of simulated states: Hessian soft-mode spectra (:mod:`.hessian`, :mod:`.slq`)."""
+
+from __future__ import annotations
+
+from .hessian import Hessian, HessianResult, analyze, load, save  # noqa: F401
+
+__all__ = ["Hessian", "HessianResult", "analyze", "load", "save"]

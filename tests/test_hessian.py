@@ -1,0 +1,288 @@
+"""Tests of the Hessian analysis (issue 6): every assertion is a statement about ∂²F/∂z²."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tdglnre import ConfigError, SimConfig, simulate
+from tdglnre.analysis.hessian import (
+    Hessian,
+    analyze,
+    dense_hessian,
+    identify_zero_mode,
+    load,
+    load_result,
+    lowest_eigenpairs,
+    phase_generator,
+    relax,
+    save,
+    uniform_spectrum,
+    uniform_state,
+)
+from tdglnre.analysis.slq import exact_density, slq_density, wasserstein1
+from tdglnre.analysis._blas import blas_threads
+from tdglnre.physics.solver import EnergyModel, psi_to_state
+
+
+@pytest.fixture(autouse=True)
+def _single_blas_thread():
+    """Vector-sized BLAS work: threads only add contention on a shared machine (as analyze() does)."""
+    with blas_threads(1):
+        yield
+
+
+def _quench_state(N: int, *, n_v: int = 2, eta: float = 0.5, nu: float = 0.3, L: float | None = None,
+                  t: float = 0.5, seed: int = 1) -> tuple[SimConfig, np.ndarray]:
+    cfg = SimConfig(N=N, L=L or 0.6 * N, n_v=n_v, eta=eta, nu=nu, snapshot_times=(t,))
+    p = simulate(cfg, seed=seed).psi[0, -1]
+    return cfg, psi_to_state(p[0], p[1]).ravel()
+
+
+# ------------------------------------------------------------- Hessian-vector products
+@pytest.mark.parametrize("method,tol", [("richardson", 1e-12), ("central", 1e-6)])
+def test_hvp_matches_exact_dense_hessian(method, tol):
+    """Finite-difference HVPs of the numba gradient equal the analytic Hessian at N = 6."""
+    cfg, z = _quench_state(6)
+    model = EnergyModel(cfg)
+    H = dense_hessian(model, z, method="exact")
+    hess = Hessian(model, z, method=method)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        v = rng.standard_normal(model.size)
+        err = np.linalg.norm(hess.matvec(v) - H @ v) / np.linalg.norm(H @ v)
+        assert err <= tol, err
+    # the FD dense matrix agrees entry-wise as well
+    Hfd = hess.dense()
+    assert np.abs(Hfd - H).max() <= tol * np.abs(H).max()
+
+
+def test_exact_hessian_matches_second_differences_of_energy():
+    """The analytic reference is independent of the gradient: check it against F itself."""
+    cfg, z = _quench_state(6)
+    model = EnergyModel(cfg)
+    hess = Hessian(model, z, method="exact")
+    rng = np.random.default_rng(4)
+    v = rng.standard_normal(model.size)
+    v /= np.linalg.norm(v)
+    # F(z + e v) is a quartic in e; the 5-point second difference is exact for degree <= 5
+    def d2(e):
+        return (-model.energy(z + 2 * e * v) + 16 * model.energy(z + e * v) - 30 * model.energy(z)
+                + 16 * model.energy(z - e * v) - model.energy(z - 2 * e * v)) / (12 * e * e)
+    vhv = v @ hess.matvec(v)
+    # the 5-point second difference is exact for polynomials of degree <= 5 (F is quartic along a line)
+    assert abs(d2(0.3) - vhv) <= 1e-9 * max(1.0, abs(vhv))
+
+
+def test_hvp_symmetry_and_linearity():
+    cfg, z = _quench_state(8, n_v=3)
+    hess = Hessian(EnergyModel(cfg), z)
+    rng = np.random.default_rng(5)
+    u, v = rng.standard_normal((2, hess.n))
+    uHv, vHu = u @ hess.matvec(v), v @ hess.matvec(u)
+    assert abs(uHv - vHu) <= 1e-12 * np.linalg.norm(u) * np.linalg.norm(v) * 70
+    np.testing.assert_allclose(hess.matvec(2.5 * u - v), 2.5 * hess.matvec(u) - hess.matvec(v),
+                               rtol=0, atol=1e-11 * np.abs(hess.matvec(u)).max())
+
+
+def test_phase_rotation_identity_away_from_stationarity():
+    """H(z)·(Jz) = J g(z) for any z (derivative of g(R_θ z) = R_θ g(z))."""
+    cfg, z = _quench_state(8, n_v=1, t=0.1)
+    model = EnergyModel(cfg)
+    hess = Hessian(model, z)
+    s = z.reshape(4, -1)
+    Jz = np.concatenate([-s[1], s[0], -s[3], s[2]])
+    np.testing.assert_allclose(phase_generator(z), Jz / np.linalg.norm(Jz))
+    g = model.gradient(z).reshape(4, -1)
+    Jg = np.concatenate([-g[1], g[0], -g[3], g[2]])
+    lhs = hess.matvec(Jz)
+    assert np.linalg.norm(Jg) > 1e-3  # the state is far from stationary
+    assert np.linalg.norm(lhs - Jg) <= 1e-11 * np.linalg.norm(Jg) * 100
+
+
+def test_sparse_assembly_equals_dense():
+    for N in (6, 7, 10):  # greedy colouring (6, 7) and the 5-colour formula (10)
+        cfg, z = _quench_state(N, n_v=1)
+        hess = Hessian(EnergyModel(cfg), z)
+        np.testing.assert_allclose(hess.sparse().toarray(), dense_hessian(hess.model, z), rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------- eigenvalues
+@pytest.mark.parametrize("N,method", [(8, "lanczos"), (10, "shift-invert"), (12, "shift-invert"),
+                                      (12, "lanczos")])
+def test_eigsh_lowest_match_dense(N, method):
+    cfg, z = _quench_state(N, n_v=2)
+    model = EnergyModel(cfg)
+    dense = np.linalg.eigvalsh(dense_hessian(model, z))
+    vals, vecs = lowest_eigenpairs(Hessian(model, z), 12, method=method)
+    np.testing.assert_allclose(vals, dense[:12], rtol=0, atol=1e-6)
+    # eigenvectors are eigenvectors of the dense matrix
+    H = dense_hessian(model, z)
+    assert np.abs(H @ vecs - vecs * vals).max() <= 1e-6
+
+
+def test_unrelaxed_quench_state_is_not_a_minimum():
+    """Early in a quench the state is far from stationary and H has negative directions."""
+    cfg, z = _quench_state(10, n_v=2, t=0.05)
+    dense = np.linalg.eigvalsh(dense_hessian(EnergyModel(cfg), z))
+    vals, _ = lowest_eigenpairs(Hessian(EnergyModel(cfg), z), 6)
+    assert dense[0] < -0.1
+    np.testing.assert_allclose(vals, dense[:6], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["lbfgs", "trust-krylov"])
+def test_relaxed_state_phase_mode_is_exact_zero(method):
+    cfg, z = _quench_state(12, n_v=3, eta=0.4, nu=0.2)
+    model = EnergyModel(cfg)
+    rr = relax(model, z, residual_tol=1e-10, method=method)
+    assert rr.converged and rr.residual_after <= 1e-10
+    assert rr.F_after < rr.F_before
+    assert rr.grad_norm_after < 1e-6 * rr.grad_norm_before
+    hess = Hessian(model, rr.z)
+    vals, vecs = lowest_eigenpairs(hess, 6)
+    i, overlap = identify_zero_mode(vecs, rr.z)
+    scale = np.abs(np.linalg.eigvalsh(dense_hessian(model, rr.z))).max()
+    assert overlap > 1 - 1e-8
+    assert abs(vals[i]) <= 1e-8 * scale
+    # a relaxed vortex state of a minimiser: no negative directions apart from rounding
+    assert vals.min() >= -1e-8 * scale
+
+
+# ----------------------------------------------------------------- uniform state
+@pytest.mark.parametrize("D,nu,alpha,beta", [((1.0, 1.0), 0.0, -1.0, 1.0), ((4.0, 1.0), 0.0, -1.0, 1.0),
+                                             ((4.0, 1.0), 0.8, -1.0, 1.0),
+                                             ((2.0, 1.5), -0.5, (-1.0, -0.6), (1.0, 1.5))])
+def test_uniform_state_spectrum_is_analytic(D, nu, alpha, beta):
+    cfg = SimConfig(N=8, L=5.0, D=D, nu=nu, eta=0.4, n_v=0, alpha=alpha, beta=beta)
+    model = EnergyModel(cfg)
+    z = uniform_state(cfg)
+    assert np.abs(model.gradient(z)).max() < 1e-12  # it is stationary
+    dense = np.linalg.eigvalsh(dense_hessian(model, z))
+    analytic = uniform_spectrum(cfg)
+    assert analytic.shape == dense.shape == (4 * 64,)
+    assert np.abs(dense - analytic).max() <= 1e-10 * np.abs(analytic).max()
+    # the k = 0 phase block: global phase zero mode and the Leggett mode 2h²·η(u1/u2 + u2/u1)
+    assert abs(analytic[0]) < 1e-12
+    h2 = cfg.h ** 2
+    u1, u2 = z[0, 0, 0], z[2, 0, 0]
+    leggett = 2 * h2 * 0.4 * (u1 / u2 + u2 / u1)
+    assert np.min(np.abs(analytic - leggett)) < 1e-12 * np.abs(analytic).max()
+
+
+def test_uniform_state_analyze_reports_zero_mode():
+    cfg = SimConfig(N=8, L=5.0, eta=0.4, n_v=0)
+    res = analyze(cfg, uniform_state(cfg), n_eig=6, relax=True)
+    np.testing.assert_allclose(res.eigenvalues, uniform_spectrum(cfg)[:6], atol=1e-9)
+    assert res.zero_mode_index == 0 and res.zero_mode_overlap > 1 - 1e-10
+    assert not res.is_saddle
+
+
+# ------------------------------------------------------------------------- SLQ DOS
+def test_slq_density_matches_dense_spectrum():
+    """W1 distance between the SLQ and exact spectral CDFs ≤ 1% of the spectral width at N = 16."""
+    cfg, z = _quench_state(16, n_v=4)
+    model = EnergyModel(cfg)
+    lam = np.linalg.eigvalsh(dense_hessian(model, z))
+    width = lam[-1] - lam[0]
+    ex = exact_density(lam)
+    est = slq_density(Hessian(model, z).matvec, model.size, n_probes=10, n_steps=60, seed=2)
+    w1 = wasserstein1(est, ex) / width
+    assert w1 <= 0.01, w1
+    # a random (non-spectral) measure of the same range is far away: the metric has power
+    rng = np.random.default_rng(0)
+    fake = exact_density(rng.uniform(lam[0], lam[-1], lam.shape[0]))
+    assert wasserstein1(fake, ex) / width > 5 * w1
+    # weights are a probability measure
+    assert abs(est.weights.sum() - 1) < 1e-12 and np.all(est.weights >= 0)
+    assert abs(np.sum(est.density * np.diff(est.edges)) - 1) < 1e-12
+
+
+# ----------------------------------------------------------------- library API, I/O
+def test_analyze_and_save_roundtrip(tmp_path):
+    cfg, z = _quench_state(10, n_v=2, eta=0.6, nu=0.0)
+    res = analyze(cfg, z, n_eig=8, dos=True, dos_probes=3, dos_steps=20)
+    assert res.n_unknowns == 400 and res.eigenvalues.shape == (8,)
+    assert np.all(np.diff(res.eigenvalues) >= 0)
+    assert res.F_after <= res.F_before and res.grad_norm_after < res.grad_norm_before
+    assert res.softest_index != res.zero_mode_index
+    assert abs(np.linalg.norm(res.softest_vector) - 1) < 1e-10
+    for suffix in (".h5", ".npz"):
+        path = save(res, tmp_path / f"spec{suffix}")
+        back = load(path)
+        np.testing.assert_array_equal(back["eigenvalues"], res.eigenvalues)
+        assert back["config"] == res.config
+        assert back["summary"]["zero_mode_index"] == res.zero_mode_index
+        np.testing.assert_array_equal(back["dos_density"], res.dos.density)
+        again = load_result(path)
+        assert again.zero_mode_index == res.zero_mode_index and again.config == res.config
+        np.testing.assert_array_equal(again.softest_vector, res.softest_vector)
+
+
+def test_bad_input_errors():
+    cfg = SimConfig(N=6, L=4.0)
+    with pytest.raises(ConfigError, match="shape"):
+        analyze(cfg, np.zeros((3, 6, 6)))
+    with pytest.raises(ConfigError, match="N=6"):
+        analyze(cfg, np.ones((4, 8, 8)))
+    with pytest.raises(ConfigError, match="n_eig"):
+        analyze(cfg, uniform_state(cfg.replace(eta=0.1)), n_eig=200, relax=False)
+    with pytest.raises(ConfigError, match="HVP method"):
+        Hessian(EnergyModel(cfg), np.ones(144), method="bogus")
+
+
+# ----------------------------------------------------------------------------- CLI
+def test_cli_json(tmp_path):
+    from click.testing import CliRunner
+
+    from tdglnre.cli.main import cli
+
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["hessian", "--N", "8", "--L", "5", "--eta", "0.5", "--n-v", "2", "--t", "0.2",
+                                 "--seed", "3", "--n-eig", "6", "--dos", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    for key in ("eigenvalues", "zero_mode_index", "F_before", "F_after", "grad_norm_before",
+                "grad_norm_after", "n_unknowns", "wall_seconds"):
+        assert key in d
+    assert d["n_unknowns"] == 256 and len(d["eigenvalues"]) == 6
+    assert d["eigenvalues"] == sorted(d["eigenvalues"])
+    assert abs(d["eigenvalues"][d["zero_mode_index"]]) < 1e-8 * d["lambda_max_est"]
+    files = {p.name for p in out.iterdir()}
+    assert {"spectrum.h5", "dos.png", "lowest_eigenvalues.png", "softest_mode.png"} <= files
+
+
+def test_cli_errors(tmp_path):
+    from click.testing import CliRunner
+
+    from tdglnre.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["hessian", "--N", "8", "--nu", "9", "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "nu" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(cli, ["hessian", "--data", str(tmp_path / "missing.h5"), "--index", "0",
+                                 "--out", str(tmp_path)])
+    assert r.exit_code != 0 and "missing.h5" in r.output
+
+
+def test_cli_data_and_preset_give_the_same_sample(tmp_path):
+    """Sample k of `generate --preset P --seed S --store-fields` analysed from the file and re-simulated."""
+    from click.testing import CliRunner
+
+    from tdglnre.cli.main import cli
+
+    sets = ["--set", "N=8", "--set", "L=5", "--set", "snapshot_times=0.3"]
+    f = tmp_path / "e.h5"
+    r = CliRunner().invoke(cli, ["generate", "--preset", "quick", *sets, "--n-samples", "2", "--seed", "4",
+                                 "--out", str(f), "--store-fields", "--quiet"])
+    assert r.exit_code == 0, r.output
+    r1 = CliRunner().invoke(cli, ["hessian", "--data", str(f), "--index", "1", "--out", str(tmp_path / "a"),
+                                  "--n-eig", "5", "--json"])
+    r2 = CliRunner().invoke(cli, ["hessian", "--preset", "quick", *sets, "--seed", "4", "--index", "1",
+                                  "--out", str(tmp_path / "b"), "--n-eig", "5", "--json"])
+    assert r1.exit_code == 0 and r2.exit_code == 0, (r1.output, r2.output)
+    a, b = json.loads(r1.stdout), json.loads(r2.stdout)
+    assert (a["eta"], a["n_v"], a["nu"]) == (b["eta"], b["n_v"], b["nu"])
+    np.testing.assert_allclose(a["eigenvalues"], b["eigenvalues"], rtol=0, atol=1e-9)
+    r3 = CliRunner().invoke(cli, ["hessian", "--data", str(f), "--index", "7", "--out", str(tmp_path / "c")])
+    assert r3.exit_code == 1 and "out of range" in r3.output
