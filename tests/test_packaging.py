@@ -208,3 +208,13 @@ def test_bench_real_smoke() -> None:
         assert key in data
     assert data["N"] == 8 and data["batch"] == 2 and data["steps"] == 3
     assert data["numba_float64_msites"] > 0 and data["numpy_msites"] > 0
+
+
+def test_cli_reference_in_docs_matches_the_code() -> None:
+    """docs/cli.md's generated section is rebuilt from the click commands; stale docs fail."""
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_cli_docs.py"), "--check"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    for name in cli.commands:
+        assert f"### `tdglnre {name}`" in text

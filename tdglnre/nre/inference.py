@@ -191,8 +191,21 @@ def calibration_report(ev: TestSetEvaluation, *, levels: Sequence[float] = DEFAU
     return rep
 
 
-def _x_batch(estimator: Any, raw: np.ndarray) -> np.ndarray:
-    return np.stack([estimator.preprocess(r) for r in raw])
+def _summary_images(estimator: Any, raw: np.ndarray) -> np.ndarray:
+    """[rho1, rho2, curlJ] at the model's (last) snapshot from ensemble samples (S, T, N, N, C)."""
+    inp = estimator.metadata["input"]
+    t = list(inp["snapshot_indices"])[-1]
+    ch = list(inp["dataset_channels"])
+    return raw[:, t][..., [ch.index("rho1"), ch.index("rho2"), ch.index("curlJ")]]
+
+
+def _sim_config(estimator: Any):
+    from ..physics.config import SimConfig
+
+    cfg = estimator.metadata["dataset"]["config"]
+    if cfg is None:
+        raise ConfigError("the model's metadata does not record its training config; cannot simulate")
+    return SimConfig.from_json(cfg) if isinstance(cfg, str) else SimConfig.from_dict(cfg)
 
 
 def run_calibration(model_dir: str | Path, test_set: str | Path, out_dir: str | Path, *, grid_points: int = 128,
@@ -221,7 +234,7 @@ def run_calibration(model_dir: str | Path, test_set: str | Path, out_dir: str | 
         raw = ens.x(0, S)
         theta = ens.theta(0, S)
         L = ens.config.L
-    x = _x_batch(est, raw)
+    x = est.preprocess(raw)
     grid = Grid.from_prior(est.prior, grid_points, est.parameter_names)
     bar = _progress_bar(S, "posteriors", progress)
     ev = evaluate_test_set(est, x, theta, grid, n_draws=n_draws, seed=seed, progress=bar.update if bar else None)
@@ -232,15 +245,15 @@ def run_calibration(model_dir: str | Path, test_set: str | Path, out_dir: str | 
     rep["model_dir"] = str(model_dir)
     rep["test_set"] = str(test_set)
 
-    ref_path = reference or est.metadata.get("data_path")
+    ref_path = reference or est.metadata["dataset"].get("path")
     if ref_path and Path(ref_path).exists():
         with open_ensemble(ref_path) as ref:
             n_ref = ref.n_complete
             ref_sum = np.concatenate([
-                summaries_batch(est.select_image(ref.x(a, min(a + 512, n_ref))), L)
+                summaries_batch(_summary_images(est, ref.x(a, min(a + 512, n_ref))), L)
                 for a in range(0, n_ref, 512)])
             ref_theta = ref.theta(0, n_ref)
-        test_sum = summaries_batch(est.select_image(raw), L)
+        test_sum = summaries_batch(_summary_images(est, raw), L)
         rep["baseline"] = baseline_evaluation(ref_sum, ref_theta, test_sum, theta, ev.names, est.prior)
         rep["baseline"]["reference"] = str(ref_path)
     else:
@@ -328,7 +341,7 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
             est.check_compatible(ens)
             if not 0 <= index < ens.n_complete:
                 raise ConfigError(f"--index {index} out of range: {data} holds {ens.n_complete} complete samples")
-            x = est.preprocess(ens.x(index, index + 1)[0])
+            x = est.preprocess(ens.x(index, index + 1))
             truth = dict(zip(ens.parameter_names, map(float, ens.theta(index, index + 1)[0])))
         source = {"data": str(data), "index": int(index)}
     elif observation is not None:
@@ -341,7 +354,7 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
         source = {"simulate": spec}
     grid = Grid.from_prior(est.prior, grid_points, est.parameter_names)
     t0 = time.perf_counter()
-    posts, _ = posteriors_on_grid(est, x[None], grid)
+    posts, _ = posteriors_on_grid(est, x, grid)
     elapsed = time.perf_counter() - t0
     post = posts[0]
     if truth is not None:
@@ -362,7 +375,7 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
 def _simulate_observation(est: Any, spec: dict[str, float]) -> tuple[np.ndarray, dict[str, float]]:
     from ..physics.solver import simulate
 
-    cfg = est.sim_config
+    cfg = _sim_config(est)
     seed = int(spec.pop("seed", 0))
     params = {}
     for name in ("eta", "n_v", "nu"):
