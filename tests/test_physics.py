@@ -257,3 +257,20 @@ def test_network_channels_shape_and_content():
     assert abs(ch[1, 0, ..., 2].sum()) <= 1e-3 * np.abs(ch[1, 0, ..., 2]).sum()
     direct = network_channels(res.psi[1, 0, 0], res.psi[1, 0, 1], cfg)
     np.testing.assert_array_equal(direct, ch[1, 0])
+
+
+def test_structure_factor_of_a_density_wave_peaks_at_its_wavevector():
+    from tdglnre.physics.observables import structure_factor
+
+    N, L, m = 32, 16.0, 3
+    k0 = 2 * np.pi * m / L
+    x = np.arange(N) * L / N
+    rho = 1.0 + 0.2 * np.cos(k0 * x)[None, :] * np.ones((N, 1))
+    k, S = structure_factor(rho, L)
+    peak = int(np.argmax(S))
+    assert abs(k[peak] - k0) <= (np.pi * N / L) / (N // 2)  # within one shell width
+    # |δρ(k)|² / N² at ±k0 is (0.1 N²)²/N² = 0.01 N²; the shell averages it over its modes
+    assert S[peak] > 100 * np.delete(S, peak).max()
+    # a uniform density has no fluctuations at any k > 0
+    k2, S2 = structure_factor(np.ones((N, N)), L)
+    assert np.allclose(S2, 0.0)
