@@ -57,6 +57,8 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Validation fraction (seeded split) [default: 0.1].")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
               help="Early-stopping patience in epochs [default: 8].")
+@click.option("--lr-patience", type=click.IntRange(min=1), default=None,
+              help="Epochs without improvement before the learning rate is halved [default: 3].")
 @click.option("--seed", type=int, default=None, help="Seed [default: 0].")
 @click.option("--channels", callback=_str_list, default=None,
               help="Comma-separated input channels [default: all, rho1,rho2,curlJ].")
@@ -75,7 +77,7 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 def command(data: str, out: str, loss: str | None, contrastive: int | None,
             gamma: float | None, lam: float | None, epochs: int | None,
             batch_size: int | None, learning_rate: float | None, weight_decay: float | None,
-            val_fraction: float | None, patience: int | None, seed: int | None,
+            val_fraction: float | None, patience: int | None, lr_patience: int | None, seed: int | None,
             channels: tuple[str, ...] | None, snapshots: tuple[int, ...] | None,
             filters: tuple[int, ...] | None, augment: bool | None, threads: int | None,
             resume: bool, force: bool, quiet: bool, as_json: bool) -> None:
@@ -90,7 +92,7 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
         k: v for k, v in dict(
             loss=loss, contrastive=contrastive, gamma=gamma, lam=lam, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
-            val_fraction=val_fraction, patience=patience, seed=seed, channels=channels,
+            val_fraction=val_fraction, patience=patience, lr_patience=lr_patience, seed=seed, channels=channels,
             snapshots=snapshots, augment=augment, threads=threads,
         ).items() if v is not None
     }
