@@ -50,16 +50,11 @@ def command(model_dir, data, index, observation, simulate, test_set, reference, 
             slim = {k: v for k, v in res.items() if k != "sbc_ranks"}
             click.echo(json.dumps(slim, indent=1))
             return
+        from tdglnre.nre.inference import calibration_summary_lines
+
         click.echo(f"calibration on {res['n_test']} test samples -> {out_dir}/calibration.json")
-        cov = res["expected_coverage"]
-        click.echo(f"  expected coverage: max |empirical - nominal| = {cov['max_abs_deviation']:.3f}; "
-                   f"95% coverage = {res['coverage95']:.3f}")
-        for n, m in res["mae"].items():
-            line = f"  {n}: MAE {m['mean']:.4f} ± {m['std']:.4f}, mean 95% HPD width {res['width95'][n]:.4f}"
-            if res.get("baseline"):
-                b = res["baseline"]["per_parameter"][n]
-                line += f"  (ABC baseline: MAE {b['mae']:.4f}, 95% width {b['width95']:.4f})"
-            click.echo(line)
+        for line in calibration_summary_lines(res):
+            click.echo("  " + line)
         if "table" in res:
             from tdglnre.nre.calibration import table_markdown
 

@@ -48,7 +48,7 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     """
     from .io.generate import generate_ensemble
     from .io.presets import load_preset
-    from .nre.inference import run_calibration, run_posterior
+    from .nre.inference import calibration_summary_lines, run_calibration, run_posterior
     from .nre.training import train
 
     out = Path(out_dir)
@@ -94,20 +94,13 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         for name, s in ex["parameters"].items():
             echo(f"  test #{ex['index']}: {name} truth {s.get('truth', float('nan')):g}, posterior "
                  f"{s['mean']:.3f} ± {s['std']:.3f}, 95% HPD [{s['hpd95'][0]:.3f}, {s['hpd95'][1]:.3f}]")
-    cov = cal["expected_coverage"]
-    echo(f"  expected coverage (joint HPD, {cal['n_test']} tests): max |empirical - nominal| = "
-         f"{cov['max_abs_deviation']:.3f}; 95% region covers {cal['coverage95']:.3f}")
-    for name, m in cal["mae"].items():
-        line = f"  {name}: MAE {m['mean']:.3f}, mean 95% HPD width {cal['width95'][name]:.3f}"
-        if cal.get("baseline"):
-            b = cal["baseline"]["per_parameter"][name]
-            line += f" (ABC baseline: MAE {b['mae']:.3f}, 95% width {b['width95']:.3f})"
-        echo(line)
+    for line in calibration_summary_lines(cal):
+        echo("  " + line)
     total = sum(times.values())
     echo(f"  wall time {total:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
     summary = {"out_dir": str(out), "train": str(train_h5), "test": str(test_h5), "model": str(model_dir),
                "calibration": str(cal_dir), "examples": examples, "times": times, "wall_seconds": total,
-               "coverage_max_abs_deviation": cov["max_abs_deviation"], "coverage95": cal["coverage95"],
+               "coverage_max_abs_deviation": cal["expected_coverage"]["max_abs_deviation"], "coverage95": cal["coverage95"],
                "mae": cal["mae"], "width95": cal["width95"]}
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
     return summary

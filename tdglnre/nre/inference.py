@@ -191,6 +191,20 @@ def calibration_report(ev: TestSetEvaluation, *, levels: Sequence[float] = DEFAU
     return rep
 
 
+def calibration_summary_lines(rep: dict[str, Any]) -> list[str]:
+    """Short human-readable summary of a calibration report (CLI and demo)."""
+    cov = rep["expected_coverage"]
+    lines = [f"expected coverage (joint HPD, {rep['n_test']} tests): max |empirical - nominal| = "
+             f"{cov['max_abs_deviation']:.3f}; 95% region covers {rep['coverage95']:.3f}"]
+    for n, m in rep["mae"].items():
+        line = f"{n}: MAE {m['mean']:.4f} ± {m['std']:.4f}, mean 95% HPD width {rep['width95'][n]:.4f}"
+        if rep.get("baseline"):
+            b = rep["baseline"]["per_parameter"][n]
+            line += f" (ABC baseline: MAE {b['mae']:.4f}, 95% width {b['width95']:.4f})"
+        lines.append(line)
+    return lines
+
+
 def _summary_images(estimator: Any, raw: np.ndarray) -> np.ndarray:
     """[rho1, rho2, curlJ] at the model's (last) snapshot from ensemble samples (S, T, N, N, C)."""
     inp = estimator.metadata["input"]
