@@ -27,7 +27,7 @@ from .main import run_library_call
               help="Use only the first samples of --test-set.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None,
-              help="Grid points per continuous parameter [512 for one observation, 128 for --test-set].")
+              help="Grid points per continuous parameter [512 for one observation, 256 for --test-set].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the SBC posterior draws.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -44,7 +44,7 @@ def command(model_dir, data, index, observation, simulate, test_set, reference, 
     if test_set is not None:
         if any(v is not None for v in (data, index, observation, simulate)):
             raise click.UsageError("--test-set cannot be combined with --data/--index/--observation/--simulate")
-        res = run_library_call(run_calibration, model_dir, test_set, out_dir, grid_points=grid_points or 128,
+        res = run_library_call(run_calibration, model_dir, test_set, out_dir, grid_points=grid_points or 256,
                                max_samples=max_samples, reference=reference, seed=seed, progress=not quiet)
         if as_json:
             slim = {k: v for k, v in res.items() if k != "sbc_ranks"}

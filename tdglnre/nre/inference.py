@@ -222,7 +222,7 @@ def _sim_config(estimator: Any):
     return SimConfig.from_json(cfg) if isinstance(cfg, str) else SimConfig.from_dict(cfg)
 
 
-def run_calibration(model_dir: str | Path, test_set: str | Path, out_dir: str | Path, *, grid_points: int = 128,
+def run_calibration(model_dir: str | Path, test_set: str | Path, out_dir: str | Path, *, grid_points: int = 256,
                     max_samples: int | None = None, reference: str | Path | None = None, seed: int = 0,
                     n_draws: int = 99, half_window: float = 0.05, progress: bool = True) -> dict[str, Any]:
     """Calibrate a trained model on a test ensemble (``tdglnre posterior --test-set``).
