@@ -15,8 +15,8 @@ from typing import Any, Callable
 log = logging.getLogger(__name__)
 
 
-def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_train: int = 4000,
-             n_test: int = 500, epochs: int = 30, seed: int = 0, n_examples: int = 3, force: bool = False,
+def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_train: int = 8000,
+             n_test: int = 500, epochs: int = 60, seed: int = 0, n_examples: int = 3, force: bool = False,
              quiet: bool = False, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the whole pipeline on a small preset and summarise it.
 
@@ -67,7 +67,7 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     t0 = time.perf_counter()
     model_dir = out / "model"
     echo(f"[2/4] training the ratio estimator (≤ {epochs} epochs) ...")
-    res = train(train_h5, model_dir, epochs=epochs, seed=seed, force=force, quiet=quiet)
+    res = train(train_h5, model_dir, epochs=epochs, patience=12, lr_patience=5, seed=seed, force=force, quiet=quiet)
     times["train"] = time.perf_counter() - t0
     echo(f"      -> {model_dir} (best val loss {res.best_val_loss:.4f} at epoch {res.best_epoch + 1}, "
          f"{times['train']:.0f} s)")
