@@ -19,7 +19,8 @@ def _label(name: str) -> str:
     return _LABELS.get(name, name)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out, write (120 dpi) and close a figure; returns the path."""
     path = Path(path)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -49,7 +50,7 @@ def plot_marginals(post, path: str | Path) -> Path:
         ax.axvline(s["mean"], color="k", lw=0.8, label="mean")
         ax.set_xlabel(_label(name))
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_joint(post, a: str, b: str, path: str | Path) -> Path:
@@ -66,7 +67,7 @@ def plot_joint(post, a: str, b: str, path: str | Path) -> Path:
         ax.legend(fontsize=8)
     ax.set_xlabel(_label(a))
     ax.set_ylabel(_label(b))
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_coverage(curves: dict[str, Any], path: str | Path) -> Path:
@@ -85,7 +86,7 @@ def plot_coverage(curves: dict[str, Any], path: str | Path) -> Path:
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_sbc(ranks: dict[str, np.ndarray], n_draws: int, path: str | Path, n_bins: int = 10) -> Path:
@@ -109,7 +110,7 @@ def plot_sbc(ranks: dict[str, np.ndarray], n_draws: int, path: str | Path, n_bin
         axes[1, k].axhline(0, color="k", lw=0.8)
         axes[1, k].set_xlabel("fractional rank")
         axes[1, k].set_ylabel("ECDF − uniform")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_error_vs_truth(truth: np.ndarray, mean: np.ndarray, width95: np.ndarray, name: str,
@@ -126,7 +127,7 @@ def plot_error_vs_truth(truth: np.ndarray, mean: np.ndarray, width95: np.ndarray
     axes[1].scatter(truth, width95, s=6)
     axes[1].set_xlabel(f"true {_label(name)}")
     axes[1].set_ylabel("95% HPD width")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_loss_curves(history: dict[str, Sequence[float]], path: str | Path) -> Path:
@@ -138,4 +139,4 @@ def plot_loss_curves(history: dict[str, Sequence[float]], path: str | Path) -> P
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)

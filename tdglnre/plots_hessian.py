@@ -10,9 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
+from .plots import save_figure  # first: selects the Agg backend before pyplot loads
 
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -35,10 +34,7 @@ def plot_dos(dos: "SpectralDensity", path: str | Path, *, reference: "SpectralDe
     ax.legend()
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_lowest(result: "HessianResult", path: str | Path) -> Path:
@@ -60,10 +56,7 @@ def plot_lowest(result: "HessianResult", path: str | Path) -> Path:
     ax.set_title(f"N={c.N}, eta={c.eta:g}, n_v={c.n_v}, nu={c.nu:g}"
                  + ("  (saddle)" if result.is_saddle else ""))
     ax.legend(loc="best", framealpha=0.6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_soft_mode(result: "HessianResult", path: str | Path) -> Path:
@@ -97,10 +90,7 @@ def plot_soft_mode(result: "HessianResult", path: str | Path) -> Path:
     for ax in axes:
         ax.set_xlabel("x")
         ax.set_ylabel("y")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def save_figures(result: "HessianResult", out_dir: str | Path) -> list[Path]:
