@@ -11,6 +11,19 @@ class TDGLError(Exception):
     """Base class of all errors raised deliberately by tdglnre."""
 
 
+def reject_unknown_keys(cls, d, what: str, error: type[Exception]) -> None:
+    """Raise ``error`` if ``d`` has keys that are not fields of dataclass ``cls``; lists the valid ones.
+
+    ``what`` names the keys in the message ("config key", "training setting").
+    """
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(d) - set(names))
+    if unknown:
+        raise error(f"unknown {what}(s) {unknown}; valid keys: {names}")
+
+
 class ConfigError(TDGLError, ValueError):
     """A configuration or parameter value is invalid; the message says why."""
 

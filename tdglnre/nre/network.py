@@ -28,6 +28,8 @@ from typing import Any, Sequence
 import numpy as np
 
 import keras
+
+from ..errors import ConfigError, reject_unknown_keys
 from keras import layers, ops
 
 _PACKAGE = "tdglnre"
@@ -69,10 +71,7 @@ class NetworkConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "NetworkConfig":
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown network key(s) {unknown}; valid: {sorted(names)}")
+        reject_unknown_keys(cls, d, "network key", ConfigError)
         return cls(**d)
 
     def to_dict(self) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import TDGLError
+from ..errors import TDGLError, reject_unknown_keys
 from . import configure_tensorflow
 from .data import (
     BatchStream,
@@ -178,10 +178,7 @@ class TrainSettings:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainSettings":
         """Inverse of :meth:`to_dict`; unknown keys are an error naming the valid ones."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise TrainingError(f"unknown training setting(s) {unknown}; valid: {sorted(names)}")
+        reject_unknown_keys(cls, d, "training setting", TrainingError)
         return cls(**d)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, reject_unknown_keys
 
 #: Parameters that may vary from sample to sample inside one batch.
 SAMPLE_PARAMETERS = ("eta", "n_v", "nu")
@@ -213,10 +213,7 @@ class SimConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SimConfig":
         """Inverse of :meth:`to_dict`; unknown keys are an error listing the valid ones."""
-        names = cls.field_names()
-        unknown = sorted(set(d) - set(names))
-        if unknown:
-            raise ConfigError(f"unknown config key(s) {unknown}; valid keys: {list(names)}")
+        reject_unknown_keys(cls, d, "config key", ConfigError)
         kw = dict(d)
         if "N" in kw:
             kw["N"] = int(kw["N"]) if float(kw["N"]) == int(float(kw["N"])) else kw["N"]
