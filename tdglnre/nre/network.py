@@ -28,9 +28,9 @@ from typing import Any, Sequence
 import numpy as np
 
 import keras
+from keras import layers, ops
 
 from ..errors import ConfigError, reject_unknown_keys
-from keras import layers, ops
 
 _PACKAGE = "tdglnre"
 
