@@ -632,7 +632,6 @@ class HessianResult:
     """Largest Ritz value of the same run: the spectrum's scale."""
     n_negative: int
     """Eigenvalues below −zero_tol·λ_max (saddle directions), among those computed."""
-    is_saddle: bool
     counts_below: dict[str, int]
     """Number of computed eigenvalues below thresholds (relative to λ_max), e.g. {"1e-06": 3}."""
     state: np.ndarray
@@ -645,6 +644,11 @@ class HessianResult:
     eig_method: str = "shift-invert"
     dos: SpectralDensity | None = None
     zero_tol: float = 1e-7
+
+    @property
+    def is_saddle(self) -> bool:
+        """Whether any computed eigenvalue is negative (the state is a saddle point)."""
+        return self.n_negative > 0
 
     @property
     def zero_mode_eigenvalue(self) -> float:
@@ -860,13 +864,19 @@ def _analyze(config: SimConfig, state: np.ndarray, *, eta, n_v, nu, n_eig, relax
         softest_vector=vecs[:, si].reshape(model.shape).copy(), F_before=F0, F_after=F1,
         grad_norm_before=gn0, grad_norm_after=gn1, residual_before=r0, residual_after=r1, relaxed=relax,
         relax_converged=bool(conv), n_unknowns=model.size, lambda_min_est=lo_est, lambda_max_est=hi_est,
-        n_negative=n_neg, is_saddle=n_neg > 0, counts_below=counts, state=z.reshape(model.shape).copy(),
+        n_negative=n_neg, counts_below=counts, state=z.reshape(model.shape).copy(),
         wall_seconds=wall, timings=timings, n_matvec=hess.n_matvec, hvp_method=hvp_method,
         hvp_step=hess.step, eig_method=eig_method, dos=density, zero_tol=zero_tol,
     )
 
 
 # ---------------------------------------------------------------- state sources
+def _sample_params(prior: Any, theta: np.ndarray) -> dict[str, float]:
+    """Solver parameters {eta, n_v, nu} of one θ row (fixed ones from the prior)."""
+    arr = prior.params(np.atleast_2d(theta))
+    return {"eta": float(arr["eta"][0]), "n_v": int(round(float(arr["n_v"][0]))), "nu": float(arr["nu"][0])}
+
+
 def state_from_ensemble(path: str | Path, index: int, snapshot: int = -1
                         ) -> tuple[SimConfig, np.ndarray, dict[str, float]]:
     """Read sample ``index`` of an ensemble file written with ``--store-fields``.
@@ -899,13 +909,8 @@ def state_from_ensemble(path: str | Path, index: int, snapshot: int = -1
         if not -T <= snapshot < T:
             raise ConfigError(f"snapshot {snapshot} out of range: {path} stores {T} snapshots")
         config = ens.config
-        theta = np.asarray(ens.theta(index, index + 1)[0], dtype=np.float64)
+        params = _sample_params(ens.prior, ens.theta(index, index + 1))
         psi = np.asarray(ens.psi(index, index + 1)[0, snapshot], dtype=np.complex128)
-        names = list(ens.parameter_names)
-    params = {"eta": config.eta, "n_v": config.n_v, "nu": config.nu}
-    for name, value in zip(names, theta):
-        if name in params:
-            params[name] = int(round(value)) if name == "n_v" else float(value)
     log.info("read sample %d, snapshot %d of %s (%s)", index, snapshot, path, params)
     return config, psi, params
 
@@ -923,14 +928,10 @@ def state_from_preset(name: str | Path, overrides: Any = (), *, seed: int = 0, i
     -------
     config, psi (2, N, N) complex128, params {"eta", "n_v", "nu"}
     """
-    try:
-        from ..io.presets import load_preset
-    except ImportError as exc:  # pragma: no cover - io ships with the package
-        raise ConfigError(f"presets are unavailable ({exc}); give the parameters directly") from None
+    from ..io.presets import load_preset
+
     config, prior = load_preset(name, overrides)
-    theta = prior.sample(seed, [index])
-    arr = prior.params(theta)
-    params = {"eta": float(arr["eta"][0]), "n_v": int(round(float(arr["n_v"][0]))), "nu": float(arr["nu"][0])}
+    params = _sample_params(prior, prior.sample(seed, [index]))
     psi = state_from_simulation(config, params, seed=seed, index=index)
     log.info("simulated sample %d of preset %s, seed %d (%s)", index, name, seed, params)
     return config, psi, params
@@ -1020,7 +1021,7 @@ def load_result(path: str | Path) -> HessianResult:
         grad_norm_before=sm["grad_norm_before"], grad_norm_after=sm["grad_norm_after"],
         residual_before=sm["residual_before"], residual_after=sm["residual_after"], relaxed=sm["relaxed"],
         relax_converged=sm["relax_converged"], n_unknowns=sm["n_unknowns"], lambda_min_est=float("nan"),
-        lambda_max_est=sm["lambda_max_est"], n_negative=sm["n_negative"], is_saddle=sm["is_saddle"],
+        lambda_max_est=sm["lambda_max_est"], n_negative=sm["n_negative"],
         counts_below=sm["counts_below"], state=d["state"], wall_seconds=sm["wall_seconds"],
         timings=sm.get("timings", {}), n_matvec=sm.get("n_matvec", 0), hvp_method=sm.get("hvp_method", ""),
         eig_method=sm.get("eig_method", ""), dos=dos,

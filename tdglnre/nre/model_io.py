@@ -117,7 +117,7 @@ def read_metadata(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 class _BoxPrior:
-    """Uniform box prior from the model's bounds (used when tdglnre.io is unavailable)."""
+    """Uniform box prior from the model's bounds (for models trained without a Prior, e.g. on in-memory arrays)."""
 
     def __init__(self, bounds: dict[str, Any]):
         self.names = list(bounds)
@@ -217,20 +217,17 @@ class RatioEstimator:
 
     @property
     def prior(self) -> Any:
-        """The training prior (:class:`tdglnre.io.priors.Prior` when available)."""
+        """The training prior (:class:`tdglnre.io.priors.Prior`; a uniform box if the metadata has none)."""
         if not hasattr(self, "_prior"):
             d = self.metadata.get("prior")
             prior = None
             if d is not None:
+                from ..io.priors import Prior
+
                 try:
-                    from ..io.priors import Prior
-                except ImportError:  # pragma: no cover - io layer missing
-                    Prior = None  # noqa: N806
-                if Prior is not None:
-                    try:
-                        prior = Prior.from_dict(d)
-                    except (ValueError, KeyError, TypeError) as exc:
-                        log.debug("prior in metadata is not a tdglnre Prior (%s); using the box", exc)
+                    prior = Prior.from_dict(d)
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.debug("prior in metadata is not a tdglnre Prior (%s); using the box", exc)
             self._prior = prior if prior is not None else _BoxPrior(self.bounds)
         return self._prior
 
