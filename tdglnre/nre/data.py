@@ -70,6 +70,12 @@ class Selection:
         return np.ascontiguousarray(sel.transpose(0, 2, 3, 1, 4).reshape(n, h, w, s * c),
                                     dtype=np.float32)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Selection":
+        """Inverse of :meth:`to_dict` (extra keys, e.g. of the model metadata, are ignored)."""
+        return cls(tuple(d["channels"]), tuple(int(i) for i in d["channel_indices"]),
+                   tuple(int(i) for i in d["snapshot_indices"]), tuple(float(t) for t in d["snapshot_times"]))
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON dictionary (stored in the model's metadata)."""
         return {

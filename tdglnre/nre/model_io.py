@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import TDGLError
+from .data import Selection
 
 log = logging.getLogger(__name__)
 
@@ -285,9 +286,7 @@ class RatioEstimator:
                     f"sample shape {xb.shape[1:]} does not match the training ensemble's "
                     f"(T={t_count}, N, N, C={len(ds_ch)}) layout"
                 )
-            sel = xb[:, list(inp["snapshot_indices"])][..., list(inp["channel_indices"])]
-            n, s, h, w, c = sel.shape
-            out = sel.transpose(0, 2, 3, 1, 4).reshape(n, h, w, s * c)
+            out = Selection.from_dict(inp).apply(xb)
         else:
             raise ModelMismatchError(f"cannot interpret an observation of shape {x.shape}")
         if out.shape[1] != self.N or out.shape[2] != self.N:
