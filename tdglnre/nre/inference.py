@@ -61,8 +61,8 @@ def posteriors_on_grid(estimator: Any, x: np.ndarray, grid: Grid, *, theta_true:
         lr = np.asarray(estimator.log_ratio_from_embedding(h, pts), dtype=np.float64)
         if theta_true is not None:
             tt = theta_true[start:start + batch_size]
-            lr_true = np.array([np.asarray(estimator.log_ratio_from_embedding(h[i:i + 1], tt[i:i + 1]))[0, 0]
-                                for i in range(len(xb))])
+            # every embedding against every truth in one head call; pair i is the diagonal
+            lr_true = np.diagonal(np.asarray(estimator.log_ratio_from_embedding(h, tt), dtype=np.float64))
             lp_true = np.asarray(estimator.prior.log_prob(tt), dtype=np.float64)
         for i in range(len(xb)):
             truth = None if theta_true is None else dict(zip(names, map(float, theta_true[start + i])))
