@@ -1,0 +1,188 @@
+"""Structure factors S(k, t) of stored channels (docs/physics.md, "Structure factor").
+
+Conventions
+-----------
+For a real field f on an N×N periodic lattice with fluctuation δf = f − ⟨f⟩,
+the per-mode structure factor is
+
+    S(k) = |FFT(δf)(k)|² / N⁴,
+
+normalised so that Σ_k S(k) equals the spatial variance ⟨δf²⟩ (Parseval).
+Wave vectors are k = 2π(m_x, m_y)/L with integer m in FFT order. The radial
+average groups modes into shells **centred** on |k| = 2πm/L, m = 1, 2, …,
+with edges at (m ± ½)·2π/L. Shell membership is decided in exact integer
+arithmetic on q = m_x² + m_y² (shell m holds m² − m + 1 ≤ q ≤ m² + m), so no
+axis wave vector can fall on an edge by floating-point rounding. Shells run to
+the Brillouin-zone corner, so Σ_m n_m S̄_m = ⟨δf²⟩ exactly, with n_m the number
+of modes in shell m and S̄_m their mean.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError
+
+
+def _fft_integers(N: int) -> np.ndarray:
+    """Integer wave numbers m of an N-point FFT, in FFT order (0, 1, …, −1)."""
+    return np.rint(np.fft.fftfreq(N) * N).astype(np.int64)
+
+
+def shell_index(N: int) -> np.ndarray:
+    """Shell number m (0 for k = 0) of every FFT mode of an N×N lattice, (N, N) int.
+
+    Shell m holds the modes with (m − ½)² ≤ m_x² + m_y² < (m + ½)²; on integers
+    q = m_x² + m_y² that is m² − m + 1 ≤ q ≤ m² + m (m ≥ 1), decided exactly.
+    """
+    if N < 2:
+        raise ConfigError(f"N must be >= 2 for a structure factor, got {N}")
+    m = _fft_integers(N)
+    q = m[:, None] ** 2 + m[None, :] ** 2
+    # first guess from floating point, then exact integer correction
+    shell = np.floor(np.sqrt(q.astype(np.float64)) + 0.5).astype(np.int64)
+    too_low = shell * shell + shell < q
+    shell[too_low] += 1
+    too_high = (shell > 0) & ((shell - 1) * (shell - 1) + (shell - 1) >= q)
+    shell[too_high] -= 1
+    return shell
+
+
+def mode_structure_factor(f: np.ndarray) -> np.ndarray:
+    """Per-mode S(k) = |FFT(f − ⟨f⟩)|² / N⁴ of (..., N, N) fields; Σ_k S = variance."""
+    f = np.asarray(f, dtype=np.float64)
+    if f.ndim < 2 or f.shape[-1] != f.shape[-2]:
+        raise ConfigError(f"structure factor needs square fields (..., N, N), got shape {f.shape}")
+    N = f.shape[-1]
+    d = f - f.mean(axis=(-2, -1), keepdims=True)
+    F = np.fft.fft2(d)
+    return (F.real ** 2 + F.imag ** 2) / float(N) ** 4
+
+
+def radial_structure_factor(f: np.ndarray, L: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shell-averaged S(k) of one field or a stack (..., N, N).
+
+    Parameters
+    ----------
+    f
+        Real field(s), last two axes the lattice.
+    L
+        Side length of the torus (k = 2πm/L).
+
+    Returns
+    -------
+    k : (M,) shell centres 2πm/L, m = 1..M (M reaches the zone corner).
+    S : (..., M) mean per-mode S(k) in each shell (the stack axes are kept).
+    counts : (M,) number of modes in each shell; Σ counts·S = variance.
+    """
+    if not (math.isfinite(L) and L > 0):
+        raise ConfigError(f"L must be positive and finite, got {L!r}")
+    P = mode_structure_factor(f)
+    N = P.shape[-1]
+    shell = shell_index(N).ravel()
+    M = int(shell.max())
+    counts = np.bincount(shell, minlength=M + 1)[1:]
+    lead = P.shape[:-2]
+    flat = P.reshape(-1, N * N)
+    sums = np.zeros((flat.shape[0], M + 1))
+    for r in range(flat.shape[0]):
+        sums[r] = np.bincount(shell, weights=flat[r], minlength=M + 1)
+    S = (sums[:, 1:] / counts).reshape(*lead, M)
+    k = 2.0 * np.pi * np.arange(1, M + 1) / L
+    return k, S, counts
+
+
+def interband_phase(psi: np.ndarray) -> np.ndarray:
+    """cos(φ1 − φ2) from ψ (..., 2, N, N) complex (band axis third from last)."""
+    psi = np.asarray(psi)
+    p1, p2 = psi[..., 0, :, :], psi[..., 1, :, :]
+    z = p1 * np.conj(p2)
+    a = np.abs(z)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(a > 0, z.real / np.where(a > 0, a, 1.0), 0.0)
+    return c
+
+
+@dataclass
+class StructureSeries:
+    """S(k, t) of each channel for a set of samples.
+
+    ``S[name]`` has shape (n_samples, T, M): sample, snapshot time, shell.
+    """
+
+    k: np.ndarray
+    """Shell centres 2πm/L (M,)."""
+    t: np.ndarray
+    """Snapshot times (T,)."""
+    S: dict[str, np.ndarray]
+    """Channel name → (n_samples, T, M)."""
+    counts: np.ndarray
+    """Modes per shell (M,)."""
+    theta: dict[str, np.ndarray] = field(default_factory=dict)
+    """Per-sample parameters (name → (n_samples,)) when known."""
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples."""
+        return next(iter(self.S.values())).shape[0] if self.S else 0
+
+    def mean(self, name: str, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Ensemble mean and standard error (T, M) of channel ``name`` over ``mask``'s samples."""
+        a = self.S[name] if mask is None else self.S[name][np.asarray(mask, dtype=bool)]
+        n = a.shape[0]
+        if n == 0:
+            raise ConfigError(f"no samples selected for channel {name!r}")
+        se = a.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(a.shape[1:], np.nan)
+        return a.mean(axis=0), se
+
+    def to_json(self) -> dict:
+        """Plain-JSON summary: k, t, n_samples and the ensemble-mean S per channel ([t][k])."""
+        return {
+            "k": self.k.tolist(),
+            "t": self.t.tolist(),
+            "n_samples": self.n_samples,
+            "S": {name: self.mean(name)[0].tolist() for name in self.S},
+            "S_stderr": {name: np.nan_to_num(self.mean(name)[1]).tolist() for name in self.S},
+        }
+
+
+def structure_series(x: np.ndarray, L: float, channel_names: tuple[str, ...], *, times: np.ndarray,
+                     psi: np.ndarray | None = None, theta: dict[str, np.ndarray] | None = None) -> StructureSeries:
+    """S(k, t) of every channel of images x (S, T, N, N, C), plus cos(φ1 − φ2) when ψ is given.
+
+    Parameters
+    ----------
+    x
+        Channel images (n_samples, T, N, N, C) as stored in an ensemble.
+    L
+        Side length.
+    channel_names
+        Names of the C channels (e.g. ("rho1", "rho2", "curlJ")).
+    times
+        Snapshot times (T,).
+    psi
+        Optional order parameters (n_samples, T, 2, N, N) complex; adds "cos_dphi".
+    theta
+        Optional per-sample parameters kept for grouping.
+    """
+    x = np.asarray(x)
+    if x.ndim != 5:
+        raise ConfigError(f"images must have shape (samples, T, N, N, C), got {x.shape}")
+    if x.shape[-1] != len(channel_names):
+        raise ConfigError(f"{x.shape[-1]} channels but {len(channel_names)} names {channel_names}")
+    times = np.asarray(times, dtype=np.float64)
+    if times.shape != (x.shape[1],):
+        raise ConfigError(f"{x.shape[1]} snapshots but {times.shape[0]} times")
+    out: dict[str, np.ndarray] = {}
+    k = counts = None
+    for c, name in enumerate(channel_names):
+        k, S, counts = radial_structure_factor(x[..., c], L)
+        out[name] = S
+    if psi is not None:
+        k, S, counts = radial_structure_factor(interband_phase(psi), L)
+        out["cos_dphi"] = S
+    return StructureSeries(k=k, t=times, S=out, counts=counts,
+                           theta={n: np.asarray(v) for n, v in (theta or {}).items()})
