@@ -1,0 +1,287 @@
+"""CUDA backend (issue 11): every device kernel against the CPU kernel.
+
+Without a GPU, tests/conftest.py switches numba's CUDA simulator on before
+numba.cuda is imported, so these tests run the device kernels on the CPU
+(slowly: lattices of N = 4-8, a few steps). With a GPU they run on it, and
+the ``gpu``-marked tests repeat the agreement at N = 64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+
+from tdglnre.errors import ConfigError, DivergenceError
+from tdglnre.physics import cuda as tc
+from tdglnre.physics import kernels
+from tdglnre.physics.config import SimConfig, as_sample_arrays
+from tdglnre.physics.lattice import landau_links
+from tdglnre.physics.observables import winding_numbers
+from tdglnre.physics.solver import EnergyModel, SimulationResult, initial_state, state_to_psi
+
+USABLE, WHY = tc.cuda_status()
+REAL_GPU = USABLE and not tc.simulator_enabled()
+needs_cuda = pytest.mark.skipif(not USABLE, reason=f"CUDA backend not usable: {WHY}")
+
+# N = 6, h = 0.5, D = (1, 1): well inside the explicit-Euler bound at dt = 0.01
+CFG = SimConfig(N=6, L=3.0, D=(1.0, 1.0), dt=0.01, eta=0.3, n_v=1, nu=0.2,
+                snapshot_times=(0.02, 0.04))
+PARAMS = {"n_v": [0, 1, 2], "eta": [0.1, 0.3, -0.2], "nu": [0.0, 0.2, -0.3]}
+# float64: FMA contraction on a GPU changes the last bits; the simulator is bitwise equal
+TOL64 = dict(rtol=1e-11, atol=1e-12)
+TOL32 = dict(rtol=1e-5, atol=1e-5)
+
+
+def cpu_run(cfg: SimConfig, params: dict, seed: int = 0, indices=None) -> SimulationResult:
+    """The CPU kernel (kernels._sweep) stepped sample by sample from solver.initial_state."""
+    p = as_sample_arrays(cfg, params, None if indices is None else len(indices))
+    S = p["eta"].shape[0]
+    idx = np.arange(S) if indices is None else np.asarray(indices)
+    dt = np.dtype(cfg.dtype)
+    co = kernels.coefficients(cfg.D, cfg.alpha, cfg.beta, cfg.h, p["eta"], p["nu"], scale=cfg.dt, keep=1.0,
+                              dtype=dt)
+    ly, lx = kernels.link_tables(cfg.N, cfg.L, p["n_v"], dtype=dt)
+    out = np.empty((S, len(cfg.snapshot_steps), 4, cfg.N, cfg.N), dt)
+    for s in range(S):
+        a = initial_state(seed, int(idx[s]), cfg.N).astype(dt)
+        b = np.empty_like(a)
+        step = 0
+        for t, target in enumerate(cfg.snapshot_steps):
+            while step < target:
+                kernels._sweep(a, b, co[s], ly[s], lx[s])
+                a, b = b, a
+                step += 1
+            out[s, t] = a
+    return SimulationResult(cfg, np.asarray(cfg.snapshot_times), state_to_psi(out), p, idx)
+
+
+@pytest.fixture(scope="module")
+def cpu64() -> SimulationResult:
+    return cpu_run(CFG, PARAMS)
+
+
+@pytest.fixture(scope="module")
+def dev64() -> dict[str, SimulationResult]:
+    """One simulator run per kernel (float64)."""
+    if not USABLE:
+        pytest.skip(WHY)
+    return {m: tc.simulate_cuda(CFG, PARAMS, fused=m, check_every=2) for m in tc.MODES}
+
+
+# --------------------------------------------------------------------------- device selection
+def test_resolve_device_cpu_and_bad_name():
+    assert tc.resolve_device("cpu") == "cpu"
+    with pytest.raises(ConfigError, match="device must be one of"):
+        tc.resolve_device("gpu")
+
+
+def test_cuda_without_backend_is_one_line_error_and_auto_falls_back(monkeypatch):
+    reason = 'numba-cuda is not installed; install the CUDA extra with pip install "tdglnre[cuda]"'
+    monkeypatch.setattr(tc, "cuda_status", lambda: (False, reason))
+    with pytest.raises(ConfigError) as err:
+        tc.resolve_device("cuda")
+    msg = str(err.value)
+    assert "\n" not in msg and 'pip install "tdglnre[cuda]"' in msg and "numba-cuda" in msg
+    assert tc.resolve_device("auto") == "cpu"
+    with pytest.raises(ConfigError, match="not usable"):
+        tc.simulate_cuda(CFG, n_samples=1)
+
+
+def test_status_names_missing_numba_cuda(monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(tc, "simulator_enabled", lambda: False)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba_cuda" else real(name, *a))
+    ok, why = tc.cuda_status()
+    assert not ok and "numba-cuda is not installed" in why and 'pip install "tdglnre[cuda]"' in why
+
+
+@needs_cuda
+def test_simulator_is_usable_for_cuda_but_never_chosen_by_auto():
+    assert tc.resolve_device("cuda") == "cuda"
+    assert tc.resolve_device("auto") == ("cuda" if REAL_GPU else "cpu")
+
+
+def test_kernel_choice_depends_on_size_and_dtype_only():
+    assert tc.select_mode(8, "float32") == "fused-shared"
+    assert tc.select_mode(39, "float64") == "fused-shared"  # 4·39²·8 B = 48.7 kB ≤ 48 KiB
+    assert tc.select_mode(40, "float64") == "fused-global"
+    assert tc.select_mode(64, "float32") == "fused-global"
+    assert tc.select_mode(1024, "float32") == "step"
+    assert tc.select_mode(1024, "float32", True) == "fused-global"
+    assert tc.select_mode(8, "float64", False) == "step"
+    with pytest.raises(ConfigError, match="does not fit"):
+        tc.select_mode(64, "float64", "fused-shared")
+    with pytest.raises(ConfigError, match="fused must be"):
+        tc.select_mode(8, "float64", "fast")
+
+
+# --------------------------------------------------------------------------- Euler steps
+@needs_cuda
+@pytest.mark.parametrize("mode", tc.MODES)
+def test_euler_kernels_agree_with_cpu_kernel(mode, cpu64, dev64):
+    """Step, fused-shared and fused-global kernels reproduce the CPU kernel (links, seam, drag, η)."""
+    res = dev64[mode]
+    assert res.psi.shape == cpu64.psi.shape == (3, 2, 2, 6, 6)
+    np.testing.assert_allclose(res.psi, cpu64.psi, **TOL64)
+    # the dynamics moved the state: the agreement is not that of two copies of the initial state
+    start = np.stack([state_to_psi(initial_state(0, k, 6)) for k in range(3)])
+    assert np.abs(cpu64.psi[:, 0] - start).max() > 1e-3
+    np.testing.assert_array_equal(res.params["n_v"], [0, 1, 2])
+    np.testing.assert_allclose(res.times, CFG.snapshot_times)
+
+
+@needs_cuda
+def test_fused_and_unfused_agree(dev64):
+    np.testing.assert_allclose(dev64["fused-shared"].psi, dev64["step"].psi, **TOL64)
+    np.testing.assert_allclose(dev64["fused-global"].psi, dev64["step"].psi, **TOL64)
+
+
+@needs_cuda
+def test_float32_kernel_agrees_with_cpu_float32():
+    cfg = CFG.replace(dtype="float32", snapshot_times=(0.02,))
+    ref = cpu_run(cfg, PARAMS)
+    res = tc.simulate_cuda(cfg, PARAMS, check_every=2)
+    assert res.psi.dtype == np.complex64
+    np.testing.assert_allclose(res.psi, ref.psi, **TOL32)
+
+
+@needs_cuda
+def test_results_independent_of_batch_size_and_composition(dev64):
+    """Samples 1 and 2 alone, one per batch, are bitwise the rows of the 3-sample batch."""
+    sub = {k: v[1:] for k, v in PARAMS.items()}
+    res = tc.simulate_cuda(CFG, sub, sample_indices=[1, 2], batch_size=1, check_every=2)
+    np.testing.assert_array_equal(res.psi, dev64[tc.select_mode(CFG.N, CFG.dtype)].psi[1:])
+    np.testing.assert_array_equal(res.sample_indices, [1, 2])
+
+
+@needs_cuda
+def test_total_winding_equals_flux_quanta(dev64):
+    res = dev64["fused-shared"]
+    for s, n_v in enumerate(res.params["n_v"]):
+        links = landau_links(CFG.N, CFG.L, int(n_v))
+        for band in range(2):
+            k = winding_numbers(res.psi[s, -1, band], links)
+            assert k.sum() == n_v
+
+
+# --------------------------------------------------------------------------- divergence
+@needs_cuda
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_raises_divergence_error_naming_sample_and_step():
+    init = np.stack([initial_state(0, k, CFG.N) for k in range(2)])
+    init[1, 2, 3, 4] = np.nan
+    with pytest.raises(DivergenceError) as err:
+        tc.simulate_cuda(CFG, n_samples=2, sample_indices=[5, 9], initial=init, check_every=1)
+    assert err.value.sample == 9
+    assert err.value.step == 1  # the first check, as in the CPU solver
+    assert "NaN/Inf" in str(err.value)
+
+
+# --------------------------------------------------------------------------- channels
+@needs_cuda
+def test_device_channels_match_network_channels(cpu64):
+    """ρ1, ρ2 and curl J computed on the device equal observables.network_channels on the CPU state."""
+    ch = tc.simulate_channels_cuda(CFG, PARAMS, check_every=2)
+    ref = cpu64.channels()
+    assert ch.dtype == np.float32 and ch.shape == (3, 2, 6, 6, 3)
+    scale = np.abs(ref).max(axis=(0, 1, 2, 3))
+    assert scale[2] > 0.1  # curl J is not trivially zero
+    np.testing.assert_allclose(ch, ref, rtol=1e-6, atol=1e-6 * scale.max())
+
+
+# --------------------------------------------------------------------------- gradient and HVP
+@needs_cuda
+def test_gradient_matches_energy_model():
+    cfg = CFG.replace(n_v=2, eta=0.2, nu=0.3)
+    z = initial_state(3, 0, cfg.N)
+    g_dev = tc.CudaEnergyModel(cfg).gradient(z)
+    g_cpu = EnergyModel(cfg).gradient(z)
+    assert g_dev.shape == z.shape
+    np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-13 * np.abs(g_cpu).max())
+
+
+def _uniform(cfg: SimConfig) -> np.ndarray:
+    u = np.sqrt((cfg.eta - cfg.alpha[0]) / cfg.beta[0])  # equal bands: u1 = u2
+    z = np.zeros((4, cfg.N, cfg.N))
+    z[0] = z[2] = u
+    return z
+
+
+@needs_cuda
+def test_hvp_matches_cpu_richardson_and_uniform_state_modes():
+    cfg = SimConfig(N=4, L=4.0, D=(1.0, 1.0), eta=0.1, n_v=0, nu=0.0)
+    model = tc.CudaEnergyModel(cfg)
+    z = _uniform(cfg)
+    assert np.abs(model.gradient(z)).max() < 1e-12  # stationary
+    H = tc.CudaHessian(model, z)
+    rng = np.random.default_rng(1)
+    zr = z + 0.3 * rng.normal(size=z.shape)
+    v = rng.normal(size=model.size)
+    # the CPU Richardson product from EnergyModel.gradient, term by term
+    cpu = EnergyModel(cfg)
+    vh = v / np.linalg.norm(v)
+    d = 0.5 * max(1.0, np.abs(zr).max())
+
+    def D(delta):
+        return (cpu.gradient(zr.reshape(-1) + delta * vh) - cpu.gradient(zr.reshape(-1) - delta * vh)) / (2 * delta)
+
+    ref = (4.0 * D(0.5 * d) - D(d)) / 3.0 * np.linalg.norm(v)
+    np.testing.assert_allclose(tc.CudaHessian(model, zr).matvec(v), ref, rtol=1e-10,
+                               atol=1e-10 * np.abs(ref).max())
+    # global phase rotation: zero mode; relative phase (Leggett): 2h²η(u1/u2 + u2/u1) = 4h²η
+    phase = np.concatenate([np.zeros(16), np.ones(16), np.zeros(16), np.ones(16)])
+    leggett = np.concatenate([np.zeros(16), np.ones(16), np.zeros(16), -np.ones(16)])
+    assert np.abs(H.matvec(phase)).max() < 1e-9
+    np.testing.assert_allclose(H.matvec(leggett), 4 * cfg.h ** 2 * cfg.eta * leggett, atol=1e-9)
+    # scipy's eigsh drives the device products: the top of the spectrum is the amplitude
+    # mode at κ = 8/h², 2h²(κ + α + 3βu² + η)
+    top = spla.eigsh(H.as_linear_operator(), k=1, which="LA", return_eigenvectors=False, tol=1e-8)[0]
+    u2 = cfg.eta - cfg.alpha[0]
+    assert top == pytest.approx(2 * cfg.h ** 2 * (8 / cfg.h ** 2 + cfg.alpha[0] + 3 * u2 + cfg.eta), rel=1e-8)
+
+
+# --------------------------------------------------------------------------- benchmark
+@needs_cuda
+def test_bench_cuda_reports_rates_per_case():
+    out = tc.bench_cuda(cases=[(4, 2)], steps=2, dtypes=("float32",), repeats=1)
+    assert out["device"] == tc.gpu_name()
+    assert out["cuda_float32_msites"] > 0
+    (row,) = out["per_size"]
+    assert row["N"] == 4 and row["batch"] == 2 and row["dtype"] == "float32" and row["kernel"] == "fused-shared"
+    assert row["msites"] == out["cuda_float32_msites"]
+    assert [c[0] for c in tc.BENCH_CASES] == [64, 64, 256, 1024]
+
+
+# --------------------------------------------------------------------------- real GPU
+@pytest.mark.gpu
+@pytest.mark.skipif(not REAL_GPU, reason=f"no real CUDA GPU: {WHY}")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("mode", tc.MODES)
+def test_gpu_agreement_at_n64(mode, dtype):
+    """All three kernels at N = 64 on a real GPU: CPU agreement, batch independence, channels."""
+    if mode == "fused-shared" and not tc.shared_fits(64, dtype):
+        mode = "fused-global"
+    cfg = SimConfig(N=64, L=32.0, D=(4.0, 1.0), dt=1e-3, eta=0.3, n_v=4, nu=0.2,
+                    snapshot_times=(0.05, 0.1), dtype=dtype)
+    pars = {"n_v": [0, 4, 8], "eta": [0.1, 0.3, -0.2]}
+    ref = cpu_run(cfg, pars)
+    res = tc.simulate_cuda(cfg, pars, fused=mode)
+    np.testing.assert_allclose(res.psi, ref.psi, **(TOL64 if dtype == "float64" else TOL32))
+    one = tc.simulate_cuda(cfg, {k: v[2:] for k, v in pars.items()}, sample_indices=[2], batch_size=1, fused=mode)
+    np.testing.assert_array_equal(one.psi, res.psi[2:])
+    ch = tc.simulate_channels_cuda(cfg, pars, fused=mode)
+    np.testing.assert_allclose(ch, ref.channels(), rtol=1e-5, atol=1e-5 * np.abs(ch).max())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not REAL_GPU, reason=f"no real CUDA GPU: {WHY}")
+def test_gpu_gradient_and_bench_at_n64():
+    cfg = SimConfig(N=64, L=32.0, eta=0.2, n_v=4, nu=0.3)
+    z = initial_state(0, 0, 64)
+    g = EnergyModel(cfg).gradient(z)
+    np.testing.assert_allclose(tc.CudaEnergyModel(cfg).gradient(z), g, rtol=1e-11, atol=1e-12 * np.abs(g).max())
+    out = tc.bench_cuda(cases=[(64, 8)], steps=200, dtypes=("float32",))
+    assert out["per_size"][0]["kernel"] == "fused-global" and out["cuda_float32_msites"] > 0
