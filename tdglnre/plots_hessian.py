@@ -1,4 +1,8 @@
-"""Figures of the Hessian analysis (matplotlib, Agg backend; figures only).
+"""Figures of the Hessian analysis (matplotlib; figures only).
+
+Importing this module leaves the matplotlib backend alone (figures show inline
+in Jupyter); ``tdglnre hessian`` selects the non-interactive Agg backend
+before it saves figures.
 
 * :func:`plot_dos` — density of states histogram (SLQ, optionally with an exact reference);
 * :func:`plot_lowest` — the lowest eigenvalues, phase mode marked;
@@ -10,14 +14,23 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .plots import save_figure  # first: selects the Agg backend before pyplot loads
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
     from .analysis.hessian import HessianResult
     from .analysis.slq import SpectralDensity
+
+
+def save_figure(fig: "Figure", path: str | Path) -> Path:
+    """Lay out, write (120 dpi) and close a figure; returns the path."""
+    path = Path(path)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def plot_dos(dos: "SpectralDensity", path: str | Path, *, reference: "SpectralDensity | None" = None,

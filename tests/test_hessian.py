@@ -286,3 +286,29 @@ def test_cli_data_and_preset_give_the_same_sample(tmp_path):
     np.testing.assert_allclose(a["eigenvalues"], b["eigenvalues"], rtol=0, atol=1e-9)
     r3 = CliRunner().invoke(cli, ["hessian", "--data", str(f), "--index", "7", "--out", str(tmp_path / "c")])
     assert r3.exit_code == 1 and "out of range" in r3.output
+
+
+def test_wasserstein1_of_point_masses_and_shifts():
+    """W1(δ_0, δ_3) = 3; shifting a measure by c moves it by |c|; weights matter."""
+    from tdglnre.analysis.slq import SpectralDensity
+
+    def measure(nodes, weights):
+        nodes, weights = np.asarray(nodes, float), np.asarray(weights, float)
+        return SpectralDensity(nodes, weights, np.array([-10.0, 10.0]), np.array([0.05]), 1, 1)
+
+    assert wasserstein1(measure([0.0], [1.0]), measure([3.0], [1.0])) == pytest.approx(3.0)
+    lam = np.random.default_rng(1).normal(size=40)
+    a = exact_density(lam)
+    assert wasserstein1(a, exact_density(lam + 0.7)) == pytest.approx(0.7)
+    # mass 0.9 at 0 and 0.1 at 1 versus all at 0: W1 = 0.1
+    assert wasserstein1(measure([0.0, 1.0], [0.9, 0.1]), measure([0.0], [1.0])) == pytest.approx(0.1)
+
+
+def test_plots_module_leaves_the_matplotlib_backend_alone():
+    import subprocess
+    import sys
+
+    code = ("import matplotlib; matplotlib.use('svg'); import tdglnre.plots_hessian; "
+            "print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "svg"
