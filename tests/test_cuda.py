@@ -149,6 +149,20 @@ def test_float32_kernel_agrees_with_cpu_float32():
 
 
 @needs_cuda
+def test_matches_solver_simulate():
+    """Same seed and sample indices as solver.simulate: same initial states, same result."""
+    from tdglnre.physics.solver import simulate
+
+    cfg = CFG.replace(snapshot_times=(0.02,))
+    ref = simulate(cfg, PARAMS, seed=7, sample_indices=[4, 0, 9])
+    res = tc.simulate_cuda(cfg, PARAMS, seed=7, sample_indices=[4, 0, 9], check_every=2)
+    np.testing.assert_allclose(res.psi, ref.psi, **TOL64)
+    np.testing.assert_array_equal(res.sample_indices, [4, 0, 9])
+    for key in ("eta", "n_v", "nu"):
+        np.testing.assert_array_equal(res.params[key], ref.params[key])
+
+
+@needs_cuda
 def test_results_independent_of_batch_size_and_composition(dev64):
     """Samples 1 and 2 alone, one per batch, are bitwise the rows of the 3-sample batch."""
     sub = {k: v[1:] for k, v in PARAMS.items()}
