@@ -36,6 +36,9 @@ from ..physics.solver import STREAM_PRIOR, sample_rng
 
 KINDS = ("uniform", "int_uniform", "fixed")
 
+#: η values checked across a uniform η prior's interval (besides its end points).
+_ETA_GRID = 17
+
 __all__ = ["KINDS", "Prior", "Prior1D", "parse_prior_spec"]
 
 
@@ -292,9 +295,14 @@ class Prior:
     def validate(self, config: SimConfig) -> "Prior":
         """Check the whole prior box is physically valid for ``config``.
 
-        Every corner of the box must pass ``config.validate_sample`` (ν² <
-        D1·D2 and dt below the explicit-Euler stability limit, which are
-        monotone in |ν|); n_v bounds must be integers. Returns ``self``.
+        Every corner of the box must pass ``config.validate_sample``: |n_v| <=
+        N²/4 (the lattice's flux resolution; |n_v| is largest at a corner),
+        ν² < D1·D2 and dt below the explicit-Euler bound (docs/physics.md,
+        "Well-posedness and stability"). The time-step bound grows with |η|
+        through the density bound and depends on ν only through |νκ − η|,
+        which is convex in ν, so besides the corners η is also checked on a
+        grid of its interval (and at the largest |η|). n_v bounds must be
+        integers. Returns ``self``.
         """
         for n, e in self._entries.items():
             if n == "n_v" and (e.low != round(e.low) or e.high != round(e.high)):
@@ -304,13 +312,19 @@ class Prior:
         highs = {n: self._entries[n].high if n in self._entries else float(getattr(config, n))
                  for n in SAMPLE_PARAMETERS}
         nu_lo, nu_hi = lows["nu"], highs["nu"]
-        for eta in sorted({lows["eta"], highs["eta"]}):
+        eta_lo, eta_hi = lows["eta"], highs["eta"]
+        # the corners first (their errors name the corner), then η inside the interval
+        etas = sorted({eta_lo, eta_hi})
+        if eta_hi > eta_lo:
+            etas += [float(v) for v in np.linspace(eta_lo, eta_hi, _ETA_GRID)[1:-1]]
+        for eta in etas:
             for n_v in sorted({lows["n_v"], highs["n_v"]}):
                 for nu in sorted({nu_lo, nu_hi}, key=abs, reverse=True):
                     try:
                         config.validate_sample(eta, n_v, nu)
                     except ConfigError as exc:
-                        raise ConfigError(f"prior box corner (eta={eta:g}, n_v={n_v:g}, nu={nu:g}) is invalid; "
+                        where = "corner" if eta in (eta_lo, eta_hi) else "point"
+                        raise ConfigError(f"prior box {where} (eta={eta:g}, n_v={n_v:g}, nu={nu:g}) is invalid; "
                                           f"narrow the prior: {exc}") from None
         return self
 

@@ -1,8 +1,12 @@
 """Simulation configuration: a frozen dataclass with explicit validation.
 
 The magnetic field is specified by the integer number of flux quanta ``n_v``
-through the torus (B = 2π n_v / L², DESIGN.md §2); :func:`n_v_from_field`
-converts a field B and names the nearest valid values when B is not allowed.
+through the torus (B = 2π n_v / L², docs/physics.md "Links and the seam
+twist"); :func:`n_v_from_field` converts a field B and names the nearest valid
+values when B is not allowed, and |n_v| <= N²/4 keeps the flux per plaquette
+within the lattice's resolution. The time step is checked against the
+explicit-Euler bound of :func:`rate_bound` (docs/physics.md, "The
+explicit-Euler time step").
 """
 
 from __future__ import annotations
@@ -59,19 +63,149 @@ def _pair(name: str, value: Any) -> tuple[float, float]:
 
 
 def stability_limit(D: tuple[float, float], nu: float, h: float) -> float:
-    """Largest stable explicit-Euler time step, h² / (4 λ_max).
+    """Gradient-only explicit-Euler bound h² / (4 λ_max) (a necessary condition).
 
     λ_max is the largest eigenvalue of the gradient matrix [[D1, ν], [ν, D2]];
-    the covariant Laplacian's spectrum lies in [-8/h², 0].
+    the covariant Laplacian's spectrum lies in [-8/h², 0]. This ignores the
+    local and Josephson terms; :func:`time_step_limit` is the bound the
+    configuration is checked against (docs/physics.md, "Well-posedness and
+    stability").
     """
     d1, d2 = D
     lam_max = 0.5 * (d1 + d2) + math.sqrt(0.25 * (d1 - d2) ** 2 + nu * nu)
     return h * h / (4.0 * lam_max)
 
 
+#: Largest |ψ_i|² of the quench's initial state (Re, Im ~ U[−0.5, 0.5]).
+INITIAL_DENSITY_MAX = 0.5
+
+#: Safety factor on the invariant-box density bound R_i used in the time-step
+#: bound (covers the explicit step's overshoot and the drag ν, which the
+#: invariant-box argument does not; docs/physics.md).
+DENSITY_MARGIN = 1.25
+
+
+def _largest_cubic_root(a: float, b: float, c: float) -> float:
+    """Largest root x >= 0 of b·x³ + a·x = c (b > 0, c >= 0), never below the true root.
+
+    Newton's method on the convex cubic, started above the root, decreases
+    monotonically towards it, so every iterate is an upper bound.
+    """
+    x = max(math.sqrt(2.0 * max(0.0, -a) / b), (2.0 * c / b) ** (1.0 / 3.0))
+    for _ in range(200):
+        p = b * x * x * x + a * x - c
+        dp = 3.0 * b * x * x + a
+        if p <= 0.0 or dp <= 0.0:
+            break
+        step = p / dp
+        x -= step
+        if step <= 1e-15 * x:
+            break
+    return x
+
+
+def density_bound(alpha: tuple[float, float], beta: tuple[float, float], eta: float,
+                  rho0: float = INITIAL_DENSITY_MAX) -> tuple[float, float]:
+    """Upper bounds (R1, R2) on |ψ_i|² over a run that starts with |ψ_i|² <= rho0.
+
+    The box {|ψ1| <= r1, |ψ2| <= r2} is invariant under the local dynamics
+    ∂_t|ψ_i| = −α_i|ψ_i| − β_i|ψ_i|³ + η Re(ψ_j ψ_i*)/|ψ_i| when
+    β_i r_i³ + α_i r_i >= |η| r_j for both bands (the radial velocity on the
+    box's faces points inwards), and the gradient terms cannot raise the
+    maximum of |ψ_i| (Kato's inequality, for ν = 0). Starting from the common
+    box r² = max(rho0, max_i (|η| − α_i)/β_i), the map r_i ← max(√rho0,
+    root of β_i x³ + α_i x = |η| r_j) decreases monotonically to the smallest
+    such box above √rho0 — for rho0 below equilibrium, the uniform fixed point
+    of the coupled local equations. Every iterate is an invariant box.
+
+    Returns
+    -------
+    tuple of float
+        (r1², r2²), without the safety margin :data:`DENSITY_MARGIN`.
+    """
+    e = abs(float(eta))
+    a1, a2 = (float(a) for a in alpha)
+    b1, b2 = (float(b) for b in beta)
+    r0 = math.sqrt(rho0)
+    rc = math.sqrt(max(rho0, (e - a1) / b1, (e - a2) / b2))
+    r1 = r2 = rc
+    for _ in range(500):
+        n1 = max(r0, _largest_cubic_root(a1, b1, e * r2))
+        n2 = max(r0, _largest_cubic_root(a2, b2, e * r1))
+        # keep the bound monotone (each iterate must stay an invariant box)
+        n1, n2 = min(n1, r1), min(n2, r2)
+        done = (r1 - n1) <= 1e-13 * r1 and (r2 - n2) <= 1e-13 * r2
+        r1, r2 = n1, n2
+        if done:
+            break
+    return r1 * r1, r2 * r2
+
+
+@dataclass(frozen=True)
+class RateBound:
+    """Largest decay rate of the linearised Euler update and the terms that set it."""
+
+    rate: float
+    """μ_max: the largest eigenvalue of A(κ) over κ in [0, 8/h²] (and of the gradient part)."""
+    kappa: float
+    """κ at which it is attained (0 or 8/h²)."""
+    diffusion: tuple[float, float]
+    """D_i κ at that κ."""
+    local: tuple[float, float]
+    """α_i + 3 β_i R_i, the local (amplitude-sector) terms."""
+    coupling: float
+    """νκ − η, the off-diagonal entry at that κ."""
+    density: tuple[float, float]
+    """R_i, the bound on |ψ_i|² (margin included)."""
+
+    @property
+    def dt_max(self) -> float:
+        """Largest stable step 2/μ_max: |1 − dt·μ| < 1 for every mode when dt < dt_max."""
+        return 2.0 / self.rate
+
+
+def rate_bound(D: tuple[float, float], alpha: tuple[float, float], beta: tuple[float, float],
+               eta: float, nu: float, h: float) -> RateBound:
+    """Bound on the fastest rate μ of the linearised explicit Euler update.
+
+    With |ψ_i|² <= R_i over the run (:func:`density_bound` times
+    :data:`DENSITY_MARGIN`), the Jacobian of −∂_tψ is bounded above (as a
+    symmetric matrix) by −Δ_A ⊗ G + 1 ⊗ M with G = [[D1, ν], [ν, D2]] and
+    M = [[α1 + 3β1R1, −η], [−η, α2 + 3β2R2]]; its eigenvalues are those of
+    A(κ) = κG + M for κ in the spectrum of −Δ_A, inside [0, 8/h²]. λ_max(A(κ))
+    is convex in κ, so its maximum over the interval is at an end point.
+    """
+    R = tuple(DENSITY_MARGIN * r for r in density_bound(alpha, beta, eta))
+    loc = (alpha[0] + 3.0 * beta[0] * R[0], alpha[1] + 3.0 * beta[1] * R[1])
+    best = None
+    for kappa in (0.0, 8.0 / (h * h)):
+        d = (D[0] * kappa, D[1] * kappa)
+        c = nu * kappa - eta
+        a, b = d[0] + loc[0], d[1] + loc[1]
+        lam = 0.5 * (a + b) + math.sqrt(0.25 * (a - b) ** 2 + c * c)
+        if best is None or lam > best.rate:
+            best = RateBound(rate=lam, kappa=kappa, diffusion=d, local=loc, coupling=c, density=R)
+    # the gradient terms alone (never larger than A(8/h²)'s bound in practice; kept as a floor)
+    grad_rate = 2.0 / stability_limit(D, nu, h)
+    if grad_rate > best.rate:
+        best = dataclasses.replace(best, rate=grad_rate)
+    return best
+
+
+def time_step_limit(D: tuple[float, float], alpha: tuple[float, float], beta: tuple[float, float],
+                    eta: float, nu: float, h: float) -> float:
+    """Largest stable explicit-Euler time step 2/μ_max (see :func:`rate_bound`)."""
+    return rate_bound(D, alpha, beta, eta, nu, h).dt_max
+
+
+def flux_limit(N: int) -> float:
+    """Largest |n_v| the N×N lattice resolves: flux per plaquette 2π|n_v|/N² <= π/2."""
+    return N * N / 4.0
+
+
 @dataclass(frozen=True)
 class SimConfig:
-    """Two-band TDGL quench simulation settings (DESIGN.md §2)."""
+    """Two-band TDGL quench simulation settings (docs/physics.md)."""
 
     N: int = 64
     """Lattice sites per side (N×N, periodic)."""
@@ -146,9 +280,9 @@ class SimConfig:
             raise ConfigError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}")
         if not math.isfinite(self.eta):
             raise ConfigError(f"eta must be finite, got {self.eta!r}")
-        self.validate_sample(self.eta, self.n_v, self.nu)
         if not (self.dt > 0 and math.isfinite(self.dt)):
             raise ConfigError(f"dt must be positive, got {self.dt!r}")
+        self.validate_sample(self.eta, self.n_v, self.nu)
         if not self.snapshot_times:
             raise ConfigError("snapshot_times must list at least one time")
         prev = 0.0
@@ -167,13 +301,25 @@ class SimConfig:
         return self
 
     def validate_sample(self, eta: float, n_v: Any, nu: float) -> None:
-        """Validate one sample's (η, n_v, ν) against this config."""
+        """Validate one sample's (η, n_v, ν) against this config.
+
+        Checks that n_v is an integer the lattice resolves (|n_v| <= N²/4),
+        that the drag keeps the flow well-posed (ν² < D1·D2) and that dt is
+        below the explicit-Euler bound 2/μ_max of :func:`rate_bound`.
+        """
         if not math.isfinite(float(eta)):
             raise ConfigError(f"eta must be finite, got {eta!r}")
         if isinstance(n_v, bool) or float(n_v) != round(float(n_v)):
             raise ConfigError(
                 f"n_v must be an integer number of flux quanta, got {n_v!r} "
                 "(periodic boundaries need B*L^2 = 2*pi*n_v)"
+            )
+        n_max = flux_limit(self.N)
+        if abs(float(n_v)) > n_max:
+            raise ConfigError(
+                f"n_v={float(n_v):g} exceeds what an N={self.N} lattice resolves: the flux per plaquette "
+                f"2*pi*|n_v|/N^2 = {2.0 * math.pi * abs(float(n_v)) / self.N ** 2:.4g} must be <= pi/2, "
+                f"i.e. |n_v| <= N^2/4 = {math.floor(n_max)} (n_v and n_v + N^2 give identical dynamics)"
             )
         d1, d2 = self.D
         if not nu * nu < d1 * d2:
@@ -182,11 +328,22 @@ class SimConfig:
                 f"[[D1, nu], [nu, D2]] must be positive definite, i.e. nu^2 < D1*D2 = {d1 * d2:g} "
                 f"(|nu| < {math.sqrt(d1 * d2):.6g})"
             )
-        limit = stability_limit(self.D, nu, self.h)
-        if not self.dt < limit:
+        self._check_time_step(float(eta), float(nu))
+
+    def _check_time_step(self, eta: float, nu: float) -> None:
+        """Raise :class:`ConfigError` if dt is not below the stable step for (η, ν)."""
+        rb = rate_bound(self.D, self.alpha, self.beta, eta, nu, self.h)
+        if not self.dt < rb.dt_max:
+            grad = stability_limit(self.D, nu, self.h)
+            d1, d2 = self.D
             raise ConfigError(
-                f"dt={self.dt:g} exceeds the explicit Euler stability limit h^2/(4*lambda_max) = {limit:.6g} "
-                f"(h={self.h:g}, D=({d1:g}, {d2:g}), nu={nu:g})"
+                f"dt={self.dt:g} is not below the largest stable explicit Euler step {rb.dt_max:.6g} "
+                f"= 2/mu_max with mu_max = {rb.rate:.6g} at kappa = {rb.kappa:g}: diffusion D*kappa = "
+                f"({rb.diffusion[0]:.4g}, {rb.diffusion[1]:.4g}), local alpha + 3*beta*R = "
+                f"({rb.local[0]:.4g}, {rb.local[1]:.4g}) for |psi|^2 <= R = ({rb.density[0]:.4g}, "
+                f"{rb.density[1]:.4g}), coupling nu*kappa - eta = {rb.coupling:.4g} (h={self.h:g}, "
+                f"D=({d1:g}, {d2:g}), eta={eta:g}, nu={nu:g}); the gradient terms alone give the "
+                f"stability limit h^2/(4*lambda_max) = {grad:.6g}"
             )
 
     # ---------------------------------------------------------------- (de)serialise
