@@ -29,11 +29,22 @@ log = logging.getLogger(__name__)
 STREAM_INITIAL_STATE = 0
 STREAM_PRIOR = 1
 
+#: Largest run seed (seeds are 0..2**63 − 1; also what HDF5 stores as int64).
+SEED_MAX = 2**63 - 1
+
 
 def sample_rng(seed: int, index: int, stream: int = STREAM_INITIAL_STATE) -> np.random.Generator:
-    """Generator that depends only on (seed, stream, sample index)."""
-    if seed < 0 or index < 0:
-        raise ConfigError(f"seed and sample index must be non-negative, got seed={seed}, index={index}")
+    """Generator that depends only on (seed, stream, sample index).
+
+    Raises
+    ------
+    ConfigError
+        If ``seed`` is not an integer in 0..2**63 − 1 or ``index`` is negative.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= SEED_MAX:
+        raise ConfigError(f"seed must be an integer in 0..2**63-1 (0..{SEED_MAX}), got {seed!r}")
+    if index < 0:
+        raise ConfigError(f"sample index must be non-negative, got index={index}")
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(stream), int(index)]))
 
 
@@ -54,6 +65,17 @@ def psi_to_state(psi1: np.ndarray, psi2: np.ndarray, dtype=np.float64) -> np.nda
     psi1 = np.asarray(psi1)
     psi2 = np.asarray(psi2)
     return np.stack([psi1.real, psi1.imag, psi2.real, psi2.imag]).astype(dtype)
+
+
+def _reason_text(code: int, value: float) -> str:
+    """Human-readable failure reason of the kernel's health check."""
+    if code == kernels.STAGGERED:
+        return (f"grid-scale checkerboard: staggered density ratio {value:.3g} > {kernels.STAGGERED_MAX:g}; "
+                "the time step is unstable")
+    if code == kernels.OSCILLATION:
+        return (f"step-to-step oscillation: relative change {value:.3g} > {kernels.CHANGE_MAX:g} per step; "
+                "the time step is unstable")
+    return DivergenceError.NONFINITE
 
 
 @contextlib.contextmanager
@@ -137,7 +159,9 @@ def simulate(
     threads
         numba threads (default: numba's setting). Does not change results.
     check_every
-        Steps between NaN/Inf checks.
+        Steps between health checks (NaN/Inf, and from step
+        ``kernels.GRACE_STEPS`` on a staggered density or step-to-step
+        oscillation); every snapshot is checked too.
     progress
         Called with the number of samples finished after each batch.
 
@@ -150,7 +174,8 @@ def simulate(
     ConfigError
         Invalid configuration or parameters.
     DivergenceError
-        A sample produced NaN/Inf (names the sample, its parameters and the step).
+        A sample produced NaN/Inf or a grid-scale oscillation (names the
+        sample, its parameters, the step and the reason).
     """
     config.validate()
     if sample_indices is not None:
@@ -192,14 +217,18 @@ def simulate(
             work = np.empty_like(states)
             out = np.empty((b, T, 4, N, N), dtype=dtype)
             status = np.full(b, -1, dtype=np.int64)
+            reason = np.zeros(b, dtype=np.int64)
+            value = np.zeros(b, dtype=np.float64)
             kernels._evolve_batch(states, work, co[start:stop], ly[start:stop], lx[start:stop],
-                                  snap, out, status, check_every)
+                                  snap, out, status, check_every, kernels.STAGGERED_MAX, kernels.CHANGE_MAX,
+                                  kernels.GRACE_STEPS, reason, value)
             bad = np.flatnonzero(status >= 0)
             if bad.size:
                 r = int(bad[0])
                 k = start + r
                 raise DivergenceError(int(idx[k]), int(status[r]),
-                                      {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]})
+                                      {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]},
+                                      _reason_text(int(reason[r]), float(value[r])))
             psi[start:stop] = state_to_psi(out)
             done += b
             if progress is not None:
