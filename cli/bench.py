@@ -16,8 +16,8 @@ def _parse_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tupl
         sizes = tuple(int(s) for s in value.split(",") if s.strip())
     except ValueError:
         raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
-    if not sizes or any(n < 2 for n in sizes):
-        raise click.BadParameter(f"expected one or more lattice sizes >= 2, got {value!r}")
+    if not sizes or any(n < 4 for n in sizes):
+        raise click.BadParameter(f"expected one or more lattice sizes >= 4 (the solver's smallest N), got {value!r}")
     return sizes
 
 

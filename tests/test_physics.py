@@ -274,3 +274,34 @@ def test_structure_factor_of_a_density_wave_peaks_at_its_wavevector():
     # a uniform density has no fluctuations at any k > 0
     k2, S2 = structure_factor(np.ones((N, N)), L)
     assert np.allclose(S2, 0.0)
+
+
+# ---------------------------------------------------------------- 9. bench refuses what it cannot run
+def test_bench_refuses_a_lattice_larger_than_memory_before_allocating(monkeypatch):
+    from tdglnre.errors import ConfigError, ResourceError
+    from tdglnre.physics import bench
+
+    # issue 9: N = 100000 died with numpy's _ArrayMemoryError; ~2.7 TB are needed for one sample
+    assert bench.memory_needed(100000, 1) > 2e12
+    with pytest.raises(ResourceError, match=r"bench at N=100000 with batch=1 needs about .* GiB of memory"):
+        bench.run_benchmark(sizes=(100000,), batch=1, steps=1, numpy_steps=1)
+    # the estimate covers the arrays the numba run holds: states, work, snapshots (float64) and psi (complex128)
+    N, b = 64, 8
+    held = 3 * b * 4 * N * N * 8 + b * 2 * N * N * 16
+    assert bench.memory_needed(N, b) >= held
+    monkeypatch.setattr(bench, "available_memory", lambda: held // 2)
+    with pytest.raises(ResourceError, match="use smaller --sizes or --batch"):
+        bench.run_benchmark(sizes=(N,), batch=b, steps=1, numpy_steps=1)
+    with pytest.raises(ConfigError, match=r"sizes must be integers >= 4"):
+        bench.run_benchmark(sizes=(3,), batch=1, steps=1, numpy_steps=1)
+
+
+def test_bench_cli_sizes_must_be_at_least_4():
+    from click.testing import CliRunner
+
+    from tdglnre.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["bench", "--sizes", "8,3"])
+    assert r.exit_code == 2 and "lattice sizes >= 4" in r.output
+    r = CliRunner().invoke(cli, ["bench", "--sizes", "100000", "--batch", "1", "--steps", "1", "--numpy-steps", "1"])
+    assert r.exit_code == 1 and r.output.startswith("Error: bench at N=100000") and "Traceback" not in r.output

@@ -8,10 +8,12 @@ one run so that the ratios are meaningful on a noisy machine.
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 import numpy as np
 
+from ..errors import ConfigError, ResourceError
 from .config import SimConfig
 from .lattice import landau_links
 from . import reference
@@ -48,6 +50,64 @@ def _time_numpy(N: int, batch: int, steps: int) -> float:
     return batch * N * N * steps / (time.perf_counter() - t0) / 1e6
 
 
+def memory_needed(N: int, batch: int) -> int:
+    """Bytes the benchmark needs at its peak for lattice size N (an upper estimate).
+
+    The numba run holds the batch's states, work buffers, snapshots (4 float64
+    planes each) and complex128 ψ (2 planes): 128 bytes per site and sample,
+    plus the initial-state draw. The NumPy reference holds the batch's complex
+    states (32 bytes per site and sample), the links and ~12 complex
+    temporaries of one step (~256 bytes per site). The two phases do not overlap.
+    """
+    sites = int(N) * int(N)
+    numba_phase = 128 * batch * sites + 32 * sites
+    numpy_phase = 32 * batch * sites + 256 * sites
+    return max(numba_phase, numpy_phase)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation (MemAvailable, else free pages), or None if unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_benchmark_request(sizes: tuple[int, ...], batch: int, steps: int, numpy_steps: int) -> None:
+    """Validate a benchmark request before anything is allocated.
+
+    Raises
+    ------
+    ConfigError
+        A size below 4 or a non-positive batch or step count.
+    ResourceError
+        The largest size needs more memory than is available.
+    """
+    if not sizes:
+        raise ConfigError("bench needs at least one lattice size")
+    for N in sizes:
+        if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 4:
+            raise ConfigError(f"bench lattice sizes must be integers >= 4 (the solver's smallest N), got {N!r}")
+    for name, v in (("batch", batch), ("steps", steps), ("numpy_steps", numpy_steps)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ConfigError(f"bench {name} must be an integer >= 1, got {v!r}")
+    avail = available_memory()
+    N = max(sizes)
+    need = memory_needed(N, batch)
+    if avail is not None and need > avail:
+        raise ResourceError(
+            f"bench at N={N} with batch={batch} needs about {need / 2**30:.3g} GiB of memory, "
+            f"but only {avail / 2**30:.3g} GiB is available; use smaller --sizes or --batch"
+        )
+
+
 def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int = 1000,
                   numpy_steps: int = 50, threads: int | None = None, repeats: int = 2) -> dict:
     """Site-updates per second (millions) of the numba kernel and the NumPy reference.
@@ -73,7 +133,16 @@ def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int
         ``numba_float64_msites``, ``numba_float32_msites``, ``numpy_msites``,
         ``speedup_float64``, ``speedup_float32``, ``N``, ``batch``, ``steps``,
         ``numpy_steps``, ``threads`` and ``per_size`` (one such dict per N).
+
+    Raises
+    ------
+    ConfigError
+        A size below 4 or a non-positive count.
+    ResourceError
+        Not enough memory for the largest size (checked before allocating).
     """
+    sizes = tuple(sizes)
+    check_benchmark_request(sizes, batch, steps, numpy_steps)
     per_size = []
     with numba_threads(threads):
         import numba
