@@ -1,4 +1,4 @@
-"""Lattice geometry and Peierls link phases (DESIGN.md §2).
+"""Lattice geometry and Peierls link phases (docs/physics.md, "Lattice").
 
 Site (i, j) has y = i·h, x = j·h; arrays are indexed [i, j]. The link phase
 θ_μ(i, j) is ∫A·dl from site (i, j) to its neighbour in direction μ (x: j+1,
