@@ -1,94 +1,89 @@
-"""``tdglnre hessian``: soft-mode spectrum of one state (relax → Lanczos → zero mode → DOS).
+"""``tdglnre hessian``: parse the options, call :func:`tdglnre.analysis.hessian.hessian`, save and report.
 
-The state comes from one of three sources:
-
-* ``--data FILE.h5 --index I [--snapshot T]`` — a sample of an ensemble stored
-  with ``tdglnre generate --store-fields``;
-* ``--preset NAME [--set key=value ...] --seed S [--index K]`` — sample K of the
-  run ``tdglnre generate --preset NAME --seed S`` (parameters drawn from the
-  prior exactly as generate draws them), simulated afresh; ``--set eta=0.5``
-  etc. fix parameters;
-* direct options ``--N --L --eta --n-v --nu --t --seed`` (paper defaults
-  α = −1, β = 1, D = (4, 1), dt = 10⁻³).
+The state comes from ``--data FILE --index I [--snapshot T]`` (an ensemble
+stored with ``--store-fields``), ``--preset NAME [--set k=v ...] --seed S
+[--index K]`` (sample K of that generate run, simulated afresh), or the direct
+options ``--N --L --eta --n-v --nu --t --seed``. Details: docs/hessian.md §6.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import click
 
 from .main import run_library_call
 
+#: HessianOptions field -> the flag that sets it (library errors name the field).
+_FLAGS = {"n_eig": "--n-eig", "residual_tol": "--tol", "max_iter": "--max-iter", "dos_probes": "--dos-probes",
+          "dos_steps": "--dos-steps", "seed": "--seed", "index": "--index", "snapshot": "--snapshot"}
 
-def _progress_factory(enabled: bool):
+
+@contextlib.contextmanager
+def _bars(enabled: bool) -> Iterator[Any]:
+    """A ``progress(stage, done, total)`` callback drawing one tqdm bar per stage on stderr (or None)."""
     if not enabled:
-        return None, lambda: None
+        yield None
+        return
     from tqdm import tqdm
 
     bars: dict[str, Any] = {}
 
     def progress(stage: str, done: int, total: int | None) -> None:
-        bar = bars.get(stage)
-        if bar is None:
-            bar = bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False)
-        bar.update(done - bar.n)
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False)
+        bars[stage].update(done - bars[stage].n)
 
-    def close() -> None:
+    try:
+        yield progress
+    finally:
         for bar in bars.values():
             bar.close()
 
-    return progress, close
 
-
-def run_hessian(data: str | None, index: int | None, snapshot: int, preset: str | None, sets: tuple[str, ...],
-                seed: int, N: int, L: float, eta: float, n_v: int, nu: float, t: float, out: str,
-                n_eig: int, relax: bool, dos: bool, eig_method: str, residual_tol: float, max_iter: int,
-                relax_method: str,
-                dos_probes: int, dos_steps: int, progress_on: bool) -> dict[str, Any]:
-    """Resolve the state, run :func:`tdglnre.analysis.hessian.analyze`, write outputs; return the summary."""
-    from tdglnre.analysis.hessian import analyze, save, state_from_ensemble, state_from_preset, state_from_simulation
+@contextlib.contextmanager
+def _flag_names() -> Iterator[None]:
+    """Re-raise a library error that starts with an argument's name with the flag's name instead."""
     from tdglnre.errors import ConfigError
-    from tdglnre.physics.config import SimConfig
-    from tdglnre.plots_hessian import save_figures
 
-    if data is not None and preset is not None:
-        raise ConfigError("give either --data or --preset, not both")
-    if sets and preset is None:
-        raise ConfigError("--set needs --preset")
-    if data is not None:
-        if index is None:
-            raise ConfigError("--data needs --index I (the sample to analyse)")
-        config, psi, params = state_from_ensemble(data, index, snapshot)
-        source = {"data": str(data), "index": index, "snapshot": snapshot}
-    elif preset is not None:
-        k = 0 if index is None else index
-        config, psi, params = state_from_preset(preset, list(sets), seed=seed, index=k)
-        source = {"preset": preset, "set": list(sets), "seed": seed, "index": k}
-    else:
-        config = SimConfig(N=N, L=L, eta=eta, n_v=n_v, nu=nu, snapshot_times=(t,))
-        params = {"eta": eta, "n_v": n_v, "nu": nu}
-        config.validate()
-        psi = state_from_simulation(config, params, seed=seed, index=0 if index is None else index)
-        source = {"seed": seed, "t": t}
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    progress, close = _progress_factory(progress_on)
     try:
-        result = analyze(config, psi, eta=params["eta"], n_v=int(params["n_v"]), nu=params["nu"], n_eig=n_eig,
-                         relax=relax, dos=dos, residual_tol=residual_tol, max_iter=max_iter, relax_method=relax_method,
-                         eig_method=eig_method, dos_probes=dos_probes, dos_steps=dos_steps, seed=seed,
-                         progress=progress)
-    finally:
-        close()
-    spec = save(result, out_dir / "spectrum.h5")
-    figs = save_figures(result, out_dir)
+        yield
+    except ConfigError as exc:
+        name = str(exc).split(" ", 1)[0]
+        if name not in _FLAGS:
+            raise
+        raise ConfigError(str(exc).replace(name, _FLAGS[name], 1)) from exc
+
+
+def run(source_args: dict[str, Any], option_args: dict[str, Any], out: str, progress_on: bool) -> dict[str, Any]:
+    """Build the source and options, analyse, then (only on success) write into ``out``; return the summary."""
+    from tdglnre.analysis.hessian import FromEnsemble, FromParams, FromPreset, HessianOptions, hessian
+    from tdglnre.errors import ConfigError
+
+    s = source_args
+    if s["data"] is not None and s["preset"] is not None:
+        raise ConfigError("give either --data or --preset, not both")
+    if s["sets"] and s["preset"] is None:
+        raise ConfigError("--set needs --preset")
+    if s["data"] is not None and s["index"] is None:
+        raise ConfigError("--data needs --index I (the sample to analyse)")
+    k = 0 if s["index"] is None else s["index"]
+    with _flag_names():
+        source = (FromEnsemble(s["data"], k, s["snapshot"]) if s["data"] is not None else
+                  FromPreset(s["preset"], s["sets"], s["seed"], k) if s["preset"] is not None else
+                  FromParams(s["N"], s["L"], s["eta"], s["n_v"], s["nu"], s["t"], s["seed"], k))
+        options = HessianOptions(seed=s["seed"], **option_args)
+        with _bars(progress_on) as progress:
+            result = hessian(source, options, progress=progress)
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no GUI backend needed
     summary = result.summary()
-    summary["source"] = source
-    summary["files"] = [str(spec)] + [str(p) for p in figs]
+    summary["files"] = [str(p) for p in (result.save(out), *result.plot(out))]
+    summary["report"] = result.report()
     return summary
 
 
@@ -125,27 +120,15 @@ def run_hessian(data: str | None, index: int | None, snapshot: int, preset: str 
 def command(data, index, snapshot, preset, sets, seed, N, L, eta, n_v, nu, t, out, n_eig, no_relax, dos,
             eig_method, residual_tol, max_iter, relax_method, dos_probes, dos_steps, as_json, quiet) -> None:
     """Soft-mode Hessian spectrum of one state: relax, lowest eigenvalues, phase zero mode, DOS."""
-    summary = run_library_call(
-        run_hessian, data, index, snapshot, preset, sets, seed, N, L, eta, n_v, nu, t, out, n_eig,
-        not no_relax, dos, eig_method, residual_tol, max_iter, relax_method, dos_probes, dos_steps,
-        progress_on=not (quiet or as_json) and sys.stderr.isatty(),
-    )
+    source_args = dict(data=data, index=index, snapshot=snapshot, preset=preset, sets=sets, seed=seed, N=N, L=L,
+                       eta=eta, n_v=n_v, nu=nu, t=t)
+    option_args = dict(n_eig=n_eig, relax=not no_relax, dos=dos, eig_method=eig_method, residual_tol=residual_tol,
+                       max_iter=max_iter, relax_method=relax_method, dos_probes=dos_probes, dos_steps=dos_steps)
+    summary = run_library_call(run, source_args, option_args, out,
+                               progress_on=not (quiet or as_json) and sys.stderr.isatty())
+    report = summary.pop("report")
     if as_json:
         click.echo(json.dumps(summary))
         return
-    lam = summary["eigenvalues"]
-    zi = summary["zero_mode_index"]
-    click.echo(f"N={summary['N']} ({summary['n_unknowns']} unknowns), eta={summary['eta']:g}, "
-               f"n_v={summary['n_v']}, nu={summary['nu']:g}")
-    click.echo(f"F: {summary['F_before']:.10g} -> {summary['F_after']:.10g};  |grad F|: "
-               f"{summary['grad_norm_before']:.3e} -> {summary['grad_norm_after']:.3e}"
-               + ("" if summary["relax_converged"] else "  (relaxation did NOT reach the tolerance)"))
-    click.echo(f"phase zero mode: #{zi}, lambda = {lam[zi]:.3e} (overlap {summary['zero_mode_overlap']:.8f}); "
-               f"lambda_max ~ {summary['lambda_max_est']:.4g}")
-    click.echo(f"softest mode: lambda = {summary['softest_eigenvalue']:.6g};  "
-               + ("SADDLE: " + str(summary["n_negative"]) + " negative eigenvalue(s)" if summary["is_saddle"]
-                  else "no negative eigenvalues (local minimum among the computed modes)"))
-    click.echo("eigenvalues below threshold x lambda_max: "
-               + ", ".join(f"{k}: {v}" for k, v in summary["counts_below"].items()))
-    click.echo(f"{len(lam)} lowest: " + " ".join(f"{x:.4g}" for x in lam[:12]) + (" ..." if len(lam) > 12 else ""))
+    click.echo(report)
     click.echo(f"wall time {summary['wall_seconds']:.1f} s; wrote " + ", ".join(summary["files"]))

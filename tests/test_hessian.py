@@ -9,9 +9,14 @@ import pytest
 
 from tdglnre import ConfigError, SimConfig, simulate
 from tdglnre.analysis.hessian import (
+    FromParams,
     Hessian,
+    HessianOptions,
+    HessianResult,
+    RelaxResult,
     analyze,
     dense_hessian,
+    hessian,
     identify_zero_mode,
     load,
     load_result,
@@ -23,14 +28,14 @@ from tdglnre.analysis.hessian import (
     uniform_state,
 )
 from tdglnre.analysis.slq import exact_density, slq_density, wasserstein1
-from tdglnre.analysis._blas import blas_threads
+from threadpoolctl import threadpool_limits
 from tdglnre.physics.solver import EnergyModel, psi_to_state
 
 
 @pytest.fixture(autouse=True)
 def _single_blas_thread():
     """Vector-sized BLAS work: threads only add contention on a shared machine (as analyze() does)."""
-    with blas_threads(1):
+    with threadpool_limits(limits=1, user_api="blas"):
         yield
 
 
@@ -288,6 +293,118 @@ def test_cli_data_and_preset_give_the_same_sample(tmp_path):
     assert r3.exit_code == 1 and "out of range" in r3.output
 
 
+# ------------------------------------------------- options, in-memory API (issue 10)
+@pytest.mark.parametrize("bad,match", [
+    ({"residual_tol": float("nan")}, "residual_tol must be finite and > 0"),
+    ({"residual_tol": -1.0}, "residual_tol must be finite and > 0"),
+    ({"residual_tol": float("inf")}, "residual_tol must be finite and > 0"),
+    ({"residual_tol": 0.0}, "residual_tol must be finite and > 0"),
+    ({"n_eig": 0}, "n_eig must be an integer >= 1"),
+    ({"n_eig": True}, "n_eig must be an integer >= 1"),
+    ({"n_eig": 2.5}, "n_eig must be an integer >= 1"),
+    ({"eig_tol": -1e-3}, "eig_tol must be finite and >= 0"),
+    ({"zero_tol": float("nan")}, "zero_tol must be finite and >= 0"),
+    ({"dos_probes": 0}, "dos_probes"),
+    ({"seed": -1}, "seed must be an integer >= 0"),
+    ({"blas_thread_limit": 0}, "blas_thread_limit"),
+    ({"relax": "yes"}, "relax must be True or False"),
+    ({"eig_method": "qr"}, "unknown eigensolver method 'qr'"),
+    ({"hvp_method": "bogus"}, "unknown HVP method"),
+    ({"relax_method": "sgd"}, "unknown relaxation method"),
+])
+def test_options_are_validated_on_construction(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        HessianOptions(**bad)
+
+
+def test_options_frozen_replace_and_unknown_keys():
+    import dataclasses
+
+    opts = HessianOptions(n_eig=np.int64(6), residual_tol=1)
+    assert opts.n_eig == 6 and type(opts.n_eig) is int and opts.residual_tol == 1.0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        opts.n_eig = 3
+    assert opts.replace(dos=True).dos and not opts.dos
+    with pytest.raises(ConfigError, match=r"unknown Hessian option.*'n_eigs'"):
+        opts.replace(n_eigs=3)
+    cfg = SimConfig(N=6, L=4.0)
+    with pytest.raises(ConfigError, match=r"unknown Hessian option.*'tol'"):
+        analyze(cfg, uniform_state(cfg), tol=1e-3)
+    with pytest.raises(ConfigError, match="residual_tol"):  # the shorthand validates as the dataclass does
+        analyze(cfg, uniform_state(cfg), residual_tol=float("nan"))
+    with pytest.raises(ConfigError, match="n_eig must be in 1..143"):  # before any relaxation work
+        analyze(cfg, uniform_state(cfg), HessianOptions(n_eig=144))
+
+
+def test_hessian_pipeline_returns_in_memory_result_with_relaxation(tmp_path, monkeypatch):
+    """hessian() writes nothing; the result holds the RelaxResult, the options and the source."""
+    monkeypatch.chdir(tmp_path)
+    src = FromParams(N=8, L=5.0, eta=0.5, n_v=2, nu=0.0, t=0.2, seed=3)
+    opts = HessianOptions(n_eig=6, seed=3)
+    res = hessian(src, opts)
+    assert list(tmp_path.iterdir()) == []
+    assert isinstance(res.relaxation, RelaxResult) and res.relaxed and res.relax_converged
+    assert res.F_after == res.relaxation.F_after < res.F_before
+    assert res.state.shape == (4, 8, 8) and np.shares_memory(res.state, res.relaxation.z)
+    assert res.options is opts and res.source == src.record()
+    assert res.summary()["source"]["t"] == 0.2
+    # same state analysed directly: identical spectrum
+    cfg, psi, params = src.resolve()
+    direct = analyze(cfg, psi, opts, eta=params["eta"], n_v=params["n_v"], nu=params["nu"])
+    np.testing.assert_array_equal(direct.eigenvalues, res.eigenvalues)
+    # the phase mode is an exact zero mode of the relaxed vortex state
+    assert abs(res.zero_mode_eigenvalue) < 1e-8 * res.lambda_max_est
+    # Ritz values interlace: the Lanczos estimate of lambda_min is not below the true lowest eigenvalue
+    assert res.eigenvalues[0] <= res.lambda_min_est + 1e-12 * res.lambda_max_est
+    lines = res.report().splitlines()
+    assert lines[0].startswith("N=8 (256 unknowns)") and "lowest:" in lines[-1]
+
+
+def test_result_save_plot_and_file_roundtrip_keep_every_field(tmp_path):
+    """save(dir) + from_file restore lambda_min_est (dropped before), the relaxation, options and source."""
+    res = hessian(FromParams(N=8, L=5.0, eta=0.6, n_v=1, t=0.2, seed=2), HessianOptions(n_eig=5, dos=True,
+                                                                                        dos_probes=2, dos_steps=10))
+    path = res.save(tmp_path / "new")
+    assert path == tmp_path / "new" / "spectrum.h5"
+    figs = res.plot(tmp_path / "new")
+    assert {p.name for p in figs} == {"dos.png", "lowest_eigenvalues.png", "softest_mode.png"}
+    assert all(p.stat().st_size > 1000 for p in figs)
+    for f in (path, res.to_file(tmp_path / "r.npz")):
+        back = HessianResult.from_file(f)
+        assert np.isfinite(res.lambda_min_est) and back.lambda_min_est == res.lambda_min_est
+        assert back.relaxation.n_lbfgs == res.relaxation.n_lbfgs > 0
+        assert back.relaxation.message == res.relaxation.message
+        assert back.F_before == res.F_before and back.residual_after == res.residual_after
+        np.testing.assert_array_equal(back.state, res.state)
+        assert back.options == res.options and back.source == res.source
+        assert back.summary() == res.summary()
+    with pytest.raises(ConfigError, match="does not exist"):
+        HessianResult.from_file(tmp_path / "missing.h5")
+
+
+def test_analyze_limits_blas_threads_and_restores_them():
+    """BLAS runs single-threaded during analyze (threadpoolctl) and its thread count is restored after."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> set[int]:
+        return {d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}
+
+    if not blas_threads():
+        pytest.skip("no BLAS library visible to threadpoolctl")
+    seen: list[set[int]] = []
+    cfg = SimConfig(N=6, L=4.0, eta=0.4, n_v=0)
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        opts = HessianOptions(n_eig=3, dos=True, dos_probes=2, dos_steps=5)  # "dos" progress: one call per probe
+        analyze(cfg, uniform_state(cfg), opts, progress=lambda *a: seen.append(blas_threads()))
+        assert blas_threads() == before
+        analyze(cfg, uniform_state(cfg), opts, blas_thread_limit=None,
+                progress=lambda *a: seen.append({-1} | blas_threads()))
+    limited = [s for s in seen if -1 not in s]
+    assert limited and all(s == {1} for s in limited)
+    assert all(s - {-1} == before for s in seen if -1 in s)
+
+
 def test_wasserstein1_of_point_masses_and_shifts():
     """W1(δ_0, δ_3) = 3; shifting a measure by c moves it by |c|; weights matter."""
     from tdglnre.analysis.slq import SpectralDensity
@@ -312,3 +429,21 @@ def test_plots_module_leaves_the_matplotlib_backend_alone():
             "print(matplotlib.get_backend())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "svg"
+
+
+@pytest.mark.parametrize("args,match", [(["--tol", "nan"], "--tol must be finite and > 0"),
+                                        (["--tol", "-1"], "--tol must be finite and > 0"),
+                                        (["--seed", "-2"], "--seed must be an integer >= 0"),
+                                        (["--N", "4", "--L", "3", "--n-v", "1", "--n-eig", "100"],
+                                         "--n-eig must be in 1..63")])
+def test_cli_failures_leave_no_out_directory(tmp_path, args, match):
+    """Bad options fail with one line naming the flag, and --out is not created (it used to be left empty)."""
+    from click.testing import CliRunner
+
+    from tdglnre.cli.main import cli
+
+    out = tmp_path / "never"
+    r = CliRunner().invoke(cli, ["hessian", "--N", "6", "--L", "4", "--t", "0.1", *args, "--out", str(out)])
+    assert r.exit_code == 1, r.output
+    assert match in r.output and "Traceback" not in r.output
+    assert not out.exists()

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .hessian import Hessian, HessianResult, analyze, load, save  # noqa: F401
+from .hessian import Hessian, HessianOptions, HessianResult, analyze, load, save  # noqa: F401
 
-__all__ = ["Hessian", "HessianResult", "analyze", "load", "save"]
+__all__ = ["Hessian", "HessianOptions", "HessianResult", "analyze", "load", "save"]

@@ -1,0 +1,158 @@
+"""Settings of the Hessian analysis: :class:`HessianOptions`, validated on construction.
+
+This module is the leaf of the :mod:`tdglnre.analysis.hessian` package: it
+names the valid methods and the progress-callback signature that the other
+modules share, and imports nothing from them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ...errors import ConfigError, reject_unknown_keys
+
+#: ``progress(stage, done, total)``; stage is "relax", "newton", "eigsh" or "dos".
+Progress = Callable[[str, int, "int | None"], None]
+
+#: Hessian-vector products (see :mod:`.operator`).
+HVP_METHODS = ("richardson", "central", "exact")
+#: First relaxation stage (see :func:`.relaxation.relax`).
+RELAX_METHODS = ("lbfgs", "trust-krylov")
+#: Eigensolvers (see :func:`.spectrum.lowest_eigenpairs`).
+EIG_METHODS = ("shift-invert", "lanczos")
+
+
+def _int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _float(name: str, value: Any, *, positive: bool) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, (bool, np.bool_)) or not math.isfinite(x) or (x <= 0 if positive else x < 0):
+        bound = "> 0" if positive else ">= 0"
+        raise ConfigError(f"{name} must be finite and {bound}, got {value!r}")
+    return x
+
+
+def _choice(name: str, value: Any, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ConfigError(f"unknown {name} {value!r}; valid: {list(valid)}")
+    return value
+
+
+@dataclass(frozen=True)
+class HessianOptions:
+    """How :func:`~tdglnre.analysis.hessian.analyze` relaxes a state and computes its spectrum.
+
+    Every field is checked when the object is built; a bad value raises
+    :class:`~tdglnre.errors.ConfigError` naming the field.
+
+    Parameters
+    ----------
+    n_eig
+        Number of lowest eigenvalues (≥ 1; must also be below 4N² of the state).
+    relax
+        Relax to a stationary point first (:func:`~.relaxation.relax`).
+    dos
+        Also estimate the whole-spectrum density of states by SLQ (:mod:`tdglnre.analysis.slq`).
+    residual_tol
+        Relaxation target: RMS residual ‖∇F‖₂ / (2h²√(4N²)) (finite, > 0).
+    max_iter
+        Iteration limit of the first relaxation stage (≥ 0).
+    newton_steps
+        Maximum Newton–MINRES polishing steps (≥ 0).
+    relax_method
+        First relaxation stage: "lbfgs" or "trust-krylov".
+    hvp_method
+        Hessian-vector product: "richardson", "central" or "exact".
+    eig_method
+        Eigensolver: "shift-invert" or "lanczos".
+    eig_tol
+        ARPACK relative accuracy of the Ritz values (0: machine precision).
+    ncv
+        Lanczos basis size (None: the eigensolver's default).
+    dos_probes, dos_steps, dos_bins
+        SLQ probe vectors, Lanczos steps per probe and histogram bins (each ≥ 1).
+    zero_tol
+        |λ| ≤ zero_tol·λ_max counts as zero; λ < −zero_tol·λ_max as negative (≥ 0).
+    seed
+        Seed of the Lanczos starting and probe vectors (≥ 0).
+    blas_thread_limit
+        BLAS threads during the analysis (default 1: vector-sized work gains
+        nothing from threads, and spinning OpenBLAS threads slow it down up to
+        50× on a busy machine; docs/hessian.md §7). None leaves BLAS alone.
+    """
+
+    n_eig: int = 50
+    relax: bool = True
+    dos: bool = False
+    residual_tol: float = 1e-8
+    max_iter: int = 20000
+    newton_steps: int = 20
+    relax_method: str = "lbfgs"
+    hvp_method: str = "richardson"
+    eig_method: str = "shift-invert"
+    eig_tol: float = 0.0
+    ncv: int | None = None
+    dos_probes: int = 20
+    dos_steps: int = 80
+    dos_bins: int = 80
+    zero_tol: float = 1e-7
+    seed: int = 0
+    blas_thread_limit: int | None = 1
+
+    def __post_init__(self) -> None:
+        checked: dict[str, Any] = {
+            "n_eig": _int("n_eig", self.n_eig, 1),
+            "max_iter": _int("max_iter", self.max_iter, 0),
+            "newton_steps": _int("newton_steps", self.newton_steps, 0),
+            "dos_probes": _int("dos_probes", self.dos_probes, 1),
+            "dos_steps": _int("dos_steps", self.dos_steps, 1),
+            "dos_bins": _int("dos_bins", self.dos_bins, 1),
+            "seed": _int("seed", self.seed, 0),
+            "residual_tol": _float("residual_tol", self.residual_tol, positive=True),
+            "eig_tol": _float("eig_tol", self.eig_tol, positive=False),
+            "zero_tol": _float("zero_tol", self.zero_tol, positive=False),
+            "relax_method": _choice("relaxation method", self.relax_method, RELAX_METHODS),
+            "hvp_method": _choice("HVP method", self.hvp_method, HVP_METHODS),
+            "eig_method": _choice("eigensolver method", self.eig_method, EIG_METHODS),
+        }
+        for name in ("relax", "dos"):
+            value = getattr(self, name)
+            if value not in (True, False) or not isinstance(value, (bool, np.bool_)):
+                raise ConfigError(f"{name} must be True or False, got {value!r}")
+            checked[name] = bool(value)
+        if self.ncv is not None:
+            checked["ncv"] = _int("ncv", self.ncv, 1)
+        if self.blas_thread_limit is not None:
+            checked["blas_thread_limit"] = _int("blas_thread_limit", self.blas_thread_limit, 1)
+        for name, value in checked.items():  # store the coerced floats (e.g. residual_tol=1 -> 1.0)
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "HessianOptions":
+        """Build from a mapping of field names (unknown keys are a :class:`ConfigError`)."""
+        reject_unknown_keys(cls, d, "Hessian option", ConfigError)
+        return cls(**dict(d))
+
+    def replace(self, **changes: Any) -> "HessianOptions":
+        """A copy with some fields changed (validated again; unknown names are a :class:`ConfigError`)."""
+        reject_unknown_keys(type(self), changes, "Hessian option", ConfigError)
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dict of the fields."""
+        return dataclasses.asdict(self)
+
+
+__all__ = ["EIG_METHODS", "HVP_METHODS", "HessianOptions", "Progress", "RELAX_METHODS"]

@@ -1,0 +1,169 @@
+"""The analysis pipeline: relax → lowest eigenpairs → global-phase zero mode → optional SLQ density of states.
+
+:func:`analyze` works on a state in memory; :func:`hessian` first resolves a
+state source (:mod:`.states`). Both return a :class:`~.result.HessianResult`
+and write nothing: call its :meth:`~.result.HessianResult.save` and
+:meth:`~.result.HessianResult.plot`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ...errors import ConfigError
+from ...physics.config import SimConfig
+from ...physics.solver import EnergyModel
+from .operator import Hessian, spectral_scale
+from .options import HessianOptions, Progress
+from .relaxation import relax as relax_state
+from .relaxation import unrelaxed
+from .result import HessianResult
+from .spectrum import THRESHOLDS, density_of_states, identify_zero_mode, lowest_eigenpairs
+from .states import StateSource, as_state
+
+log = logging.getLogger(__name__)
+
+
+def _options(options: HessianOptions | None, overrides: dict[str, Any]) -> HessianOptions:
+    if options is None:
+        options = HessianOptions()
+    elif not isinstance(options, HessianOptions):
+        raise ConfigError(f"options must be a HessianOptions, got {type(options).__name__}")
+    return options.replace(**overrides) if overrides else options
+
+
+def analyze(
+    config: SimConfig,
+    state: np.ndarray,
+    options: HessianOptions | None = None,
+    *,
+    eta: float | None = None,
+    n_v: int | None = None,
+    nu: float | None = None,
+    progress: Progress | None = None,
+    **overrides: Any,
+) -> HessianResult:
+    """Soft-mode spectrum of the GL free-energy Hessian at (a relaxed) ``state``.
+
+    Parameters
+    ----------
+    config
+        Lattice and GL parameters; ``eta``, ``n_v``, ``nu`` override its defaults.
+    state
+        Complex (2, N, N) ψ or real (4, N, N) / (4N²,) state.
+    options
+        Settings of the analysis (default :class:`HessianOptions()`).
+    eta, n_v, nu
+        The sample's parameters (default: the config's).
+    progress
+        ``progress(stage, done, total)`` callback.
+    **overrides
+        :class:`HessianOptions` fields changing ``options``, e.g. ``analyze(cfg, z, n_eig=8, dos=True)``.
+
+    Returns
+    -------
+    HessianResult
+        In memory; nothing is written.
+
+    Raises
+    ------
+    ConfigError
+        Invalid configuration, parameters, options or state.
+    """
+    opts = _options(options, overrides)
+    limit = (threadpool_limits(limits=opts.blas_thread_limit, user_api="blas")
+             if opts.blas_thread_limit is not None else contextlib.nullcontext())
+    with limit:
+        return _analyze(config, state, opts, eta=eta, n_v=n_v, nu=nu, progress=progress)
+
+
+def _analyze(config: SimConfig, state: np.ndarray, opts: HessianOptions, *, eta: float | None, n_v: int | None,
+             nu: float | None, progress: Progress | None) -> HessianResult:
+    t_start = time.perf_counter()
+    model = EnergyModel(config, eta=eta, n_v=n_v, nu=nu)
+    z0 = as_state(state, model.N).reshape(-1)
+    if opts.n_eig >= model.size:
+        raise ConfigError(f"n_eig must be in 1..{model.size - 1} for {model.size} unknowns, got {opts.n_eig}")
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    if opts.relax:
+        rr = relax_state(model, z0, residual_tol=opts.residual_tol, max_iter=opts.max_iter,
+                         newton_steps=opts.newton_steps, method=opts.relax_method, progress=progress)
+    else:
+        rr = unrelaxed(model, z0, opts.residual_tol)
+    timings["relax"] = time.perf_counter() - t
+    hess = Hessian(model, rr.z, method=opts.hvp_method)
+    t = time.perf_counter()
+    lo_est, hi_est = spectral_scale(hess, seed=opts.seed)
+    timings["scale"] = time.perf_counter() - t
+    t = time.perf_counter()
+    vals, vecs = lowest_eigenpairs(hess, opts.n_eig, method=opts.eig_method, tol=opts.eig_tol, ncv=opts.ncv,
+                                   seed=opts.seed, progress=progress)
+    timings["eigsh"] = time.perf_counter() - t
+    zi, zov = identify_zero_mode(vecs, rr.z)
+    others = [i for i in range(vals.shape[0]) if i != zi]
+    si = int(others[int(np.argmin(vals[others]))]) if others else zi
+    scale = max(abs(hi_est), abs(lo_est), 1e-300)
+    n_neg = int(np.sum(vals < -opts.zero_tol * scale))
+    counts = {f"{th:g}": int(np.sum(vals < th * scale)) for th in THRESHOLDS}
+    log.info("spectrum: lambda_max ~ %.4g; phase mode #%d lambda = %.3e (overlap %.6f); softest #%d lambda = %.6g; "
+             "%d negative", hi_est, zi, vals[zi], zov, si, vals[si], n_neg)
+    if n_neg:
+        log.info("the state is a saddle point: %d negative eigenvalue(s) among the %d lowest", n_neg, opts.n_eig)
+    density = None
+    if opts.dos:
+        t = time.perf_counter()
+        density = density_of_states(hess, n_probes=opts.dos_probes, n_steps=opts.dos_steps, bins=opts.dos_bins,
+                                    seed=opts.seed + 1, progress=progress)
+        timings["dos"] = time.perf_counter() - t
+    return HessianResult(
+        config=model.config, eigenvalues=vals, zero_mode_index=zi, zero_mode_overlap=zov, softest_index=si,
+        softest_vector=vecs[:, si].reshape(model.shape).copy(), relaxation=rr, relaxed=opts.relax,
+        lambda_min_est=lo_est, lambda_max_est=hi_est, n_negative=n_neg, counts_below=counts,
+        wall_seconds=time.perf_counter() - t_start, options=opts, timings=timings, n_matvec=hess.n_matvec,
+        hvp_step=hess.step, dos=density,
+    )
+
+
+def hessian(source: StateSource, options: HessianOptions | None = None, *,
+            progress: Progress | None = None) -> HessianResult:
+    """Resolve a state source and analyse its state; the result records the source.
+
+    Parameters
+    ----------
+    source
+        :class:`~.states.FromEnsemble`, :class:`~.states.FromPreset` or :class:`~.states.FromParams`.
+    options
+        Settings of the analysis (default :class:`HessianOptions()`).
+    progress
+        ``progress(stage, done, total)`` callback.
+
+    Returns
+    -------
+    HessianResult
+        In memory, with ``source`` set; write it with ``.save(dir)`` and ``.plot(dir)``.
+
+    Examples
+    --------
+    >>> from tdglnre.analysis.hessian import FromParams, HessianOptions, hessian
+    >>> res = hessian(FromParams(N=8, L=5.0, t=0.2), HessianOptions(n_eig=6))  # doctest: +SKIP
+    >>> res.save("out"); res.plot("out")  # doctest: +SKIP
+    """
+    opts = _options(options, {})
+    resolve = getattr(source, "resolve", None)
+    if resolve is None:
+        raise ConfigError(f"source must be FromEnsemble, FromPreset or FromParams, got {type(source).__name__}")
+    config, psi, params = resolve()
+    result = analyze(config, psi, opts, eta=params["eta"], n_v=int(params["n_v"]), nu=params["nu"],
+                     progress=progress)
+    result.source = source.record()
+    return result
+
+
+__all__ = ["analyze", "hessian"]
