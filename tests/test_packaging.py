@@ -218,3 +218,39 @@ def test_cli_reference_in_docs_matches_the_code() -> None:
     text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
     for name in cli.commands:
         assert f"### `tdglnre {name}`" in text
+
+
+def _gen_cli_docs_module() -> types.ModuleType:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_cli_docs", REPO / "scripts" / "gen_cli_docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_reference_shows_real_defaults_not_click_sentinels() -> None:
+    """click >= 8.2's ``Sentinel.UNSET`` must not leak into docs/cli.md; real defaults must show."""
+    gen = _gen_cli_docs_module()
+    rendered = gen.render()
+    doc = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    for text in (rendered, doc):
+        assert "Sentinel" not in text and "UNSET" not in text
+    rows = {line.split(" | ")[0] for line in rendered.splitlines() if line.startswith("| `")}
+    assert rows, "no option rows rendered"
+    root = click.Context(cli, info_name="tdglnre")
+    checked = 0
+    for name, cmd in cli.commands.items():
+        ctx = click.Context(cmd, info_name=name, parent=root)
+        for p in cmd.params:
+            if not isinstance(p, click.Option):
+                continue
+            shown = gen.default_text(p, ctx)
+            if p.required:
+                assert shown == "*required*", (name, p.name, shown)
+                checked += 1
+            elif not p.is_flag and isinstance(p.default, (int, float, str)) and not isinstance(p.default, bool):
+                assert shown == f"`{p.default}`", (name, p.name, shown)  # e.g. a default of 0 is shown
+                checked += 1
+    assert checked >= 10
