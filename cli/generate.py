@@ -8,6 +8,9 @@ import click
 
 from .main import run_library_call
 
+#: Largest --seed (the seed is stored as a signed 64-bit integer; tdglnre.io.ensemble.SEED_MAX).
+SEED_MAX = 2**63 - 1
+
 
 def _human_bytes(n: float) -> str:
     for unit in ("B", "kB", "MB", "GB", "TB"):
@@ -32,26 +35,31 @@ def format_summary(s: dict) -> str:
               help="Preset name (paper, drag, quick) or path to a preset TOML file.")
 @click.option("--n-samples", "n_samples", required=True, type=click.IntRange(min=1), metavar="S",
               help="Number of samples to simulate.")
-@click.option("--seed", required=True, type=click.IntRange(min=0), metavar="SEED",
-              help="Run seed; sample k depends only on (SEED, k).")
+@click.option("--seed", required=True, type=click.IntRange(min=0, max=SEED_MAX), metavar="SEED",
+              help="Run seed in 0..2**63-1; sample k depends only on (SEED, k).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), metavar="FILE.h5",
               help="Output HDF5 file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a preset entry (repeatable), e.g. --set N=32 --set prior.eta=uniform(0,1) "
                    "--set nu=0.1 --set n_v=4 (or a flux-quantized field B=...); see docs/file-format.md.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted file (settings must match).")
-@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--resume", is_flag=True,
+              help="Continue an interrupted run (settings must match): FILE.h5.partial if it exists (an "
+                   "interrupted --force run), else FILE.h5; starts FILE.h5 if neither exists.")
+@click.option("--force", is_flag=True,
+              help="Replace an existing output file: the new one is written to FILE.h5.partial and renamed "
+                   "over FILE.h5 only when complete, so a failure or crash keeps the old file.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, metavar="K",
               help="Run on a local Dask cluster of K single-threaded worker processes.")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="Run on an existing Dask cluster, e.g. tcp://host:8786.")
+              help="Run on an existing Dask cluster at [PROTOCOL://]HOST:PORT, e.g. tcp://host:8786.")
 @click.option("--store-fields", is_flag=True, help="Also store the order parameters psi (complex64).")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default=None,
               help="Solver precision (default: the preset's).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, metavar="B",
               help="Samples per batch / Dask task (does not change the results).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="T",
-              help="numba threads (per worker with --workers; default: all cores / workers).")
+              help="numba threads, at most numba's NUMBA_NUM_THREADS on this machine (per worker with "
+                   "--workers; default: all cores / workers).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of one line.")
 def command(preset: str, n_samples: int, seed: int, out: str, overrides: tuple[str, ...], resume: bool,
@@ -60,7 +68,9 @@ def command(preset: str, n_samples: int, seed: int, out: str, overrides: tuple[s
     """Simulate S quenches with parameters drawn from the preset's prior into FILE.h5.
 
     Sample k's parameters and initial state depend only on (SEED, k): the file is
-    identical for any --batch-size, --workers and after --resume.
+    identical for any --batch-size, --workers and after --resume. All options are
+    checked before any file is written; a new file that fails before its first
+    sample is removed, and a killed run is continued with --resume.
     """
     from tdglnre.io.generate import generate_ensemble
     from tdglnre.io.presets import load_preset

@@ -11,11 +11,14 @@ Layout::
 
     /                      attrs: format="tdglnre-ensemble", format_version=1, generated_by,
                                   creation_date, seed, config, prior, parameter_names,
-                                  channels, snapshot_times, n_complete (+ n_samples, store_fields,
-                                  compression, N, L)
+                                  channels, snapshot_times, n_complete, n_samples, store_fields,
+                                  compression (N and L live inside the JSON ``config``)
     /theta   (S, P)          float64  inferred parameters, parameter_names order
     /x       (S, T, N, N, C) float32  channels [rho1, rho2, curlJ]; one sample per chunk, compressed
     /psi     (S, T, 2, N, N) complex64 (optional, --store-fields) band 1, band 2; [i, j] = [y, x]
+
+The reader checks these shapes against the stored config (N), snapshot times
+(T), parameter names (P) and channels (C) and refuses a file where they disagree.
 """
 
 from __future__ import annotations
@@ -46,8 +49,11 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: Measured on paper-preset channels: gzip level 1 with byte-shuffle, see docs/file-format.md.
 DEFAULT_COMPRESSION: tuple[str, int | None, bool] = ("gzip", 1, True)
 
-__all__ = ["Ensemble", "EnsembleError", "EnsembleWriter", "FORMAT", "FORMAT_VERSION", "open_ensemble",
-           "read_header"]
+#: Largest run seed: the root attribute ``seed`` is a signed 64-bit integer.
+SEED_MAX = 2**63 - 1
+
+__all__ = ["Ensemble", "EnsembleError", "EnsembleWriter", "FORMAT", "FORMAT_VERSION", "SEED_MAX",
+           "open_ensemble", "read_header"]
 
 
 class EnsembleError(TDGLError, ValueError):
@@ -106,6 +112,41 @@ def _open_h5(path: str | os.PathLike, mode: str) -> h5py.File:
         raise EnsembleError(f"{p}: cannot open HDF5 file: {msg}") from None
 
 
+def _format_version(raw: Any, path: str) -> int:
+    """The integer ``format_version`` attribute, or a one-line error naming the file."""
+    v = raw.item() if isinstance(raw, np.generic) else raw
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return int(v)
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    shown = _attr_str(v) if isinstance(v, (bytes, str)) else v
+    raise EnsembleError(f"{path}: format_version={shown!r} is not an integer (damaged or written by another tool)")
+
+
+def _check_shapes(f: h5py.File, path: str, config: SimConfig, names: list[str], channels: list[str],
+                  times: list[float], prior: Prior) -> None:
+    """Refuse datasets whose shapes contradict the stored config, times, parameters or channels."""
+    if names != list(prior.inferred):
+        raise EnsembleError(f"{path}: parameter_names {names} do not match the stored prior's inferred "
+                            f"parameters {list(prior.inferred)} (file damaged or edited)")
+    if [float(t) for t in config.snapshot_times] != times:
+        raise EnsembleError(f"{path}: snapshot_times {times} do not match the stored config's "
+                            f"{list(config.snapshot_times)} (file damaged or edited)")
+    N, T, C, P = config.N, len(times), len(channels), len(names)
+    S = int(f["x"].shape[0]) if f["x"].ndim else -1
+    expected = {
+        "x": ((S, T, N, N, C), f"N={N}, T={T} snapshot(s), C={C} channels"),
+        "theta": ((S, P), f"P={P} inferred parameters"),
+    }
+    if "psi" in f:
+        expected["psi"] = ((S, T, 2, N, N), f"N={N}, T={T} snapshot(s), 2 bands")
+    for name, (shape, why) in expected.items():
+        got = tuple(int(d) for d in f[name].shape)
+        if got != shape:
+            raise EnsembleError(f"{path}: dataset {name!r} has shape {got} but the stored config ({why}, "
+                                f"S={S} samples in 'x') implies {shape} (file damaged or edited)")
+
+
 def read_header(f: h5py.File, path: str | os.PathLike) -> dict[str, Any]:
     """Check the magic string and version of an open file and decode its root attributes.
 
@@ -122,11 +163,11 @@ def read_header(f: h5py.File, path: str | os.PathLike) -> dict[str, Any]:
         raise EnsembleError(f"{path}: HDF5 file but not a tdglnre ensemble ({what}; expected format={FORMAT!r})")
     if "format_version" not in attrs:
         raise EnsembleError(f"{path}: tdglnre file lacks 'format_version'")
-    version = int(attrs["format_version"])
+    version = _format_version(attrs["format_version"], path)
     if version > FORMAT_VERSION:
+        writer = _attr_str(attrs["generated_by"]) if "generated_by" in attrs else "an unknown writer"
         raise EnsembleError(
-            f"{path}: written with format_version={version} (by tdglnre "
-            f"{_attr_str(attrs.get('generated_by', '?'))}); this tdglnre {__version__} reads up to "
+            f"{path}: written with format_version={version} (by {writer}); this tdglnre {__version__} reads up to "
             f"version {FORMAT_VERSION} — upgrade tdglnre"
         )
     if version < 1:
@@ -145,6 +186,7 @@ def read_header(f: h5py.File, path: str | os.PathLike) -> dict[str, Any]:
     for ds in ("theta", "x"):
         if ds not in f:
             raise EnsembleError(f"{path}: dataset {ds!r} is missing (file damaged or written by another tool)")
+    _check_shapes(f, path, config, list(names), list(channels), [float(t) for t in times], prior)
     S = int(f["x"].shape[0])
     n_complete = int(attrs["n_complete"])
     if not 0 <= n_complete <= S:
@@ -349,8 +391,22 @@ class EnsembleWriter:
     def create(cls, path: str | os.PathLike, config: SimConfig, prior: Prior, *, seed: int, n_samples: int,
                store_fields: bool = False, compression: tuple[str, int | None, bool] = DEFAULT_COMPRESSION,
                extra_attrs: dict[str, Any] | None = None) -> "EnsembleWriter":
-        """Create (truncate) ``path`` with the v1 layout for ``n_samples`` samples."""
+        """Create (truncate) ``path`` with the v1 layout for ``n_samples`` samples.
+
+        ``seed`` (0..:data:`SEED_MAX`) and ``n_samples`` (≥ 1) are checked before
+        the file is opened; if writing the layout fails, the half-written file
+        is removed instead of being left to block a rerun.
+        """
         p = Path(path)
+        try:
+            seed_ok = not isinstance(seed, (bool, np.bool_)) and int(seed) == seed and 0 <= int(seed) <= SEED_MAX
+        except (TypeError, ValueError, OverflowError):
+            seed_ok = False
+        if not seed_ok:
+            raise ConfigError(f"seed must be an integer in 0..{SEED_MAX} (2**63 - 1), got {seed!r}")
+        if isinstance(n_samples, (bool, np.bool_)) or int(n_samples) != n_samples or n_samples < 1:
+            raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
+        seed, n_samples = int(seed), int(n_samples)
         if p.parent and not p.parent.exists():
             raise EnsembleError(f"cannot create {p}: directory {p.parent} does not exist")
         try:
@@ -398,6 +454,10 @@ class EnsembleWriter:
             f.flush()
         except BaseException:
             f.close()
+            try:
+                p.unlink()
+            except OSError:  # pragma: no cover - e.g. removed meanwhile
+                pass
             raise
         return cls(f, str(p), 0)
 

@@ -15,26 +15,30 @@ identical for any batch size, worker count, interruption and resumption.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import re
 import sys
 import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from ..errors import ConfigError, DivergenceError
 from ..physics.config import SimConfig
 from ..physics.solver import simulate
-from .ensemble import EnsembleError, EnsembleWriter
+from .ensemble import SEED_MAX, EnsembleError, EnsembleWriter
 from .priors import Prior
 
 log = logging.getLogger(__name__)
 
-__all__ = ["generate_ensemble", "simulate_batch", "default_batch_size"]
+__all__ = ["generate_ensemble", "simulate_batch", "default_batch_size", "check_seed", "check_threads",
+           "check_scheduler_address", "partial_path", "PARTIAL_SUFFIX"]
 
 
 def default_batch_size(threads: int | None = None) -> int:
@@ -99,8 +103,119 @@ class _Progress:
             self.bar.close()
 
 
-def _check_output(out: Path, resume: bool, force: bool) -> str:
-    """Decide what to do with the output path: "create" or "resume"."""
+# ------------------------------------------------------------------ validation
+#: Dask comm protocols accepted in a scheduler address.
+SCHEDULER_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")
+_ADDRESS_RE = re.compile(
+    r"^(?:(?P<proto>[A-Za-z][A-Za-z0-9+.-]*)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$"
+)
+
+
+def check_seed(seed: Any) -> int:
+    """Return ``seed`` as an int, or raise :class:`ConfigError` unless it is an integer in 0..2**63−1.
+
+    The seed is stored as a signed 64-bit HDF5 attribute (see
+    :data:`tdglnre.io.ensemble.SEED_MAX`), so larger values cannot be recorded.
+    """
+    try:
+        ok = not isinstance(seed, (bool, np.bool_)) and int(seed) == seed
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok or not 0 <= int(seed) <= SEED_MAX:
+        raise ConfigError(f"seed must be an integer in 0..{SEED_MAX} (2**63 - 1), got {seed!r}")
+    return int(seed)
+
+
+def check_threads(threads: Any, *, this_machine: bool = True) -> int | None:
+    """Validate a numba thread count (None = numba's default).
+
+    On this machine (local runs and ``workers=K`` clusters) the count must lie in
+    1..``numba.config.NUMBA_NUM_THREADS``, the most numba can use here; for an
+    external ``scheduler`` only ``threads >= 1`` is checked (its workers may
+    have more cores).
+    """
+    if threads is None:
+        return None
+    try:
+        ok = not isinstance(threads, (bool, np.bool_)) and int(threads) == threads
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ConfigError(f"threads must be a positive integer, got {threads!r}")
+    threads = int(threads)
+    if this_machine:
+        import numba
+
+        hi = int(numba.config.NUMBA_NUM_THREADS)
+        if not 1 <= threads <= hi:
+            raise ConfigError(f"threads must be in 1..{hi}, got {threads}")
+    elif threads < 1:
+        raise ConfigError(f"threads must be a positive integer, got {threads}")
+    return threads
+
+
+def check_scheduler_address(address: Any) -> str:
+    """Check the syntax of a Dask scheduler address ``[PROTOCOL://]HOST:PORT`` (no connection is made).
+
+    Raises
+    ------
+    ConfigError
+        Not a string, unknown protocol, missing/invalid host or a port outside 1..65535.
+    """
+    expected = (f"expected [PROTOCOL://]HOST:PORT such as tcp://10.0.0.5:8786 (PROTOCOL one of "
+                f"{', '.join(SCHEDULER_PROTOCOLS)}; PORT in 1..65535)")
+    if not isinstance(address, str):
+        raise ConfigError(f"invalid Dask scheduler address {address!r}: {expected}")
+    m = _ADDRESS_RE.match(address.strip())
+    if m is None:
+        raise ConfigError(f"invalid Dask scheduler address {address!r}: {expected}")
+    proto = (m.group("proto") or "tcp").lower()
+    if proto not in SCHEDULER_PROTOCOLS:
+        raise ConfigError(f"invalid Dask scheduler address {address!r}: unknown protocol {proto!r}; {expected}")
+    if not 1 <= int(m.group("port")) <= 65535:
+        raise ConfigError(f"invalid Dask scheduler address {address!r}: port {m.group('port')} is outside 1..65535")
+    return address.strip()
+
+
+# ---------------------------------------------------------------- output file
+#: Suffix of the file a ``force`` run writes before it replaces the old output.
+PARTIAL_SUFFIX = ".partial"
+
+
+def partial_path(out: str | os.PathLike) -> Path:
+    """The temporary file beside ``out`` (``FILE.h5`` → ``FILE.h5.partial``).
+
+    A ``force=True`` run over an existing file writes here and replaces
+    ``out`` only when every sample is complete, so a failure or crash never
+    destroys the old output; ``resume=True`` continues this file first if it
+    exists.
+    """
+    p = Path(out)
+    return p.with_name(p.name + PARTIAL_SUFFIX)
+
+
+@dataclass(frozen=True)
+class _OutputPlan:
+    """What a run does with its output: create or resume ``write``; replace ``target`` by it at the end."""
+
+    action: str  # "create" | "resume"
+    target: Path
+    write: Path
+
+    @property
+    def replaces(self) -> bool:
+        return self.write != self.target
+
+
+def _plan_output(out: Path, resume: bool, force: bool) -> _OutputPlan:
+    """Decide which file to create or resume; touches nothing on disk.
+
+    * ``resume``: continue ``out.partial`` if it exists (an interrupted forced
+      run), else ``out``; create ``out`` if neither exists.
+    * new file: written in place at ``out`` (a crash leaves it resumable).
+    * ``force`` over an existing ``out`` (or a stale ``out.partial``): written
+      to ``out.partial``, which replaces ``out`` only on success.
+    """
     if resume and force:
         raise ConfigError("--resume and --force are mutually exclusive (resume continues a file, force starts over)")
     if out.is_dir():
@@ -108,20 +223,77 @@ def _check_output(out: Path, resume: bool, force: bool) -> str:
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         raise EnsembleError(f"cannot create output file {out}: directory {parent} does not exist")
-    if out.exists():
-        if resume:
-            return "resume"
+    part = partial_path(out)
+    if part.is_dir():
+        raise EnsembleError(f"{part} is a directory; remove it (tdglnre uses this name for unfinished output)")
+    if resume:
+        if part.exists():
+            log.info("--resume: continuing the interrupted forced run in %s (it replaces %s when complete)", part, out)
+            return _OutputPlan("resume", out, part)
+        if out.exists():
+            return _OutputPlan("resume", out, out)
+        log.info("--resume: %s does not exist yet; starting a new file", out)
+    elif out.exists():
         if not force:
             raise EnsembleError(f"output file {out} already exists; use --force to overwrite it or --resume to "
                                 "continue an interrupted run")
         if not os.access(out, os.W_OK):
             raise EnsembleError(f"cannot overwrite output file {out}: permission denied")
-        return "create"
+    elif part.exists() and not force:
+        raise EnsembleError(f"{part} holds an interrupted forced run for {out}; continue it with --resume or "
+                            "start over with --force")
     if not os.access(parent, os.W_OK):
         raise EnsembleError(f"cannot create output file {out}: directory {parent} is not writable")
-    if resume:
-        log.info("--resume: %s does not exist yet; starting a new file", out)
-    return "create"
+    if force and (out.exists() or part.exists()):
+        return _OutputPlan("create", out, part)
+    return _OutputPlan("create", out, out)
+
+
+def _open_writer(plan: _OutputPlan, config: SimConfig, prior: Prior, seed: int, n_samples: int,
+                 store_fields: bool) -> EnsembleWriter:
+    if plan.action == "resume":
+        return EnsembleWriter.resume(plan.write, config, prior, seed=seed, n_samples=n_samples,
+                                     store_fields=store_fields)
+    return EnsembleWriter.create(plan.write, config, prior, seed=seed, n_samples=n_samples,
+                                 store_fields=store_fields)
+
+
+def _fsync(path: Path, directory: bool = False) -> None:
+    """Best-effort fsync of a file (or a directory entry) before/after a rename."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    except OSError:  # pragma: no cover - platform dependent
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - platform dependent
+        pass
+    finally:
+        os.close(fd)
+
+
+def _finish_output(plan: _OutputPlan) -> None:
+    """After a complete run: move ``plan.write`` over ``plan.target`` (atomic rename)."""
+    if not plan.replaces:
+        return
+    _fsync(plan.write)
+    os.replace(plan.write, plan.target)
+    _fsync(plan.target.parent if str(plan.target.parent) else Path("."), directory=True)
+    log.info("replaced %s with the completed %s", plan.target, plan.write)
+
+
+def _clean_up_failed(plan: _OutputPlan, n_complete: int, n_samples: int) -> None:
+    """After a failed run: remove a file this run created without any sample; say where partial data is."""
+    if plan.action == "create" and n_complete == 0:
+        try:
+            plan.write.unlink()
+            log.info("removed %s: the run failed before any sample was written", plan.write)
+        except OSError as exc:  # pragma: no cover - e.g. removed meanwhile
+            log.debug("could not remove %s: %s", plan.write, exc)
+        return
+    if plan.replaces and n_complete < n_samples:
+        log.warning("run stopped: %d of %d samples are kept in %s; %s is unchanged; continue with --resume "
+                    "(or start over with --force)", n_complete, n_samples, plan.write, plan.target)
 
 
 def generate_ensemble(
@@ -150,26 +322,36 @@ def generate_ensemble(
     n_samples
         Number of samples S (global indices 0..S-1).
     seed
-        Run seed (non-negative integer); sample k depends only on (seed, k).
+        Run seed, an integer in 0..2**63−1 (:func:`check_seed`); sample k
+        depends only on (seed, k).
     out
-        Output ``.h5`` path.
+        Output ``.h5`` path. A new file is written in place, so a crashed
+        run leaves a partial file that ``resume`` continues; a run that fails
+        before writing any sample removes the file it created.
     resume
-        Continue an interrupted file (refused if its config, prior, seed,
-        n_samples or fields differ). A missing file is started from scratch.
+        Continue an interrupted run (refused if its config, prior, seed,
+        n_samples or fields differ): ``out + ".partial"`` (an interrupted
+        ``force`` run, :func:`partial_path`) if it exists, else ``out``. A
+        missing file is started from scratch.
     force
-        Overwrite an existing file.
+        Replace an existing file. The new ensemble is written to
+        ``out + ".partial"`` and renamed over ``out`` only when complete;
+        until then (and after any failure or crash) ``out`` is untouched.
     workers
         Run on a local Dask cluster with this many single-threaded worker
         processes on loopback (numba uses ``cpu_count // workers`` threads in each).
     scheduler
-        Address of an existing Dask scheduler (``tcp://host:8786``) instead.
+        Address of an existing Dask scheduler (``[PROTOCOL://]HOST:PORT``,
+        e.g. ``tcp://host:8786``; :func:`check_scheduler_address`) instead.
     store_fields
         Also store ψ (S, T, 2, N, N) complex64.
     batch_size
         Samples per batch / Dask task (default :func:`default_batch_size`);
         never changes the results.
     threads
-        numba threads in this process (local mode) or per worker.
+        numba threads in this process (local mode) or per worker; at most
+        ``numba.config.NUMBA_NUM_THREADS`` unless ``scheduler`` is given
+        (:func:`check_threads`).
     progress
         Show a tqdm bar on stderr (True), nothing (False), or call a function
         with the number of samples finished after each batch.
@@ -184,14 +366,17 @@ def generate_ensemble(
     Raises
     ------
     ConfigError
-        Invalid config, prior or arguments.
+        Invalid config, prior or arguments (all checked before any file is
+        created or replaced), or the Dask scheduler cannot be reached.
     EnsembleError
         Output exists (without force/resume), is unwritable, or does not match on resume.
     DivergenceError
         A sample diverged (names the sample and its parameters); the samples
-        before it stay complete in the file.
+        before it stay complete in the file being written (the old output of
+        a ``force`` run is kept).
     """
     t_start = time.perf_counter()
+    # --- validate everything before the output is touched --------------------
     if not isinstance(config, SimConfig):
         raise ConfigError(f"config must be a SimConfig, got {type(config).__name__}")
     if not isinstance(prior, Prior):
@@ -201,53 +386,59 @@ def generate_ensemble(
     if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:
         raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
     n_samples = int(n_samples)
-    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
-        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
+    seed = check_seed(seed)
     if workers is not None and scheduler is not None:
         raise ConfigError("give either --workers (local Dask cluster) or --scheduler (existing cluster), not both")
     if workers is not None and (isinstance(workers, bool) or workers < 1):
         raise ConfigError(f"workers must be a positive integer, got {workers!r}")
     if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if threads is not None and threads < 1:
-        raise ConfigError(f"threads must be a positive integer, got {threads!r}")
-
+    if scheduler is not None:
+        scheduler = check_scheduler_address(scheduler)
+    threads = check_threads(threads, this_machine=scheduler is None)
     out_path = Path(out)
-    action = _check_output(out_path, resume, force)
-    if action == "resume":
-        writer = EnsembleWriter.resume(out_path, config, prior, seed=seed, n_samples=n_samples,
-                                       store_fields=store_fields)
-    else:
-        writer = EnsembleWriter.create(out_path, config, prior, seed=seed, n_samples=n_samples,
-                                       store_fields=store_fields)
-    n_before = writer.n_complete
+    plan = _plan_output(out_path, resume, force)
+
     mode = "local" if workers is None and scheduler is None else (
         f"dask-local({workers})" if workers is not None else f"dask({scheduler})")
-    log.info("generate: %s, %d samples (%d already complete), seed %d, %s", out_path, n_samples, n_before, seed, mode)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if mode != "local":  # connect before the output is created: a bad cluster leaves no file behind
+            client, threads = stack.enter_context(_dask_client(workers, scheduler, threads))
+        writer = _open_writer(plan, config, prior, seed, n_samples, store_fields)
+        n_before = writer.n_complete
+        log.info("generate: %s, %d samples (%d already complete), seed %d, %s%s", out_path, n_samples, n_before,
+                 seed, mode, f" (writing {plan.write})" if plan.replaces else "")
 
-    callback = progress if callable(progress) else None
-    bar = _Progress(bool(progress) and callback is None, n_samples, n_before, out_path.name)
+        callback = progress if callable(progress) else None
+        bar = _Progress(bool(progress) and callback is None, n_samples, n_before, out_path.name)
 
-    def written(n: int) -> None:
-        bar.update(n)
-        if callback is not None:
-            callback(n)
+        def written(n: int) -> None:
+            bar.update(n)
+            if callback is not None:
+                callback(n)
 
-    t_sim = time.perf_counter()
-    try:
-        if n_before < n_samples:
-            if workers is None and scheduler is None:
-                _run_local(writer, config, prior, seed, n_samples, store_fields,
-                           batch_size or default_batch_size(threads), threads, written)
-            else:
-                _run_dask(writer, config, prior, seed, n_samples, store_fields, batch_size or 16,
-                          threads, workers, scheduler, written)
-    finally:
-        bar.close()
-        n_complete = writer.n_complete
-        write_s = writer.write_seconds
-        writer.close()
+        t_sim = time.perf_counter()
+        ok = False
+        try:
+            if n_before < n_samples:
+                if client is None:
+                    _run_local(writer, config, prior, seed, n_samples, store_fields,
+                               batch_size or default_batch_size(threads), threads, written)
+                else:
+                    _run_dask(writer, client, config, prior, seed, n_samples, store_fields, batch_size or 16,
+                              threads, written)
+            ok = writer.n_complete == n_samples
+            if not ok:  # pragma: no cover - defensive
+                raise EnsembleError(f"internal error: {writer.n_complete} of {n_samples} samples written")
+        finally:
+            bar.close()
+            n_complete = writer.n_complete
+            write_s = writer.write_seconds
+            writer.close()
+            if not ok:
+                _clean_up_failed(plan, n_complete, n_samples)
+    _finish_output(plan)
     t_end = time.perf_counter()
     n_new = n_complete - n_before
     loop_s = t_end - t_sim
@@ -256,7 +447,7 @@ def generate_ensemble(
         "n_samples": n_samples,
         "n_complete": n_complete,
         "n_new": n_new,
-        "resumed": action == "resume",
+        "resumed": plan.action == "resume",
         "seed": seed,
         "mode": mode,
         "batch_size": batch_size or (16 if mode != "local" else default_batch_size(threads)),
@@ -288,11 +479,12 @@ def _run_local(writer: EnsembleWriter, config: SimConfig, prior: Prior, seed: in
         written(stop - start)
 
 
-def _run_dask(writer: EnsembleWriter, config: SimConfig, prior: Prior, seed: int, n_samples: int,
-              store_fields: bool, batch_size: int, threads: int | None, workers: int | None,
-              scheduler: str | None, written: Callable[[int], None]) -> None:
+@contextlib.contextmanager
+def _dask_client(workers: int | None, scheduler: str | None,
+                 threads: int | None) -> Iterator[tuple[Any, int | None]]:
+    """Start a LocalCluster (``workers``) or connect to ``scheduler``; yield (client, numba threads per task)."""
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster
     except ImportError:  # pragma: no cover - depends on the install
         raise ConfigError("--workers/--scheduler need dask.distributed: pip install 'tdglnre[dask]'") from None
 
@@ -313,41 +505,48 @@ def _run_dask(writer: EnsembleWriter, config: SimConfig, prior: Prior, seed: int
         else:
             try:
                 client = Client(scheduler, timeout="30s")
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, ValueError) as exc:
                 raise ConfigError(f"cannot connect to the Dask scheduler at {scheduler!r}: {exc}") from None
-        n_threads = sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values())
-        window = max(4, 2 * max(n_threads, workers or 1))
-        log.info("dask: %d worker threads, %d tasks in flight, %d numba threads per task",
-                 n_threads, window, threads or 0)
-
-        cj, pj = config.to_json(), prior.to_json()
-        todo = deque(_batches(writer.n_complete, n_samples, batch_size))
-        ac = as_completed()
-
-        def submit_next() -> None:
-            if todo:
-                a, b = todo.popleft()
-                ac.add(client.submit(simulate_batch, cj, pj, seed, a, b, store_fields, threads,
-                                     pure=False, key=f"tdglnre-batch-{a}-{b}-{os.getpid()}-{time.time_ns()}"))
-
-        for _ in range(window):
-            submit_next()
-        buffer: dict[int, dict[str, Any]] = {}
-        for fut in ac:
-            r = fut.result()
-            fut.release()
-            _raise_if_diverged(r)
-            buffer[r["start"]] = r
-            while writer.n_complete in buffer:
-                rb = buffer.pop(writer.n_complete)
-                writer.write_batch(rb["start"], rb["theta"], rb["x"], rb["psi"])
-                written(rb["stop"] - rb["start"])
-            submit_next()
-        if writer.n_complete != n_samples:  # pragma: no cover - defensive
-            raise EnsembleError(f"internal error: {writer.n_complete} of {n_samples} samples written")
+        yield client, threads
     finally:
         if client is not None:
             client.close()
         if cluster is not None:
             cluster.close()
         dlog.setLevel(old_level)
+
+
+def _run_dask(writer: EnsembleWriter, client: Any, config: SimConfig, prior: Prior, seed: int, n_samples: int,
+              store_fields: bool, batch_size: int, threads: int | None, written: Callable[[int], None]) -> None:
+    from dask.distributed import as_completed
+
+    n_threads = sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values())
+    window = max(4, 2 * max(n_threads, 1))
+    log.info("dask: %d worker threads, %d tasks in flight, %d numba threads per task",
+             n_threads, window, threads or 0)
+
+    cj, pj = config.to_json(), prior.to_json()
+    todo = deque(_batches(writer.n_complete, n_samples, batch_size))
+    ac = as_completed()
+
+    def submit_next() -> None:
+        if todo:
+            a, b = todo.popleft()
+            ac.add(client.submit(simulate_batch, cj, pj, seed, a, b, store_fields, threads,
+                                 pure=False, key=f"tdglnre-batch-{a}-{b}-{os.getpid()}-{time.time_ns()}"))
+
+    for _ in range(window):
+        submit_next()
+    buffer: dict[int, dict[str, Any]] = {}
+    for fut in ac:
+        r = fut.result()
+        fut.release()
+        _raise_if_diverged(r)
+        buffer[r["start"]] = r
+        while writer.n_complete in buffer:
+            rb = buffer.pop(writer.n_complete)
+            writer.write_batch(rb["start"], rb["theta"], rb["x"], rb["psi"])
+            written(rb["stop"] - rb["start"])
+        submit_next()
+    if writer.n_complete != n_samples:  # pragma: no cover - defensive
+        raise EnsembleError(f"internal error: {writer.n_complete} of {n_samples} samples written")
