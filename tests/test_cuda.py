@@ -194,6 +194,57 @@ def test_nan_raises_divergence_error_naming_sample_and_step():
     assert "NaN/Inf" in str(err.value)
 
 
+@needs_cuda
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_health_sums_match_host_sums(dtype):
+    """The device reduction forms the CPU check's sums: Σρ_b, Σρ_b(−1)^(i+j), ||ψ − ψ_prev||²."""
+    N = 6
+    rng = np.random.default_rng(2)
+    cur = rng.normal(size=(2, 4, N, N)).astype(dtype)
+    prev = rng.normal(size=(2, 4, N, N)).astype(dtype)
+    b = tc._Batch(cur.reshape(2, -1), np.zeros((2, 9), dtype), np.zeros((2, 2, N), dtype),
+                  np.zeros((2, 2, N), dtype), "step")
+    sums = b.health(tc.cuda.to_device(prev.reshape(2, -1)))
+    c64, p64 = cur.astype(np.float64), prev.astype(np.float64)
+    rho = c64[:, 0::2] ** 2 + c64[:, 1::2] ** 2  # (2, band, N, N)
+    sign = (-1.0) ** np.add.outer(np.arange(N), np.arange(N))
+    ref = np.stack([rho[:, 0].sum((1, 2)), rho[:, 1].sum((1, 2)), (rho[:, 0] * sign).sum((1, 2)),
+                    (rho[:, 1] * sign).sum((1, 2)), ((c64 - p64) ** 2).sum((1, 2, 3))], axis=1)
+    np.testing.assert_allclose(sums, ref, rtol=1e-12, atol=1e-12)
+
+
+@needs_cuda
+@pytest.mark.parametrize("mode", tc.MODES)
+def test_oscillation_check_uses_previous_step_like_cpu(mode, monkeypatch):
+    """With the grace period at 0 and a tiny change limit, both backends flag step 1 with the same ratio."""
+    from tdglnre.physics.solver import simulate
+
+    monkeypatch.setattr(kernels, "GRACE_STEPS", 0)
+    monkeypatch.setattr(kernels, "CHANGE_MAX", 1e-3)
+    cfg = CFG.replace(snapshot_times=(0.02,))
+    with pytest.raises(DivergenceError) as cpu_err:
+        simulate(cfg, PARAMS, check_every=1)
+    with pytest.raises(DivergenceError) as dev_err:
+        tc.simulate_cuda(cfg, PARAMS, check_every=1, fused=mode)
+    assert (dev_err.value.sample, dev_err.value.step) == (cpu_err.value.sample, cpu_err.value.step) == (0, 1)
+    assert "oscillation" in dev_err.value.reason
+    assert dev_err.value.reason == cpu_err.value.reason  # same relative change to 3 digits
+
+
+@needs_cuda
+def test_checkerboard_density_is_flagged_after_grace(monkeypatch):
+    """A period-2 density (ρ = 1 on even sites, 0.01 on odd) is a checkerboard once the grace period is over."""
+    monkeypatch.setattr(kernels, "GRACE_STEPS", 2)
+    even = (np.add.outer(np.arange(6), np.arange(6)) % 2 == 0)
+    init = np.zeros((1, 4, 6, 6))
+    init[0, 0] = np.where(even, 1.0, 0.1)
+    init[0, 2] = np.where(even, 1.0, 0.1)
+    with pytest.raises(DivergenceError) as err:
+        tc.simulate_cuda(CFG, n_samples=1, initial=init, check_every=1)
+    assert err.value.step == 2  # steps 0-1 are inside the grace period
+    assert "checkerboard" in err.value.reason
+
+
 # --------------------------------------------------------------------------- channels
 @needs_cuda
 def test_device_channels_match_network_channels(cpu64):

@@ -22,7 +22,12 @@ Kernels
   N = :data:`FUSED_GLOBAL_MAX_N`.
 * the gradient ∂F/∂z is the ``step`` kernel with (keep, scale) = (0, −2h²);
 * the network channels [ρ1, ρ2, curl J] are computed on the device
-  (float64 arithmetic, float32 output), so only snapshots cross to the host.
+  (float64 arithmetic, float32 output), so only snapshots cross to the host;
+* the CPU solver's health check (NaN/Inf, and after the grace period a
+  checkerboard density or a step-to-step oscillation; docs/physics.md,
+  "Runtime detection of grid-scale oscillation") runs at the same check points:
+  a per-sample block reduction forms the same five float64 sums on the device
+  and :func:`judge_health` applies the CPU decision to them on the host.
 
 The kernel used depends only on (N, dtype), never on the batch size, so two
 runs on one device are bitwise identical whatever ``batch_size``. CPU and
@@ -52,7 +57,7 @@ from numba import cuda
 from ..errors import ConfigError, DivergenceError
 from . import kernels
 from .config import SimConfig, as_sample_arrays
-from .solver import EnergyModel, SimulationResult, initial_state, state_to_psi
+from .solver import EnergyModel, SimulationResult, _reason_text, initial_state, state_to_psi
 
 log = logging.getLogger(__name__)
 
@@ -320,15 +325,112 @@ def _fused_shared_kernel(dtype_name: str):
     return kernel
 
 
-@cuda.jit
-def _finite_kernel(st, flags):
-    """flags[s] = 1 if sample s holds a NaN or ±Inf."""
-    s = cuda.blockIdx.y
-    k = cuda.blockIdx.x * cuda.blockDim.x + cuda.threadIdx.x
-    if k < st.shape[1]:
-        x = st[s, k]
-        if math.isnan(x) or math.isinf(x):
-            flags[s] = 1
+#: Largest block of the per-sample health reduction (a power of two).
+HEALTH_TPB = 256
+
+@functools.lru_cache(maxsize=None)
+def _health_kernel(threads: int):
+    """Per-sample float64 sums (Σρ1, Σρ2, Σρ1(−1)^(i+j), Σρ2(−1)^(i+j), ||cur − prev||²).
+
+    One block of ``threads`` (a power of two) per sample; each thread sums its
+    sites in order, then a fixed shared-memory tree adds the partial sums, so
+    the result does not depend on the batch.
+    """
+
+    @cuda.jit
+    def kernel(cur, prev, sums, N):
+        s = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        NN = N * N
+        part = cuda.shared.array((5, threads), dtype=numba.float64)
+        t1 = 0.0
+        t2 = 0.0
+        st1 = 0.0
+        st2 = 0.0
+        dd = 0.0
+        c = cur[s]
+        p = prev[s]
+        for site in range(tid, NN, threads):
+            i = site // N
+            j = site - i * N
+            x1r = np.float64(c[site])
+            x1i = np.float64(c[NN + site])
+            x2r = np.float64(c[2 * NN + site])
+            x2i = np.float64(c[3 * NN + site])
+            r1 = x1r * x1r + x1i * x1i
+            r2 = x2r * x2r + x2i * x2i
+            t1 += r1
+            t2 += r2
+            if (i + j) % 2 == 0:
+                st1 += r1
+                st2 += r2
+            else:
+                st1 -= r1
+                st2 -= r2
+            e0 = x1r - np.float64(p[site])
+            e1 = x1i - np.float64(p[NN + site])
+            e2 = x2r - np.float64(p[2 * NN + site])
+            e3 = x2i - np.float64(p[3 * NN + site])
+            dd += e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
+        part[0, tid] = t1
+        part[1, tid] = t2
+        part[2, tid] = st1
+        part[3, tid] = st2
+        part[4, tid] = dd
+        cuda.syncthreads()
+        stride = threads // 2
+        while stride > 0:
+            if tid < stride:
+                for q in range(5):
+                    part[q, tid] += part[q, tid + stride]
+            cuda.syncthreads()
+            stride //= 2
+        if tid == 0:
+            for q in range(5):
+                sums[s, q] = part[q, 0]
+
+    return kernel
+
+
+def _health_threads(N: int) -> int:
+    t = 1
+    while t * 2 <= min(HEALTH_TPB, N * N):
+        t *= 2
+    return t
+
+
+def health_limits() -> tuple[float, float, int]:
+    """(staggered-ratio max, relative-change max, grace steps) of the CPU solver's health check.
+
+    Read from :mod:`.kernels` at call time, so both backends use one definition
+    (docs/physics.md, "Runtime detection of grid-scale oscillation").
+    """
+    return float(kernels.STAGGERED_MAX), float(kernels.CHANGE_MAX), int(kernels.GRACE_STEPS)
+
+
+def judge_health(sums: np.ndarray, oscillation_checks: bool, stag_max: float,
+                 change_max: float) -> tuple[int, float]:
+    """Outcome code (``kernels.OK`` …) and offending ratio of one sample's health sums.
+
+    ``sums`` = (Σρ1, Σρ2, Σρ1(−1)^(i+j), Σρ2(−1)^(i+j), ||ψ − ψ_prev||²), as
+    accumulated by ``kernels._check_state``; the decision is that function's:
+    non-finite sums are NaN/Inf; with ``oscillation_checks``, a band whose
+    staggered ratio exceeds ``stag_max`` is a checkerboard and a relative
+    step-to-step change above ``change_max`` an oscillation.
+    """
+    t1, t2, st1, st2, dd = (float(x) for x in sums)
+    tot = t1 + t2
+    if not all(math.isfinite(x) for x in (tot, dd, st1, st2)):
+        return kernels.NONFINITE, math.nan
+    if not oscillation_checks:
+        return kernels.OK, 0.0
+    if abs(st1) > stag_max * t1 and t1 > 0.0:
+        return kernels.STAGGERED, abs(st1) / t1
+    if abs(st2) > stag_max * t2 and t2 > 0.0:
+        return kernels.STAGGERED, abs(st2) / t2
+    if dd > change_max * change_max * tot and tot > 0.0:
+        return kernels.OSCILLATION, math.sqrt(dd / tot)
+    return kernels.OK, 0.0
 
 
 @cuda.jit
@@ -481,7 +583,8 @@ class _Batch:
         self.co = cuda.to_device(np.ascontiguousarray(co))
         self.ly = cuda.to_device(np.ascontiguousarray(ly))
         self.lx = cuda.to_device(np.ascontiguousarray(lx))
-        self.flags = cuda.to_device(np.zeros(self.S, dtype=np.int32))
+        self.sums = cuda.device_array((self.S, 5), dtype=np.float64)
+        self.prev = None
 
     def advance(self, n: int) -> None:
         """Advance every sample by ``n`` Euler steps."""
@@ -500,11 +603,26 @@ class _Batch:
             kern = _fused_shared_kernel(self.dtype.name)
             kern[self.S, _block_threads(N), 0, nbytes](self.a, self.co, self.ly, self.lx, n)
 
-    def nonfinite(self) -> np.ndarray:
-        """Boolean (S,): sample holds NaN/Inf now (the flags are sticky)."""
-        grid, tpb = _grid(self.a.shape[1], self.S)
-        _finite_kernel[grid, tpb](self.a, self.flags)
-        return self.flags.copy_to_host().astype(bool)
+    def advance_to_check(self, n: int, keep_prev: bool):
+        """Advance ``n`` >= 1 steps; return the device state one step earlier (or the current one if not kept)."""
+        if not keep_prev:
+            self.advance(n)
+            return self.a
+        if self.mode == "step":
+            self.advance(n)
+            return self.b  # the ping-pong partner holds the previous step
+        self.advance(n - 1)
+        if self.prev is None:
+            self.prev = cuda.device_array_like(self.a)
+        self.prev.copy_to_device(self.a)
+        self.advance(1)
+        return self.prev
+
+    def health(self, prev) -> np.ndarray:
+        """Health sums (S, 5) of the current state against ``prev`` (see :func:`judge_health`)."""
+        threads = _health_threads(self.N)
+        _health_kernel(threads)[self.S, threads](self.a, prev, self.sums, self.N)
+        return self.sums.copy_to_host()
 
 
 def _checkpoints(snap: np.ndarray, check_every: int) -> list[int]:
@@ -551,6 +669,7 @@ def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, ini
     snap_index = {int(s): t for t, s in enumerate(snap)}
     points = _checkpoints(snap, check_every)
     mode = select_mode(N, dtype, fused)
+    limits = health_limits()
     co = kernels.coefficients(config.D, config.alpha, config.beta, config.h, pars["eta"], pars["nu"],
                               scale=config.dt, keep=1.0, dtype=dtype)
     ly, lx = kernels.link_tables(N, config.L, pars["n_v"], dtype=dtype)
@@ -574,15 +693,21 @@ def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, ini
             d_lx64 = cuda.to_device(np.ascontiguousarray(lx64[start:stop]))
             d_nu = cuda.to_device(np.ascontiguousarray(pars["nu"][start:stop], dtype=np.float64))
         status = np.full(b, -1, dtype=np.int64)
+        codes = np.zeros(b, dtype=np.int64)
+        values = np.zeros(b)
         step = 0
         for p in points:
-            batch.advance(p - step)
+            osc = p >= limits[2]
+            prev = batch.advance_to_check(p - step, keep_prev=osc)
             step = p
-            bad = batch.nonfinite()
-            status[bad & (status < 0)] = step
+            sums = batch.health(prev)
+            for r in np.flatnonzero(status < 0):
+                code, value = judge_health(sums[r], osc, limits[0], limits[1])
+                if code != kernels.OK:
+                    status[r], codes[r], values[r] = step, code, value
             t = snap_index.get(step)
             if t is None or (status >= 0).any():
-                continue  # after a divergence the batch runs on only to date the others' first NaN
+                continue  # after a divergence the batch runs on only to date the others' first failure
             grid, tpb = _grid(M, b)
             if want_psi:
                 _store_kernel[grid, tpb](batch.a, d_states, t)
@@ -595,7 +720,8 @@ def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, ini
             r = int(failed[0])
             k = start + r
             raise DivergenceError(int(idx[k]), int(status[r]),
-                                  {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]})
+                                  {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]},
+                                  _reason_text(int(codes[r]), float(values[r])))
         if want_psi:
             states_out[start:stop] = d_states.copy_to_host()
         if want_channels:
@@ -642,8 +768,9 @@ def simulate_cuda(
     ConfigError
         Invalid configuration, or CUDA not usable here.
     DivergenceError
-        A sample produced NaN/Inf (the lowest-index one; the first check step
-        at which it was seen, with the CPU solver's check points).
+        A sample produced NaN/Inf or a grid-scale oscillation (the lowest-index
+        one; the first check step at which it was seen, with the CPU solver's
+        check points, thresholds and reason text).
     """
     pars, idx, states, _ = _run(config, params, seed=seed, sample_indices=sample_indices, n_samples=n_samples,
                                 initial=initial, batch_size=batch_size, check_every=check_every,
