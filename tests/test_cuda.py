@@ -166,9 +166,34 @@ def test_matches_solver_simulate():
 def test_results_independent_of_batch_size_and_composition(dev64):
     """Samples 1 and 2 alone, one per batch, are bitwise the rows of the 3-sample batch."""
     sub = {k: v[1:] for k, v in PARAMS.items()}
-    res = tc.simulate_cuda(CFG, sub, sample_indices=[1, 2], batch_size=1, check_every=2)
+    done = []
+    res = tc.simulate_cuda(CFG, sub, sample_indices=[1, 2], batch_size=1, check_every=2, progress=done.append)
     np.testing.assert_array_equal(res.psi, dev64[tc.select_mode(CFG.N, CFG.dtype)].psi[1:])
     np.testing.assert_array_equal(res.sample_indices, [1, 2])
+    assert done == [1, 1]  # progress reports each finished batch
+
+
+def test_auto_batch_size_bounds_device_memory():
+    assert tc.auto_batch_size(10, 6, 2, "float64") == 10
+    # N = 1024, 8 snapshots in float32: (3 + 8)·16 MiB + 8·12 MiB = 272 MiB a sample -> 7 in 2 GiB
+    b = tc.auto_batch_size(8000, 1024, 8, "float32")
+    assert b == 7 and b * (11 * 4 * 1024**2 * 4 + 8 * 3 * 1024**2 * 4) <= tc.BATCH_BYTES
+    assert tc.auto_batch_size(5, 4096, 100, "float64") == 1  # never below one sample
+
+
+@needs_cuda
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(batch_size=0), "batch_size must be"),
+    (dict(check_every=0), "check_every must be"),
+    (dict(initial=np.zeros((2, 4, 6, 6))), "initial states must have shape"),
+    (dict(params={"kappa": 1.0}), "unknown sample parameter"),
+])
+def test_bad_arguments_are_config_errors(kwargs, match):
+    kw = dict(n_samples=1)
+    kw.update(kwargs)
+    params = kw.pop("params", None)
+    with pytest.raises(ConfigError, match=match):
+        tc.simulate_cuda(CFG, params, **kw)
 
 
 @needs_cuda

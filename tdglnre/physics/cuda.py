@@ -78,6 +78,9 @@ FUSED_GLOBAL_MAX_N = 128
 
 MODES = ("step", "fused-shared", "fused-global")
 
+#: Device memory a default batch may take (bytes), see :func:`auto_batch_size`.
+BATCH_BYTES = 2 * 2**30
+
 #: Per-size cases of the issue-11 benchmark: (N, batch).
 BENCH_CASES = ((64, 8), (64, 1024), (256, 64), (1024, 8))
 
@@ -648,14 +651,26 @@ def _prepare(config: SimConfig, params, seed, sample_indices, n_samples, initial
         initial = np.asarray(initial, dtype=np.float64)
         if initial.shape != (S, 4, config.N, config.N):
             raise ConfigError(f"initial states must have shape {(S, 4, config.N, config.N)}, got {initial.shape}")
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or batch_size < 1):
+        raise ConfigError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
     if check_every < 1:
         raise ConfigError(f"check_every must be >= 1, got {check_every}")
     return pars, idx, initial
 
 
-def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, initial, batch_size: int,
+def auto_batch_size(n_samples: int, N: int, n_snapshots: int, dtype: str | np.dtype) -> int:
+    """Samples per device batch so that a batch's buffers take at most :data:`BATCH_BYTES`.
+
+    Per sample: state, work and previous-step buffers, the snapshots and the
+    float32 channels. Never changes results (they are bitwise independent of it).
+    """
+    item = np.dtype(dtype).itemsize
+    per_sample = (3 + n_snapshots) * 4 * N * N * item + n_snapshots * 3 * N * N * 4
+    return int(max(1, min(n_samples, BATCH_BYTES // per_sample)))
+
+
+def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, initial, batch_size: int | None,
          check_every: int, progress, fused, want_psi: bool, want_channels: bool):
     _require_cuda()
     pars, idx, initial = _prepare(config, params, seed, sample_indices, n_samples, initial, batch_size,
@@ -678,6 +693,8 @@ def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, ini
 
     states_out = np.empty((S, T, M), dtype=dtype) if want_psi else None
     chans_out = np.empty((S, T, N, N, 3), dtype=np.float32) if want_channels else None
+    if batch_size is None:
+        batch_size = auto_batch_size(S, N, T, dtype)
     for start in range(0, S, batch_size):
         stop = min(S, start + batch_size)
         b = stop - start
@@ -740,7 +757,7 @@ def simulate_cuda(
     sample_indices: Sequence[int] | None = None,
     n_samples: int | None = None,
     initial: np.ndarray | None = None,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     check_every: int = 100,
     progress: Callable[[int], None] | None = None,
     fused: bool | str | None = None,
@@ -755,7 +772,8 @@ def simulate_cuda(
         and a CPU run start identically.
     batch_size
         Samples resident on the device at once (bounds memory; does not change
-        results, which are bitwise identical for any value).
+        results, which are bitwise identical for any value). Default:
+        :func:`auto_batch_size` (at most :data:`BATCH_BYTES` of device buffers).
     fused
         Kernel choice, see :func:`select_mode` (default: by N and dtype).
 
@@ -789,7 +807,7 @@ def simulate_channels_cuda(
     sample_indices: Sequence[int] | None = None,
     n_samples: int | None = None,
     initial: np.ndarray | None = None,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     check_every: int = 100,
     progress: Callable[[int], None] | None = None,
     fused: bool | str | None = None,
