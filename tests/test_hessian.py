@@ -447,3 +447,32 @@ def test_cli_failures_leave_no_out_directory(tmp_path, args, match):
     assert r.exit_code == 1, r.output
     assert match in r.output and "Traceback" not in r.output
     assert not out.exists()
+
+
+def test_files_without_options_still_load_and_foreign_files_are_refused(tmp_path):
+    """A spectrum.h5 of the earlier layout (no options attribute, no lambda_min_est) loads; others are refused."""
+    import h5py
+
+    from tdglnre.analysis.hessian import io
+
+    cfg = SimConfig(N=6, L=4.0, eta=0.4, n_v=0)
+    res = analyze(cfg, uniform_state(cfg), n_eig=4, relax=False, eig_method="lanczos")
+    # a stationary state analysed as is: the "relaxation" is the identity and converged
+    assert res.relaxation.message == "not relaxed" and res.relaxation.n_lbfgs == 0
+    assert res.F_before == res.F_after and res.relax_converged
+    old = {k: v for k, v in res.summary().items()
+           if k not in ("lambda_min_est", "relax_iterations", "newton_steps", "relax_message", "hvp_step",
+                        "zero_tol")}
+    path = io.write(tmp_path / "old.h5", {"eigenvalues": res.eigenvalues, "softest_mode": res.softest_vector,
+                                          "state": res.state},
+                    {"config": cfg.to_json(), "summary": json.dumps(old)})
+    back = load_result(path)
+    assert np.isnan(back.lambda_min_est) and back.options.eig_method == "lanczos"
+    np.testing.assert_array_equal(back.eigenvalues, res.eigenvalues)
+    assert back.relaxation.message == "not relaxed" and not back.relaxed
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f.attrs["format"] = "tdglnre-ensemble"
+    with pytest.raises(ConfigError, match="not a tdglnre-hessian file"):
+        load_result(tmp_path / "other.h5")
+    with pytest.raises(ConfigError, match=r"must end in \.h5, \.hdf5 or \.npz"):
+        res.to_file(tmp_path / "spec.txt")

@@ -77,26 +77,32 @@ class HessianResult:
 
     @property
     def F_before(self) -> float:
+        """Free energy before relaxation."""
         return self.relaxation.F_before
 
     @property
     def F_after(self) -> float:
+        """Free energy of the analysed state."""
         return self.relaxation.F_after
 
     @property
     def grad_norm_before(self) -> float:
+        """‖∇F‖₂ before relaxation."""
         return self.relaxation.grad_norm_before
 
     @property
     def grad_norm_after(self) -> float:
+        """‖∇F‖₂ of the analysed state."""
         return self.relaxation.grad_norm_after
 
     @property
     def residual_before(self) -> float:
+        """RMS GL residual ‖∇F‖₂ / (2h²√n) before relaxation."""
         return self.relaxation.residual_before
 
     @property
     def residual_after(self) -> float:
+        """RMS GL residual of the analysed state."""
         return self.relaxation.residual_after
 
     @property
@@ -106,14 +112,17 @@ class HessianResult:
 
     @property
     def hvp_method(self) -> str:
+        """Hessian-vector product method (``options.hvp_method``)."""
         return self.options.hvp_method
 
     @property
     def eig_method(self) -> str:
+        """Eigensolver (``options.eig_method``)."""
         return self.options.eig_method
 
     @property
     def zero_tol(self) -> float:
+        """Relative zero threshold (``options.zero_tol``)."""
         return self.options.zero_tol
 
     @property
