@@ -117,7 +117,8 @@ def test_interrupted_force_run_keeps_old_output_and_resumes(tmp_path: Path, good
     with open_ensemble(part) as ens:
         assert (ens.n_complete, ens.n_samples, ens.seed) == (4, 6, 7)
     # a plain rerun does not silently ignore the interrupted run
-    with pytest.raises(EnsembleError, match="already exists"):
+    with pytest.raises(EnsembleError, match=r"already exists; .*--resume to continue an interrupted run "
+                                            r"\(the interrupted forced run in .*f\.h5\.partial\)"):
         generate_ensemble(config, prior, 6, 7, good, progress=False)
     s = generate_ensemble(config, prior, 6, 7, good, resume=True, batch_size=4, progress=False)
     assert s["resumed"] and s["n_new"] == 2 and s["n_complete"] == 6

@@ -235,8 +235,9 @@ def _plan_output(out: Path, resume: bool, force: bool) -> _OutputPlan:
         log.info("--resume: %s does not exist yet; starting a new file", out)
     elif out.exists():
         if not force:
+            hint = f" (the interrupted forced run in {part})" if part.exists() else ""
             raise EnsembleError(f"output file {out} already exists; use --force to overwrite it or --resume to "
-                                "continue an interrupted run")
+                                f"continue an interrupted run{hint}")
         if not os.access(out, os.W_OK):
             raise EnsembleError(f"cannot overwrite output file {out}: permission denied")
     elif part.exists() and not force:
