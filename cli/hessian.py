@@ -58,12 +58,15 @@ def _flag_names() -> Iterator[None]:
         raise ConfigError(str(exc).replace(name, _FLAGS[name], 1)) from exc
 
 
-def run(source_args: dict[str, Any], option_args: dict[str, Any], out: str, progress_on: bool) -> dict[str, Any]:
-    """Build the source and options, analyse, then (only on success) write into ``out``; return the summary."""
+_SOURCE_KEYS = ("data", "index", "snapshot", "preset", "sets", "seed", "N", "L", "eta", "n_v", "nu", "t")
+
+
+def run(kw: dict[str, Any], out: str, progress_on: bool) -> tuple[Any, list[str]]:
+    """Build the source and options from the parsed flags, analyse, then (only on success) write into ``out``."""
     from tdglnre.analysis.hessian import FromEnsemble, FromParams, FromPreset, HessianOptions, hessian
     from tdglnre.errors import ConfigError
 
-    s = source_args
+    s = {k: kw.pop(k) for k in _SOURCE_KEYS}
     if s["data"] is not None and s["preset"] is not None:
         raise ConfigError("give either --data or --preset, not both")
     if s["sets"] and s["preset"] is None:
@@ -75,16 +78,13 @@ def run(source_args: dict[str, Any], option_args: dict[str, Any], out: str, prog
         source = (FromEnsemble(s["data"], k, s["snapshot"]) if s["data"] is not None else
                   FromPreset(s["preset"], s["sets"], s["seed"], k) if s["preset"] is not None else
                   FromParams(s["N"], s["L"], s["eta"], s["n_v"], s["nu"], s["t"], s["seed"], k))
-        options = HessianOptions(seed=s["seed"], **option_args)
+        options = HessianOptions(seed=s["seed"], relax=not kw.pop("no_relax"), **kw)
         with _bars(progress_on) as progress:
             result = hessian(source, options, progress=progress)
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no GUI backend needed
-    summary = result.summary()
-    summary["files"] = [str(p) for p in (result.save(out), *result.plot(out))]
-    summary["report"] = result.report()
-    return summary
+    return result, [str(p) for p in (result.save(out), *result.plot(out))]
 
 
 @click.command("hessian")
@@ -117,18 +117,11 @@ def run(source_args: dict[str, Any], option_args: dict[str, Any], out: str, prog
 @click.option("--dos-steps", type=click.IntRange(min=2), default=80, show_default=True, help="Lanczos steps per probe.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(data, index, snapshot, preset, sets, seed, N, L, eta, n_v, nu, t, out, n_eig, no_relax, dos,
-            eig_method, residual_tol, max_iter, relax_method, dos_probes, dos_steps, as_json, quiet) -> None:
+def command(out: str, as_json: bool, quiet: bool, **kw: Any) -> None:
     """Soft-mode Hessian spectrum of one state: relax, lowest eigenvalues, phase zero mode, DOS."""
-    source_args = dict(data=data, index=index, snapshot=snapshot, preset=preset, sets=sets, seed=seed, N=N, L=L,
-                       eta=eta, n_v=n_v, nu=nu, t=t)
-    option_args = dict(n_eig=n_eig, relax=not no_relax, dos=dos, eig_method=eig_method, residual_tol=residual_tol,
-                       max_iter=max_iter, relax_method=relax_method, dos_probes=dos_probes, dos_steps=dos_steps)
-    summary = run_library_call(run, source_args, option_args, out,
-                               progress_on=not (quiet or as_json) and sys.stderr.isatty())
-    report = summary.pop("report")
+    result, files = run_library_call(run, kw, out, progress_on=not (quiet or as_json) and sys.stderr.isatty())
     if as_json:
-        click.echo(json.dumps(summary))
+        click.echo(json.dumps({**result.summary(), "files": files}))
         return
-    click.echo(report)
-    click.echo(f"wall time {summary['wall_seconds']:.1f} s; wrote " + ", ".join(summary["files"]))
+    click.echo(result.report())
+    click.echo(f"wall time {result.wall_seconds:.1f} s; wrote " + ", ".join(files))
