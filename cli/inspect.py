@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -10,11 +11,18 @@ import click
 from .main import run_library_call
 
 
+#: Suffix of an interrupted ``generate --force`` run beside its target (tdglnre.io.generate.PARTIAL_SUFFIX).
+PARTIAL_SUFFIX = ".partial"
+
+
 def _summary(path: str) -> dict[str, Any]:
     from tdglnre.io.ensemble import open_ensemble
 
     with open_ensemble(path) as ens:
-        return ens.summary()
+        s = ens.summary()
+    partial = Path(path).with_name(Path(path).name + PARTIAL_SUFFIX)
+    s["partial"] = str(partial) if partial.is_file() else None
+    return s
 
 
 def format_summary(s: dict[str, Any]) -> str:
@@ -39,6 +47,9 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"  {name:<6} ~ {r['prior']:<22} {rng}")
     for name, v in s["fixed"].items():
         lines.append(f"  {name:<6} = {v:g} (fixed)")
+    if s.get("partial"):
+        lines.append(f"note          {s['partial']} holds an interrupted `generate --force` run for this file; "
+                     "finish it with --resume (it then replaces this file)")
     return "\n".join(lines)
 
 

@@ -278,3 +278,16 @@ def test_file_format_doc_describes_force_and_resume_of_partial_files() -> None:
     assert ".partial" in text and "DESIGN.md" not in text
     help_text = CliRunner().invoke(cli, ["generate", "--help"]).output
     assert "FILE.h5.partial" in " ".join(help_text.split())
+
+
+def test_inspect_points_to_an_interrupted_forced_run(good: Path, small: tuple) -> None:
+    EnsembleWriter.create(partial_path(good), *small, seed=1, n_samples=4).close()
+    r = CliRunner().invoke(cli, ["inspect", str(good)])
+    assert r.exit_code == 0, r.output
+    assert "4 / 4 complete" in r.output and f"{good}.partial holds an interrupted" in r.output
+    r = CliRunner().invoke(cli, ["inspect", str(good), "--json"])
+    assert r.exit_code == 0 and f'"partial": "{good}.partial"' in r.output
+    from tdglnre.cli import inspect as cli_inspect
+    from tdglnre.io import generate as gen
+
+    assert cli_inspect.PARTIAL_SUFFIX == gen.PARTIAL_SUFFIX
