@@ -219,6 +219,34 @@ class GridPosterior:
     def summaries(self) -> dict[str, dict[str, Any]]:
         return {n: self.summary(n) for n in self.grid.names}
 
+    def prior_edge(self, name: str, level: float = 0.95) -> str | None:
+        """Which prior bound the marginal HPD region of ``name`` reaches.
+
+        The grid spans the prior box, so a posterior whose ``level`` HPD region
+        contains the first (last) cell of the axis is cut off by the prior's
+        lower (upper) bound: the estimate there is limited by the prior, not
+        by the data.
+
+        Returns
+        -------
+        str or None
+            ``"low"``, ``"high"``, ``"both"`` (the region spans the whole prior
+            range) or None (it stays inside).
+        """
+        axis, m = self.marginal(name)
+        dens = m / axis.widths
+        # cells tied with the region's lowest density belong to it as much as those chosen
+        # (a flat posterior's region is the whole box, not whichever cells sort first)
+        d_min = dens[hpd_mask(m, dens, level)].min()
+        low, high = bool(dens[0] >= d_min * (1 - 1e-9)), bool(dens[-1] >= d_min * (1 - 1e-9))
+        if low and high:
+            return "both"
+        return "low" if low else "high" if high else None
+
+    def prior_edges(self, level: float = 0.95) -> dict[str, str | None]:
+        """:meth:`prior_edge` of every parameter."""
+        return {n: self.prior_edge(n, level) for n in self.grid.names}
+
     def credibility_of(self, log_density_at_truth: float) -> float:
         """Mass of the smallest HPD region containing a point of the given log density.
 
