@@ -53,6 +53,47 @@ def plot_marginals(post, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
+def plot_observation(x: np.ndarray, labels: Sequence[str], path: str | Path, ncols: int = 3) -> Path:
+    """The network input an observation was conditioned on: one panel per input channel.
+
+    Parameters
+    ----------
+    x
+        One preprocessed input (N, N, C') (selected snapshots and channels,
+        before the network's standardisation).
+    labels
+        C' panel titles, e.g. ``rho1 (t=2)``.
+    path
+        Output image.
+    ncols
+        Panels per row.
+    """
+    x = np.asarray(x)
+    if x.ndim != 3 or x.shape[-1] != len(labels):
+        raise ValueError(f"plot_observation needs (N, N, {len(labels)}) for {len(labels)} labels, got {x.shape}")
+    c = x.shape[-1]
+    ncols = max(1, min(ncols, c))
+    nrows = int(np.ceil(c / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.0 * nrows), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        if k >= c:
+            ax.set_axis_off()
+            continue
+        img = x[..., k]
+        name = str(labels[k])
+        if name.startswith("curlJ"):  # signed: symmetric colour scale
+            vmax = float(np.abs(img).max()) or 1.0
+            im = ax.imshow(img.T, origin="lower", cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        else:
+            im = ax.imshow(img.T, origin="lower", cmap="magma")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("observation (network input)", fontsize=10)
+    return save_figure(fig, path)
+
+
 def plot_joint(post, a: str, b: str, path: str | Path) -> Path:
     """2-D marginal heatmap of (a, b) with the truth marked."""
     m = post.marginal2d(a, b)
