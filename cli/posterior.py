@@ -25,19 +25,28 @@ from .main import run_library_call
               help="Reference simulations for the ABC baseline (default: the model's training data).")
 @click.option("--max-samples", type=click.IntRange(min=1), default=None,
               help="Use only the first samples of --test-set.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output directory (must not exist or be empty, unless --force).")
+@click.option("--force", is_flag=True, help="Replace an existing non-empty --out.")
 @click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None,
               help="Grid points per continuous parameter [512 for one observation, 256 for --test-set].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the SBC posterior draws.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(model_dir, data, index, observation, simulate, test_set, reference, max_samples, out_dir,
+def command(model_dir, data, index, observation, simulate, test_set, reference, max_samples, out_dir, force,
             grid_points, seed, as_json, quiet) -> None:
     """Posterior p(theta | x) on a grid, with credible intervals and plots.
 
     With --test-set: expected coverage of HPD regions, SBC ranks, a
     Table-I-style table at eta = 0.2 ... 1.4 and the ABC summary-statistic
     baseline, written to --out as calibration.json, table.csv/.md and PNGs.
+    A test set drawn from another prior than the model's gets accuracy
+    figures only (coverage and SBC need the model's prior).
+
+    For one observation, posterior.json also says which prior bounds the
+    posterior reaches (at_prior_edge) and how far the observation lies from
+    the training ensemble (ood_score vs ood_threshold); observation.png
+    shows the network input.
     """
     from tdglnre.nre.inference import run_calibration, run_posterior
 
@@ -45,7 +54,8 @@ def command(model_dir, data, index, observation, simulate, test_set, reference, 
         if any(v is not None for v in (data, index, observation, simulate)):
             raise click.UsageError("--test-set cannot be combined with --data/--index/--observation/--simulate")
         res = run_library_call(run_calibration, model_dir, test_set, out_dir, grid_points=grid_points or 256,
-                               max_samples=max_samples, reference=reference, seed=seed, progress=not quiet)
+                               max_samples=max_samples, reference=reference, seed=seed, progress=not quiet,
+                               force=force)
         if as_json:
             slim = {k: v for k, v in res.items() if k != "sbc_ranks"}
             click.echo(json.dumps(slim, indent=1))
@@ -64,12 +74,19 @@ def command(model_dir, data, index, observation, simulate, test_set, reference, 
     if data is not None and index is None:
         raise click.UsageError("--data needs --index")
     res = run_library_call(run_posterior, model_dir, out_dir, data=data, index=index, observation=observation,
-                           simulate=simulate, grid_points=grid_points or 512)
+                           simulate=simulate, grid_points=grid_points or 512, force=force)
     if as_json:
         click.echo(json.dumps(res, indent=1))
         return
     click.echo(f"posterior -> {out_dir}/posterior.json ({res['posterior_seconds'] * 1e3:.1f} ms)")
     for n, s in res["parameters"].items():
         t = f", truth {s['truth']:g}" if "truth" in s else ""
+        edge = res.get("at_prior_edge", {}).get(n)
+        e = f" [at prior edge: {edge}]" if edge else ""
         click.echo(f"  {n}: mean {s['mean']:.4f} ± {s['std']:.4f}, 95% HPD [{s['hpd95'][0]:.4f}, "
-                   f"{s['hpd95'][1]:.4f}], MAP {s['map']:.4f}{t}")
+                   f"{s['hpd95'][1]:.4f}], MAP {s['map']:.4f}{t}{e}")
+    if res.get("ood_score") is not None:
+        click.echo(f"  OOD score {res['ood_score']:.3g} (threshold {res['ood_threshold']:.3g}: "
+                   f"{100 * res['ood_quantile']:g}th percentile of held-out training simulations)")
+    for w in res.get("warnings", []):
+        click.echo(f"  WARNING: {w}")
