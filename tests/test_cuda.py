@@ -345,6 +345,62 @@ def test_bench_cuda_reports_rates_per_case():
     assert [c[0] for c in tc.BENCH_CASES] == [64, 64, 256, 1024]
 
 
+# --------------------------------------------------------------------------- PTX compilation
+_PTX_SCRIPT = r'''
+import sys, types as _t
+from numba import cuda, types
+import numba.cuda.dispatcher as disp
+if not cuda.is_available():  # device functions ask the driver for the compute capability
+    disp.get_current_device = lambda: _t.SimpleNamespace(compute_capability=(9, 0))
+from tdglnre.physics import cuda as tc
+A = lambda t, nd: types.Array(t, nd, "C")
+f32, f64, i64 = types.float32, types.float64, types.int64
+kern = []
+for t in (f32, f64):
+    kern += [(tc._step_kernel, (A(t, 2), A(t, 2), A(t, 2), A(t, 3), A(t, 3))),
+             (tc._fused_global_kernel, (A(t, 2), A(t, 2), A(t, 2), A(t, 3), A(t, 3), i64)),
+             (tc._fused_shared_kernel(str(t)), (A(t, 2), A(t, 2), A(t, 3), A(t, 3), i64)),
+             (tc._health_kernel(256), (A(t, 2), A(t, 2), A(f64, 2), i64)),
+             (tc._store_kernel, (A(t, 2), A(t, 3), i64)),
+             (tc._channels_kernel, (A(t, 2), A(f32, 5), i64, A(f64, 3), A(f64, 3), A(f64, 1), f64, f64, f64))]
+kern += [(tc._displace_kernel, (A(f64, 1), A(f64, 1), A(f64, 1), A(f64, 2))),
+         (tc._richardson_kernel, (A(f64, 2), f64, f64, A(f64, 1))),
+         (tc._central_kernel, (A(f64, 2), f64, f64, A(f64, 1)))]
+for n, (k, sig) in enumerate(kern):
+    ptx, _ = cuda.compile_ptx(k.py_func, sig, cc=(9, 0))
+    print(n, "fma.rn" in ptx)
+'''
+
+
+def _cuda_toolkit() -> str | None:
+    import glob
+    import os
+
+    for root in [os.environ.get("CUDA_HOME", "")] + sorted(glob.glob("/usr/local/cuda*"), reverse=True):
+        if root and glob.glob(os.path.join(root, "nvvm", "libdevice", "libdevice*.bc")):
+            return root
+    return None
+
+
+@pytest.mark.skipif(_cuda_toolkit() is None, reason="no CUDA toolkit (NVVM, libdevice) to compile PTX with")
+def test_every_kernel_compiles_to_ptx_for_a_real_gpu():
+    """The simulator runs kernels as Python; this compiles each one for sm_90 with NVVM (no GPU needed).
+
+    It also shows why CUDA and CPU are not bitwise equal on a GPU: the Euler kernels contain FMAs.
+    """
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0", CUDA_HOME=_cuda_toolkit())
+    out = subprocess.run([sys.executable, "-c", _PTX_SCRIPT], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    fma = [line.split()[1] == "True" for line in out.stdout.splitlines()]
+    assert len(fma) == 15  # 6 kernels in two precisions and the 3 HVP kernels
+    assert all(fma[0:3]) and all(fma[6:9])  # step, fused-global, fused-shared, float32 and float64
+
+
 # --------------------------------------------------------------------------- real GPU
 @pytest.mark.gpu
 @pytest.mark.skipif(not REAL_GPU, reason=f"no real CUDA GPU: {WHY}")

@@ -68,6 +68,8 @@ INSTALL_HINT = 'pip install "tdglnre[cuda]"'
 SHARED_BYTES = 48 * 1024
 #: Largest number of sites a thread of the shared-memory kernel stages in registers.
 KMAX = 4
+#: Length of that staging array (4 values a site); a module constant, as local arrays need one.
+STAGE = 4 * KMAX
 #: Largest block (threads).
 MAX_BLOCK = 1024
 #: Threads per block of the one-thread-per-site kernels.
@@ -294,7 +296,7 @@ def _fused_shared_kernel(dtype_name: str):
         N = ly.shape[2]
         NN = N * N
         buf = cuda.shared.array(0, dtype=nbt)
-        tmp = cuda.local.array(4 * KMAX, dtype=nbt)
+        tmp = cuda.local.array(STAGE, dtype=nbt)
         g = states[s]
         for k in range(tid, 4 * NN, T):
             buf[k] = g[k]
