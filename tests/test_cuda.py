@@ -179,6 +179,7 @@ def test_auto_batch_size_bounds_device_memory():
     b = tc.auto_batch_size(8000, 1024, 8, "float32")
     assert b == 7 and b * (11 * 4 * 1024**2 * 4 + 8 * 3 * 1024**2 * 4) <= tc.BATCH_BYTES
     assert tc.auto_batch_size(5, 4096, 100, "float64") == 1  # never below one sample
+    assert tc.auto_batch_size(10**6, 4, 1, "float32") == tc.MAX_BATCH == 65535  # CUDA's grid y limit
 
 
 @needs_cuda

@@ -82,6 +82,8 @@ MODES = ("step", "fused-shared", "fused-global")
 
 #: Device memory a default batch may take (bytes), see :func:`auto_batch_size`.
 BATCH_BYTES = 2 * 2**30
+#: Largest batch: samples run along the grid's y axis, which CUDA limits to 65535 blocks.
+MAX_BATCH = 65535
 
 #: Per-size cases of the issue-11 benchmark: (N, batch).
 BENCH_CASES = ((64, 8), (64, 1024), (256, 64), (1024, 8))
@@ -669,7 +671,7 @@ def auto_batch_size(n_samples: int, N: int, n_snapshots: int, dtype: str | np.dt
     """
     item = np.dtype(dtype).itemsize
     per_sample = (3 + n_snapshots) * 4 * N * N * item + n_snapshots * 3 * N * N * 4
-    return int(max(1, min(n_samples, BATCH_BYTES // per_sample)))
+    return int(max(1, min(n_samples, BATCH_BYTES // per_sample, MAX_BATCH)))
 
 
 def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, initial, batch_size: int | None,
@@ -695,8 +697,7 @@ def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, ini
 
     states_out = np.empty((S, T, M), dtype=dtype) if want_psi else None
     chans_out = np.empty((S, T, N, N, 3), dtype=np.float32) if want_channels else None
-    if batch_size is None:
-        batch_size = auto_batch_size(S, N, T, dtype)
+    batch_size = auto_batch_size(S, N, T, dtype) if batch_size is None else min(batch_size, MAX_BATCH)
     for start in range(0, S, batch_size):
         stop = min(S, start + batch_size)
         b = stop - start
@@ -776,6 +777,7 @@ def simulate_cuda(
         Samples resident on the device at once (bounds memory; does not change
         results, which are bitwise identical for any value). Default:
         :func:`auto_batch_size` (at most :data:`BATCH_BYTES` of device buffers).
+        Larger values than :data:`MAX_BATCH` (the grid's y limit) are reduced to it.
     fused
         Kernel choice, see :func:`select_mode` (default: by N and dtype).
 
