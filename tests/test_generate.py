@@ -129,15 +129,42 @@ def test_dask_two_workers_identical(tmp_path: Path, tiny: tuple, reference: tupl
     _assert_same(_read_all(out), reference[1])
 
 
-def test_divergence_names_sample_and_parameters(tmp_path: Path) -> None:
-    # alpha = -3000 makes the local reaction term unstable at dt = 0.001 (dt * |alpha| = 3)
-    config, prior = load_preset("quick", ["N=8", "L=4", "alpha=-3000", "snapshot_times=0.2"])
+def _diverge_at(monkeypatch: pytest.MonkeyPatch, bad_sample: int) -> None:
+    """Make generate's solver raise DivergenceError for global sample ``bad_sample``.
+
+    The config validation now rejects every step the explicit scheme cannot
+    take (docs/physics.md, "Well-posedness and stability"), so no valid config
+    diverges on purpose; this checks how generate handles the solver's error.
+    """
+    import tdglnre.io.generate as gen
+    from tdglnre.physics.solver import simulate as real
+
+    def simulate(config, params, *, seed, sample_indices, **kw):
+        idx = list(np.asarray(sample_indices))
+        if bad_sample in idx:
+            r = idx.index(bad_sample)
+            raise DivergenceError(bad_sample, 17, {k: float(np.asarray(v)[r]) for k, v in params.items()})
+        return real(config, params, seed=seed, sample_indices=sample_indices, **kw)
+
+    monkeypatch.setattr(gen, "simulate", simulate)
+
+
+def test_divergence_names_sample_and_parameters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config, prior = load_preset("quick", ["N=8", "L=4", "snapshot_times=0.2"])
+    _diverge_at(monkeypatch, 0)
     out = tmp_path / "div.h5"
     with pytest.raises(DivergenceError) as info:
         generate_ensemble(config, prior, 4, 1, out, progress=False)
     assert info.value.sample == 0 and set(info.value.params) == {"eta", "n_v", "nu"}
+    assert info.value.params["eta"] == prior.sample(1, np.arange(1))[0, 0]
     # nothing was simulated: the new file is removed instead of being left as 0/4 (issue 9, item 7)
     assert not out.exists()
+    # a later divergence keeps the complete samples before it
+    _diverge_at(monkeypatch, 5)
+    with pytest.raises(DivergenceError, match="for sample 5"):
+        generate_ensemble(config, prior, 8, 1, out, batch_size=2, progress=False)
+    with open_ensemble(out) as ens:
+        assert ens.n_complete == 4
 
 
 def test_float32_channels_match_float64(tmp_path: Path) -> None:
@@ -242,9 +269,14 @@ def test_cli_generate_and_inspect_json(tmp_path: Path) -> None:
     (["--set", "prior.eta=uniform(2,1)"], "needs low < high"),
     (["--set", "prior.nu=uniform(0,3)"], "nu^2 < D1*D2"),
     (["--set", "B=0.5"], "Nearest valid"),
-    (["--set", "alpha=-3000", "--set", "snapshot_times=0.2"], "solver diverged (NaN/Inf) for sample 0"),
+    (["--set", "alpha=-3000", "--set", "snapshot_times=0.2"], "stable"),
+    (["--set", "snapshot_times=0.2", "DIVERGE"], "solver diverged (NaN/Inf) for sample 0"),
 ])
-def test_cli_errors_are_one_line(tmp_path: Path, extra: list[str], needle: str) -> None:
+def test_cli_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra: list[str],
+                                 needle: str) -> None:
+    if "DIVERGE" in extra:
+        extra = [e for e in extra if e != "DIVERGE"]
+        _diverge_at(monkeypatch, 0)
     r = CliRunner().invoke(cli, _gen_args(tmp_path / "e.h5", *extra))
     assert r.exit_code == 1, r.output
     lines = r.output.strip().splitlines()

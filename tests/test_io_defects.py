@@ -89,14 +89,37 @@ def test_force_with_seed_beyond_64_bits_keeps_old_output(good: Path) -> None:
     assert _digest(good) == before
 
 
-def test_force_keeps_old_output_when_the_run_diverges(good: Path) -> None:
-    """The simulation itself fails: the old file stays, and no empty partial file is left."""
+def _diverge_at(monkeypatch: pytest.MonkeyPatch, bad_sample: int) -> None:
+    """Make generate's solver fail with DivergenceError at global sample ``bad_sample``.
+
+    Valid configs no longer diverge (the dt bound of docs/physics.md, "Well-posedness
+    and stability", rejects unstable steps), so the run's failure is injected here.
+    """
+    import tdglnre.io.generate as gen
+    from tdglnre.physics.solver import simulate as real
+
+    def simulate(config, params, *, seed, sample_indices, **kw):
+        if bad_sample in list(np.asarray(sample_indices)):
+            raise DivergenceError(bad_sample, 3, {"eta": 0.5, "n_v": 1.0, "nu": 0.0})
+        return real(config, params, seed=seed, sample_indices=sample_indices, **kw)
+
+    monkeypatch.setattr(gen, "simulate", simulate)
+
+
+@pytest.mark.parametrize("bad_sample", [0, 2])
+def test_force_keeps_old_output_when_the_run_diverges(good: Path, small: tuple, monkeypatch: pytest.MonkeyPatch,
+                                                      bad_sample: int) -> None:
+    """The simulation itself fails: the old file stays; a partial file is kept only if it holds samples."""
     before = _digest(good)
-    config, prior = load_preset("quick", SETS + ["alpha=-3000"])
-    with pytest.raises(DivergenceError):
-        generate_ensemble(config, prior, 4, 0, good, force=True, progress=False)
+    _diverge_at(monkeypatch, bad_sample)
+    with pytest.raises(DivergenceError, match=f"for sample {bad_sample}"):
+        generate_ensemble(*small, 4, 0, good, force=True, batch_size=1, progress=False)
     assert _digest(good) == before
-    assert not partial_path(good).exists()
+    if bad_sample == 0:
+        assert not partial_path(good).exists()
+    else:
+        with open_ensemble(partial_path(good)) as ens:
+            assert (ens.n_complete, ens.n_samples) == (2, 4)
 
 
 def test_interrupted_force_run_keeps_old_output_and_resumes(tmp_path: Path, good: Path, small: tuple) -> None:
@@ -148,11 +171,11 @@ def test_stale_partial_is_not_ignored_by_a_new_run(tmp_path: Path, small: tuple)
 
 
 # ------------------------------------------------------- failed fresh runs
-def test_failed_fresh_run_leaves_no_empty_file(tmp_path: Path) -> None:
+def test_failed_fresh_run_leaves_no_empty_file(tmp_path: Path, small: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "div.h5"
-    config, prior = load_preset("quick", SETS + ["alpha=-3000"])
+    _diverge_at(monkeypatch, 0)
     with pytest.raises(DivergenceError):
-        generate_ensemble(config, prior, 4, 1, out, progress=False)
+        generate_ensemble(*small, 4, 1, out, progress=False)
     assert not out.exists()
     # and a validation failure never creates one
     r = CliRunner().invoke(cli, _args(out, "--threads", "99"))
@@ -173,7 +196,9 @@ def test_seed_2_64_via_cli_leaves_nothing_and_a_rerun_works(tmp_path: Path) -> N
 def test_seed_range_matches_the_cli_and_the_file_format() -> None:
     from tdglnre.cli import generate as cli_generate
 
-    assert SEED_MAX == cli_generate.SEED_MAX == 2**63 - 1 == np.iinfo(np.int64).max
+    from tdglnre.physics import solver
+
+    assert SEED_MAX == cli_generate.SEED_MAX == solver.SEED_MAX == 2**63 - 1 == np.iinfo(np.int64).max
     assert check_seed(0) == 0 and check_seed(SEED_MAX) == SEED_MAX and check_seed(np.int64(3)) == 3
     for bad in (-1, SEED_MAX + 1, 2**64, 1.5, True, "7", float("nan")):
         with pytest.raises(ConfigError, match="seed must be an integer in 0..9223372036854775807"):
