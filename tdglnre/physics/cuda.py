@@ -633,10 +633,9 @@ class _Batch:
 
 
 def _checkpoints(snap: np.ndarray, check_every: int) -> list[int]:
-    """Steps at which the CPU solver checks for NaN/Inf: multiples of check_every and snapshots."""
-    n = int(snap.max())
-    pts = set(range(check_every, n + 1, check_every)) | {int(s) for s in snap}
-    return sorted(p for p in pts if p > 0) if n > 0 else [0]
+    """Steps at which the CPU solver checks a sample: multiples of check_every and the snapshots (all > 0)."""
+    pts = set(range(check_every, int(snap.max()) + 1, check_every)) | {int(s) for s in snap}
+    return sorted(pts)
 
 
 def _prepare(config: SimConfig, params, seed, sample_indices, n_samples, initial, batch_size, check_every):
