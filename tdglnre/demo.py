@@ -80,7 +80,7 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         r = run_posterior(model_dir, d, data=test_h5, index=i, force=force)
         examples.append({"index": i, "dir": str(d), "parameters": r["parameters"],
                          "at_prior_edge": r["at_prior_edge"], "ood_score": r["ood_score"],
-                         "ood_threshold": r["ood_threshold"]})
+                         "ood_threshold": r["ood_threshold"], "warnings": r["warnings"]})
     times["posterior"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -96,6 +96,8 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         for name, s in ex["parameters"].items():
             echo(f"  test #{ex['index']}: {name} truth {s.get('truth', float('nan')):g}, posterior "
                  f"{s['mean']:.3f} ± {s['std']:.3f}, 95% HPD [{s['hpd95'][0]:.3f}, {s['hpd95'][1]:.3f}]")
+        for w in ex["warnings"]:
+            echo(f"  test #{ex['index']}: WARNING: {w}")
     for line in calibration_summary_lines(cal):
         echo("  " + line)
     total = sum(times.values())

@@ -33,8 +33,11 @@ def test_prior_edge_names_the_bound_a_posterior_piles_against():
     assert _post(lambda t: -0.5 * ((t - 0.75) / 0.05) ** 2).prior_edge("eta") is None
     # 3.5σ from the bound: the 95% HPD region (±1.96σ) stays inside
     assert _post(lambda t: -0.5 * ((t - 1.325) / 0.05) ** 2).prior_edge("eta") is None
-    # 1σ from the bound: the 95% HPD region is cut off by it
+    # 1σ from the bound: 16% of the mass would lie beyond it; the posterior is cut off
     assert _post(lambda t: -0.5 * ((t - 1.45) / 0.05) ** 2).prior_edge("eta") == "high"
+    # 1.5σ: the 95% HPD region reaches the bound, but only a 7% tail would lie beyond it
+    p2 = _post(lambda t: -0.5 * ((t - 1.425) / 0.05) ** 2)
+    assert p2.summary("eta")["hpd95"][1] == 1.5 and p2.prior_edge("eta") is None
     # an uninformative (flat) posterior spans the whole box
     assert _post(lambda t: np.zeros_like(t)).prior_edge("eta") == "both"
 

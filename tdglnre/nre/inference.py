@@ -499,13 +499,13 @@ def _edge_warnings(post: GridPosterior, edges: dict[str, str | None]) -> list[st
             continue
         ax = post.grid.axes[post.grid.names.index(n)]
         if edge == "both":
-            lines.append(f"{n}: the 95% HPD region spans the whole prior range [{ax.low:g}, {ax.high:g}]; "
+            lines.append(f"{n}: the posterior is nearly flat over the whole prior range [{ax.low:g}, {ax.high:g}]; "
                          f"the observation barely constrains {n}")
         else:
             bound = ax.low if edge == "low" else ax.high
             word = "lower" if edge == "low" else "upper"
-            lines.append(f"{n}: the posterior reaches the prior's {word} bound {bound:g} (95% HPD); it is cut "
-                         f"off by the prior, and the observation may lie outside the training range")
+            lines.append(f"{n}: the posterior piles against the prior's {word} bound {bound:g} (cut off by the "
+                         f"prior, not by the data); the true value may lie beyond the training range")
     return lines
 
 
