@@ -1,6 +1,6 @@
 """Print how far a quench's mean density has grown towards its bulk value 1 + η.
 
-Usage: python scripts/growth_table.py [--seeds 8] [--threads T] [--preset quick] [--json]
+Usage: python scripts/growth_table.py [--seeds 16] [--threads T] [--preset quick] [--json]
 
 For each η in 0.2, 0.5, 0.8, 1.1, 1.4 this simulates the preset's physics
 (default ``quick``: N = 32, L = 16, α = −1, β = 1, D = (4, 1), dt = 0.001,
@@ -36,7 +36,7 @@ TIMES = (1.0, 2.0, 5.0)
 TABLE_TIMES = (2.0, 5.0)
 
 
-def measure(preset: str = "quick", seeds: int = 8, threads: int | None = None) -> dict[str, Any]:
+def measure(preset: str = "quick", seeds: int = 16, threads: int | None = None) -> dict[str, Any]:
     """Simulate the grid of (η, n_v, seed) and return ⟨ρ⟩/(1 + η) statistics per η and time.
 
     Parameters
@@ -125,7 +125,7 @@ def format_table(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="quick")
-    ap.add_argument("--seeds", type=int, default=8)
+    ap.add_argument("--seeds", type=int, default=16)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", action="store_true", help="print the raw numbers as JSON")
     args = ap.parse_args(argv)

@@ -316,3 +316,23 @@ def test_inspect_points_to_an_interrupted_forced_run(good: Path, small: tuple) -
     from tdglnre.io import generate as gen
 
     assert cli_inspect.PARTIAL_SUFFIX == gen.PARTIAL_SUFFIX
+
+
+def test_results_doc_explains_eta_by_growth_not_bulk_density() -> None:
+    """At t = 2 the quench is still growing: ⟨ρ1⟩ is far below 1 + η and rises steeply with η (issue 9, item 5)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("growth_table", REPO / "scripts" / "growth_table.py")
+    assert spec is not None and spec.loader is not None
+    growth = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(growth)
+    rows = growth.measure("quick", seeds=1)["rows"]
+    at2 = [r["t=2"]["rho1_ratio_mean"] for r in rows]
+    at5 = [r["t=5"]["rho1_ratio_mean"] for r in rows]
+    rates = [r["rate_mean"] for r in rows]
+    assert max(at2) < 0.5, at2  # nowhere near the bulk value 1 + η at t = 2
+    assert all(a < b for a, b in zip(at2, at2[1:])) and at2[-1] > 10 * at2[0]
+    assert all(a < b for a, b in zip(rates, rates[1:]))  # η is read off the growth rate
+    assert all(a < b for a, b in zip(at2, at5))
+    text = (REPO / "docs" / "results.md").read_text(encoding="utf-8")
+    assert "|ψ|² → 1 + η in the bulk" not in text and "scripts/growth_table.py" in text
