@@ -280,8 +280,13 @@ def test_ood_is_null_with_a_note_when_the_training_data_is_gone(tiny, tmp_path):
     res = _posterior_json(out)
     assert res["ood_score"] is None and res["ood_threshold"] is None
     assert "gone.h5" in res["ood_note"] and "does not exist" in res["ood_note"] and "no OOD score" in text
+    # an unreadable file in its place gives the same null score, not a failed posterior
+    from tdglnre.nre.ood import fit_and_save_ood, ood_for_observation
+
+    (tmp_path / "gone.h5").write_bytes(b"not an ensemble")
+    res = ood_for_observation(model, meta, np.load(out / "observation.npy")[None], cache=False)
+    assert res["ood_score"] is None and "gone.h5" in res["ood_note"]
     # fit_and_save_ood (what training will call) builds it from an explicit path
-    from tdglnre.nre.ood import fit_and_save_ood
 
     ref = fit_and_save_ood(model, d / "train.h5")
     assert json.loads((model / "ood.json").read_text())["threshold"] == ref["threshold"]

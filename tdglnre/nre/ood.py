@@ -41,7 +41,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, TDGLError
 
 log = logging.getLogger(__name__)
 
@@ -450,7 +450,8 @@ def ood_for_observation(model_dir: str | os.PathLike[str], metadata: dict[str, A
 
     Uses ``model_dir/ood.json``; if it is missing or stale, builds the
     reference from the training ensemble and (with ``cache``) writes it. When
-    that ensemble is unavailable the score is None and ``ood_note`` says why.
+    that ensemble is missing, changed or unreadable the score is None and
+    ``ood_note`` says why; the posterior itself never fails on this account.
 
     Returns
     -------
@@ -466,7 +467,7 @@ def ood_for_observation(model_dir: str | os.PathLike[str], metadata: dict[str, A
     if ref is None:
         try:
             ref = build_ood_reference(metadata)
-        except ConfigError as exc:
+        except (TDGLError, ValueError, OSError) as exc:  # missing, changed or unreadable training data
             out["ood_note"] = f"no OOD score: {exc}"
             log.warning("%s", out["ood_note"])
             return out
