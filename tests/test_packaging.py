@@ -254,3 +254,17 @@ def test_cli_reference_shows_real_defaults_not_click_sentinels() -> None:
                 assert shown == f"`{p.default}`", (name, p.name, shown)  # e.g. a default of 0 is shown
                 checked += 1
     assert checked >= 10
+
+
+def test_cli_doc_states_the_enforced_minimum_bench_size(fake_bench: list[dict]) -> None:
+    """docs/cli.md's hand-written bench table names the smallest size the command accepts."""
+    import re
+
+    doc = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    m = re.search(r"\| `--sizes` \| `64,128` \| comma-separated lattice sizes N \(N × N sites\), each ≥ (\d+)", doc)
+    assert m, "bench --sizes row not found in docs/cli.md"
+    smallest = int(m.group(1))
+    assert CliRunner().invoke(cli, ["bench", "--sizes", str(smallest - 1)]).exit_code == 2
+    r = CliRunner().invoke(cli, ["bench", "--sizes", str(smallest)])
+    assert r.exit_code == 0, r.output
+    assert fake_bench[-1]["sizes"] == (smallest,)
