@@ -11,6 +11,13 @@ are buffered), each followed by a flush and only then by advancing
 
 Sample k's θ and initial state depend only on (seed, k), so the file content is
 identical for any batch size, worker count, interruption and resumption.
+
+Every argument is validated (and a Dask cluster connected) before the output
+is touched. A new file is written in place; ``force`` over an existing file
+writes ``FILE.h5.partial`` (:func:`partial_path`) and renames it over the old
+file only when complete; ``resume`` continues that partial file first. A run
+that fails before its first sample removes the file it created
+(docs/file-format.md, "Reproducibility and crash safety").
 """
 
 from __future__ import annotations
