@@ -62,6 +62,23 @@ def test_density_bound_is_the_uniform_fixed_point_and_invariant():
         assert beta[i] * r[i] ** 3 + alpha[i] * r[i] == pytest.approx(abs(eta) * r[j], rel=1e-9)
 
 
+def test_strong_drag_exceeds_the_invariant_box_but_not_the_margin():
+    """With drag the invariant-box argument fails (cross diffusion); the 1.25 margin covers what it does."""
+    from tdglnre.physics.config import DENSITY_MARGIN
+
+    eta, nu = 1.5, -0.95 * math.sqrt(PHYS["D"][0] * PHYS["D"][1])
+    dt = 0.999 * time_step_limit(PHYS["D"], PHYS["alpha"], PHYS["beta"], eta, nu, H)
+    times = tuple(k * 50 * dt for k in range(1, 8))
+    cfg = SimConfig(N=16, L=8.0, dt=dt, eta=eta, nu=nu, n_v=3, snapshot_times=times, **PHYS)
+    res = simulate(cfg, seed=0, n_samples=1)
+    r = density_bound(cfg.alpha, cfg.beta, eta)
+    worst = max((np.abs(res.psi[0, :, b]) ** 2).max() / r[b] for b in (0, 1))
+    assert 1.0 < worst <= DENSITY_MARGIN
+    # without drag the box holds exactly
+    res0 = simulate(cfg.replace(nu=0.0), seed=0, n_samples=1)
+    assert max((np.abs(res0.psi[0, :, b]) ** 2).max() / r[b] for b in (0, 1)) <= 1.0
+
+
 def test_issue_reproduction_dt_is_rejected_with_the_safe_step():
     # issue 9: dt = 1/65 passed the gradient-only check and produced a checkerboard at eta = 1.4
     dt = 0.015384615384615385
