@@ -425,7 +425,7 @@ def test_plots_module_leaves_the_matplotlib_backend_alone():
     import subprocess
     import sys
 
-    code = ("import matplotlib; matplotlib.use('svg'); import tdglnre.plots_hessian; "
+    code = ("import matplotlib; matplotlib.use('svg'); import tdglnre.plots.hessian; "
             "print(matplotlib.get_backend())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "svg"

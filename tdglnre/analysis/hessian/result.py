@@ -225,13 +225,18 @@ class HessianResult:
         out.mkdir(parents=True, exist_ok=True)
         return self.to_file(out / SPECTRUM_FILE)
 
-    def plot(self, out_dir: str | Path) -> list[Path]:
-        """Write the figures (lowest_eigenvalues.png, softest_mode.png, dos.png with a DOS) into ``out_dir``.
+    def plot(self, out_dir: str | Path | None = None) -> list[Any]:
+        """Figures: lowest_eigenvalues.png, softest_mode.png and dos.png (with a DOS).
 
-        Uses :mod:`tdglnre.plots_hessian`, which leaves the matplotlib backend alone.
+        With ``out_dir`` (created if needed) they are written there and their
+        paths returned; without, the open figures are returned (inline in
+        Jupyter). Uses :mod:`tdglnre.plots.hessian`, which leaves the
+        matplotlib backend alone.
         """
-        from ...plots_hessian import save_figures
+        from ...plots.hessian import save_figures
 
+        if out_dir is None:
+            return save_figures(self, None)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         return save_figures(self, out)

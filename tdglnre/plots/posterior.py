@@ -1,34 +1,23 @@
-"""Matplotlib figures (posteriors and calibration). Figures only: no computation
-beyond what a plot needs. Uses the non-interactive Agg backend."""
+"""Figures of posteriors, observations, calibration and training.
+
+Figures only: no computation beyond what a plot needs. Each function takes an
+output path and returns it after writing the figure, or, with ``path=None``,
+returns the open figure (inline display in Jupyter). No backend is chosen here.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-_LABELS = {"eta": r"$\eta$", "n_v": r"$n_v$", "nu": r"$\nu$"}
+from ._common import label as _label
+from ._common import save_figure
 
 
-def _label(name: str) -> str:
-    return _LABELS.get(name, name)
-
-
-def save_figure(fig, path: str | Path) -> Path:
-    """Lay out, write (120 dpi) and close a figure; returns the path."""
-    path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_marginals(post, path: str | Path) -> Path:
+def plot_marginals(post, path: str | Path | None) -> Any:
     """1-D marginals with the 95% HPD interval shaded and the truth marked."""
     names = post.grid.names
     fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
@@ -53,7 +42,7 @@ def plot_marginals(post, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_observation(x: np.ndarray, labels: Sequence[str], path: str | Path, ncols: int = 3) -> Path:
+def plot_observation(x: np.ndarray, labels: Sequence[str], path: str | Path | None, ncols: int = 3) -> Any:
     """The network input an observation was conditioned on: one panel per input channel.
 
     Parameters
@@ -94,7 +83,7 @@ def plot_observation(x: np.ndarray, labels: Sequence[str], path: str | Path, nco
     return save_figure(fig, path)
 
 
-def plot_joint(post, a: str, b: str, path: str | Path) -> Path:
+def plot_joint(post, a: str, b: str, path: str | Path | None) -> Any:
     """2-D marginal heatmap of (a, b) with the truth marked."""
     m = post.marginal2d(a, b)
     ax_a = post.grid.axes[post.grid.names.index(a)]
@@ -111,7 +100,7 @@ def plot_joint(post, a: str, b: str, path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_coverage(curves: dict[str, Any], path: str | Path) -> Path:
+def plot_coverage(curves: dict[str, Any], path: str | Path | None) -> Any:
     """Expected coverage: empirical vs nominal, with the binomial band of the first curve."""
     fig, ax = plt.subplots(figsize=(4.5, 4.2))
     first = True
@@ -130,7 +119,7 @@ def plot_coverage(curves: dict[str, Any], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_sbc(ranks: dict[str, np.ndarray], n_draws: int, path: str | Path, n_bins: int = 10) -> Path:
+def plot_sbc(ranks: dict[str, np.ndarray], n_draws: int, path: str | Path | None, n_bins: int = 10) -> Any:
     """SBC rank histograms and ECDF-difference curves with a 95% pointwise band."""
     names = list(ranks)
     fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 6), squeeze=False)
@@ -155,7 +144,7 @@ def plot_sbc(ranks: dict[str, np.ndarray], n_draws: int, path: str | Path, n_bin
 
 
 def plot_error_vs_truth(truth: np.ndarray, mean: np.ndarray, width95: np.ndarray, name: str,
-                        path: str | Path, baseline_mean: np.ndarray | None = None) -> Path:
+                        path: str | Path | None, baseline_mean: np.ndarray | None = None) -> Any:
     """Posterior-mean error and 95% region size against the true value."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     axes[0].scatter(truth, mean - truth, s=6, label="NRE")
@@ -171,7 +160,7 @@ def plot_error_vs_truth(truth: np.ndarray, mean: np.ndarray, width95: np.ndarray
     return save_figure(fig, path)
 
 
-def plot_loss_curves(history: dict[str, Sequence[float]], path: str | Path) -> Path:
+def plot_loss_curves(history: dict[str, Sequence[float]], path: str | Path | None) -> Any:
     """Training and validation loss per epoch."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for key in ("loss", "val_loss"):

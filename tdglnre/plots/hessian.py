@@ -12,29 +12,20 @@ before it saves figures.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ._common import save_figure
+
 if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
-
-    from .analysis.hessian import HessianResult
-    from .analysis.slq import SpectralDensity
+    from ..analysis.hessian import HessianResult
+    from ..analysis.slq import SpectralDensity
 
 
-def save_figure(fig: "Figure", path: str | Path) -> Path:
-    """Lay out, write (120 dpi) and close a figure; returns the path."""
-    path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def plot_dos(dos: "SpectralDensity", path: str | Path, *, reference: "SpectralDensity | None" = None,
-             title: str | None = None) -> Path:
+def plot_dos(dos: "SpectralDensity", path: str | Path | None, *, reference: "SpectralDensity | None" = None,
+             title: str | None = None) -> Any:
     """Histogram of the density of states ρ(λ) (normalised to 1)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.stairs(dos.density, dos.edges, fill=True, alpha=0.6,
@@ -50,7 +41,7 @@ def plot_dos(dos: "SpectralDensity", path: str | Path, *, reference: "SpectralDe
     return save_figure(fig, path)
 
 
-def plot_lowest(result: "HessianResult", path: str | Path) -> Path:
+def plot_lowest(result: "HessianResult", path: str | Path | None) -> Any:
     """The computed lowest eigenvalues versus index; the phase mode in red."""
     lam = result.eigenvalues
     idx = np.arange(lam.shape[0])
@@ -72,10 +63,10 @@ def plot_lowest(result: "HessianResult", path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_soft_mode(result: "HessianResult", path: str | Path) -> Path:
+def plot_soft_mode(result: "HessianResult", path: str | Path | None) -> Any:
     """ρ1 with vortices (winding ±1 plaquettes) beside the softest mode's |δψ1| and |δψ2|."""
-    from .physics.lattice import landau_links
-    from .physics.observables import winding_numbers
+    from ..physics.lattice import landau_links
+    from ..physics.observables import winding_numbers
 
     c = result.config
     z = result.state
@@ -106,12 +97,18 @@ def plot_soft_mode(result: "HessianResult", path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def save_figures(result: "HessianResult", out_dir: str | Path) -> list[Path]:
-    """Write dos.png (if a DOS was computed), lowest_eigenvalues.png and softest_mode.png."""
-    out = Path(out_dir)
-    paths = []
+def save_figures(result: "HessianResult", out_dir: str | Path | None) -> list[Any]:
+    """dos.png (if a DOS was computed), lowest_eigenvalues.png and softest_mode.png.
+
+    With ``out_dir`` the figures are written there and their paths returned;
+    with None the open figures are returned.
+    """
+    def to(name: str) -> Path | None:
+        return None if out_dir is None else Path(out_dir) / name
+
+    figs = []
     if result.dos is not None:
-        paths.append(plot_dos(result.dos, out / "dos.png", title=f"N={result.config.N}: density of states"))
-    paths.append(plot_lowest(result, out / "lowest_eigenvalues.png"))
-    paths.append(plot_soft_mode(result, out / "softest_mode.png"))
-    return paths
+        figs.append(plot_dos(result.dos, to("dos.png"), title=f"N={result.config.N}: density of states"))
+    figs.append(plot_lowest(result, to("lowest_eigenvalues.png")))
+    figs.append(plot_soft_mode(result, to("softest_mode.png")))
+    return figs
