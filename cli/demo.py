@@ -19,7 +19,7 @@ from .main import run_library_call
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(out_dir, n_train, n_test, epochs, seed, force, quiet) -> None:
     """Generate -> train -> posterior -> calibration on the quick preset (about 4 minutes on 2 cores)."""
-    from tdglnre.demo import run_demo
+    from tdglnre.workflows.demo import run_demo
 
     run_library_call(run_demo, out_dir, n_train=n_train, n_test=n_test, epochs=epochs, seed=seed, force=force,
                      quiet=quiet, echo=click.echo)

@@ -6,7 +6,11 @@ import json
 
 import click
 
+from ._flags import with_flags
 from .main import run_library_call
+
+#: library argument -> flag, where the names differ
+_FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
 
 
 @click.command("posterior")
@@ -48,12 +52,13 @@ def command(model_dir, data, index, observation, simulate, test_set, reference, 
     the training ensemble (ood_score vs ood_threshold); observation.png
     shows the network input.
     """
-    from tdglnre.nre.inference import run_calibration, run_posterior
+    from tdglnre.workflows.calibrate import run_calibration
+    from tdglnre.workflows.posterior import run_posterior
 
     if test_set is not None:
         if any(v is not None for v in (data, index, observation, simulate)):
             raise click.UsageError("--test-set cannot be combined with --data/--index/--observation/--simulate")
-        res = run_library_call(run_calibration, model_dir, test_set, out_dir, grid_points=grid_points or 256,
+        res = run_library_call(with_flags(run_calibration, _FLAGS), model_dir, test_set, out_dir, grid_points=grid_points or 256,
                                max_samples=max_samples, reference=reference, seed=seed, progress=not quiet,
                                force=force)
         if as_json:
@@ -71,22 +76,15 @@ def command(model_dir, data, index, observation, simulate, test_set, reference, 
             click.echo(table_markdown(res["table"]["rows"], res["table"]["parameter"]))
         return
 
+    from tdglnre.workflows.posterior import report_lines
+
     if data is not None and index is None:
         raise click.UsageError("--data needs --index")
-    res = run_library_call(run_posterior, model_dir, out_dir, data=data, index=index, observation=observation,
+    res = run_library_call(with_flags(run_posterior, _FLAGS), model_dir, out_dir, data=data, index=index, observation=observation,
                            simulate=simulate, grid_points=grid_points or 512, force=force)
     if as_json:
         click.echo(json.dumps(res, indent=1))
         return
     click.echo(f"posterior -> {out_dir}/posterior.json ({res['posterior_seconds'] * 1e3:.1f} ms)")
-    for n, s in res["parameters"].items():
-        t = f", truth {s['truth']:g}" if "truth" in s else ""
-        edge = res.get("at_prior_edge", {}).get(n)
-        e = f" [at prior edge: {edge}]" if edge else ""
-        click.echo(f"  {n}: mean {s['mean']:.4f} ± {s['std']:.4f}, 95% HPD [{s['hpd95'][0]:.4f}, "
-                   f"{s['hpd95'][1]:.4f}], MAP {s['map']:.4f}{t}{e}")
-    if res.get("ood_score") is not None:
-        click.echo(f"  OOD score {res['ood_score']:.3g} (threshold {res['ood_threshold']:.3g}: "
-                   f"{100 * res['ood_quantile']:g}th percentile of held-out training simulations)")
-    for w in res.get("warnings", []):
-        click.echo(f"  WARNING: {w}")
+    for line in report_lines(res):
+        click.echo("  " + line)

@@ -1,33 +1,67 @@
-"""tdglnre: two-band TDGL simulation and neural ratio estimation of GL couplings.
+"""tdglnre: two-band TDGL simulation and neural ratio estimation of Ginzburg–Landau couplings.
 
-The physics layer (:mod:`tdglnre.physics`) never imports TensorFlow; Keras is
-imported only inside :mod:`tdglnre.nre`. The solver (and numba) is imported
-lazily on first use, so ``tdglnre --help`` starts fast.
+The Python API (docs/api.md) mirrors the command line, with results in memory::
+
+    import tdglnre as tg
+
+    ens = tg.generate("quick", n_samples=2000, seed=0, out="train.h5")
+    tg.train("train.h5", "model/", epochs=30)
+    model = tg.load_model("model/")
+    post = tg.posterior(model, tg.simulate_observation(model, eta=0.8, n_v=4, seed=1))
+    post.summary(); post.plot(); post.save("post/")
+    rep = tg.calibrate(model, "test.h5"); rep.summary_lines()
+    res = tg.hessian(tg.FromParams(N=32, L=16, eta=0.5, n_v=4))
+
+Names resolve lazily: ``import tdglnre`` loads neither numba nor TensorFlow;
+the physics layer never imports TensorFlow, which is imported only inside
+:mod:`tdglnre.nre` when training or evaluating a network.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 __version__ = "0.1.0"
 
+from ._lazy import lazy_getattr  # noqa: E402
 from .errors import ConfigError, DivergenceError, TDGLError  # noqa: E402
 
-_LAZY = {
-    "SimConfig": ("tdglnre.physics.config", "SimConfig"),
-    "SimulationResult": ("tdglnre.physics.solver", "SimulationResult"),
-    "simulate": ("tdglnre.physics.solver", "simulate"),
+_NAMES = {
+    # physics
+    "SimConfig": ".physics.config",
+    "SimulationResult": ".physics.solver",
+    "simulate": ".physics.solver",
+    # data
+    "Prior": ".io.priors",
+    "load_preset": ".io.presets",
+    "open_ensemble": ".io.ensemble",
+    # workflows
+    "generate": ".workflows.generate",
+    "GenerateResult": ".workflows.generate",
+    "train": ".workflows.train",
+    "load_model": ".workflows.posterior",
+    "Observation": ".workflows.posterior",
+    "observation_from_ensemble": ".workflows.posterior",
+    "observation_from_file": ".workflows.posterior",
+    "simulate_observation": ".workflows.posterior",
+    "posterior": ".workflows.posterior",
+    "PosteriorResult": ".workflows.posterior",
+    "calibrate": ".workflows.calibrate",
+    "CalibrationReport": ".workflows.calibrate",
+    "hessian": ".workflows.hessian",
+    "HessianOptions": ".workflows.hessian",
+    "HessianResult": ".workflows.hessian",
+    "FromParams": ".workflows.hessian",
+    "FromPreset": ".workflows.hessian",
+    "FromEnsemble": ".workflows.hessian",
+    "run_demo": ".workflows.demo",
+    # posterior grids
+    "Grid": ".nre.posterior",
+    "GridPosterior": ".nre.posterior",
 }
 
-__all__ = ["__version__", "ConfigError", "DivergenceError", "TDGLError", *_LAZY]
+__all__ = ["__version__", "ConfigError", "DivergenceError", "TDGLError", *_NAMES]
+
+__getattr__ = lazy_getattr(__name__, _NAMES, globals())
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        value = getattr(importlib.import_module(module), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'tdglnre' has no attribute {name!r}")
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -12,6 +12,13 @@ are buffered), each followed by a flush and only then by advancing
 Sample k's θ and initial state depend only on (seed, k), so the file content is
 identical for any batch size, worker count, interruption and resumption.
 
+``device="cuda"`` runs the batches on the GPU (:mod:`tdglnre.physics.cuda`,
+local mode only); the file records the device and the GPU's name, and a file
+is resumed only on the device it was started on (docs/file-format.md,
+"Devices"). In local mode a writer thread takes finished batches from a
+bounded queue and writes them in index order while the next batch is
+computed, with the same flush-then-``n_complete`` crash safety.
+
 Every argument is validated (and a Dask cluster connected) before the output
 is touched. A new file is written in place; ``force`` over an existing file
 writes ``FILE.h5.partial`` (:func:`partial_path`) and renames it over the old
@@ -26,8 +33,10 @@ import contextlib
 import logging
 import math
 import os
+import queue
 import re
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -45,7 +54,13 @@ from .priors import Prior
 log = logging.getLogger(__name__)
 
 __all__ = ["generate_ensemble", "simulate_batch", "default_batch_size", "check_seed", "check_threads",
-           "check_scheduler_address", "partial_path", "PARTIAL_SUFFIX"]
+           "check_scheduler_address", "check_device", "partial_path", "PARTIAL_SUFFIX", "CUDA_BATCH",
+           "WRITER_QUEUE"]
+
+#: Largest default batch on the GPU (samples resident on the device at once; never changes results).
+CUDA_BATCH = 1024
+#: Default bound of the writer thread's queue (finished batches waiting to be written).
+WRITER_QUEUE = 2
 
 
 def default_batch_size(threads: int | None = None) -> int:
@@ -57,13 +72,40 @@ def default_batch_size(threads: int | None = None) -> int:
     return max(16, 2 * int(threads))
 
 
+def cuda_batch_size(config: SimConfig, n_samples: int) -> int:
+    """Default samples per batch on the GPU: :data:`CUDA_BATCH`, fewer if the device buffers need it."""
+    from ..physics.cuda import auto_batch_size
+
+    return max(1, min(CUDA_BATCH, auto_batch_size(n_samples, config.N, len(config.snapshot_times), config.dtype)))
+
+
+def check_device(device: Any) -> str:
+    """Resolve ``"cpu" | "cuda" | "auto"`` to the device that runs (:func:`tdglnre.physics.cuda.resolve_device`).
+
+    Raises
+    ------
+    ConfigError
+        Unknown name, or ``"cuda"`` where numba-cuda or a GPU is missing (one line saying what).
+    """
+    if device == "cpu":
+        return "cpu"  # no CUDA import on the default path
+    if device not in ("cuda", "auto"):
+        raise ConfigError(f"device must be one of ['cpu', 'cuda', 'auto'], got {device!r}")
+    from ..physics.cuda import resolve_device
+
+    return resolve_device(device)
+
+
 def simulate_batch(config_json: str, prior_json: str, seed: int, start: int, stop: int,
-                   store_fields: bool = False, threads: int | None = None) -> dict[str, Any]:
+                   store_fields: bool = False, threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
     """Simulate global samples ``start .. stop-1`` (runs in this process or on a Dask worker).
+
+    ``device`` is a resolved device (``"cpu"`` or ``"cuda"``); on ``"cuda"``
+    the channels (and ψ) are computed on the GPU and ``threads`` is unused.
 
     Returns a dict with ``start``, ``theta`` (n, P) float64, ``x`` (n, T, N, N, C)
     float32, ``psi`` (n, T, 2, N, N) complex64 or None, and ``seconds``; if a
-    sample diverges, instead ``divergence = (sample, step, params)`` (so that
+    sample diverges, instead ``divergence = (sample, step, params, reason)`` (so that
     the error crosses process boundaries intact).
     """
     t0 = time.perf_counter()
@@ -73,21 +115,27 @@ def simulate_batch(config_json: str, prior_json: str, seed: int, start: int, sto
     theta = prior.sample(seed, idx)
     params = prior.params(theta)
     try:
-        res = simulate(config, params, seed=seed, sample_indices=idx, batch_size=max(1, stop - start),
-                       threads=threads)
+        if device == "cuda":
+            from ..physics.cuda import simulate_outputs_cuda
+
+            psi_full, x = simulate_outputs_cuda(config, params, seed=seed, sample_indices=idx,
+                                                want_psi=store_fields, batch_size=max(1, stop - start))
+        else:
+            res = simulate(config, params, seed=seed, sample_indices=idx, batch_size=max(1, stop - start),
+                           threads=threads)
+            psi_full, x = res.psi, res.channels()
     except DivergenceError as exc:
         return {"start": start, "stop": stop,
-                "divergence": (exc.sample, exc.step, {k: float(v) for k, v in exc.params.items()})}
-    x = res.channels()
-    psi = res.psi.astype(np.complex64) if store_fields else None
+                "divergence": (exc.sample, exc.step, {k: float(v) for k, v in exc.params.items()}, exc.reason)}
+    psi = psi_full.astype(np.complex64) if store_fields else None
     return {"start": start, "stop": stop, "theta": theta, "x": x, "psi": psi,
             "seconds": time.perf_counter() - t0}
 
 
 def _raise_if_diverged(r: dict[str, Any]) -> None:
     if "divergence" in r:
-        sample, step, params = r["divergence"]
-        raise DivergenceError(sample, step, params)
+        sample, step, params, reason = r["divergence"]
+        raise DivergenceError(sample, step, params, reason)
 
 
 class _Progress:
@@ -258,12 +306,12 @@ def _plan_output(out: Path, resume: bool, force: bool) -> _OutputPlan:
 
 
 def _open_writer(plan: _OutputPlan, config: SimConfig, prior: Prior, seed: int, n_samples: int,
-                 store_fields: bool) -> EnsembleWriter:
+                 store_fields: bool, device: str, gpu: str) -> EnsembleWriter:
     if plan.action == "resume":
         return EnsembleWriter.resume(plan.write, config, prior, seed=seed, n_samples=n_samples,
-                                     store_fields=store_fields)
+                                     store_fields=store_fields, device=device, gpu_name=gpu)
     return EnsembleWriter.create(plan.write, config, prior, seed=seed, n_samples=n_samples,
-                                 store_fields=store_fields)
+                                 store_fields=store_fields, device=device, gpu_name=gpu)
 
 
 def _fsync(path: Path, directory: bool = False) -> None:
@@ -319,6 +367,8 @@ def generate_ensemble(
     batch_size: int | None = None,
     threads: int | None = None,
     progress: bool | Callable[[int], None] = True,
+    device: str = "cpu",
+    writer_queue: int = WRITER_QUEUE,
 ) -> dict[str, Any]:
     """Simulate ``n_samples`` quenches with θ ~ prior and write them to an HDF5 ensemble.
 
@@ -354,28 +404,45 @@ def generate_ensemble(
     store_fields
         Also store ψ (S, T, 2, N, N) complex64.
     batch_size
-        Samples per batch / Dask task (default :func:`default_batch_size`);
-        never changes the results.
+        Samples per batch / Dask task (default :func:`default_batch_size`;
+        on the GPU :func:`cuda_batch_size`); never changes the results.
     threads
         numba threads in this process (local mode) or per worker; at most
         ``numba.config.NUMBA_NUM_THREADS`` unless ``scheduler`` is given
         (:func:`check_threads`).
     progress
         Show a tqdm bar on stderr (True), nothing (False), or call a function
-        with the number of samples finished after each batch.
+        with the number of samples finished after each batch is written (in
+        local mode with a writer thread the call comes from that thread; an
+        exception it raises stops the run like one in the main thread).
+    device
+        ``"cpu"`` (default, the reference), ``"cuda"`` (the GPU backend,
+        :mod:`tdglnre.physics.cuda`; local mode only) or ``"auto"`` (CUDA when
+        a real GPU is usable, else the CPU; always the CPU with Dask). Recorded
+        in the file (root attributes ``device``, ``gpu_name``); ``resume``
+        refuses a file started on another device.
+    writer_queue
+        Local mode: finished batches that may wait for the HDF5 writer thread
+        (≥ 1), so that writing overlaps with computing; 0 writes in the main
+        thread between batches. Never changes the file's data.
 
     Returns
     -------
     dict
         Summary: ``path``, ``n_samples``, ``n_complete``, ``n_new``,
-        ``resumed``, ``seed``, ``mode``, ``wall_s``, ``samples_per_s``,
-        ``write_s``, ``write_fraction``, ``file_size_bytes``.
+        ``resumed``, ``seed``, ``mode``, ``device``, ``gpu_name``, ``wall_s``,
+        ``samples_per_s``, ``write_s`` (the writer's own time in HDF5 writes
+        and flushes), ``write_fraction`` (``write_s`` / loop time),
+        ``write_wait_s`` (time the main thread waited for the writer: a full
+        queue and the final drain; equal to ``write_s`` when writing is
+        synchronous), ``write_wait_fraction``, ``file_size_bytes``.
 
     Raises
     ------
     ConfigError
         Invalid config, prior or arguments (all checked before any file is
-        created or replaced), or the Dask scheduler cannot be reached.
+        created or replaced), ``device="cuda"`` without a usable GPU or with
+        Dask, or the Dask scheduler cannot be reached.
     EnsembleError
         Output exists (without force/resume), is unwritable, or does not match on resume.
     DivergenceError
@@ -404,19 +471,37 @@ def generate_ensemble(
     if scheduler is not None:
         scheduler = check_scheduler_address(scheduler)
     threads = check_threads(threads, this_machine=scheduler is None)
-    out_path = Path(out)
-    plan = _plan_output(out_path, resume, force)
-
+    if isinstance(writer_queue, bool) or not isinstance(writer_queue, (int, np.integer)) or writer_queue < 0:
+        raise ConfigError(f"writer_queue must be an integer >= 0 (0: write in the main thread), got {writer_queue!r}")
     mode = "local" if workers is None and scheduler is None else (
         f"dask-local({workers})" if workers is not None else f"dask({scheduler})")
+    requested = device
+    device = check_device(device)
+    if device == "cuda" and mode != "local":
+        if requested != "auto":
+            raise ConfigError("--device cuda runs in this process only; drop --workers/--scheduler (Dask workers "
+                              "run the CPU solver)")
+        log.info("device auto: Dask workers run the CPU solver")
+        device = "cpu"
+    gpu = ""
+    if device == "cuda":
+        from ..physics.cuda import gpu_name
+
+        gpu = gpu_name()
+    out_path = Path(out)
+    plan = _plan_output(out_path, resume, force)
+    if batch_size is None:
+        batch_size = (cuda_batch_size(config, n_samples) if device == "cuda" else
+                      16 if mode != "local" else default_batch_size(threads))
     with contextlib.ExitStack() as stack:
         client = None
         if mode != "local":  # connect before the output is created: a bad cluster leaves no file behind
             client, threads = stack.enter_context(_dask_client(workers, scheduler, threads))
-        writer = _open_writer(plan, config, prior, seed, n_samples, store_fields)
+        writer = _open_writer(plan, config, prior, seed, n_samples, store_fields, device, gpu)
         n_before = writer.n_complete
-        log.info("generate: %s, %d samples (%d already complete), seed %d, %s%s", out_path, n_samples, n_before,
-                 seed, mode, f" (writing {plan.write})" if plan.replaces else "")
+        log.info("generate: %s, %d samples (%d already complete), seed %d, %s on %s%s", out_path, n_samples,
+                 n_before, seed, mode, device + (f" ({gpu})" if gpu else ""),
+                 f" (writing {plan.write})" if plan.replaces else "")
 
         callback = progress if callable(progress) else None
         bar = _Progress(bool(progress) and callback is None, n_samples, n_before, out_path.name)
@@ -428,14 +513,16 @@ def generate_ensemble(
 
         t_sim = time.perf_counter()
         ok = False
+        wait = [0.0]
         try:
             if n_before < n_samples:
                 if client is None:
-                    _run_local(writer, config, prior, seed, n_samples, store_fields,
-                               batch_size or default_batch_size(threads), threads, written)
+                    wait[0] = _run_local(writer, config, prior, seed, n_samples, store_fields, batch_size, threads,
+                                         written, device, int(writer_queue))
                 else:
-                    _run_dask(writer, client, config, prior, seed, n_samples, store_fields, batch_size or 16,
+                    _run_dask(writer, client, config, prior, seed, n_samples, store_fields, batch_size,
                               threads, written)
+                    wait[0] = writer.write_seconds  # written synchronously by this thread
             ok = writer.n_complete == n_samples
             if not ok:  # pragma: no cover - defensive
                 raise EnsembleError(f"internal error: {writer.n_complete} of {n_samples} samples written")
@@ -458,7 +545,9 @@ def generate_ensemble(
         "resumed": plan.action == "resume",
         "seed": seed,
         "mode": mode,
-        "batch_size": batch_size or (16 if mode != "local" else default_batch_size(threads)),
+        "device": device,
+        "gpu_name": gpu,
+        "batch_size": batch_size,
         "store_fields": bool(store_fields),
         "dtype": config.dtype,
         "wall_s": t_end - t_start,
@@ -466,6 +555,8 @@ def generate_ensemble(
         "samples_per_s": n_new / loop_s if loop_s > 0 else math.nan,
         "write_s": write_s,
         "write_fraction": write_s / loop_s if loop_s > 0 else 0.0,
+        "write_wait_s": wait[0],
+        "write_wait_fraction": wait[0] / loop_s if loop_s > 0 else 0.0,
         "file_size_bytes": out_path.stat().st_size,
     }
     log.info("generate summary: %s", summary)
@@ -476,15 +567,113 @@ def _batches(n_from: int, n_to: int, batch_size: int) -> list[tuple[int, int]]:
     return [(s, min(n_to, s + batch_size)) for s in range(n_from, n_to, batch_size)]
 
 
+class _WriterThread:
+    """Writes finished batches on a background thread, in order, through a bounded queue.
+
+    The main thread :meth:`put` s a batch and goes on computing the next one;
+    the writer thread calls :meth:`EnsembleWriter.write_batch` (data flushed
+    before ``n_complete`` advances, as in the synchronous path) and then
+    ``written(n)``. An exception in the writer thread (an HDF5 error, or one
+    raised by ``written``) stops it and is re-raised in the main thread at its
+    next :meth:`put` or at :meth:`finish`. ``wait_s`` is the time the main
+    thread spent blocked on the writer.
+    """
+
+    def __init__(self, writer: EnsembleWriter, written: Callable[[int], None], maxsize: int):
+        self._writer = writer
+        self._written = written
+        self._q: queue.Queue = queue.Queue(maxsize=maxsize)
+        self._abort = threading.Event()
+        self.error: BaseException | None = None
+        self.wait_s = 0.0
+        self._thread = threading.Thread(target=self._loop, name="tdglnre-hdf5-writer", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None or self._abort.is_set():
+                return
+            start, theta, x, psi = item
+            try:
+                self._writer.write_batch(start, theta, x, psi)
+                self._written(theta.shape[0])
+            except BaseException as exc:  # handed to the main thread
+                self.error = exc
+                return
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def _put(self, item: Any) -> None:
+        while True:
+            self._raise_if_failed()
+            if not self._thread.is_alive():
+                return  # stopped (aborted): nothing will take the item
+            try:
+                self._q.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def put(self, start: int, theta: np.ndarray, x: np.ndarray, psi: np.ndarray | None) -> None:
+        """Queue a batch for writing; blocks (counted in ``wait_s``) while the queue is full."""
+        t0 = time.perf_counter()
+        self._put((start, theta, x, psi))
+        self.wait_s += time.perf_counter() - t0
+
+    def finish(self) -> None:
+        """Write everything queued, stop the thread; re-raise its error."""
+        t0 = time.perf_counter()
+        self._put(None)
+        self._thread.join()
+        self.wait_s += time.perf_counter() - t0
+        self._raise_if_failed()
+
+    def stop(self, drain: bool) -> None:
+        """After a failure in the main thread: write what is queued (``drain``) or only the batch in hand."""
+        if not drain:
+            self._abort.set()
+        try:
+            self._put(None)
+        except BaseException:  # the writer's own error; the main thread's error wins
+            pass
+        self._thread.join()
+
+
 def _run_local(writer: EnsembleWriter, config: SimConfig, prior: Prior, seed: int, n_samples: int,
                store_fields: bool, batch_size: int, threads: int | None,
-               written: Callable[[int], None]) -> None:
+               written: Callable[[int], None], device: str = "cpu", writer_queue: int = WRITER_QUEUE) -> float:
+    """Compute the batches here; write them on a writer thread (``writer_queue`` ≥ 1) or inline (0).
+
+    Returns the seconds the main thread waited for writing.
+    """
     cj, pj = config.to_json(), prior.to_json()
-    for start, stop in _batches(writer.n_complete, n_samples, batch_size):
-        r = simulate_batch(cj, pj, seed, start, stop, store_fields, threads)
-        _raise_if_diverged(r)
-        writer.write_batch(start, r["theta"], r["x"], r["psi"])
-        written(stop - start)
+    batches = _batches(writer.n_complete, n_samples, batch_size)
+    if writer_queue == 0:
+        for start, stop in batches:
+            r = simulate_batch(cj, pj, seed, start, stop, store_fields, threads, device)
+            _raise_if_diverged(r)
+            writer.write_batch(start, r["theta"], r["x"], r["psi"])
+            written(stop - start)
+        return writer.write_seconds
+    wt = _WriterThread(writer, written, writer_queue)
+    try:
+        for start, stop in batches:
+            r = simulate_batch(cj, pj, seed, start, stop, store_fields, threads, device)
+            _raise_if_diverged(r)
+            wt.put(start, r["theta"], r["x"], r["psi"])
+        wt.finish()
+    except Exception:
+        # e.g. a divergence: the batches before it are still written (they stay complete in the file)
+        wt.stop(drain=True)
+        raise
+    except BaseException:
+        # Ctrl-C: stop after the batch being written
+        wt.stop(drain=False)
+        raise
+    return wt.wait_s
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """End-to-end demo: generate → train → posterior → calibration on the ``quick`` preset.
 
-``tdglnre demo`` calls :func:`run_demo`. Every stage is the same library
-function the individual commands use; the demo only chooses small sizes.
+``tdglnre demo`` calls :func:`run_demo`. Every stage is the same workflow
+function the individual commands and the Python API use; the demo only
+chooses small sizes.
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         Paths of the artifacts, the example posteriors, the calibration figures
         and the wall time of each stage.
     """
-    from .io.generate import generate_ensemble
-    from .io.presets import load_preset
-    from .nre.inference import calibration_summary_lines, run_calibration, run_posterior
-    from .nre.training import train
+    from ..io.presets import load_preset
+    from .calibrate import calibrate
+    from .generate import generate
+    from .posterior import load_model, observation_from_ensemble, posterior
+    from .train import train
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,8 +61,8 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     t0 = time.perf_counter()
     train_h5, test_h5 = out / "train.h5", out / "test.h5"
     echo(f"[1/4] simulating {n_train} training + {n_test} test quenches ({preset} preset, N={config.N}) ...")
-    generate_ensemble(config, prior, n_train, seed, train_h5, force=force, progress=not quiet)
-    generate_ensemble(config, prior, n_test, seed + 1, test_h5, force=force, progress=not quiet)
+    generate(config, n_train, seed, train_h5, prior=prior, force=force, progress=not quiet)
+    generate(config, n_test, seed + 1, test_h5, prior=prior, force=force, progress=not quiet)
     times["generate"] = time.perf_counter() - t0
     echo(f"      -> {train_h5}, {test_h5} ({times['generate']:.0f} s)")
 
@@ -75,9 +77,12 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     t0 = time.perf_counter()
     echo(f"[3/4] posteriors of {n_examples} test observations ...")
     examples = []
+    model = load_model(model_dir)  # loaded once for all examples
     for i in range(n_examples):
         d = out / f"posterior_{i}"
-        r = run_posterior(model_dir, d, data=test_h5, index=i, force=force)
+        post = posterior(model, observation_from_ensemble(test_h5, i, None))
+        post.save(d, force=force)
+        r = post.summary()
         examples.append({"index": i, "dir": str(d), "parameters": r["parameters"],
                          "at_prior_edge": r["at_prior_edge"], "ood_score": r["ood_score"],
                          "ood_threshold": r["ood_threshold"], "warnings": r["warnings"]})
@@ -86,7 +91,9 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     t0 = time.perf_counter()
     echo(f"[4/4] calibration on {n_test} test simulations (coverage, SBC, table, ABC baseline) ...")
     cal_dir = out / "calibration"
-    cal = run_calibration(model_dir, test_h5, cal_dir, reference=train_h5, progress=not quiet, force=force)
+    rep = calibrate(model_dir, test_h5, reference=train_h5, progress=not quiet)
+    rep.save(cal_dir, force=force)
+    cal = rep.report
     times["calibration"] = time.perf_counter() - t0
     echo(f"      -> {cal_dir}/calibration.json, coverage.png, sbc.png, table.md")
 
@@ -98,7 +105,7 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
                  f"{s['mean']:.3f} ± {s['std']:.3f}, 95% HPD [{s['hpd95'][0]:.3f}, {s['hpd95'][1]:.3f}]")
         for w in ex["warnings"]:
             echo(f"  test #{ex['index']}: WARNING: {w}")
-    for line in calibration_summary_lines(cal):
+    for line in rep.summary_lines():
         echo("  " + line)
     total = sum(times.values())
     echo(f"  wall time {total:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))

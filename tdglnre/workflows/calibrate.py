@@ -1,0 +1,191 @@
+"""Calibration of a trained model on a test ensemble: coverage, SBC, Table I, ABC baseline.
+
+>>> rep = tg.calibrate("model/", "test.h5")
+>>> rep.summary_lines(); rep.save("cal/"); rep.plot()
+
+Bayesian coverage holds only for test parameters drawn from the model's prior:
+when the test ensemble's prior differs, the report carries ``prior_mismatch``
+and only the accuracy figures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..nre.calibration import table_csv, table_markdown
+from ..nre.inference import (
+    TestSetEvaluation,
+    baseline_evaluation,
+    calibration_report,
+    calibration_summary_lines,
+    evaluate_test_set,
+    prior_mismatch,
+)
+from ..nre.posterior import Grid
+from ..progress import ProgressLike, tracker
+from ._output import check_output_dir, staged_output
+from .posterior import _as_model
+
+log = logging.getLogger(__name__)
+
+
+def _summary_images(model: Any, raw: np.ndarray) -> np.ndarray:
+    """[rho1, rho2, curlJ] at the model's (last) snapshot from ensemble samples (S, T, N, N, C)."""
+    inp = model.metadata["input"]
+    t = list(inp["snapshot_indices"])[-1]
+    ch = list(inp["dataset_channels"])
+    return raw[:, t][..., [ch.index("rho1"), ch.index("rho2"), ch.index("curlJ")]]
+
+
+@dataclass
+class CalibrationReport:
+    """Calibration figures of a model on a test set."""
+
+    report: dict[str, Any]
+    """The content of ``calibration.json`` (coverage, SBC, MAE, widths, table, baseline, prior_mismatch)."""
+    evaluation: TestSetEvaluation
+    """Per-sample posterior summaries, credibilities and SBC ranks."""
+
+    @property
+    def coverage_valid(self) -> bool:
+        """True when the test set was drawn from the model's prior (coverage and SBC are meaningful)."""
+        return not self.report.get("prior_mismatch")
+
+    def summary_lines(self) -> list[str]:
+        """Short human-readable summary (coverage, MAE, widths, baseline)."""
+        return calibration_summary_lines(self.report)
+
+    def plot(self, out_dir: str | Path | None = None) -> list[Any]:
+        """Coverage curves, SBC ranks (when valid) and error-vs-truth per parameter.
+
+        Writes PNGs into ``out_dir`` and returns their paths, or returns open figures.
+        """
+        from .. import plots
+
+        rep, ev = self.report, self.evaluation
+
+        def to(name: str) -> Path | None:
+            return None if out_dir is None else Path(out_dir) / name
+
+        figs = []
+        if self.coverage_valid:
+            curves = {"NRE (joint HPD)": rep["expected_coverage"]}
+            for n, c in rep["marginal_expected_coverage"].items():
+                curves[f"NRE marginal {n}"] = c
+            if rep.get("baseline"):
+                for n, b in rep["baseline"]["per_parameter"].items():
+                    curves[f"ABC baseline {n} (central)"] = b["expected_coverage_central"]
+            figs.append(plots.plot_coverage(curves, to("coverage.png")))
+            figs.append(plots.plot_sbc({n: ev.ranks[:, d] for d, n in enumerate(ev.names)}, ev.n_draws,
+                                       to("sbc.png")))
+        for d, n in enumerate(ev.names):
+            bm = None
+            if rep.get("baseline"):
+                bm = np.asarray(rep["baseline"]["per_parameter"][n]["posterior_mean"])
+            figs.append(plots.plot_error_vs_truth(ev.truth[:, d], ev.mean[:, d], ev.width95[:, d], n,
+                                                  to(f"error_{n}.png"), bm))
+        return figs
+
+    def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
+        """Write calibration.json, table.csv/.md and the figures; ``out_dir`` is replaced only on success."""
+        with staged_output(out_dir, force=force) as out:
+            (out / "calibration.json").write_text(json.dumps(self.report, indent=1))
+            if "table" in self.report:
+                t = self.report["table"]
+                (out / "table.csv").write_text(table_csv(t["rows"]))
+                (out / "table.md").write_text(table_markdown(t["rows"], t["parameter"]) + "\n")
+            self.plot(out)
+        return Path(out_dir)
+
+
+def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_samples: int | None = None,
+              reference: str | Path | None = None, seed: int = 0, n_draws: int = 99, half_window: float = 0.05,
+              progress: ProgressLike = False) -> CalibrationReport:
+    """Calibrate a trained model on a test ensemble, in memory.
+
+    Parameters
+    ----------
+    model
+        A loaded estimator or its directory.
+    test_set
+        Ensemble file of test simulations.
+    grid_points
+        Grid points per continuous parameter.
+    max_samples
+        Use only the first samples of the test set.
+    reference
+        Reference simulations for the ABC baseline (default: the model's
+        training ensemble, if it still exists; no baseline otherwise).
+    seed
+        Seed of the SBC posterior draws.
+    n_draws
+        Posterior draws per test sample for SBC ranks.
+    half_window
+        Half width of the η bins of the Table-I-style table.
+    progress
+        True for a bar, or a callable ``f(n)`` (:mod:`tdglnre.progress`).
+    """
+    from ..analysis.baselines import summaries_batch
+    from ..io.ensemble import open_ensemble
+
+    t0 = time.perf_counter()
+    model = _as_model(model)
+    with open_ensemble(test_set) as ens:
+        model.check_compatible(ens)
+        S = ens.n_complete if max_samples is None else min(ens.n_complete, int(max_samples))
+        if S < 1:
+            raise ConfigError(f"test set {test_set} holds no complete samples")
+        raw = ens.x(0, S)
+        theta = ens.theta(0, S)
+        L = ens.config.L
+        mismatch = prior_mismatch(model.prior, ens.prior)
+    if mismatch:
+        log.info("%s", mismatch["note"])
+    coverage = mismatch is None
+    x = model.preprocess(raw)
+    grid = Grid.from_prior(model.prior, grid_points, model.parameter_names)
+    with tracker(progress, S, "posteriors", unit="obs") as bar:
+        ev = evaluate_test_set(model, x, theta, grid, n_draws=n_draws, seed=seed, progress=bar.update)
+    rep = calibration_report(ev, half_window=half_window, coverage=coverage)
+    rep["prior_mismatch"] = mismatch
+    rep["grid_points"] = grid_points
+    rep["model_dir"] = None if getattr(model, "model_dir", None) is None else str(model.model_dir)
+    rep["test_set"] = str(test_set)
+
+    ref_path = reference or model.metadata["dataset"].get("path")
+    if ref_path and Path(ref_path).exists():
+        with open_ensemble(ref_path) as ref:
+            n_ref = ref.n_complete
+            ref_sum = np.concatenate([
+                summaries_batch(_summary_images(model, ref.x(a, min(a + 512, n_ref))), L)
+                for a in range(0, n_ref, 512)])
+            ref_theta = ref.theta(0, n_ref)
+        test_sum = summaries_batch(_summary_images(model, raw), L)
+        rep["baseline"] = baseline_evaluation(ref_sum, ref_theta, test_sum, theta, ev.names, model.prior)
+        rep["baseline"]["reference"] = str(ref_path)
+        if not coverage:
+            for b in rep["baseline"]["per_parameter"].values():
+                b.pop("coverage95")
+                b.pop("expected_coverage_central")
+    else:
+        rep["baseline"] = None
+        log.warning("no reference ensemble for the ABC baseline (pass `reference`)")
+    rep["wall_seconds"] = time.perf_counter() - t0
+    return CalibrationReport(rep, ev)
+
+
+def run_calibration(model_dir: str | Path, test_set: str | Path, out_dir: str | Path, *, force: bool = False,
+                    **kwargs: Any) -> dict[str, Any]:
+    """:func:`calibrate` and save into ``out_dir`` (checked first, written at the end); returns the report dict."""
+    check_output_dir(out_dir, force=force, protect=(model_dir, test_set, kwargs.get("reference")))
+    rep = calibrate(model_dir, test_set, **kwargs)
+    rep.save(out_dir, force=force)
+    return rep.report

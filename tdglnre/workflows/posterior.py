@@ -1,0 +1,386 @@
+"""Posterior of one observation: in memory first, files only when asked.
+
+>>> import tdglnre as tg
+>>> model = tg.load_model("model/")
+>>> obs = tg.simulate_observation(model, eta=0.8, n_v=4, seed=1)
+>>> post = tg.posterior(model, obs)
+>>> post.summary()["parameters"]["eta"]["hpd95"]
+>>> post.save("post/"); post.plot()
+
+The observation may be an :class:`Observation` (from an ensemble, a file or a
+simulation) or a plain array in the training ensemble's layout.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..nre.inference import posteriors_on_grid
+from ..nre.posterior import Grid, GridPosterior
+from ._output import check_output_dir, staged_output
+
+log = logging.getLogger(__name__)
+
+#: Valid keys of a simulation spec besides the sample parameters.
+_SIM_EXTRA = ("seed",)
+
+
+def load_model(model_dir: str | Path) -> Any:
+    """Load a trained ratio estimator (:class:`tdglnre.nre.model_io.RatioEstimator`) from its directory."""
+    from ..nre.model_io import load_estimator
+
+    return load_estimator(model_dir)
+
+
+def _as_model(model: Any) -> Any:
+    return load_model(model) if isinstance(model, (str, Path)) else model
+
+
+@dataclass
+class Observation:
+    """One observation in the training ensemble's layout, with where it came from."""
+
+    x: np.ndarray
+    """Channels (T, N, N, C) or (N, N, C) as stored in an ensemble."""
+    source: dict[str, Any]
+    """Record of its origin (file, index, or simulation settings)."""
+    truth: dict[str, float] | None = None
+    """Known parameters (simulations), else None."""
+    warnings: list[str] = field(default_factory=list)
+    """Remarks made while producing it (e.g. parameters outside the prior box)."""
+
+
+def observation_from_ensemble(path: str | Path, index: int, model: Any = None) -> Observation:
+    """Sample ``index`` of an ensemble file (checked against ``model`` when given)."""
+    from ..io.ensemble import open_ensemble
+
+    with open_ensemble(path) as ens:
+        if model is not None:
+            _as_model(model).check_compatible(ens)
+        if isinstance(index, bool) or not 0 <= int(index) < ens.n_complete:
+            raise ConfigError(f"`index` {index} out of range: {path} holds {ens.n_complete} complete samples")
+        index = int(index)
+        x = ens.x(index, index + 1)[0]
+        truth = dict(zip(ens.parameter_names, map(float, ens.theta(index, index + 1)[0])))
+    return Observation(x, {"data": str(path), "index": index}, truth)
+
+
+def load_observation(path: str | Path) -> np.ndarray:
+    """An observation array from .npy (N, N, C) or an HDF5 file with one such dataset."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"observation file {path} does not exist")
+    if path.suffix == ".npy":
+        return np.load(path)
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            cands = [k for k in f if isinstance(f[k], h5py.Dataset) and f[k].ndim in (3, 4)]
+            if "x" in f and f["x"].ndim in (3, 4):
+                cands = ["x"]
+            if len(cands) != 1:
+                raise ConfigError(f"{path}: expected exactly one 3-D dataset (N, N, C), found {cands or 'none'}")
+            return f[cands[0]][()]
+    except OSError as e:
+        raise ConfigError(f"{path} is neither .npy nor a readable HDF5 file: {e}") from None
+
+
+def observation_from_file(path: str | Path) -> Observation:
+    """An observation stored in a file (see :func:`load_observation`)."""
+    return Observation(load_observation(path), {"observation": str(path)})
+
+
+def parse_simulate_spec(spec: str) -> dict[str, float]:
+    """``"eta=0.8,n_v=4,seed=1"`` → ``{"eta": 0.8, "n_v": 4.0, "seed": 1.0}``."""
+    out: dict[str, float] = {}
+    for part in spec.split(","):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise ConfigError(f"`simulate` expects key=value pairs separated by commas, got {part!r}")
+        k, v = (s.strip() for s in part.split("=", 1))
+        if k in out:
+            raise ConfigError(f"`simulate`: {k} given twice")
+        try:
+            out[k] = float(v)
+        except ValueError:
+            raise ConfigError(f"`simulate`: value of {k} must be a number, got {v!r}") from None
+        if not math.isfinite(out[k]):
+            raise ConfigError(f"`simulate`: value of {k} must be finite, got {v!r}")
+    return out
+
+
+def _training_config(model: Any):
+    from ..physics.config import SimConfig
+
+    cfg = model.metadata["dataset"]["config"]
+    if cfg is None:
+        raise ConfigError("the model's metadata does not record its training config; cannot simulate")
+    return SimConfig.from_json(cfg) if isinstance(cfg, str) else SimConfig.from_dict(cfg)
+
+
+def simulate_observation(model: Any, *, seed: int = 0, **params: float) -> Observation:
+    """Simulate one observation with the model's training config.
+
+    Only parameters the model infers may be set (each must be given); a
+    parameter fixed during training must be left out or equal its training
+    value. Values outside the prior box are simulated but noted in
+    :attr:`Observation.warnings`.
+    """
+    from ..physics.config import SAMPLE_PARAMETERS
+    from ..physics.solver import simulate
+
+    model = _as_model(model)
+    unknown = sorted(set(params) - set(SAMPLE_PARAMETERS))
+    if unknown:
+        raise ConfigError(f"`simulate`: unknown key(s) {unknown}; valid: {', '.join(SAMPLE_PARAMETERS)}, seed")
+    if isinstance(seed, bool) or float(seed) != int(seed) or not 0 <= int(seed) < 2**63:
+        raise ConfigError(f"`simulate`: seed must be an integer in [0, 2^63), got {seed!r}")
+    seed = int(seed)
+    cfg = _training_config(model)
+    prior = model.prior
+    inferred = list(model.parameter_names)
+    values: dict[str, list[float]] = {}
+    outside: list[str] = []
+    for name in SAMPLE_PARAMETERS:
+        if name in inferred:
+            if name not in params:
+                raise ConfigError(f"`simulate` needs a value for inferred parameter {name}")
+            v = float(params[name])
+            lo, hi = prior.low(name), prior.high(name)
+            if prior.kind(name) == "int_uniform" and v != round(v):
+                raise ConfigError(f"`simulate`: {name} must be an integer, got {v:g}")
+            if not lo <= v <= hi:
+                outside.append(f"simulated {name}={v:g} lies outside the model's prior [{lo:g}, {hi:g}]")
+        else:
+            trained = prior.low(name) if name in getattr(prior, "names", ()) else float(getattr(cfg, name))
+            v = float(params.get(name, trained))
+            if v != trained:
+                raise ConfigError(f"`simulate` {name}={v:g}: the model was trained with {name} fixed at "
+                                  f"{trained:g} and does not infer it; leave {name} out")
+        values[name] = [v]
+    res = simulate(cfg, values, seed=seed)
+    truth = {k: float(v[0]) for k, v in values.items()}
+    settings: dict[str, Any] = {k: (int(v) if k == "n_v" else v) for k, v in truth.items()}
+    settings["seed"] = seed
+    return Observation(res.channels()[0], {"simulate": settings}, truth, outside)
+
+
+def observation_labels(metadata: dict[str, Any]) -> list[str]:
+    """Names of the network input channels, e.g. ``rho1 (t=2)``, snapshot-major."""
+    inp = metadata["input"]
+    return [f"{c} (t={t:g})" for t in inp["snapshot_times"] for c in inp["channels"]]
+
+
+def _edge_warnings(post: GridPosterior, edges: dict[str, str | None]) -> list[str]:
+    lines = []
+    for n, edge in edges.items():
+        if edge is None:
+            continue
+        ax = post.grid.axes[post.grid.names.index(n)]
+        if edge == "both":
+            lines.append(f"{n}: the posterior is nearly flat over the whole prior range [{ax.low:g}, {ax.high:g}]; "
+                         f"the observation barely constrains {n}")
+        else:
+            bound = ax.low if edge == "low" else ax.high
+            word = "lower" if edge == "low" else "upper"
+            lines.append(f"{n}: the posterior piles against the prior's {word} bound {bound:g} (cut off by the "
+                         f"prior, not by the data); the true value may lie beyond the training range")
+    return lines
+
+
+def report_lines(summary: dict[str, Any]) -> list[str]:
+    """Human-readable lines of a ``posterior.json`` content: parameters, OOD score, warnings."""
+    lines = []
+    for n, s in summary["parameters"].items():
+        t = f", truth {s['truth']:g}" if "truth" in s else ""
+        edge = summary.get("at_prior_edge", {}).get(n)
+        e = f" [at prior edge: {edge}]" if edge else ""
+        lines.append(f"{n}: mean {s['mean']:.4f} ± {s['std']:.4f}, 95% HPD [{s['hpd95'][0]:.4f}, "
+                     f"{s['hpd95'][1]:.4f}], MAP {s['map']:.4f}{t}{e}")
+    if summary.get("ood_score") is not None:
+        lines.append(f"OOD score {summary['ood_score']:.3g} (threshold {summary['ood_threshold']:.3g}: "
+                     f"{100 * summary['ood_quantile']:g}th percentile of held-out training simulations)")
+    lines.extend(f"WARNING: {w}" for w in summary.get("warnings", []))
+    return lines
+
+
+@dataclass
+class PosteriorResult:
+    """Grid posterior of one observation with its diagnostics."""
+
+    posterior: GridPosterior
+    """The normalised grid posterior (marginals, HPD intervals, samples)."""
+    x: np.ndarray
+    """The network input (N, N, C') the posterior conditions on."""
+    channels: list[str]
+    """Names of the input channels, e.g. ``rho1 (t=2)``."""
+    source: dict[str, Any]
+    """Where the observation came from."""
+    at_prior_edge: dict[str, str | None]
+    """Per parameter: which prior bound the 95% HPD region piles against ("low", "high", "both" or None)."""
+    ood: dict[str, Any]
+    """Out-of-distribution score, threshold and notes (:mod:`tdglnre.nre.ood`)."""
+    warnings: list[str]
+    """One line per remark a user should read."""
+    seconds: float
+    """Wall time of the grid evaluation (encoding included)."""
+    grid_points: int
+    """Grid points per continuous parameter."""
+    model_dir: str | None = None
+    """The model directory, when known."""
+
+    def summary(self) -> dict[str, Any]:
+        """The content of ``posterior.json``."""
+        return {"source": self.source, "grid_points": self.grid_points, "parameters": self.posterior.summaries(),
+                "at_prior_edge": self.at_prior_edge, **self.ood, "warnings": self.warnings,
+                "observation_plot": "observation.png", "observation_file": "observation.npy",
+                "observation_channels": self.channels, "posterior_seconds": self.seconds,
+                "model_dir": self.model_dir}
+
+    def report(self) -> list[str]:
+        """Human-readable lines: one per parameter, the OOD score and the warnings."""
+        return report_lines(self.summary())
+
+    def plot(self, out_dir: str | Path | None = None) -> list[Any]:
+        """Observation panel, marginals and (for ≥ 2 parameters) the joint.
+
+        With ``out_dir`` the figures are written there as PNGs and their paths
+        returned; without, the open matplotlib figures are returned (inline in
+        Jupyter).
+        """
+        from .. import plots
+
+        names = self.posterior.grid.names
+        d = None if out_dir is None else Path(out_dir)
+        figs = [plots.plot_observation(self.x, self.channels, None if d is None else d / "observation.png"),
+                plots.plot_marginals(self.posterior, None if d is None else d / "marginals.png")]
+        if len(names) >= 2:
+            figs.append(plots.plot_joint(self.posterior, names[0], names[1],
+                                         None if d is None else d / f"joint_{names[0]}_{names[1]}.png"))
+        return figs
+
+    def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
+        """Write posterior.json, the grid (.npz), the observation (.npy) and the figures.
+
+        ``out_dir`` must not exist or be empty unless ``force``; it is replaced
+        only when everything is written.
+        """
+        with staged_output(out_dir, force=force) as out:
+            (out / "posterior.json").write_text(json.dumps(self.summary(), indent=1))
+            np.savez_compressed(out / "posterior_grid.npz", log_density=self.posterior.log_density,
+                                **{f"axis_{a.name}": a.values for a in self.posterior.grid.axes})
+            np.save(out / "observation.npy", self.x)
+            self.plot(out)
+        return Path(out_dir)
+
+
+def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points: int = 512, ood: bool = True,
+              truth: dict[str, float] | None = None) -> PosteriorResult:
+    """Grid posterior p(θ | x) of one observation, in memory.
+
+    Parameters
+    ----------
+    model
+        A loaded estimator (:func:`load_model`) or its directory.
+    observation
+        An :class:`Observation`, or an array in the training ensemble's layout
+        ((T, N, N, C) or (N, N, C); see ``RatioEstimator.preprocess``).
+    grid_points
+        Grid points per continuous parameter (integers get one point each).
+    ood
+        Score the observation against the training ensemble (needs the
+        training data or a cached ``ood.json`` in the model directory).
+    truth
+        Known parameter values to record (defaults to the observation's).
+
+    Returns
+    -------
+    PosteriorResult
+    """
+    model_dir = str(model) if isinstance(model, (str, Path)) else getattr(model, "model_dir", None)
+    model = _as_model(model)
+    if not isinstance(observation, Observation):
+        observation = Observation(np.asarray(observation), {"array": list(np.shape(observation))})
+    if isinstance(grid_points, bool) or int(grid_points) < 2:
+        raise ConfigError(f"`grid_points` must be an integer >= 2, got {grid_points!r}")
+    x = model.preprocess(observation.x)
+    grid = Grid.from_prior(model.prior, int(grid_points), model.parameter_names)
+    t0 = time.perf_counter()
+    posts, _ = posteriors_on_grid(model, x, grid)
+    elapsed = time.perf_counter() - t0
+    post = posts[0]
+    truth = observation.truth if truth is None else truth
+    if truth is not None:
+        post.truth = {k: float(v) for k, v in truth.items() if k in grid.names}
+    edges = post.prior_edges()
+    warnings = list(observation.warnings) + _edge_warnings(post, edges)
+    if ood and model_dir is not None:
+        from ..nre.ood import ood_for_observation
+
+        ood_res = ood_for_observation(model_dir, model.metadata, x)
+    else:
+        why = "ood=False" if not ood else "the model has no directory to cache the reference in"
+        ood_res = {"ood_score": None, "ood_threshold": None, "ood_note": f"OOD score not computed ({why})"}
+    if ood_res.get("ood_flag"):
+        score = ood_res["ood_score"]
+        warnings.append(
+            "the observation is out of distribution: "
+            + ("its summaries are not finite" if score is None else
+               f"OOD score {score:.3g} > threshold {ood_res['ood_threshold']:.3g} "
+               f"({100 * ood_res['ood_quantile']:g}th percentile of held-out training simulations)")
+            + "; the posterior is an extrapolation")
+    elif ood and ood_res.get("ood_note"):
+        warnings.append(ood_res["ood_note"])
+    for w in warnings:
+        log.info("%s", w)
+    return PosteriorResult(post, x[0], observation_labels(model.metadata), observation.source, edges, ood_res,
+                           warnings, elapsed, int(grid_points), model_dir)
+
+
+def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Path | None = None,
+                  index: int | None = None, observation: str | Path | None = None,
+                  simulate: str | dict | None = None, grid_points: int = 512, force: bool = False,
+                  ood: bool = True) -> dict[str, Any]:
+    """Resolve one observation, compute its posterior and write it to ``out_dir``.
+
+    Exactly one of ``data`` (with ``index``), ``observation`` or ``simulate``
+    (``"eta=0.8,n_v=4,seed=1"`` or a dict) names the observation. Returns the
+    content of ``posterior.json``. ``out_dir`` is checked before any work and
+    written only at the end.
+    """
+    given = [s for s in (data, observation, simulate) if s is not None]
+    if len(given) != 1:
+        raise ConfigError("give exactly one of `data` (with `index`), `observation`, `simulate`")
+    if data is not None and index is None:
+        raise ConfigError("`data` needs `index`")
+    check_output_dir(out_dir, force=force, protect=(model_dir, data, observation))
+    spec = None
+    if simulate is not None:
+        spec = parse_simulate_spec(simulate) if isinstance(simulate, str) else dict(simulate)
+    model = load_model(model_dir)
+    if data is not None:
+        obs = observation_from_ensemble(data, index, model)
+    elif observation is not None:
+        obs = observation_from_file(observation)
+    else:
+        unknown = sorted(set(spec) - set(model.parameter_names) - {"eta", "n_v", "nu"} - set(_SIM_EXTRA))
+        if unknown:
+            raise ConfigError(f"`simulate`: unknown key(s) {unknown}; valid: eta, n_v, nu, seed")
+        seed = spec.pop("seed", 0.0)
+        if seed != int(seed):
+            raise ConfigError(f"`simulate`: seed must be an integer in [0, 2^63), got {seed:g}")
+        obs = simulate_observation(model, seed=int(seed), **spec)
+    res = posterior(model_dir, obs, grid_points=grid_points, ood=ood)
+    res.save(out_dir, force=force)
+    return res.summary()
