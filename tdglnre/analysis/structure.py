@@ -1,4 +1,4 @@
-"""Structure factors S(k, t) of stored channels (docs/physics.md, "Structure factor").
+"""Structure factors S(k, t) of stored channels (docs/physics.md, "Observables and sign conventions"; docs/drag.md).
 
 Conventions
 -----------

@@ -89,35 +89,36 @@ def network_channels(psi1: np.ndarray, psi2: np.ndarray, config: SimConfig, *, n
 
 
 def structure_factor(rho: np.ndarray, L: float, n_bins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Radially averaged static structure factor S(k) = ⟨|δρ(k)|²⟩ / N².
+    """Radially averaged static structure factor S(k) of a field, stacks averaged.
+
+    Delegates to :func:`tdglnre.analysis.structure.radial_structure_factor`
+    (docs/physics.md, "Observables and sign conventions"; docs/drag.md): per-mode S(k) = |FFT(ρ − ⟨ρ⟩)|² / N⁴,
+    so that Σ_k S(k) is the variance, averaged over shells centred on
+    |k| = 2πm/L with edges at (m ± ½)·2π/L, decided in exact integer arithmetic.
 
     Parameters
     ----------
     rho
-        Density (N, N) or a stack (..., N, N); stacks are averaged.
+        Field (N, N) or a stack (..., N, N); the stack's S(k) are averaged.
     L
         Side length (k = 2π m / L).
     n_bins
-        Number of |k| shells (default N // 2).
+        Keep only the first ``n_bins`` shells m = 1..n_bins (default: all,
+        up to the Brillouin-zone corner).
 
     Returns
     -------
-    k, S : arrays of the shell centres and the averaged S(k) (empty shells dropped).
+    k, S : shell centres 2πm/L and the shell-mean S(k).
     """
+    from ..analysis.structure import radial_structure_factor
+    from ..errors import ConfigError
+
     rho = np.asarray(rho, dtype=np.float64)
-    N = rho.shape[-1]
-    d = rho - rho.mean(axis=(-2, -1), keepdims=True)
-    power = np.abs(np.fft.fft2(d)) ** 2 / (N * N)
-    power = power.reshape(-1, N, N).mean(axis=0)
-    kx = 2.0 * np.pi * np.fft.fftfreq(N, d=L / N)
-    kk = np.sqrt(kx[None, :] ** 2 + kx[:, None] ** 2)
-    n_bins = n_bins or N // 2
-    kmax = np.pi * N / L
-    edges = np.linspace(0.0, kmax, n_bins + 1)
-    which = np.digitize(kk.ravel(), edges) - 1
-    ok = (which >= 0) & (which < n_bins) & (kk.ravel() > 0)
-    sums = np.bincount(which[ok], weights=power.ravel()[ok], minlength=n_bins)
-    counts = np.bincount(which[ok], minlength=n_bins)
-    keep = counts > 0
-    centres = 0.5 * (edges[1:] + edges[:-1])
-    return centres[keep], sums[keep] / counts[keep]
+    k, S, _ = radial_structure_factor(rho, L)
+    if S.ndim > 1:
+        S = S.reshape(-1, S.shape[-1]).mean(axis=0)
+    if n_bins is not None:
+        if isinstance(n_bins, bool) or int(n_bins) != n_bins or n_bins < 1:
+            raise ConfigError(f"n_bins must be a positive integer, got {n_bins!r}")
+        k, S = k[: int(n_bins)], S[: int(n_bins)]
+    return k, S
