@@ -6,7 +6,8 @@ twist"); :func:`n_v_from_field` converts a field B and names the nearest valid
 values when B is not allowed, and |n_v| <= N²/4 keeps the flux per plaquette
 within the lattice's resolution. The time step is checked against the
 explicit-Euler bound of :func:`rate_bound` (docs/physics.md, "The
-explicit-Euler time step").
+explicit-Euler time step"), which with pinning disorder uses the extreme
+sites' α (docs/physics.md, "Pinning disorder").
 """
 
 from __future__ import annotations
@@ -21,8 +22,14 @@ import numpy as np
 
 from ..errors import ConfigError, reject_unknown_keys
 
-#: Parameters that may vary from sample to sample inside one batch.
-SAMPLE_PARAMETERS = ("eta", "n_v", "nu")
+#: Parameters that may vary from sample to sample inside one batch: Josephson
+#: coupling, flux quanta, drag, temperature of the thermal noise and strength of
+#: the pinning disorder (docs/physics.md, "Nuisance physics").
+SAMPLE_PARAMETERS = ("eta", "n_v", "nu", "T", "delta")
+
+#: Chance, per sample, that any site's disorder value ξ(r) would exceed the
+#: clip :func:`disorder_clip` (union bound over the N² sites).
+DISORDER_TAIL = 1e-9
 
 _DTYPES = ("float64", "float32")
 
@@ -60,6 +67,38 @@ def _pair(name: str, value: Any) -> tuple[float, float]:
     if len(vals) != 2:
         raise ConfigError(f"{name} needs one value per band (2), got {len(vals)}: {value!r}")
     return vals  # type: ignore[return-value]
+
+
+def disorder_clip(N: int, tail: float = DISORDER_TAIL) -> float:
+    """Clip ξ_max of the unit-variance disorder field on an N×N lattice.
+
+    The smallest x with N²·P(|g| > x) = N²·erfc(x/√2) <= ``tail`` for a
+    standard normal g: by the union bound, the chance that any of a sample's
+    N² sites reaches ±x is at most ``tail``. The field is clipped to [−x, x]
+    (:func:`tdglnre.physics.solver.disorder_field`), so |ξ| <= x holds at every
+    site and the time-step bound built on it is exact (docs/physics.md,
+    "Pinning disorder"). x ≈ 7.0 at N = 32, 7.3 at N = 64.
+    """
+    n2 = float(N) * float(N)
+    lo, hi = 0.0, 40.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if n2 * math.erfc(mid / math.sqrt(2.0)) > tail:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def alpha_range(alpha: tuple[float, float], spread: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Smallest and largest site value of α_b(r) = α_b(1 + δξ(r)) when |δξ| <= ``spread``.
+
+    Returns ``((lo1, lo2), (hi1, hi2))`` with lo_b = α_b − |α_b|·spread and
+    hi_b = α_b + |α_b|·spread; for spread = 0 both are α exactly.
+    """
+    a1, a2 = float(alpha[0]), float(alpha[1])
+    s = float(spread)
+    return (a1 - abs(a1) * s, a2 - abs(a2) * s), (a1 + abs(a1) * s, a2 + abs(a2) * s)
 
 
 def stability_limit(D: tuple[float, float], nu: float, h: float) -> float:
@@ -152,7 +191,7 @@ class RateBound:
     diffusion: tuple[float, float]
     """D_i κ at that κ."""
     local: tuple[float, float]
-    """α_i + 3 β_i R_i, the local (amplitude-sector) terms."""
+    """α_i + 3 β_i R_i, the local (amplitude-sector) terms (largest site α_i with disorder)."""
     coupling: float
     """νκ − η, the off-diagonal entry at that κ."""
     density: tuple[float, float]
@@ -165,7 +204,7 @@ class RateBound:
 
 
 def rate_bound(D: tuple[float, float], alpha: tuple[float, float], beta: tuple[float, float],
-               eta: float, nu: float, h: float) -> RateBound:
+               eta: float, nu: float, h: float, *, alpha_spread: float = 0.0) -> RateBound:
     """Bound on the fastest rate μ of the linearised explicit Euler update.
 
     With |ψ_i|² <= R_i over the run (:func:`density_bound` times
@@ -174,9 +213,16 @@ def rate_bound(D: tuple[float, float], alpha: tuple[float, float], beta: tuple[f
     M = [[α1 + 3β1R1, −η], [−η, α2 + 3β2R2]]; its eigenvalues are those of
     A(κ) = κG + M for κ in the spectrum of −Δ_A, inside [0, 8/h²]. λ_max(A(κ))
     is convex in κ, so its maximum over the interval is at an end point.
+
+    With pinning disorder α_b(r) = α_b(1 + δξ(r)) and |δξ| <= ``alpha_spread``
+    (|δ|·:func:`disorder_clip`), the density bound uses the smallest site α
+    (the deepest local well) and M the largest (the stiffest site): the local
+    part of the Jacobian is block-diagonal over sites, so its upper bound is
+    the worst site's (docs/physics.md, "Pinning disorder").
     """
-    R = tuple(DENSITY_MARGIN * r for r in density_bound(alpha, beta, eta))
-    loc = (alpha[0] + 3.0 * beta[0] * R[0], alpha[1] + 3.0 * beta[1] * R[1])
+    a_lo, a_hi = alpha_range(alpha, alpha_spread)
+    R = tuple(DENSITY_MARGIN * r for r in density_bound(a_lo, beta, eta))
+    loc = (a_hi[0] + 3.0 * beta[0] * R[0], a_hi[1] + 3.0 * beta[1] * R[1])
     best = None
     for kappa in (0.0, 8.0 / (h * h)):
         d = (D[0] * kappa, D[1] * kappa)
@@ -193,9 +239,9 @@ def rate_bound(D: tuple[float, float], alpha: tuple[float, float], beta: tuple[f
 
 
 def time_step_limit(D: tuple[float, float], alpha: tuple[float, float], beta: tuple[float, float],
-                    eta: float, nu: float, h: float) -> float:
+                    eta: float, nu: float, h: float, *, alpha_spread: float = 0.0) -> float:
     """Largest stable explicit-Euler time step 2/μ_max (see :func:`rate_bound`)."""
-    return rate_bound(D, alpha, beta, eta, nu, h).dt_max
+    return rate_bound(D, alpha, beta, eta, nu, h, alpha_spread=alpha_spread).dt_max
 
 
 def flux_limit(N: int) -> float:
@@ -225,6 +271,12 @@ class SimConfig:
     """Flux quanta through the torus (vortices per band); B = 2π n_v / L²."""
     nu: float = 0.0
     """Andreev–Bashkin drag ν; needs ν² < D1·D2."""
+    T: float = 0.0
+    """Temperature of the Langevin thermal noise (default for samples that do not set it; >= 0)."""
+    delta: float = 0.0
+    """Pinning-disorder strength δ: α_b(r) = α_b(1 + δ·ξ(r)) (default for samples that do not set it)."""
+    disorder_length: float = 1.0
+    """Correlation length ℓ of the disorder field ξ (same units as L): ⟨ξ(r)ξ(r′)⟩ ≈ exp(−|r−r′|²/2ℓ²)."""
     snapshot_times: tuple[float, ...] = (2.0,)
     """Times at which the state is recorded (multiples of dt, ascending)."""
     dtype: str = "float64"
@@ -282,7 +334,12 @@ class SimConfig:
             raise ConfigError(f"eta must be finite, got {self.eta!r}")
         if not (self.dt > 0 and math.isfinite(self.dt)):
             raise ConfigError(f"dt must be positive, got {self.dt!r}")
-        self.validate_sample(self.eta, self.n_v, self.nu)
+        if isinstance(self.disorder_length, bool) or not (
+                isinstance(self.disorder_length, (int, float, np.integer, np.floating))
+                and math.isfinite(self.disorder_length) and self.disorder_length >= 0):
+            raise ConfigError(f"disorder_length must be a finite number >= 0 (0: uncorrelated sites), "
+                              f"got {self.disorder_length!r}")
+        self.validate_sample(self.eta, self.n_v, self.nu, self.T, self.delta)
         if not self.snapshot_times:
             raise ConfigError("snapshot_times must list at least one time")
         prev = 0.0
@@ -300,15 +357,20 @@ class SimConfig:
             prev = t
         return self
 
-    def validate_sample(self, eta: float, n_v: Any, nu: float) -> None:
-        """Validate one sample's (η, n_v, ν) against this config.
+    def validate_sample(self, eta: float, n_v: Any, nu: float, T: float = 0.0, delta: float = 0.0) -> None:
+        """Validate one sample's (η, n_v, ν, T, δ) against this config.
 
         Checks that n_v is an integer the lattice resolves (|n_v| <= N²/4),
-        that the drag keeps the flow well-posed (ν² < D1·D2) and that dt is
-        below the explicit-Euler bound 2/μ_max of :func:`rate_bound`.
+        that the drag keeps the flow well-posed (ν² < D1·D2), that T >= 0 and
+        δ are finite, and that dt is below the explicit-Euler bound 2/μ_max
+        of :func:`rate_bound` (with the disorder's extreme sites for δ ≠ 0).
         """
         if not math.isfinite(float(eta)):
             raise ConfigError(f"eta must be finite, got {eta!r}")
+        if isinstance(T, bool) or not (math.isfinite(float(T)) and float(T) >= 0.0):
+            raise ConfigError(f"temperature T must be a finite number >= 0, got {T!r}")
+        if isinstance(delta, bool) or not math.isfinite(float(delta)):
+            raise ConfigError(f"disorder strength delta must be finite, got {delta!r}")
         if isinstance(n_v, bool) or float(n_v) != round(float(n_v)):
             raise ConfigError(
                 f"n_v must be an integer number of flux quanta, got {n_v!r} "
@@ -328,11 +390,16 @@ class SimConfig:
                 f"[[D1, nu], [nu, D2]] must be positive definite, i.e. nu^2 < D1*D2 = {d1 * d2:g} "
                 f"(|nu| < {math.sqrt(d1 * d2):.6g})"
             )
-        self._check_time_step(float(eta), float(nu))
+        self._check_time_step(float(eta), float(nu), float(delta))
 
-    def _check_time_step(self, eta: float, nu: float) -> None:
-        """Raise :class:`ConfigError` if dt is not below the stable step for (η, ν)."""
-        rb = rate_bound(self.D, self.alpha, self.beta, eta, nu, self.h)
+    def alpha_spread(self, delta: float) -> float:
+        """Largest |α_b(r)/α_b − 1| = |δ|·ξ_max over the sites of a sample with disorder ``delta``."""
+        return abs(float(delta)) * disorder_clip(self.N) if delta != 0 else 0.0
+
+    def _check_time_step(self, eta: float, nu: float, delta: float = 0.0) -> None:
+        """Raise :class:`ConfigError` if dt is not below the stable step for (η, ν, δ)."""
+        spread = self.alpha_spread(delta)
+        rb = rate_bound(self.D, self.alpha, self.beta, eta, nu, self.h, alpha_spread=spread)
         if not self.dt < rb.dt_max:
             grad = stability_limit(self.D, nu, self.h)
             d1, d2 = self.D
@@ -344,6 +411,8 @@ class SimConfig:
                 f"{rb.density[1]:.4g}), coupling nu*kappa - eta = {rb.coupling:.4g} (h={self.h:g}, "
                 f"D=({d1:g}, {d2:g}), eta={eta:g}, nu={nu:g}); the gradient terms alone give the "
                 f"stability limit h^2/(4*lambda_max) = {grad:.6g}"
+                + (f"; disorder delta={delta:g} lets alpha vary by up to {spread:.4g}*|alpha| "
+                   f"(|xi| <= {disorder_clip(self.N):.4g})" if spread else "")
             )
 
     # ---------------------------------------------------------------- (de)serialise
@@ -393,7 +462,7 @@ class SimConfig:
 def as_sample_arrays(
     config: SimConfig, params: dict[str, Iterable[float]] | None, n_samples: int | None
 ) -> dict[str, np.ndarray]:
-    """Broadcast per-sample parameters (η, n_v, ν) to arrays of equal length.
+    """Broadcast per-sample parameters (η, n_v, ν, T, δ) to arrays of equal length.
 
     Missing parameters take the config's default. Unknown keys are an error.
     """
@@ -419,6 +488,6 @@ def as_sample_arrays(
             raise ConfigError(f"parameter {k} must be one-dimensional, got shape {a.shape}")
         out[k] = np.broadcast_to(a, (S,)).copy()
     for s in range(S):
-        config.validate_sample(out["eta"][s], out["n_v"][s], out["nu"][s])
+        config.validate_sample(out["eta"][s], out["n_v"][s], out["nu"][s], out["T"][s], out["delta"][s])
     out["n_v"] = np.rint(out["n_v"]).astype(np.int64)
     return out

@@ -102,8 +102,15 @@ def _vertical(c, s, ur, ui, dr, di):
 
 
 @njit(cache=True, nogil=True)
-def _sweep(src, dst, co, ly, lx):
-    """One full-lattice update of one sample: dst = keep·src + scale·rhs(src)."""
+def _sweep(src, dst, co, ly, lx, xi=None, dco=None):
+    """One full-lattice update of one sample: dst = keep·src + scale·rhs(src).
+
+    With pinning disorder, ``xi`` is the sample's field ξ(r) (N, N) and
+    ``dco`` = (scale·α1·δ, scale·α2·δ) (:func:`disorder_coefficients`): site r
+    uses C_b + dco[b]·ξ(r) in place of C_b, i.e. α_b(r) = α_b(1 + δξ(r)).
+    Without them (the default) numba compiles a separate variant in which the
+    disorder branches are pruned, so the clean update is unchanged.
+    """
     N = src.shape[1]
     a1r = src[0]
     a1i = src[1]
@@ -125,6 +132,12 @@ def _sweep(src, dst, co, ly, lx):
     b1 = co[B1]
     b2 = co[B2]
     e = co[E]
+    if xi is None:
+        d1 = 0.0
+        d2 = 0.0
+    else:
+        d1 = dco[0]
+        d2 = dco[1]
     for i in range(N):
         ip = i + 1 if i < N - 1 else 0
         im = i - 1 if i > 0 else N - 1
@@ -138,7 +151,11 @@ def _sweep(src, dst, co, ly, lx):
             n1i = v1i + (a1i[i, j + 1] + a1i[i, j - 1])
             n2r = v2r + (a2r[i, j + 1] + a2r[i, j - 1])
             n2i = v2i + (a2i[i, j + 1] + a2i[i, j - 1])
-            r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
+            if xi is None:
+                r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
+            else:
+                x = xi[i, j]
+                r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1 + d1 * x, c2 + d2 * x, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
             o1r[i, j] = r1r
             o1i[i, j] = r1i
             o2r[i, j] = r2r
@@ -153,7 +170,11 @@ def _sweep(src, dst, co, ly, lx):
         n1i = v1i + (a1i[i, jr] + (cx * a1i[i, jl] + sx * a1r[i, jl]))
         n2r = v2r + (a2r[i, jr] + (cx * a2r[i, jl] - sx * a2i[i, jl]))
         n2i = v2i + (a2i[i, jr] + (cx * a2i[i, jl] + sx * a2r[i, jl]))
-        r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
+        if xi is None:
+            r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
+        else:
+            x = xi[i, j]
+            r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1 + d1 * x, c2 + d2 * x, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
         o1r[i, j] = r1r
         o1i[i, j] = r1i
         o2r[i, j] = r2r
@@ -168,11 +189,108 @@ def _sweep(src, dst, co, ly, lx):
         n1i = v1i + ((cx * a1i[i, jr] - sx * a1r[i, jr]) + a1i[i, jl])
         n2r = v2r + ((cx * a2r[i, jr] + sx * a2i[i, jr]) + a2r[i, jl])
         n2i = v2i + ((cx * a2i[i, jr] - sx * a2r[i, jr]) + a2i[i, jl])
-        r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
+        if xi is None:
+            r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
+        else:
+            x = xi[i, j]
+            r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1 + d1 * x, c2 + d2 * x, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
         o1r[i, j] = r1r
         o1i[i, j] = r1i
         o2r[i, j] = r2r
         o2i[i, j] = r2i
+
+
+# ----------------------------------------------------------------- thermal noise
+# Counter-based Gaussian stream (docs/physics.md, "Thermal noise"): the normal
+# deviate of (seed, sample, step, site, component) is a pure function of those
+# integers, computed where it is used, so a run's noise never depends on the
+# batch, the thread or the worker that evolves the sample.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_THERMAL_TAG = np.uint64(0x544845524D414C31)  # b"THERMAL1": separates the key from other uses of the hash
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+_S11 = np.uint64(11)
+_TWO_M53 = 2.0 ** -53
+_TWO_PI = 2.0 * np.pi
+
+
+@njit(inline="always")
+def _mix64(z):
+    """SplitMix64's finaliser: a bijection of uint64 with full avalanche."""
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@njit(cache=True)
+def _noise_key(seed, index):
+    a = _mix64(np.uint64(seed) + _GOLDEN)
+    b = _mix64((np.uint64(index) ^ _THERMAL_TAG) + _GOLDEN + _GOLDEN)
+    return _mix64(a + b)
+
+
+def noise_key(seed: int, index: int) -> np.uint64:
+    """64-bit key of sample ``index``'s thermal-noise stream in run ``seed`` (both >= 0)."""
+    return np.uint64(_noise_key(np.uint64(seed), np.uint64(index)))
+
+
+@njit(inline="always")
+def _uniform(key, counter):
+    """Uniform deviate in (0, 1) (53 bits, never 0 or 1) of ``counter`` in the stream ``key``."""
+    z = _mix64(_mix64(np.uint64(counter) + _GOLDEN) ^ np.uint64(key))
+    return (np.float64(z >> _S11) + 0.5) * _TWO_M53
+
+
+@njit(inline="always")
+def _normal_pair(key, counter):
+    """Two independent N(0, 1) deviates (Box–Muller) from counters 2·counter and 2·counter + 1."""
+    c = counter + counter
+    u1 = _uniform(key, c)
+    u2 = _uniform(key, c + np.uint64(1))
+    r = np.sqrt(-2.0 * np.log(u1))
+    return r * np.cos(_TWO_PI * u2), r * np.sin(_TWO_PI * u2)
+
+
+@njit(cache=True, nogil=True)
+def _add_noise(state, amp, key, step):
+    """state[c, i, j] += amp·g with g ~ N(0, 1) keyed by (key, step, i, j, c).
+
+    Site (i, j) of step n uses the pair counters 2·((n·N + i)·N + j) and that
+    plus one: (Re ψ1, Im ψ1) from the first pair, (Re ψ2, Im ψ2) from the second.
+    """
+    N = state.shape[1]
+    key = np.uint64(key)
+    base = np.uint64(step) * np.uint64(N) * np.uint64(N)
+    for i in range(N):
+        for j in range(N):
+            site = np.uint64(base + np.uint64(i * N + j))
+            g0, g1 = _normal_pair(key, site + site)
+            g2, g3 = _normal_pair(key, site + site + np.uint64(1))
+            state[0, i, j] += amp * g0
+            state[1, i, j] += amp * g1
+            state[2, i, j] += amp * g2
+            state[3, i, j] += amp * g3
+
+
+@njit(cache=True)
+def thermal_normals(key, step, N):
+    """The (4, N, N) standard normals :func:`_add_noise` uses at ``step`` (for tests and references)."""
+    out = np.zeros((4, N, N))
+    _add_noise(out, 1.0, key, step)
+    return out
+
+
+def disorder_coefficients(alpha: tuple[float, float], delta: np.ndarray, *, scale: float,
+                          dtype=np.float64) -> np.ndarray:
+    """Per-sample disorder coefficients (S, 2) = scale·α_b·δ of :func:`_sweep`'s ``dco``."""
+    delta = np.atleast_1d(np.asarray(delta, dtype=np.float64))
+    out = np.empty((delta.shape[0], 2), dtype=np.float64)
+    out[:, 0] = scale * alpha[0] * delta
+    out[:, 1] = scale * alpha[1] * delta
+    return out.astype(dtype)
 
 
 #: Failure codes of :func:`_evolve_one` (``reason`` output).
@@ -251,7 +369,7 @@ def _check_state(cur, prev, stag_max, change_max, oscillation_checks, value):
 
 @njit(cache=True, nogil=True)
 def _evolve_one(state, work, co, ly, lx, snap_steps, out, check_every, stag_max, change_max, grace, reason,
-                value):
+                value, xi=None, dco=None, amp=0.0, key=np.uint64(0)):
     """Evolve one sample, writing snapshots into ``out[t]``.
 
     Returns -1 on success or the step at which :func:`_check_state` failed
@@ -259,6 +377,11 @@ def _evolve_one(state, work, co, ly, lx, snap_steps, out, check_every, stag_max,
     from step ``grace`` on, once a stable run's initial grid-scale noise has
     decayed); the failure code goes to ``reason[0]`` and the offending ratio
     to ``value[0]``. ``state`` holds the initial condition and is overwritten.
+
+    ``xi``/``dco``: pinning disorder (see :func:`_sweep`). ``amp`` > 0 adds
+    thermal noise amp·g after each Euler step n = 0, 1, … (step n turns the
+    state at step n into step n + 1), g from the stream ``key``
+    (:func:`_add_noise`); with amp = 0 the state is never touched.
     """
     cur = state
     nxt = work
@@ -266,7 +389,9 @@ def _evolve_one(state, work, co, ly, lx, snap_steps, out, check_every, stag_max,
     for t in range(snap_steps.shape[0]):
         target = snap_steps[t]
         while step < target:
-            _sweep(cur, nxt, co, ly, lx)
+            _sweep(cur, nxt, co, ly, lx, xi, dco)
+            if amp > 0.0:
+                _add_noise(nxt, amp, key, step)
             cur, nxt = nxt, cur
             step += 1
             if step % check_every == 0:
@@ -285,17 +410,40 @@ def _evolve_one(state, work, co, ly, lx, snap_steps, out, check_every, stag_max,
 
 @njit(cache=True, parallel=True)
 def _evolve_batch(states, work, co, ly, lx, snap_steps, out, status, check_every, stag_max, change_max, grace,
-                  reason, value):
-    """Evolve a batch, parallel over samples (each thread owns whole samples)."""
+                  reason, value, xi=None, dco=None, amp=None, keys=None):
+    """Evolve a batch, parallel over samples (each thread owns whole samples).
+
+    Optional per-sample nuisance inputs: ``xi`` (S, N, N) and ``dco`` (S, 2)
+    for pinning disorder, ``amp`` (S,) float64 and ``keys`` (S,) uint64 for
+    thermal noise. Left out, numba compiles the clean variant.
+    """
     S = states.shape[0]
     for s in prange(S):
-        status[s] = _evolve_one(states[s], work[s], co[s], ly[s], lx[s], snap_steps, out[s], check_every,
-                                stag_max, change_max, grace, reason[s:s + 1], value[s:s + 1])
+        if xi is None:
+            if amp is None:
+                status[s] = _evolve_one(states[s], work[s], co[s], ly[s], lx[s], snap_steps, out[s], check_every,
+                                        stag_max, change_max, grace, reason[s:s + 1], value[s:s + 1])
+            else:
+                status[s] = _evolve_one(states[s], work[s], co[s], ly[s], lx[s], snap_steps, out[s], check_every,
+                                        stag_max, change_max, grace, reason[s:s + 1], value[s:s + 1],
+                                        None, None, amp[s], keys[s])
+        else:
+            if amp is None:
+                status[s] = _evolve_one(states[s], work[s], co[s], ly[s], lx[s], snap_steps, out[s], check_every,
+                                        stag_max, change_max, grace, reason[s:s + 1], value[s:s + 1],
+                                        xi[s], dco[s])
+            else:
+                status[s] = _evolve_one(states[s], work[s], co[s], ly[s], lx[s], snap_steps, out[s], check_every,
+                                        stag_max, change_max, grace, reason[s:s + 1], value[s:s + 1],
+                                        xi[s], dco[s], amp[s], keys[s])
 
 
 @njit(cache=True, nogil=True)
-def _energy(state, D1, D2, a1, a2, b1, b2, eta, nu, h, ly, lx):
-    """Free energy F of one sample (float64 accumulation), docs/physics.md "Lattice free energy"."""
+def _energy(state, D1, D2, a1, a2, b1, b2, eta, nu, h, ly, lx, xi=None, delta=0.0):
+    """Free energy F of one sample (float64 accumulation), docs/physics.md "Lattice free energy".
+
+    With ``xi`` (N, N), α_b is α_b·(1 + δ·ξ(r)) at site r (pinning disorder).
+    """
     N = state.shape[1]
     ih = 1.0 / h
     tot = 0.0
@@ -338,6 +486,9 @@ def _energy(state, D1, D2, a1, a2, b1, b2, eta, nu, h, ly, lx):
             dens = D1 * (dx1r * dx1r + dx1i * dx1i + dy1r * dy1r + dy1i * dy1i)
             dens += D2 * (dx2r * dx2r + dx2i * dx2i + dy2r * dy2r + dy2i * dy2i)
             dens += a1 * rho1 + 0.5 * b1 * rho1 * rho1 + a2 * rho2 + 0.5 * b2 * rho2 * rho2
+            if xi is not None:
+                dx = delta * xi[i, j]
+                dens += dx * (a1 * rho1 + a2 * rho2)
             dens += 2.0 * nu * (dx1r * dx2r + dx1i * dx2i + dy1r * dy2r + dy1i * dy2i)
             dens -= 2.0 * eta * (p1r * p2r + p1i * p2i)
             tot += dens

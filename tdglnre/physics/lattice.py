@@ -81,3 +81,27 @@ def landau_links(N: int, L: float, n_v: int) -> Links:
     theta_x = np.zeros((N, N))
     theta_x[:, N - 1] = phi_seam
     return Links(theta_x, theta_y, h, field_from_n_v(n_v, L) * h * h)
+
+
+def gaussian_filter_field(white: np.ndarray, h: float, length: float) -> np.ndarray:
+    """Smooth white noise into a unit-variance Gaussian random field (periodic).
+
+    Each Fourier mode of ``white`` (N, N), i.i.d. N(0, 1), is multiplied by
+    exp(−k²ℓ²/4), k = 2π·fftfreq(N, h) per axis, so the power spectrum is
+    exp(−k²ℓ²/2) and the correlation ⟨ξ(r)ξ(r′)⟩ ≈ exp(−|r − r′|²/2ℓ²) for
+    h ≲ ℓ ≪ L. The result is divided by the *expected* standard deviation
+    sqrt(Σ_k exp(−k²ℓ²/2)/N²), so every site has variance exactly 1 over
+    realisations (docs/physics.md, "Pinning disorder"). ℓ = 0 returns the
+    white noise itself.
+    """
+    white = np.asarray(white, dtype=np.float64)
+    N = white.shape[0]
+    if white.shape != (N, N):
+        raise ValueError(f"white noise must be square (N, N), got shape {white.shape}")
+    if length == 0:
+        return white.copy()
+    k = 2.0 * np.pi * np.fft.fftfreq(N, d=h)
+    k2 = k[:, None] ** 2 + k[None, :] ** 2
+    amp = np.exp(-0.25 * k2 * length * length)
+    field = np.fft.ifft2(np.fft.fft2(white) * amp).real
+    return field / np.sqrt(np.mean(amp * amp))

@@ -4,8 +4,14 @@ Readable rather than fast: complex arrays, ``np.roll`` for neighbours and
 general link phases (any gauge). The numba kernels in :mod:`.kernels` are
 tested against these functions, and ``tdglnre bench`` times them.
 
-Conventions (DESIGN.md §2): ψ arrays are [i, j] = [y, x];
+Conventions (docs/physics.md, "Lattice"): ψ arrays are [i, j] = [y, x];
 D_μψ(r) = (U_μ(r) ψ(r+μ̂) − ψ(r)) / h with U_μ = exp(−i θ_μ).
+
+Nuisance physics (docs/physics.md, "Nuisance physics"): pinning disorder is
+``alpha`` given per band as an (N, N) array α_b(1 + δξ(r)) — every function
+here broadcasts it; thermal noise is :func:`langevin_step` with the normals of
+:func:`thermal_normals`, a NumPy transcription of the kernel's counter-based
+stream.
 """
 
 from __future__ import annotations
@@ -55,7 +61,10 @@ def evolve(psi1, psi2, links: Links, dt: float, n_steps: int, **params):
 
 
 def energy(psi1, psi2, links: Links, *, alpha, beta, D, eta, nu) -> float:
-    """Free energy F (DESIGN.md §2), including the drag cross term."""
+    """Free energy F (docs/physics.md, "Lattice free energy"), including the drag cross term.
+
+    ``alpha`` may hold per-site arrays (pinning disorder).
+    """
     h2 = links.h**2
     d1x, d1y = forward_difference(psi1, links)
     d2x, d2y = forward_difference(psi2, links)
@@ -80,3 +89,65 @@ def random_state(rng: np.random.Generator, N: int) -> tuple[np.ndarray, np.ndarr
     """Quench initial state: Re, Im ~ U[−0.5, 0.5] i.i.d. (for tests)."""
     a = rng.uniform(-0.5, 0.5, size=(4, N, N))
     return a[0] + 1j * a[1], a[2] + 1j * a[3]
+
+
+# ----------------------------------------------------------------- thermal noise
+_M64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+_MIX1 = 0xBF58476D1CE4E5B9
+_MIX2 = 0x94D049BB133111EB
+_THERMAL_TAG = 0x544845524D414C31
+
+
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser on uint64 arrays (wrapping arithmetic)."""
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(_MIX1)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(_MIX2)
+    return z ^ (z >> np.uint64(31))
+
+
+def noise_key(seed: int, index: int) -> int:
+    """Key of sample ``index``'s noise stream in run ``seed`` (Python integers, as the kernel)."""
+    def mix(z: int) -> int:
+        z &= _M64
+        z = ((z ^ (z >> 30)) * _MIX1) & _M64
+        z = ((z ^ (z >> 27)) * _MIX2) & _M64
+        return z ^ (z >> 31)
+
+    a = mix(int(seed) + _GOLDEN)
+    b = mix((int(index) ^ _THERMAL_TAG) + 2 * _GOLDEN)
+    return mix(a + b)
+
+
+def thermal_normals(key: int, step: int, N: int) -> np.ndarray:
+    """Standard normals (4, N, N) of Euler step ``step``: Box–Muller of the hashed counters.
+
+    Site (i, j) owns the pair counters p = 2·((step·N + i)·N + j) and p + 1;
+    pair p uses the uniforms of counters 2p and 2p + 1, each
+    u = ((H >> 11) + ½)·2⁻⁵³ with H = mix(mix(c + γ) XOR key).
+    """
+    site = (np.uint64(step) * np.uint64(N * N) + np.arange(N * N, dtype=np.uint64)).reshape(N, N)
+    out = np.empty((4, N, N))
+    key = np.uint64(key)
+    for p in range(2):
+        pair = site * np.uint64(2) + np.uint64(p)
+        u = []
+        for q in range(2):
+            c = pair * np.uint64(2) + np.uint64(q)
+            z = _mix64(_mix64(c + np.uint64(_GOLDEN)) ^ key)
+            u.append(((z >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0 ** -53)
+        r = np.sqrt(-2.0 * np.log(u[0]))
+        out[2 * p] = r * np.cos(2.0 * np.pi * u[1])
+        out[2 * p + 1] = r * np.sin(2.0 * np.pi * u[1])
+    return out
+
+
+def langevin_step(psi1, psi2, links: Links, dt: float, T: float, normals: np.ndarray, **params):
+    """One Euler–Maruyama step ψ ← ψ + dt·∂_tψ + sqrt(T·dt)/h·(g_re + i g_im).
+
+    ``normals`` (4, N, N) are the standard normals of (Re ψ1, Im ψ1, Re ψ2,
+    Im ψ2) — :func:`thermal_normals` reproduces the kernel's.
+    """
+    p1, p2 = euler_step(psi1, psi2, links, dt, **params)
+    amp = np.sqrt(T * dt) / links.h
+    return p1 + amp * (normals[0] + 1j * normals[1]), p2 + amp * (normals[2] + 1j * normals[3])

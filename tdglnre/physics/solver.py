@@ -6,7 +6,11 @@
   numba kernel as the dynamics (used by tests and the Hessian analysis).
 
 Sample k's initial state depends only on (seed, k) — see :func:`sample_rng` —
-so results never depend on batch composition or thread count.
+so results never depend on batch composition or thread count. The same holds
+for the nuisance physics (docs/physics.md, "Nuisance physics"): sample k's
+pinning-disorder field comes from (seed, k) (:func:`disorder_field`) and its
+thermal noise from a counter-based stream keyed by (seed, k, step, site)
+evaluated inside the kernel (:func:`thermal_amplitude`, ``kernels.noise_key``).
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ import numpy as np
 
 from ..errors import ConfigError, DivergenceError
 from . import kernels
-from .config import SimConfig, as_sample_arrays
+from .config import SimConfig, as_sample_arrays, disorder_clip
+from .lattice import gaussian_filter_field
 
 log = logging.getLogger(__name__)
 
 #: Independent random streams derived from (seed, k).
 STREAM_INITIAL_STATE = 0
 STREAM_PRIOR = 1
+STREAM_DISORDER = 2
 
 #: Largest run seed (seeds are 0..2**63 − 1; also what HDF5 stores as int64).
 SEED_MAX = 2**63 - 1
@@ -51,6 +57,31 @@ def sample_rng(seed: int, index: int, stream: int = STREAM_INITIAL_STATE) -> np.
 def initial_state(seed: int, index: int, N: int) -> np.ndarray:
     """Quench initial condition (4, N, N) float64: Re, Im ψ_i ~ U[−0.5, 0.5]."""
     return sample_rng(seed, index).uniform(-0.5, 0.5, size=(4, N, N))
+
+
+def disorder_field(seed: int, index: int, config: SimConfig) -> np.ndarray:
+    """Sample ``index``'s pinning-disorder field ξ(r) (N, N) float64.
+
+    White noise from ``SeedSequence([seed, 2, index])`` filtered to the
+    correlation length ``config.disorder_length`` and unit variance
+    (:func:`.lattice.gaussian_filter_field`), then clipped to ±ξ_max
+    (:func:`.config.disorder_clip`, reached with chance <= 1e-9 per sample)
+    so that the time-step bound holds at every site. It does not depend on δ:
+    samples differing only in δ see the same landscape, scaled.
+    """
+    white = sample_rng(seed, index, STREAM_DISORDER).standard_normal((config.N, config.N))
+    xi = gaussian_filter_field(white, config.h, config.disorder_length)
+    x = disorder_clip(config.N)
+    return np.clip(xi, -x, x)
+
+
+def thermal_amplitude(T: np.ndarray | float, dt: float, h: float) -> np.ndarray:
+    """Standard deviation sqrt(T·dt)/h of the thermal kick of each real component per Euler step.
+
+    Fluctuation–dissipation for ∂_t z = −(1/2h²) ∂F/∂z (docs/physics.md,
+    "Thermal noise") makes exp(−F/T) the stationary distribution.
+    """
+    return np.sqrt(np.asarray(T, dtype=np.float64) * dt) / h
 
 
 def state_to_psi(state: np.ndarray) -> np.ndarray:
@@ -105,7 +136,7 @@ class SimulationResult:
     psi: np.ndarray
     """Order parameters (S, T, 2, N, N), complex; [..., 0, :, :] is band 1."""
     params: dict[str, np.ndarray]
-    """Per-sample eta, n_v, nu (S,)."""
+    """Per-sample eta, n_v, nu, T, delta (S,)."""
     sample_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """Global sample index k of each row (its initial state depends on (seed, k))."""
 
@@ -144,10 +175,12 @@ def simulate(
     config
         Simulation settings; validated here.
     params
-        Per-sample ``eta``, ``n_v``, ``nu`` (arrays of length S or scalars);
-        missing ones take the config's value.
+        Per-sample ``eta``, ``n_v``, ``nu``, ``T`` (temperature of the
+        thermal noise) and ``delta`` (pinning-disorder strength), arrays of
+        length S or scalars; missing ones take the config's value.
     seed
-        Run seed. Sample k's initial state depends only on (seed, k).
+        Run seed. Sample k's initial state, disorder field and thermal noise
+        depend only on (seed, k).
     sample_indices
         Global index k of each sample (default 0..S-1).
     n_samples
@@ -205,6 +238,15 @@ def simulate(
     ly, lx = kernels.link_tables(N, config.L, pars["n_v"], dtype=dtype)
     ctype = np.complex128 if dtype == np.float64 else np.complex64
     psi = np.empty((S, T, 2, N, N), dtype=ctype)
+    # nuisance physics: each variant is compiled separately, so clean runs use the clean kernel
+    disordered = bool(np.any(pars["delta"] != 0.0))
+    thermal = bool(np.any(pars["T"] > 0.0))
+    dco = kernels.disorder_coefficients(config.alpha, pars["delta"], scale=config.dt, dtype=dtype) \
+        if disordered else None
+    amp = thermal_amplitude(pars["T"], config.dt, config.h) if thermal else None
+    keys = np.array([kernels.noise_key(seed, int(k)) for k in idx], dtype=np.uint64) if thermal else None
+    if disordered or thermal:
+        log.debug("simulate: nuisance physics on (disorder: %s, thermal noise: %s)", disordered, thermal)
 
     done = 0
     with numba_threads(threads):
@@ -219,15 +261,26 @@ def simulate(
             status = np.full(b, -1, dtype=np.int64)
             reason = np.zeros(b, dtype=np.int64)
             value = np.zeros(b, dtype=np.float64)
+            extra: tuple = ()
+            if disordered or thermal:
+                xi = None
+                if disordered:
+                    xi = np.zeros((b, N, N), dtype=dtype)
+                    for r in range(b):
+                        if pars["delta"][start + r] != 0.0:
+                            xi[r] = disorder_field(seed, int(idx[start + r]), config)
+                extra = (xi, None if dco is None else dco[start:stop],
+                         None if amp is None else amp[start:stop], None if keys is None else keys[start:stop])
             kernels._evolve_batch(states, work, co[start:stop], ly[start:stop], lx[start:stop],
                                   snap, out, status, check_every, kernels.STAGGERED_MAX, kernels.CHANGE_MAX,
-                                  kernels.GRACE_STEPS, reason, value)
+                                  kernels.GRACE_STEPS, reason, value, *extra)
             bad = np.flatnonzero(status >= 0)
             if bad.size:
                 r = int(bad[0])
                 k = start + r
-                raise DivergenceError(int(idx[k]), int(status[r]),
-                                      {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]},
+                bad_pars = {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]}
+                bad_pars.update({n: pars[n][k] for n in ("T", "delta") if pars[n][k] != 0.0})
+                raise DivergenceError(int(idx[k]), int(status[r]), bad_pars,
                                       _reason_text(int(reason[r]), float(value[r])))
             psi[start:stop] = state_to_psi(out)
             done += b
@@ -243,14 +296,21 @@ class EnergyModel:
 
     Coordinates are real states (4, N, N) = (Re ψ1, Im ψ1, Re ψ2, Im ψ2),
     float64, or their flattening (4N²,).
+
+    With pinning disorder (``delta`` ≠ 0, or the config's δ) the landscape is
+    sample ``index``'s of run ``seed`` (:func:`disorder_field`), or ``xi`` if
+    given; energy and gradient both include α_b·δ·ξ(r)·|ψ_b|². Thermal noise
+    is not part of F (T only enters the dynamics).
     """
 
     def __init__(self, config: SimConfig, *, eta: float | None = None, n_v: int | None = None,
-                 nu: float | None = None):
+                 nu: float | None = None, delta: float | None = None, seed: int = 0, index: int = 0,
+                 xi: np.ndarray | None = None):
         cfg = config.replace(
             eta=config.eta if eta is None else float(eta),
             n_v=config.n_v if n_v is None else n_v,
             nu=config.nu if nu is None else float(nu),
+            delta=config.delta if delta is None else float(delta),
             dtype="float64",
         )
         cfg.validate()
@@ -265,6 +325,18 @@ class EnergyModel:
                                             scale=1.0, keep=0.0)[0]
         ly, lx = kernels.link_tables(cfg.N, cfg.L, np.array([cfg.n_v]))
         self._ly, self._lx = ly[0], lx[0]
+        #: disorder field ξ (N, N) or None for a clean sample
+        self.xi: np.ndarray | None = None
+        self._grad_dco = self._rhs_dco = None
+        if cfg.delta != 0.0:
+            if xi is None:
+                xi = disorder_field(seed, index, cfg)
+            xi = np.ascontiguousarray(xi, dtype=np.float64)
+            if xi.shape != (cfg.N, cfg.N):
+                raise ConfigError(f"disorder field must have shape {(cfg.N, cfg.N)}, got {xi.shape}")
+            self.xi = xi
+            self._grad_dco = kernels.disorder_coefficients(cfg.alpha, cfg.delta, scale=-2.0 * h * h)[0]
+            self._rhs_dco = kernels.disorder_coefficients(cfg.alpha, cfg.delta, scale=1.0)[0]
 
     def _as_state(self, z: np.ndarray) -> np.ndarray:
         z = np.ascontiguousarray(z, dtype=np.float64)
@@ -275,18 +347,27 @@ class EnergyModel:
     def energy(self, z: np.ndarray) -> float:
         """Free energy F(z)."""
         c = self.config
-        return float(kernels._energy(self._as_state(z), c.D[0], c.D[1], c.alpha[0], c.alpha[1],
-                                     c.beta[0], c.beta[1], c.eta, c.nu, c.h, self._ly, self._lx))
+        args = (self._as_state(z), c.D[0], c.D[1], c.alpha[0], c.alpha[1],
+                c.beta[0], c.beta[1], c.eta, c.nu, c.h, self._ly, self._lx)
+        if self.xi is None:
+            return float(kernels._energy(*args))
+        return float(kernels._energy(*args, self.xi, c.delta))
+
+    def _apply(self, st: np.ndarray, res: np.ndarray, co: np.ndarray, dco: np.ndarray | None) -> None:
+        if self.xi is None:
+            kernels._sweep(st, res, co, self._ly, self._lx)
+        else:
+            kernels._sweep(st, res, co, self._ly, self._lx, self.xi, dco)
 
     def gradient(self, z: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Real gradient ∂F/∂z with the shape of ``z`` (= −2h² · ∂_tψ)."""
         st = self._as_state(z)
         res = np.empty(self.shape) if out is None else out.reshape(self.shape)
-        kernels._sweep(st, res, self._grad_co, self._ly, self._lx)
+        self._apply(st, res, self._grad_co, self._grad_dco)
         return res.reshape(np.shape(z))
 
     def rhs(self, z: np.ndarray) -> np.ndarray:
         """Time derivative ∂_tψ as a real state (4, N, N)."""
         res = np.empty(self.shape)
-        kernels._sweep(self._as_state(z), res, self._rhs_co, self._ly, self._lx)
+        self._apply(self._as_state(z), res, self._rhs_co, self._rhs_dco)
         return res
