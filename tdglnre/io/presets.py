@@ -15,18 +15,23 @@ TOML file. Its layout::
     D = [4.0, 1.0]
     snapshot_times = [2.0]
     dtype = "float32"
+    disorder_length = 1.0             # correlation length of the pinning disorder
 
     [prior]                           # one entry per sample parameter
     eta = "uniform(0, 1.5)"
     n_v = "int_uniform(1, 16)"
     nu = "fixed(0)"                   # or a number; omitted ones are fixed at the config value
+    T = "uniform(0, 0.01)"            # temperature of the thermal noise (nuisance physics)
+    delta = "fixed(0)"                # pinning-disorder strength
 
 Overrides (``--set key=value``, repeatable, applied in order):
 
 * a config field — ``N``, ``L``, ``dt``, ``alpha``, ``beta``, ``D``,
-  ``snapshot_times``, ``dtype``: ``N=32``, ``alpha=-1`` (both bands),
-  ``D=4,1`` or ``D=[4,1]``, ``snapshot_times=0.5,1,2``, ``dtype=float64``;
-* a sample parameter ``eta``, ``n_v``, ``nu`` or ``prior.eta`` etc.: a number
+  ``snapshot_times``, ``dtype``, ``disorder_length``: ``N=32``, ``alpha=-1``
+  (both bands), ``D=4,1`` or ``D=[4,1]``, ``snapshot_times=0.5,1,2``,
+  ``dtype=float64``, ``disorder_length=2``;
+* a sample parameter ``eta``, ``n_v``, ``nu``, ``T``, ``delta`` or
+  ``prior.eta`` etc. (docs/physics.md, "Nuisance physics"): a number
   fixes it (``nu=0.1``), a prior re-draws it (``prior.eta=uniform(0,1)``,
   ``n_v=int_uniform(1,8)``, ``prior.nu=fixed(0)``);
 * ``B=<field>``: fixes the field; it must carry an integer number of flux
@@ -50,6 +55,8 @@ __all__ = ["list_presets", "load_preset", "preset_path", "apply_overrides", "ove
            "parse_overrides"]
 
 _TOP_KEYS = ("description", "config", "prior")
+#: Sample parameters of the nuisance physics: absent from a prior unless set.
+NUISANCE_PARAMETERS = ("T", "delta")
 _CONFIG_KEYS = tuple(k for k in SimConfig.field_names() if k not in SAMPLE_PARAMETERS)
 
 
@@ -167,7 +174,7 @@ def _as_number(key: str, value: Any, *, integer: bool = False) -> float | int:
 def _coerce_config_value(key: str, value: Any) -> Any:
     if key == "N":
         return _as_number("N", value, integer=True)
-    if key in ("L", "dt"):
+    if key in ("L", "dt", "disorder_length"):
         return _as_number(key, value)
     if key in ("alpha", "beta", "D"):
         if isinstance(value, (list, tuple)):
@@ -227,8 +234,14 @@ def apply_overrides(config: SimConfig, prior: Prior,
 
 
 def _sync_fixed(config: SimConfig, prior: Prior) -> tuple[SimConfig, Prior]:
-    """Complete the prior (missing parameters fixed at the config value) and copy fixed values into the config."""
-    missing = {n: float(getattr(config, n)) for n in SAMPLE_PARAMETERS if n not in prior.names}
+    """Complete the prior (missing parameters fixed at the config value) and copy fixed values into the config.
+
+    The nuisance parameters T and delta join the prior only when the config
+    sets them (≠ 0), so clean presets keep the prior (η, n_v, ν) that earlier
+    files and models recorded.
+    """
+    missing = {n: float(getattr(config, n)) for n in SAMPLE_PARAMETERS
+               if n not in prior.names and (n not in NUISANCE_PARAMETERS or float(getattr(config, n)) != 0.0)}
     if missing:
         prior = prior.replace(**missing)
     fixed = prior.fixed_values()

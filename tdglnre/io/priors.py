@@ -1,4 +1,4 @@
-"""Priors over the per-sample parameters (η, n_v, ν).
+"""Priors over the per-sample parameters (η, n_v, ν, T, δ).
 
 A :class:`Prior` is a product of named one-dimensional priors, one per sample
 parameter of the solver (:data:`tdglnre.physics.config.SAMPLE_PARAMETERS`):
@@ -18,6 +18,11 @@ samples are batched or distributed.
 Text syntax (used by presets and ``--set prior.NAME=...``)::
 
     uniform(0, 1.5)      int_uniform(1, 16)      fixed(0)      0.25  (= fixed(0.25))
+
+T (temperature of the thermal noise) and delta (pinning-disorder strength) are
+sample parameters like the others (docs/physics.md, "Nuisance physics"); T
+must be >= 0. They are appended after (η, n_v, ν) in the canonical order, so
+adding them to a prior leaves the draws of the other parameters unchanged.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ class Prior1D:
     """One named one-dimensional prior."""
 
     name: str
-    """Parameter name (one of eta, n_v, nu)."""
+    """Parameter name (one of eta, n_v, nu, T, delta)."""
     kind: str
     """"uniform", "int_uniform" or "fixed"."""
     low: float
@@ -83,6 +88,8 @@ class Prior1D:
                 f"prior for n_v: the number of flux quanta must be an integer "
                 f"(use int_uniform(low, high) or fixed(integer)), got {self.describe_raw()}"
             )
+        if self.name == "T" and low < 0:
+            raise ConfigError(f"prior for T: the temperature must be >= 0, got {self.describe_raw()}")
         if self.name == "n_v" and self.kind == "uniform":
             raise ConfigError(
                 f"prior for n_v: the number of flux quanta is an integer; use int_uniform({low:g}, {high:g}) "
@@ -170,7 +177,7 @@ def parse_prior_spec(name: str, spec: Any) -> Prior1D:
 
 
 class Prior:
-    """Product of named one-dimensional priors over (η, n_v, ν).
+    """Product of named one-dimensional priors over (η, n_v, ν, T, δ).
 
     Parameters
     ----------
@@ -178,8 +185,8 @@ class Prior:
         Mapping name → prior (a :class:`Prior1D`, text such as
         ``"uniform(0, 1.5)"``, a number, or a mapping; see
         :func:`parse_prior_spec`), or an iterable of :class:`Prior1D`.
-        Names must be sample parameters (eta, n_v, nu); they are kept in the
-        canonical order ``("eta", "n_v", "nu")``.
+        Names must be sample parameters (eta, n_v, nu, T, delta); they are
+        kept in the canonical order ``("eta", "n_v", "nu", "T", "delta")``.
     """
 
     def __init__(self, entries: Mapping[str, Any] | Iterable[Prior1D]):
@@ -301,8 +308,12 @@ class Prior:
         "Well-posedness and stability"). The time-step bound grows with |η|
         through the density bound and depends on ν only through |νκ − η|,
         which is convex in ν, so besides the corners η is also checked on a
-        grid of its interval (and at the largest |η|). n_v bounds must be
-        integers. Returns ``self``.
+        grid of its interval (and at the largest |η|). With pinning disorder
+        the bound tightens monotonically with |δ|, so only the δ bound of
+        largest magnitude is checked; T does not enter the bound (T >= 0 is
+        checked by :class:`Prior1D` and at the box's T bound). n_v bounds must
+        be integers.
+        Returns ``self``.
         """
         for n, e in self._entries.items():
             if n == "n_v" and (e.low != round(e.low) or e.high != round(e.high)):
@@ -317,15 +328,17 @@ class Prior:
         etas = sorted({eta_lo, eta_hi})
         if eta_hi > eta_lo:
             etas += [float(v) for v in np.linspace(eta_lo, eta_hi, _ETA_GRID)[1:-1]]
+        delta = max((lows["delta"], highs["delta"]), key=abs)
         for eta in etas:
             for n_v in sorted({lows["n_v"], highs["n_v"]}):
                 for nu in sorted({nu_lo, nu_hi}, key=abs, reverse=True):
                     try:
-                        config.validate_sample(eta, n_v, nu)
+                        config.validate_sample(eta, n_v, nu, highs["T"], delta)
                     except ConfigError as exc:
                         where = "corner" if eta in (eta_lo, eta_hi) else "point"
-                        raise ConfigError(f"prior box {where} (eta={eta:g}, n_v={n_v:g}, nu={nu:g}) is invalid; "
-                                          f"narrow the prior: {exc}") from None
+                        extra = f", delta={delta:g}" if delta != 0 else ""
+                        raise ConfigError(f"prior box {where} (eta={eta:g}, n_v={n_v:g}, nu={nu:g}{extra}) is "
+                                          f"invalid; narrow the prior: {exc}") from None
         return self
 
     # --------------------------------------------------------------- serialise
