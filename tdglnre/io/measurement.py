@@ -1,0 +1,519 @@
+"""Measurement forward model: what an instrument makes of the simulated channels.
+
+A :class:`MeasurementModel` is a left-to-right composition of seeded
+transforms applied to channel images ``(..., N, N, C)`` whose last axis holds
+named channels (by default :data:`tdglnre.physics.observables.CHANNELS`,
+``rho1, rho2, curlJ``). Pure NumPy; docs/observations.md describes each
+transform and its physical reading.
+
+=================  ==========================================================
+text               effect
+=================  ==========================================================
+``blur(w)``        periodic Gaussian point-spread function, standard
+                   deviation ``w`` pixels of the image it acts on
+``noise(s)``       additive Gaussian noise, σ = ``s`` × the channel's
+                   standard deviation over the image (the paper's 0.01,
+                   0.05, 0.15)
+``poisson(n)``     shot noise: the channel is read as an intensity with
+                   ``n`` expected counts per pixel on average
+``bin(M)``         average f×f pixel blocks down to an M×M image (f = N/M)
+``gain(g)``        multiply by ``g``
+``offset(o)``      add ``o``
+``channels(a,…)``  keep the named channels, in the order given
+=================  ==========================================================
+
+Text form ``"blur(1.0)+noise(0.05)+bin(16)+channels(rho1)"``; the TOML /
+JSON form is a list of tables ``[{kind = "blur", width = 1.0}, …]`` (or
+``{"transforms": [...]}``, or shorthand ``{blur = 1.0}``). ``str(model)``
+and :meth:`MeasurementModel.to_dict` round-trip through :meth:`MeasurementModel.parse`.
+
+Randomness comes only from the explicit ``numpy.random.Generator`` given to
+:meth:`MeasurementModel.apply`; :func:`measurement_rng` derives one per
+(seed, epoch, sample) so that augmentation is reproducible whatever the
+batching (:meth:`MeasurementModel.apply_samples`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..physics.observables import CHANNELS
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MeasurementModel", "Transform", "Blur", "Noise", "Poisson", "Bin", "Gain", "Offset", "Channels",
+           "TRANSFORMS", "measurement_rng", "psf_kernel"]
+
+#: Entropy word that separates measurement streams from the solver's (seed, stream, k) streams.
+MEASUREMENT_STREAM = 0x4D454153  # "MEAS"
+
+
+def measurement_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """Generator for sample ``index`` in ``epoch`` of a run with ``seed`` (all integers >= 0).
+
+    Built from ``SeedSequence([seed, MEASUREMENT_STREAM, epoch, index])``, so it
+    depends on nothing else (batch, order, worker) and never coincides with the
+    solver's streams ``SeedSequence([seed, stream, k])``.
+    """
+    vals = {"seed": seed, "epoch": epoch, "index": index}
+    for name, v in vals.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or int(v) < 0:
+            raise ConfigError(f"measurement_rng: {name} must be an integer >= 0, got {v!r}")
+    return np.random.default_rng(np.random.SeedSequence([int(seed), MEASUREMENT_STREAM, int(epoch), int(index)]))
+
+
+def psf_kernel(N: int, width: float) -> np.ndarray:
+    """The periodic point-spread function (N, N) of ``blur(width)``, centred on pixel (0, 0).
+
+    Its Fourier transform is exp(−k²w²/2) with k = 2π·fftfreq(N) per axis
+    (a Gaussian of standard deviation w pixels, made periodic); it sums to 1,
+    so blurring conserves the image mean.
+    """
+    k = 2.0 * np.pi * np.fft.fftfreq(N)
+    return np.fft.ifft2(_psf_spectrum(k, k, width)).real
+
+
+def _psf_spectrum(ky: np.ndarray, kx: np.ndarray, width: float) -> np.ndarray:
+    return np.exp(-0.5 * width * width * (ky[:, None] ** 2 + kx[None, :] ** 2))
+
+
+# ------------------------------------------------------------------ transforms
+def _number(kind: str, name: str, value: Any, *, low: float | None = None, low_open: bool = False,
+            integer: bool = False) -> float | int:
+    """Validate one numeric transform argument; ConfigError names the transform."""
+    if isinstance(value, bool):
+        raise ConfigError(f"measurement {kind}: {name} must be a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"measurement {kind}: {name} must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ConfigError(f"measurement {kind}: {name} must be finite, got {value!r}")
+    if low is not None and (v < low or (low_open and v == low)):
+        rel = ">" if low_open else ">="
+        raise ConfigError(f"measurement {kind}: {name} must be {rel} {low:g}, got {value!r}")
+    if integer:
+        if v != round(v):
+            raise ConfigError(f"measurement {kind}: {name} must be an integer, got {value!r}")
+        return int(round(v))
+    return v
+
+
+class Transform:
+    """One step of a measurement model (subclasses are frozen dataclasses)."""
+
+    kind: ClassVar[str] = ""
+    #: argument names, in text order
+    params: ClassVar[tuple[str, ...]] = ()
+
+    def args(self) -> tuple[Any, ...]:
+        """Argument values in :attr:`params` order."""
+        return tuple(getattr(self, p) for p in self.params)
+
+    def __str__(self) -> str:
+        return f"{self.kind}({', '.join(repr(a) for a in self.args())})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"kind": ..., param: value, ...}`` (plain JSON)."""
+        return {"kind": self.kind, **{p: getattr(self, p) for p in self.params}}
+
+    def out_size(self, N: int) -> int:
+        """Side of the output image for an N×N input."""
+        return N
+
+    def out_channels(self, channels: tuple[str, ...]) -> tuple[str, ...]:
+        """Channel names after the transform."""
+        return channels
+
+    def apply(self, x: np.ndarray, channels: tuple[str, ...], rng: np.random.Generator) -> np.ndarray:
+        """Transform a float64 array (..., N, N, C)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Blur(Transform):
+    """Periodic Gaussian point-spread blur of standard deviation ``width`` pixels (:func:`psf_kernel`)."""
+
+    width: float
+    kind: ClassVar[str] = "blur"
+    params: ClassVar[tuple[str, ...]] = ("width",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "width", _number(self.kind, "width", self.width, low=0.0))
+
+    def apply(self, x, channels, rng):
+        if self.width == 0:
+            return x
+        N = x.shape[-2]
+        k = 2.0 * np.pi * np.fft.fftfreq(N)
+        spec = _psf_spectrum(k, k, self.width)[:, :, None]
+        return np.fft.ifft2(np.fft.fft2(x, axes=(-3, -2)) * spec, axes=(-3, -2)).real
+
+
+@dataclass(frozen=True)
+class Noise(Transform):
+    """Additive Gaussian noise of σ = ``sigma`` × each channel's standard deviation over the image."""
+
+    sigma: float
+    kind: ClassVar[str] = "noise"
+    params: ClassVar[tuple[str, ...]] = ("sigma",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sigma", _number(self.kind, "sigma", self.sigma, low=0.0))
+
+    def apply(self, x, channels, rng):
+        spread = x.std(axis=(-3, -2), keepdims=True)
+        return x + (self.sigma * spread) * rng.standard_normal(x.shape)
+
+
+@dataclass(frozen=True)
+class Poisson(Transform):
+    """Shot noise with ``counts`` expected counts per pixel on average.
+
+    Each channel of each image is read as an intensity I = x − min(0, min x)
+    (non-negative; only a channel with negative values, such as curl J, is
+    shifted), converted to counts with mean ``counts`` per pixel, drawn from a
+    Poisson law and converted back: E[x'] = x and Var[x'] = I·mean(I)/counts.
+    """
+
+    counts: float
+    kind: ClassVar[str] = "poisson"
+    params: ClassVar[tuple[str, ...]] = ("counts",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counts", _number(self.kind, "counts", self.counts, low=0.0, low_open=True))
+
+    def apply(self, x, channels, rng):
+        shift = np.minimum(0.0, x.min(axis=(-3, -2), keepdims=True))
+        inten = x - shift
+        mean = inten.mean(axis=(-3, -2), keepdims=True)
+        scale = np.where(mean > 0, self.counts / np.where(mean > 0, mean, 1.0), 0.0)
+        lam = inten * scale
+        drawn = rng.poisson(lam).astype(np.float64)
+        back = np.divide(drawn, scale, out=np.zeros_like(drawn), where=scale > 0)
+        return back + shift
+
+
+@dataclass(frozen=True)
+class Bin(Transform):
+    """Average f×f blocks of pixels into an ``size`` × ``size`` image (f = N / size, an integer)."""
+
+    size: int
+    kind: ClassVar[str] = "bin"
+    params: ClassVar[tuple[str, ...]] = ("size",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", _number(self.kind, "size", self.size, low=1.0, integer=True))
+
+    def out_size(self, N: int) -> int:
+        if N % self.size:
+            raise ConfigError(f"measurement bin({self.size}): the {N}x{N} image cannot be binned to "
+                              f"{self.size}x{self.size}; the size must divide {N}")
+        return self.size
+
+    def apply(self, x, channels, rng):
+        N = x.shape[-2]
+        M = self.out_size(N)
+        f = N // M
+        y = x.reshape(x.shape[:-3] + (M, f, M, f, x.shape[-1]))
+        return y.mean(axis=(-4, -2))
+
+
+@dataclass(frozen=True)
+class Gain(Transform):
+    """Multiply every channel by ``factor`` (detector gain)."""
+
+    factor: float
+    kind: ClassVar[str] = "gain"
+    params: ClassVar[tuple[str, ...]] = ("factor",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "factor", _number(self.kind, "factor", self.factor))
+
+    def apply(self, x, channels, rng):
+        return x * self.factor
+
+
+@dataclass(frozen=True)
+class Offset(Transform):
+    """Add ``value`` to every channel (detector offset / background)."""
+
+    value: float
+    kind: ClassVar[str] = "offset"
+    params: ClassVar[tuple[str, ...]] = ("value",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "value", _number(self.kind, "value", self.value))
+
+    def apply(self, x, channels, rng):
+        return x + self.value
+
+
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Channels(Transform):
+    """Keep the named channels, in the order given (e.g. only ``rho1`` for STM-like data)."""
+
+    names: tuple[str, ...]
+    kind: ClassVar[str] = "channels"
+    params: ClassVar[tuple[str, ...]] = ("names",)
+
+    def __post_init__(self) -> None:
+        names = (self.names,) if isinstance(self.names, str) else tuple(self.names)
+        if not names:
+            raise ConfigError("measurement channels(): name at least one channel")
+        for n in names:
+            if not isinstance(n, str) or not _NAME_RE.match(n):
+                raise ConfigError(f"measurement channels: {n!r} is not a channel name")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"measurement channels: names repeat in {list(names)}")
+        object.__setattr__(self, "names", names)
+
+    def __str__(self) -> str:
+        return f"channels({', '.join(self.names)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "names": list(self.names)}
+
+    def out_channels(self, channels):
+        missing = [n for n in self.names if n not in channels]
+        if missing:
+            raise ConfigError(f"measurement {self}: no channel(s) {missing} in the image; it has {list(channels)}")
+        return self.names
+
+    def apply(self, x, channels, rng):
+        self.out_channels(channels)
+        return x[..., [channels.index(n) for n in self.names]]
+
+
+#: Transform classes by text name.
+TRANSFORMS: dict[str, type[Transform]] = {c.kind: c for c in (Blur, Noise, Poisson, Bin, Gain, Offset, Channels)}
+
+
+def _make(kind: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> Transform:
+    """Build a transform from its name and arguments (ConfigError on anything wrong)."""
+    cls = TRANSFORMS.get(kind)
+    if cls is None:
+        raise ConfigError(f"unknown measurement transform {kind!r}; valid: {', '.join(TRANSFORMS)}")
+    kwargs = dict(kwargs or {})
+    if cls is Channels:
+        names = list(args) + ([] if "names" not in kwargs else
+                              ([kwargs.pop("names")] if isinstance(kwargs.get("names"), str) else
+                               list(kwargs.pop("names"))))
+        if kwargs:
+            raise ConfigError(f"measurement channels: unknown argument(s) {sorted(kwargs)}; it takes names")
+        return Channels(tuple(names))
+    unknown = sorted(set(kwargs) - set(cls.params))
+    if unknown:
+        raise ConfigError(f"measurement {kind}: unknown argument(s) {unknown}; it takes {list(cls.params)}")
+    vals = list(args) + [kwargs[p] for p in cls.params[len(args):] if p in kwargs]
+    if len(vals) != len(cls.params) or len(args) > len(cls.params):
+        raise ConfigError(f"measurement {kind} takes {len(cls.params)} argument(s) ({', '.join(cls.params)}), "
+                          f"got {len(args) + len(kwargs)}")
+    return cls(*vals)
+
+
+_CALL_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
+
+
+def _parse_term(term: str) -> Transform:
+    m = _CALL_RE.match(term)
+    if not m:
+        raise ConfigError(f"measurement term {term.strip()!r} is not of the form name(arguments), "
+                          f"e.g. blur(1.0); valid names: {', '.join(TRANSFORMS)}")
+    kind, body = m.group(1), m.group(2).strip()
+    raw = [a.strip() for a in body.split(",")] if body else []
+    if any(a == "" for a in raw):
+        raise ConfigError(f"measurement term {term.strip()!r} has an empty argument")
+    return _make(kind, raw)
+
+
+def _from_entry(entry: Any) -> Transform:
+    """One transform from a string, a mapping with ``kind`` or a one-key shorthand mapping."""
+    if isinstance(entry, Transform):
+        return entry
+    if isinstance(entry, str):
+        return _parse_term(entry)
+    if isinstance(entry, Mapping):
+        d = dict(entry)
+        if "kind" in d:
+            kind = d.pop("kind")
+            return _make(str(kind), (), d)
+        if len(d) == 1:
+            (kind, val), = d.items()
+            if isinstance(val, (list, tuple)):
+                return _make(str(kind), list(val))
+            return _make(str(kind), [val])
+        raise ConfigError(f"measurement entry {entry!r} needs a 'kind' key (or exactly one key name = value)")
+    raise ConfigError(f"measurement entry must be text or a table, got {type(entry).__name__}: {entry!r}")
+
+
+# ------------------------------------------------------------------ the model
+@dataclass(frozen=True)
+class MeasurementModel:
+    """A composition of measurement transforms, applied left to right."""
+
+    transforms: tuple[Transform, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "transforms", tuple(_from_entry(t) for t in self.transforms))
+
+    # ------------------------------------------------------------ construction
+    @classmethod
+    def parse(cls, spec: Any) -> "MeasurementModel":
+        """Model from text, a list of entries, a ``{"transforms": [...]}`` mapping, None or a model.
+
+        Text: terms joined by ``+`` (``"blur(1.0)+noise(0.05)"``); ``""`` and
+        ``"none"`` are the identity (perfect measurement).
+        """
+        if spec is None:
+            return cls()
+        if isinstance(spec, MeasurementModel):
+            return spec
+        if isinstance(spec, str):
+            text = spec.strip()
+            if text.lower() in ("", "none"):
+                return cls()
+            terms = _split_terms(text)
+            return cls(tuple(_parse_term(t) for t in terms))
+        if isinstance(spec, Mapping):
+            d = dict(spec)
+            if set(d) == {"transforms"}:
+                return cls.parse(d["transforms"])
+            return cls((_from_entry(d),)) if "kind" in d or len(d) == 1 else cls.parse([d])
+        if isinstance(spec, (list, tuple)):
+            return cls(tuple(_from_entry(e) for e in spec))
+        raise ConfigError(f"measurement must be text like 'blur(1.0)+noise(0.05)', a list of tables or a "
+                          f"mapping with 'transforms', got {type(spec).__name__}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "MeasurementModel":
+        """Inverse of :meth:`to_dict`."""
+        if not isinstance(d, Mapping) or "transforms" not in d:
+            raise ConfigError(f"measurement dict needs the key 'transforms', got {d!r}")
+        return cls.parse({"transforms": d["transforms"]})
+
+    @classmethod
+    def from_json(cls, text: str) -> "MeasurementModel":
+        """Inverse of :meth:`to_json`."""
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"measurement JSON is malformed: {exc}") from None
+
+    # ------------------------------------------------------------ description
+    def __str__(self) -> str:
+        return "+".join(str(t) for t in self.transforms) if self.transforms else "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"transforms": [{"kind": ..., ...}, ...]}`` (plain JSON; for model metadata)."""
+        return {"transforms": [t.to_dict() for t in self.transforms]}
+
+    def to_json(self) -> str:
+        """JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict())
+
+    @property
+    def is_identity(self) -> bool:
+        """True when the model changes nothing (no transforms)."""
+        return not self.transforms
+
+    @property
+    def is_random(self) -> bool:
+        """True when :meth:`apply` draws random numbers (noise or shot noise)."""
+        return any(isinstance(t, (Noise, Poisson)) for t in self.transforms)
+
+    def output_channels(self, channels: Sequence[str] = CHANNELS) -> tuple[str, ...]:
+        """Channel names of the measured image, given the input's."""
+        ch = tuple(channels)
+        for t in self.transforms:
+            ch = t.out_channels(ch)
+        return ch
+
+    def output_size(self, N: int) -> int:
+        """Side M of the measured M×M image for an N×N input."""
+        for t in self.transforms:
+            N = t.out_size(N)
+        return N
+
+    def output_shape(self, N: int, channels: Sequence[str] = CHANNELS) -> tuple[int, int, int]:
+        """Shape (M, M, C′) of one measured image from an N×N image with ``channels``."""
+        M = self.output_size(N)
+        return (M, M, len(self.output_channels(channels)))
+
+    # ------------------------------------------------------------ application
+    def apply(self, x: np.ndarray, rng: np.random.Generator | None = None,
+              channels: Sequence[str] = CHANNELS) -> np.ndarray:
+        """Measure images ``x`` (..., N, N, C); returns (..., M, M, C′) in ``x``'s float dtype.
+
+        ``rng`` is required when the model is random (:attr:`is_random`); all
+        images in ``x`` share its stream, so use :meth:`apply_samples` for
+        results that do not depend on how samples are batched.
+        """
+        ch = tuple(channels)
+        x = np.asarray(x)
+        if x.ndim < 3 or x.shape[-3] != x.shape[-2]:
+            raise ConfigError(f"measurement needs square images (..., N, N, C), got shape {x.shape}")
+        if x.shape[-1] != len(ch):
+            raise ConfigError(f"images have {x.shape[-1]} channels but {len(ch)} names were given: {list(ch)}")
+        if self.is_random and not isinstance(rng, np.random.Generator):
+            raise ConfigError(f"measurement {self} draws noise and needs a numpy Generator (see measurement_rng)")
+        self.output_shape(x.shape[-2], ch)  # validates bin sizes and channel names before any work
+        out_dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float64)
+        y = x.astype(np.float64)
+        for t in self.transforms:
+            y = t.apply(y, ch, rng)
+            ch = t.out_channels(ch)
+        return y.astype(out_dtype, copy=False)
+
+    def apply_samples(self, x: np.ndarray, seed: int, epoch: int, indices: Iterable[int],
+                      channels: Sequence[str] = CHANNELS) -> np.ndarray:
+        """Measure each sample ``x[r]`` with its own generator ``measurement_rng(seed, epoch, indices[r])``.
+
+        Sample k's measured image depends only on (seed, epoch, k): fresh noise
+        every epoch, reproducible from the seed, whatever the batch.
+        """
+        x = np.asarray(x)
+        idx = np.asarray(list(indices), dtype=np.int64).reshape(-1)
+        if idx.shape[0] != x.shape[0]:
+            raise ConfigError(f"{x.shape[0]} images but {idx.shape[0]} sample indices")
+        if not self.is_random:
+            return self.apply(x, None, channels)
+        out = np.empty((x.shape[0],) + x.shape[1:-3] + self.output_shape(x.shape[-2], channels),
+                       dtype=x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64)
+        for r in range(x.shape[0]):
+            out[r] = self.apply(x[r], measurement_rng(seed, epoch, int(idx[r])), channels)
+        return out
+
+
+def _split_terms(text: str) -> list[str]:
+    """Split ``a(..)+b(..)`` at top-level ``+`` signs (a ``+`` inside parentheses, as in 1e+3, stays)."""
+    terms, depth, cur = [], 0, []
+    for c in text:
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                raise ConfigError(f"measurement {text!r}: unbalanced parentheses")
+        if c == "+" and depth == 0:
+            terms.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+    if depth:
+        raise ConfigError(f"measurement {text!r}: unbalanced parentheses")
+    terms.append("".join(cur))
+    if any(not t.strip() for t in terms):
+        raise ConfigError(f"measurement {text!r} has an empty term (two '+' in a row or a '+' at an end)")
+    return terms

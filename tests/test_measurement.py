@@ -1,0 +1,206 @@
+"""The measurement forward model (tdglnre/io/measurement.py, docs/observations.md).
+
+Each transform against a direct computation, the composition's shapes and
+channel names, text/dict round trips, seeded reproducibility and one-line
+errors.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tdglnre.errors import ConfigError
+from tdglnre.io.measurement import MeasurementModel, measurement_rng, psf_kernel
+from tdglnre.physics.observables import CHANNELS
+
+
+def _images(S: int = 4, N: int = 32, seed: int = 0) -> np.ndarray:
+    """Smooth-ish positive densities and a signed third channel, (S, N, N, 3) float64."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:N, 0:N] * (2 * np.pi / N)
+    out = np.empty((S, N, N, 3))
+    for s in range(S):
+        a = rng.uniform(0.5, 1.5, 3)
+        out[s, :, :, 0] = 1.0 + 0.5 * a[0] * np.sin(x + a[1]) * np.cos(2 * y)
+        out[s, :, :, 1] = 0.3 + 0.2 * np.cos(3 * x) ** 2
+        out[s, :, :, 2] = a[2] * np.sin(x) * np.sin(y) + 0.1 * rng.standard_normal((N, N))
+    return out
+
+
+# ------------------------------------------------------------------ each transform
+def test_gaussian_noise_has_the_stated_sigma_relative_to_each_channel_spread_and_zero_mean():
+    x = _images(S=8, N=64)
+    sigma = 0.05
+    y = MeasurementModel.parse(f"noise({sigma})").apply(x, np.random.default_rng(3))
+    resid = y - x
+    spread = x.std(axis=(1, 2))  # (S, C)
+    n = 64 * 64
+    z = resid / (sigma * spread[:, None, None, :])  # standard normal per pixel if right
+    for s in range(8):
+        for c in range(3):
+            v = z[s, :, :, c]
+            assert abs(v.mean()) < 5.0 / math.sqrt(n)
+            assert abs(v.var() - 1.0) < 5.0 * math.sqrt(2.0 / n)
+    # σ = 0 is the identity
+    assert np.array_equal(MeasurementModel.parse("noise(0)").apply(x, np.random.default_rng(0)), x)
+
+
+def test_poisson_noise_is_unbiased_with_the_shot_noise_variance():
+    # constant image c > 0 at n counts per pixel: x' = c·Poisson(n)/n, mean c, variance c²/n
+    c, counts, N = 2.5, 40.0, 128
+    x = np.full((1, N, N, 3), c)
+    y = MeasurementModel.parse(f"poisson({counts})").apply(x, np.random.default_rng(4))
+    n = N * N
+    for ch in range(3):
+        v = y[0, :, :, ch]
+        assert abs(v.mean() - c) < 5.0 * c / math.sqrt(counts * n)
+        assert abs(v.var() / (c * c / counts) - 1.0) < 5.0 * math.sqrt(2.0 / n)
+        # values are multiples of one count
+        k = v * counts / c
+        assert np.allclose(k, np.round(k))
+    # a signed channel is shifted by its minimum, so the output keeps the input mean (unbiased)
+    xs = _images(S=1, N=N)
+    ys = np.mean([MeasurementModel.parse("poisson(200)").apply(xs, np.random.default_rng(k))[..., 2].mean()
+                  for k in range(20)])
+    assert ys == pytest.approx(xs[..., 2].mean(), abs=0.01)
+
+
+def test_blur_of_a_delta_is_the_kernel_a_normalised_periodic_gaussian():
+    N, w = 32, 1.5
+    delta = np.zeros((N, N, 3))
+    delta[0, 0, :] = 1.0
+    y = MeasurementModel.parse(f"blur({w})").apply(delta)
+    K = psf_kernel(N, w)
+    for c in range(3):
+        np.testing.assert_allclose(y[:, :, c], K, atol=1e-15)
+    # direct computation: the sampled Gaussian of std w, summed over periodic images
+    d = np.minimum(np.arange(N), N - np.arange(N))
+    g1 = sum(np.exp(-((d + m * N) ** 2) / (2 * w * w)) for m in (-1, 0, 1))
+    direct = np.outer(g1, g1) / (2 * np.pi * w * w)
+    np.testing.assert_allclose(K, direct, atol=1e-4)
+    assert K.sum() == pytest.approx(1.0, abs=1e-12)
+    # a delta elsewhere gives the kernel translated (periodic, shift-invariant)
+    moved = np.roll(np.roll(delta, 5, axis=0), -3, axis=1)
+    np.testing.assert_allclose(MeasurementModel.parse(f"blur({w})").apply(moved)[..., 0],
+                               np.roll(np.roll(K, 5, axis=0), -3, axis=1), atol=1e-15)
+
+
+def test_binning_averages_blocks_and_conserves_the_mean():
+    x = _images(S=3, N=32)
+    y = MeasurementModel.parse("bin(8)").apply(x)
+    assert y.shape == (3, 8, 8, 3)
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), x.mean(axis=(1, 2)), rtol=1e-13)
+    np.testing.assert_allclose(y[1, 2, 5], x[1, 8:12, 20:24].mean(axis=(0, 1)), rtol=1e-13)
+    assert np.array_equal(MeasurementModel.parse("bin(32)").apply(x), x)
+
+
+def test_gain_offset_and_channel_subset_are_the_direct_maps():
+    x = _images(S=2, N=16)
+    y = MeasurementModel.parse("gain(1.5)+offset(-0.25)").apply(x)
+    np.testing.assert_allclose(y, 1.5 * x - 0.25, rtol=1e-15)
+    sub = MeasurementModel.parse("channels(curlJ, rho1)")
+    np.testing.assert_array_equal(sub.apply(x), x[..., [2, 0]])
+    assert sub.output_channels() == ("curlJ", "rho1")
+
+
+def test_blur_and_binning_keep_the_mean_and_blur_lowers_the_spread():
+    x = _images(S=2, N=32)
+    y = MeasurementModel.parse("blur(2.0)+bin(16)").apply(x)
+    np.testing.assert_allclose(y.mean(axis=(1, 2)), x.mean(axis=(1, 2)), rtol=1e-12)
+    assert (y.std(axis=(1, 2)) < x.std(axis=(1, 2))).all()
+
+
+# ------------------------------------------------------------------ composition and description
+def test_output_shape_and_channels_of_a_composition():
+    m = MeasurementModel.parse("blur(1.0)+noise(0.05)+bin(16)+channels(rho1)")
+    assert m.output_shape(64) == (16, 16, 1) and m.output_channels() == ("rho1",)
+    x = _images(S=2, N=64).astype(np.float32)
+    y = m.apply(x, np.random.default_rng(0))
+    assert y.shape == (2, 16, 16, 1) and y.dtype == np.float32
+    assert MeasurementModel.parse("none").output_shape(64, CHANNELS) == (64, 64, 3)
+    assert MeasurementModel.parse("").is_identity and not m.is_identity and m.is_random
+    # the order matters: binning first then blurring in the coarse pixels is another instrument
+    a = MeasurementModel.parse("blur(2.0)+bin(16)").apply(x)
+    b = MeasurementModel.parse("bin(16)+blur(2.0)").apply(x)
+    assert not np.allclose(a, b)
+
+
+@pytest.mark.parametrize("text", ["blur(1.0)+noise(0.05)+bin(16)+channels(rho1)",
+                                  "poisson(100.0)+gain(2.0)+offset(0.1)+channels(rho1, curlJ)",
+                                  "noise(1e-05)", "none"])
+def test_text_and_dict_forms_round_trip(text):
+    m = MeasurementModel.parse(text)
+    assert str(m) == text
+    assert MeasurementModel.parse(str(m)) == m
+    assert MeasurementModel.from_dict(m.to_dict()) == m
+    assert MeasurementModel.from_json(m.to_json()) == m
+    assert MeasurementModel.parse(m.to_dict()["transforms"]) == m
+
+
+def test_toml_like_tables_and_shorthands_parse():
+    import tomllib
+
+    doc = tomllib.loads('measurement = [{kind = "blur", width = 1.0}, {noise = 0.05}, '
+                        '{kind = "channels", names = ["rho1"]}]')
+    m = MeasurementModel.parse(doc["measurement"])
+    assert m == MeasurementModel.parse("blur(1.0)+noise(0.05)+channels(rho1)")
+    assert MeasurementModel.parse({"transforms": "bin(8)"}) == MeasurementModel.parse("bin(8)")
+    assert MeasurementModel.parse({"kind": "gain", "factor": 2}) == MeasurementModel.parse("gain(2)")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("foo(1)", "unknown measurement transform 'foo'"),
+    ("blur(-1)", "blur: width must be >= 0"),
+    ("noise(abc)", "noise: sigma must be a number"),
+    ("poisson(0)", "poisson: counts must be > 0"),
+    ("bin(2.5)", "bin: size must be an integer"),
+    ("noise(0.1, 2)", "noise takes 1 argument"),
+    ("blur(1)++noise(1)", "empty term"),
+    ("blur(1", "unbalanced parentheses"),
+    ("blur", "not of the form name(arguments)"),
+    ("channels()", "name at least one channel"),
+    ("channels(rho1, rho1)", "names repeat"),
+    ([{"kind": "blur", "sigma": 1}], "blur: unknown argument"),
+    (3.0, "measurement must be text"),
+])
+def test_bad_specs_are_one_line_config_errors(spec, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as exc:
+        MeasurementModel.parse(spec)
+    assert "\n" not in str(exc.value)
+
+
+def test_impossible_application_is_refused():
+    x = _images(S=1, N=32)
+    with pytest.raises(ConfigError, match="size must divide 32"):
+        MeasurementModel.parse("bin(7)").apply(x)
+    with pytest.raises(ConfigError, match=r"no channel\(s\) \['rho3'\]"):
+        MeasurementModel.parse("channels(rho3)").output_channels()
+    with pytest.raises(ConfigError, match="needs a numpy Generator"):
+        MeasurementModel.parse("noise(0.1)").apply(x)
+    with pytest.raises(ConfigError, match="3 channels but 2 names"):
+        MeasurementModel.parse("blur(1)").apply(x, channels=("rho1", "rho2"))
+
+
+# ------------------------------------------------------------------ reproducibility
+def test_seeded_measurement_is_reproducible_and_independent_of_batching():
+    m = MeasurementModel.parse("blur(0.8)+noise(0.1)+poisson(50)")
+    x = _images(S=6, N=16)
+    a = m.apply_samples(x, seed=5, epoch=2, indices=range(10, 16))
+    b = np.concatenate([m.apply_samples(x[:2], 5, 2, [10, 11]), m.apply_samples(x[2:], 5, 2, range(12, 16))])
+    assert np.array_equal(a, b)
+    # one sample alone, with the generator derived from (seed, epoch, index)
+    assert np.array_equal(m.apply(x[3], measurement_rng(5, 2, 13)), a[3])
+    # a new epoch draws fresh noise; the same epoch again repeats it
+    c = m.apply_samples(x, 5, 3, range(10, 16))
+    assert not np.allclose(a, c)
+    assert np.array_equal(m.apply_samples(x, 5, 2, range(10, 16)), a)
+    # the noise of different samples or seeds is uncorrelated
+    g1 = measurement_rng(5, 2, 13).standard_normal(4096)
+    g2 = measurement_rng(5, 2, 14).standard_normal(4096)
+    g3 = measurement_rng(6, 2, 13).standard_normal(4096)
+    assert abs(np.corrcoef(g1, g2)[0, 1]) < 5 / 64 and abs(np.corrcoef(g1, g3)[0, 1]) < 5 / 64
+    with pytest.raises(ConfigError, match="epoch must be an integer >= 0"):
+        measurement_rng(1, -1, 0)
