@@ -167,3 +167,35 @@ def test_roc_auc_and_reliability_on_known_cases():
     y = rng.random(20000) < p  # labels drawn with the predicted probability: perfectly calibrated
     rel = reliability(p, y, 10)
     assert rel["ece"] < 0.02 and sum(rel["count"]) == 20000
+
+
+def _drag_study():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "drag_study.py"
+    spec = importlib.util.spec_from_file_location("drag_study", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_drag_study_snr_and_ridge_measure_a_planted_nu_signal():
+    """log S(k, t) = 20ν·[k = k0, t = 0] + unit noise: SNR at (t0, k0) is 20·Δν̄ / spread, nowhere else."""
+    ds = _drag_study()
+    rng = np.random.default_rng(4)
+    n, T, M = 4000, 3, 6
+    nu = rng.uniform(0, 0.5, n)
+    logS = rng.normal(size=(n, T, M))
+    logS[:, 0, 2] += 20.0 * nu  # strong signal at t index 0, shell 2
+    tab = ds.snr_table(logS, nu, (0.0, 0.1), (0.4, 0.5))
+    # mean ν of the bins is 0.05 and 0.45: the planted difference is 20·0.4 = 8; the spread within a bin is
+    # the unit noise plus 20² times the variance of ν uniform over a width-0.1 bin, 0.1²/12
+    assert tab["snr"][0, 2] == pytest.approx(8.0 / np.sqrt(1 + 400 * 0.01 / 12), rel=0.05)
+    assert np.delete(tab["snr"].ravel(), 2).max() < 0.3
+    r0 = ds.ridge_cv(logS[:, 0], nu)
+    r1 = ds.ridge_cv(logS[:, 1], nu)
+    # ν = (log S − noise)/20: the residual MAE is E|noise|/20 = 0.8/20 = 0.04, R² = 1 − (1/400)/var(ν)
+    assert r0["mae"] == pytest.approx(np.sqrt(2 / np.pi) / 20, rel=0.1)
+    assert r0["r2"] == pytest.approx(1 - (1 / 400) / (0.25 / 12), abs=0.03)
+    assert r1["r2"] < 0.01 and r1["mae"] == pytest.approx(0.125, rel=0.05)  # no signal: the prior MAE

@@ -124,3 +124,45 @@ def plot_snr(t: np.ndarray, snr: dict[str, np.ndarray], path: str | Path | None 
     ax.set_title(title)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def plot_reliability(rel: dict[str, Any], path: str | Path | None = None,
+                     title: str = r"P($\nu > 0$ | x): reliability") -> Any:
+    """Reliability diagram: observed frequency of ν > 0 against the predicted P(ν > 0 | x) per bin.
+
+    ``rel`` is :func:`tdglnre.nre.model_comparison.reliability` output.
+    """
+    fig, ax = plt.subplots(figsize=(4.2, 4.0))
+    pred = [p for p, n in zip(rel["predicted"], rel["count"]) if n]
+    obs = [o for o, n in zip(rel["observed"], rel["count"]) if n]
+    cnt = [n for n in rel["count"] if n]
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.plot(pred, obs, "o-")
+    for p, o, n in zip(pred, obs, cnt):
+        ax.annotate(str(n), (p, o), fontsize=6, xytext=(3, -8), textcoords="offset points")
+    ax.set_xlabel(r"predicted P($\nu > 0$ | x)")
+    ax.set_ylabel(r"observed frequency of $\nu > 0$")
+    ax.set_title(f"{title} (ECE {rel['ece']:.3f})", fontsize=9)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    return save_figure(fig, path)
+
+
+def plot_auc_by_nu(rows: Sequence[dict[str, Any]], path: str | Path | None = None) -> Any:
+    """ROC AUC of ν = 0 against ν > 0 per true-ν bin (and for all ν at or above the bin's lower edge).
+
+    ``rows`` is :func:`tdglnre.nre.model_comparison.auc_by_nu` output.
+    """
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    mid = [0.5 * (r["nu_low"] + r["nu_high"]) for r in rows if r["auc"] is not None]
+    auc = [r["auc"] for r in rows if r["auc"] is not None]
+    lo = [r["nu_low"] for r in rows if r["auc_nu_ge_low"] is not None]
+    ge = [r["auc_nu_ge_low"] for r in rows if r["auc_nu_ge_low"] is not None]
+    ax.plot(mid, auc, "o-", label=r"true $\nu$ in bin")
+    ax.plot(lo, ge, "s--", label=r"true $\nu \geq$ value")
+    ax.axhline(0.9, color="grey", lw=0.8, ls=":")
+    ax.set_xlabel(r"true $\nu$")
+    ax.set_ylabel(r"ROC AUC ($\nu = 0$ vs $\nu > 0$)")
+    ax.set_ylim(0.4, 1.01)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)

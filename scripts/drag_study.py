@@ -1,0 +1,261 @@
+"""Where does the drag ν live? Signal-to-noise of S(k, t) between ν bins, per snapshot and channel (docs/drag.md).
+
+Usage: python scripts/drag_study.py DATA.h5 [--max-samples S] [--low 0,0.1] [--high 0.4,0.5]
+       [--figures DIR] [--json OUT.json]
+       python scripts/drag_study.py compare --nu0 NU0.h5 --drag DRAG.h5 --test-nu0 T0.h5 --test-drag T1.h5
+       [--out DIR] [--epochs 60] [--seed 0]
+
+DATA.h5 is an ensemble of a drag preset (``tdglnre generate --preset drag-quick
+... [--store-fields]``; with ψ stored the interband phase cos(φ1 − φ2) is a
+channel too). For every snapshot time t and channel c this prints
+
+* SNR(t, c) = max_k |⟨log S⟩_high − ⟨log S⟩_low| / s_pooled(k): the difference
+  of the mean log S(k, t) between the ν bins ``--high`` and ``--low`` in units
+  of the sample-to-sample standard deviation (pooled over the two bins), at the
+  shell k where it is largest. η and n_v vary within each bin (they are drawn
+  from the prior), so the spread is the one an observation faces. The standard
+  error of the difference of means is s·√(1/n_lo + 1/n_hi), so the table also
+  says whether the difference is resolved (Δ/SE).
+* R²(t, c) and MAE(t, c): cross-validated (5-fold) ridge regression of ν on the
+  standardised log S(k, t) of that channel and snapshot — how much of ν a
+  linear read-out of the structure factor recovers, against the prior MAE of
+  predicting the prior mean (0.125 for U(0, 0.5)). Also per snapshot with all
+  channels, and for all snapshots together (the time series).
+
+``compare`` trains the model-comparison classifier
+(:mod:`tdglnre.nre.model_comparison`) on log S(k, t) of every channel and
+snapshot of a ν = 0 ensemble and a ν ~ prior ensemble (half the prior mass at
+ν = 0 when they are the same size), then prints on independent test sets the
+ROC AUC per true-ν bin and the reliability of P(ν > 0 | x) under equal prior
+odds; the classifier is saved in ``--out``.
+
+The numbers in docs/drag.md come from this script on the drag-quick study set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _bin(values: str) -> tuple[float, float]:
+    a, b = (float(v) for v in values.split(","))
+    if not b > a:
+        raise argparse.ArgumentTypeError(f"a bin needs low < high, got {values!r}")
+    return a, b
+
+
+def snr_table(logS: np.ndarray, nu: np.ndarray, low: tuple[float, float],
+              high: tuple[float, float]) -> dict[str, np.ndarray]:
+    """Per (t, k): mean difference of log S between the ν bins, pooled spread and n per bin.
+
+    Parameters
+    ----------
+    logS
+        (S, T, M) log S(k, t) of one channel.
+    nu
+        (S,) drag of each sample.
+    low, high
+        The two ν bins [a, b].
+    """
+    lo = (nu >= low[0]) & (nu <= low[1])
+    hi = (nu >= high[0]) & (nu <= high[1])
+    n0, n1 = int(lo.sum()), int(hi.sum())
+    if min(n0, n1) < 2:
+        raise SystemExit(f"error: too few samples in the nu bins (low {n0}, high {n1})")
+    d = logS[hi].mean(axis=0) - logS[lo].mean(axis=0)
+    s = np.sqrt(((n0 - 1) * logS[lo].var(axis=0, ddof=1) + (n1 - 1) * logS[hi].var(axis=0, ddof=1)) / (n0 + n1 - 2))
+    return {"diff": d, "spread": s, "snr": np.abs(d) / s, "n_low": n0, "n_high": n1,
+            "se": s * np.sqrt(1.0 / n0 + 1.0 / n1)}
+
+
+def ridge_cv(X: np.ndarray, y: np.ndarray, folds: int = 5, alphas=(1e-2, 1e-1, 1.0, 10.0, 100.0),
+             seed: int = 0) -> dict[str, float]:
+    """5-fold cross-validated ridge regression of y on standardised X (best α by CV MSE): R², MAE."""
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(y))
+    parts = np.array_split(idx, folds)
+    best = None
+    for a in alphas:
+        pred = np.empty_like(y)
+        for f in range(folds):
+            te = parts[f]
+            tr = np.concatenate([parts[g] for g in range(folds) if g != f])
+            mu, sd = X[tr].mean(axis=0), X[tr].std(axis=0) + 1e-12
+            Z = (X[tr] - mu) / sd
+            ym = y[tr].mean()
+            w = np.linalg.solve(Z.T @ Z + a * np.eye(Z.shape[1]), Z.T @ (y[tr] - ym))
+            pred[te] = ((X[te] - mu) / sd) @ w + ym
+        mse = float(np.mean((pred - y) ** 2))
+        if best is None or mse < best[0]:
+            best = (mse, a, pred.copy())
+    mse, a, pred = best
+    return {"r2": 1.0 - mse / float(np.var(y)), "mae": float(np.mean(np.abs(pred - y))), "alpha": a}
+
+
+def study(path: str, max_samples: int | None, low: tuple[float, float], high: tuple[float, float]) -> dict[str, Any]:
+    """All tables of the study as a dict (also the figures' data)."""
+    from tdglnre.workflows.structure import structure
+
+    res = structure(data=path, all=True, max_samples=max_samples)
+    ser = res.series
+    nu = np.asarray(ser.theta["nu"], dtype=np.float64)
+    eta = np.asarray(ser.theta["eta"], dtype=np.float64)
+    out: dict[str, Any] = {"data": path, "n_samples": ser.n_samples, "t": ser.t.tolist(), "k": ser.k.tolist(),
+                           "low": list(low), "high": list(high), "prior_mae_nu": float(np.mean(np.abs(nu - nu.mean()))),
+                           "prior_mae_eta": float(np.mean(np.abs(eta - eta.mean()))),
+                           "snr": {}, "ridge": {}, "ridge_eta": {}}
+    logs = {c: np.log(np.maximum(S, 1e-30)) for c, S in ser.S.items()}
+    for c, L in logs.items():
+        tab = snr_table(L, nu, low, high)
+        i = np.argmax(tab["snr"], axis=1)
+        T = np.arange(len(ser.t))
+        out["snr"][c] = {"snr_max": tab["snr"][T, i].tolist(), "k_at_max": ser.k[i].tolist(),
+                         "diff_at_max": tab["diff"][T, i].tolist(), "resolved_at_max":
+                         (np.abs(tab["diff"][T, i]) / tab["se"][T, i]).tolist(),
+                         "n_low": tab["n_low"], "n_high": tab["n_high"], "snr_k": tab["snr"].tolist()}
+        out["ridge"][c] = [ridge_cv(L[:, t], nu) for t in range(len(ser.t))]
+    allc = np.concatenate([logs[c] for c in logs], axis=-1)  # (S, T, C·M)
+    out["ridge"]["all_channels"] = [ridge_cv(allc[:, t], nu) for t in range(len(ser.t))]
+    out["ridge_eta"]["all_channels"] = [ridge_cv(allc[:, t], eta) for t in range(len(ser.t))]
+    out["ridge_time_series"] = ridge_cv(allc.reshape(allc.shape[0], -1), nu)
+    out["ridge_time_series_eta"] = ridge_cv(allc.reshape(allc.shape[0], -1), eta)
+    out["_result"] = res
+    return out
+
+
+def print_tables(d: dict[str, Any], file: Any = sys.stdout) -> None:
+    """Markdown tables of the study."""
+    t = d["t"]
+    chans = list(d["snr"])
+    head = "| channel | " + " | ".join(f"t = {x:g}" for x in t) + " |"
+    sep = "|---" * (len(t) + 1) + "|"
+    print(f"S(k, t) study of {d['data']} ({d['n_samples']} samples); nu bins low {d['low']} "
+          f"(n={d['snr'][chans[0]]['n_low']}) vs high {d['high']} (n={d['snr'][chans[0]]['n_high']})\n", file=file)
+    print("SNR: max over k of |mean log S(high nu) - mean log S(low nu)| / pooled sample spread "
+          "[k at the max; difference / its standard error]\n", file=file)
+    print(head, file=file)
+    print(sep, file=file)
+    for c in chans:
+        s = d["snr"][c]
+        cells = [f"{v:.2f} [k={k:.2f}; {r:.0f}σ]" for v, k, r in zip(s["snr_max"], s["k_at_max"], s["resolved_at_max"])]
+        print(f"| {c} | " + " | ".join(cells) + " |", file=file)
+    print(f"\nRidge regression of nu on log S(k, t) (5-fold CV): R² / MAE (prior MAE {d['prior_mae_nu']:.3f})\n",
+          file=file)
+    print(head, file=file)
+    print(sep, file=file)
+    for c in list(d["ridge"]):
+        cells = [f"{r['r2']:.2f} / {r['mae']:.3f}" for r in d["ridge"][c]]
+        print(f"| {c} | " + " | ".join(cells) + " |", file=file)
+    ts = d["ridge_time_series"]
+    print(f"\nAll snapshots and channels together (the time series): R² {ts['r2']:.2f}, nu MAE {ts['mae']:.3f}",
+          file=file)
+    cells = [f"{r['r2']:.2f} / {r['mae']:.3f}" for r in d["ridge_eta"]["all_channels"]]
+    print(f"eta from log S, all channels (prior MAE {d['prior_mae_eta']:.3f}): " + " | ".join(cells)
+          + f"; time series: R² {d['ridge_time_series_eta']['r2']:.2f}, MAE {d['ridge_time_series_eta']['mae']:.3f}",
+          file=file)
+
+
+def _features(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """log S(k, t) features of every sample of an ensemble and its ν (zeros when ν is fixed)."""
+    from tdglnre.io.ensemble import open_ensemble
+    from tdglnre.nre.model_comparison import structure_features
+
+    with open_ensemble(path) as ens:
+        n = ens.n_complete
+        L = float(ens.config.L)
+        f = np.concatenate([structure_features(ens.x(a, min(n, a + 512)), L) for a in range(0, n, 512)])
+        names = list(ens.parameter_names)
+        nu = ens.theta(0, n)[:, names.index("nu")] if "nu" in names else np.full(n, ens.prior.fixed_values()["nu"])
+    return f, np.asarray(nu, dtype=np.float64)
+
+
+def compare_main(argv: list[str]) -> int:
+    """Train and evaluate the ν = 0 / ν > 0 classifier on S(k, t) features (see the module docstring)."""
+    from tdglnre.nre.model_comparison import auc_by_nu, fit_model_classifier, reliability, roc_auc
+
+    p = argparse.ArgumentParser(description="model comparison nu = 0 vs nu > 0 on log S(k, t)")
+    for a in ("--nu0", "--drag", "--test-nu0", "--test-drag"):
+        p.add_argument(a, required=True)
+    p.add_argument("--out", default=None, help="save the classifier, reliability.png and auc_nu.png here")
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    x0, _ = _features(a.nu0)
+    x1, _ = _features(a.drag)
+    clf = fit_model_classifier(x0, x1, epochs=a.epochs, hidden=(128, 64), batch_size=128, patience=8, seed=a.seed)
+    t0, _ = _features(a.test_nu0)
+    t1, nu1 = _features(a.test_drag)
+    p0, p1 = clf.p_drag(t0), clf.p_drag(t1)
+    y = np.r_[np.zeros(p0.size), np.ones(p1.size)]
+    pp = np.r_[p0, p1]
+    rel = reliability(pp, y, 10)
+    rows = auc_by_nu(p0, p1, nu1)
+    auc = roc_auc(pp, y)
+    print(f"classifier: n0={x0.shape[0]} n1={x1.shape[0]} features={x0.shape[1]}, "
+          f"{clf.info['epochs_run']} epochs, best val BCE {clf.info['best_val_loss']:.4f} (chance {np.log(2):.4f})")
+    print(f"test: {p0.size} nu=0, {p1.size} nu~prior; ROC AUC (all) {auc:.3f}; ECE {rel['ece']:.3f}; "
+          f"mean P(nu>0) at nu=0: {p0.mean():.3f}")
+    print("\n| true nu bin | n | AUC vs nu = 0 | AUC, all nu >= low edge |\n|---|---|---|---|")
+    for r in rows:
+        auc_bin = "-" if r["auc"] is None else f"{r['auc']:.3f}"
+        auc_ge = "-" if r["auc_nu_ge_low"] is None else f"{r['auc_nu_ge_low']:.3f}"
+        print(f"| [{r['nu_low']:g}, {r['nu_high']:g}) | {r['n']} | {auc_bin} | {auc_ge} |")
+    print("\n| predicted P(nu>0) | n | mean predicted | observed frequency |\n|---|---|---|---|")
+    for i, n in enumerate(rel["count"]):
+        if n:
+            print(f"| [{rel['edges'][i]:.1f}, {rel['edges'][i + 1]:.1f}) | {n} | {rel['predicted'][i]:.3f} | "
+                  f"{rel['observed'][i]:.3f} |")
+    if a.out:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from tdglnre.plots.structure import plot_auc_by_nu, plot_reliability
+
+        out = Path(a.out)
+        clf.save(out)
+        plot_reliability(rel, out / "reliability.png")
+        plot_auc_by_nu(rows, out / "auc_nu.png")
+        (out / "comparison.json").write_text(json.dumps({"auc": auc, "reliability": rel, "auc_by_nu": rows,
+                                                         "info": clf.info}, indent=1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "compare":
+        return compare_main(argv[1:])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("data")
+    p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--low", type=_bin, default=(0.0, 0.1), help="low nu bin a,b [0,0.1]")
+    p.add_argument("--high", type=_bin, default=(0.4, 0.5), help="high nu bin a,b [0.4,0.5]")
+    p.add_argument("--figures", default=None, help="write snr.png, fingerprint_nu.png and S curves here")
+    p.add_argument("--json", dest="json_out", default=None, help="write the tables as JSON here")
+    a = p.parse_args(argv)
+    d = study(a.data, a.max_samples, a.low, a.high)
+    res = d.pop("_result")
+    print_tables(d)
+    if a.figures:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from tdglnre.plots.structure import plot_snr
+
+        out = Path(a.figures)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_snr(np.asarray(d["t"]), {c: np.asarray(v["snr_max"]) for c, v in d["snr"].items()}, out / "snr.png",
+                 title=rf"$\nu$ in {list(a.high)} vs {list(a.low)}: max$_k$ |Δ log S| / spread")
+        res.plot(out)
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps(d, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
