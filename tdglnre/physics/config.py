@@ -77,7 +77,7 @@ def disorder_clip(N: int, tail: float = DISORDER_TAIL) -> float:
     N² sites reaches ±x is at most ``tail``. The field is clipped to [−x, x]
     (:func:`tdglnre.physics.solver.disorder_field`), so |ξ| <= x holds at every
     site and the time-step bound built on it is exact (docs/physics.md,
-    "Pinning disorder"). x ≈ 7.0 at N = 32, 7.3 at N = 64.
+    "Pinning disorder"). x ≈ 6.94 at N = 16, 7.13 at N = 32, 7.32 at N = 64.
     """
     n2 = float(N) * float(N)
     lo, hi = 0.0, 40.0
