@@ -12,7 +12,8 @@ Layout::
     /                      attrs: format="tdglnre-ensemble", format_version=1, generated_by,
                                   creation_date, seed, config, prior, parameter_names,
                                   channels, snapshot_times, n_complete, n_samples, store_fields,
-                                  compression (N and L live inside the JSON ``config``)
+                                  compression, device, gpu_name (N and L live inside the JSON
+                                  ``config``; device/gpu_name since issue 11, absent in older files)
     /theta   (S, P)          float64  inferred parameters, parameter_names order
     /x       (S, T, N, N, C) float32  channels [rho1, rho2, curlJ]; one sample per chunk, compressed
     /psi     (S, T, 2, N, N) complex64 (optional, --store-fields) band 1, band 2; [i, j] = [y, x]
@@ -53,11 +54,22 @@ DEFAULT_COMPRESSION: tuple[str, int | None, bool] = ("gzip", 1, True)
 SEED_MAX = 2**63 - 1
 
 __all__ = ["Ensemble", "EnsembleError", "EnsembleWriter", "FORMAT", "FORMAT_VERSION", "SEED_MAX",
-           "open_ensemble", "read_header"]
+           "file_device", "open_ensemble", "read_header"]
 
 
 class EnsembleError(TDGLError, ValueError):
     """An ensemble file is missing, unreadable, of the wrong kind, or incomplete; the message says which."""
+
+
+def file_device(attrs: Any) -> tuple[str, str]:
+    """The (device, gpu_name) a file was generated on, from its root attributes.
+
+    Files written before the CUDA backend (issue 11) have neither attribute;
+    they were generated on the CPU, so ``("cpu", "")`` is returned for them.
+    """
+    device = _attr_str(attrs["device"]) if "device" in attrs else "cpu"
+    name = _attr_str(attrs["gpu_name"]) if "gpu_name" in attrs else ""
+    return device, name
 
 
 def _now_iso() -> str:
@@ -313,6 +325,8 @@ class Ensemble:
             "format_version": self.attrs.get("format_version"),
             "generated_by": self.attrs.get("generated_by"),
             "creation_date": self.attrs.get("creation_date"),
+            "device": file_device(self.attrs)[0],
+            "gpu_name": file_device(self.attrs)[1],
             "seed": self.seed,
             "n_samples": self.n_samples,
             "n_complete": self.n_complete,
@@ -390,13 +404,18 @@ class EnsembleWriter:
     @classmethod
     def create(cls, path: str | os.PathLike, config: SimConfig, prior: Prior, *, seed: int, n_samples: int,
                store_fields: bool = False, compression: tuple[str, int | None, bool] = DEFAULT_COMPRESSION,
-               extra_attrs: dict[str, Any] | None = None) -> "EnsembleWriter":
+               extra_attrs: dict[str, Any] | None = None, device: str = "cpu",
+               gpu_name: str = "") -> "EnsembleWriter":
         """Create (truncate) ``path`` with the v1 layout for ``n_samples`` samples.
 
         ``seed`` (0..:data:`SEED_MAX`) and ``n_samples`` (≥ 1) are checked before
         the file is opened; if writing the layout fails, the half-written file
-        is removed instead of being left to block a rerun.
+        is removed instead of being left to block a rerun. ``device``
+        (``"cpu"`` or ``"cuda"``) and ``gpu_name`` (``""`` on the CPU) are
+        recorded as provenance (docs/file-format.md, "Schema v1").
         """
+        if device not in ("cpu", "cuda"):
+            raise ConfigError(f"device must be 'cpu' or 'cuda' (a resolved device), got {device!r}")
         p = Path(path)
         try:
             seed_ok = not isinstance(seed, (bool, np.bool_)) and int(seed) == seed and 0 <= int(seed) <= SEED_MAX
@@ -441,6 +460,8 @@ class EnsembleWriter:
             a["n_samples"] = int(n_samples)
             a["store_fields"] = bool(store_fields)
             a["compression"] = json.dumps(list(compression))
+            a["device"] = device
+            a["gpu_name"] = str(gpu_name)
             for k, v in (extra_attrs or {}).items():
                 a[k] = v
             a["n_complete"] = 0
@@ -464,8 +485,16 @@ class EnsembleWriter:
     # ---------------------------------------------------------------- resume
     @classmethod
     def resume(cls, path: str | os.PathLike, config: SimConfig, prior: Prior, *, seed: int, n_samples: int,
-               store_fields: bool = False) -> "EnsembleWriter":
-        """Reopen an interrupted file; refuse if its config, prior, seed, size or fields differ."""
+               store_fields: bool = False, device: str | None = None,
+               gpu_name: str | None = None) -> "EnsembleWriter":
+        """Reopen an interrupted file; refuse if its config, prior, seed, size, fields or device differ.
+
+        ``device`` (``"cpu"``/``"cuda"``; None: not checked) must be the one
+        the file was started on (files without the attribute were written on
+        the CPU): the backends agree only to floating-point tolerance, so a
+        file mixing them would not be reproducible. A different ``gpu_name``
+        on the same device is only logged as a warning.
+        """
         f = _open_h5(path, "r+")
         try:
             hdr = read_header(f, path)
@@ -483,6 +512,13 @@ class EnsembleWriter:
             has_psi = "psi" in f
             if has_psi != bool(store_fields):
                 diffs.append(f"store_fields (file {has_psi} vs {bool(store_fields)})")
+            f_dev, f_gpu = file_device(f.attrs)
+            if device is not None and f_dev != device:
+                diffs.append(f"device (file {f_dev!r} vs {device!r}; results differ by floating-point rounding "
+                             f"between devices: resume with --device {f_dev})")
+            elif device == "cuda" and gpu_name is not None and f_gpu != gpu_name:
+                log.warning("resuming %s on GPU %r; it was started on %r (results may differ in the last bits)",
+                            path, gpu_name, f_gpu)
             if diffs:
                 raise EnsembleError(f"cannot --resume {path}: the command differs from the file in " + "; ".join(diffs)
                                     + " (use the original settings, or --force to start over)")

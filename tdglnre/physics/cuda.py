@@ -827,6 +827,42 @@ def simulate_channels_cuda(
     return chans
 
 
+def simulate_outputs_cuda(
+    config: SimConfig,
+    params: Mapping[str, Sequence[float] | float] | None = None,
+    *,
+    seed: int = 0,
+    sample_indices: Sequence[int] | None = None,
+    want_psi: bool = False,
+    batch_size: int | None = None,
+    check_every: int = 100,
+    fused: bool | str | None = None,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Channels and (optionally) ψ of one run, both from the device (used by ensemble generation).
+
+    Parameters
+    ----------
+    config, params, seed, sample_indices, batch_size, check_every, fused
+        As in :func:`simulate_cuda`.
+    want_psi
+        Also return ψ (S, T, 2, N, N) complex (the channels are computed on the
+        device from the same states either way, so ``x`` does not depend on it).
+
+    Returns
+    -------
+    psi, channels
+        ψ or None, and float32 channels (S, T, N, N, 3).
+    """
+    _, _, states, chans = _run(config, params, seed=seed, sample_indices=sample_indices, n_samples=None,
+                               initial=None, batch_size=batch_size, check_every=check_every, progress=None,
+                               fused=fused, want_psi=want_psi, want_channels=True)
+    psi = None
+    if want_psi:
+        N = config.N
+        psi = state_to_psi(states.reshape(states.shape[0], states.shape[1], 4, N, N))
+    return psi, chans
+
+
 # --------------------------------------------------------------------------- gradient and Hessian
 class CudaEnergyModel:
     """F, ∂F/∂z of one sample with the gradient on the device (float64).
