@@ -2,7 +2,9 @@
 
 Measures site-updates per second (one site of both bands advanced one step)
 of the numba kernel in float64 and float32 and of the NumPy reference, all in
-one run so that the ratios are meaningful on a noisy machine.
+one run so that the ratios are meaningful on a noisy machine. With
+``device="cuda"`` it times the GPU kernels instead
+(:func:`tdglnre.physics.cuda.bench_cuda`, docs/gpu.md "Benchmark").
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Sequence
 
 import numpy as np
 
@@ -108,8 +111,70 @@ def check_benchmark_request(sizes: tuple[int, ...], batch: int, steps: int, nump
         )
 
 
+def check_cases(cases: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Validate (N, batch) pairs of the CUDA benchmark: N ≥ 4 and batch ≥ 1, integers.
+
+    Raises
+    ------
+    ConfigError
+        No case, or a case that is not a pair of such integers.
+    """
+    out = []
+    for case in cases:
+        try:
+            N, batch = case
+        except (TypeError, ValueError):
+            raise ConfigError(f"bench cases must be (N, batch) pairs, got {case!r}") from None
+        for name, v, lo in (("N", N, 4), ("batch", batch, 1)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+                raise ConfigError(f"bench case {name} must be an integer >= {lo}, got {v!r} in {case!r}")
+        out.append((int(N), int(batch)))
+    if not out:
+        raise ConfigError("bench needs at least one (N, batch) case")
+    return tuple(out)
+
+
+def run_cuda_benchmark(cases: Sequence[tuple[int, int]] | None = None, steps: int = 1000,
+                       repeats: int = 2) -> dict:
+    """Site-updates per second (millions) of the CUDA Euler kernels (issue 11's cases by default).
+
+    Parameters
+    ----------
+    cases
+        (N, batch) pairs; default :data:`tdglnre.physics.cuda.BENCH_CASES`
+        (N = 64 with batch 8 and 1024, N = 256 × 64, N = 1024 × 8).
+    steps
+        Euler steps per timed run.
+    repeats
+        Timed runs per case and dtype; the fastest counts.
+
+    Returns
+    -------
+    dict
+        ``device`` (``"cuda"``), ``gpu_name``, ``steps``, ``cuda_float32_msites``
+        and ``cuda_float64_msites`` (the first case) and ``per_size`` (one row
+        per case and dtype: ``N``, ``batch``, ``steps``, ``dtype``, ``kernel``,
+        ``msites``).
+
+    Raises
+    ------
+    ConfigError
+        Bad cases or counts, or CUDA not usable here.
+    """
+    from . import cuda
+
+    cases = cuda.BENCH_CASES if cases is None else check_cases(cases)
+    for name, v in (("steps", steps), ("repeats", repeats)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ConfigError(f"bench {name} must be an integer >= 1, got {v!r}")
+    res = cuda.bench_cuda(cases, steps=int(steps), repeats=int(repeats))
+    return {"device": "cuda", "gpu_name": res["device"], "steps": int(steps),
+            **{k: v for k, v in res.items() if k != "device"}}
+
+
 def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int = 1000,
-                  numpy_steps: int = 50, threads: int | None = None, repeats: int = 2) -> dict:
+                  numpy_steps: int = 50, threads: int | None = None, repeats: int = 2,
+                  device: str = "cpu", cases: Sequence[tuple[int, int]] | None = None) -> dict:
     """Site-updates per second (millions) of the numba kernel and the NumPy reference.
 
     Parameters
@@ -126,21 +191,35 @@ def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int
         numba threads (default: all).
     repeats
         numba runs per setting; the fastest counts.
+    device
+        ``"cpu"`` (default: this benchmark), ``"cuda"`` (the GPU kernels:
+        :func:`run_cuda_benchmark` with ``cases``, ``steps``, ``repeats``;
+        ``sizes``, ``batch``, ``numpy_steps``, ``threads`` are then unused) or
+        ``"auto"`` (cuda on a usable GPU, else cpu).
+    cases
+        (N, batch) pairs of the CUDA benchmark (default: issue 11's cases).
 
     Returns
     -------
     dict
-        ``numba_float64_msites``, ``numba_float32_msites``, ``numpy_msites``,
-        ``speedup_float64``, ``speedup_float32``, ``N``, ``batch``, ``steps``,
-        ``numpy_steps``, ``threads`` and ``per_size`` (one such dict per N).
+        CPU: ``device`` (``"cpu"``), ``numba_float64_msites``,
+        ``numba_float32_msites``, ``numpy_msites``, ``speedup_float64``,
+        ``speedup_float32``, ``N``, ``batch``, ``steps``, ``numpy_steps``,
+        ``threads`` and ``per_size`` (one such dict per N). CUDA: see
+        :func:`run_cuda_benchmark`.
 
     Raises
     ------
     ConfigError
-        A size below 4 or a non-positive count.
+        A size below 4 or a non-positive count; ``device="cuda"`` where CUDA is not usable.
     ResourceError
         Not enough memory for the largest size (checked before allocating).
     """
+    if device != "cpu":  # the CUDA module is imported only when asked for
+        from .cuda import resolve_device
+
+        if resolve_device(device) == "cuda":
+            return run_cuda_benchmark(cases, steps=steps, repeats=repeats)
     sizes = tuple(sizes)
     check_benchmark_request(sizes, batch, steps, numpy_steps)
     per_size = []
@@ -159,6 +238,6 @@ def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int
                 "numba_float64_msites": f64, "numba_float32_msites": f32, "numpy_msites": ref,
                 "speedup_float64": f64 / ref, "speedup_float32": f32 / ref,
             })
-    out = dict(per_size[0])
+    out = {"device": "cpu", **per_size[0]}
     out["per_size"] = per_size
     return out
