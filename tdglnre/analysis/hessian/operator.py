@@ -21,6 +21,12 @@ step δ = ``rel_step``·max(1, ‖z‖_∞) with rel_step = 1/2 is used. The mea
 errors are in docs/hessian.md §1. ``method="exact"`` evaluates g1 analytically
 (linear part from the same kernel with β = 0, plus the explicit Jacobian of the
 cubic term) and is the reference for the tests.
+
+On the GPU (a :class:`~tdglnre.physics.cuda.CudaEnergyModel`) the Richardson
+and central products run on the device through
+:class:`~tdglnre.physics.cuda.CudaHessian` (same formulas, the four gradients
+in one launch); sparse assembly, ARPACK and MINRES use them unchanged through
+:meth:`Hessian.matvec`.
 """
 
 from __future__ import annotations
@@ -59,7 +65,9 @@ class Hessian:
     Parameters
     ----------
     model
-        Energy model (parameters, lattice, links).
+        Energy model (parameters, lattice, links): an
+        :class:`~tdglnre.physics.solver.EnergyModel`, or a
+        :class:`~tdglnre.physics.cuda.CudaEnergyModel` to run the products on the GPU.
     z
         State (4, N, N) or flattened (4N²,), float64.
     method
@@ -90,6 +98,13 @@ class Hessian:
         self.step = rs * max(1.0, float(np.abs(self.z).max()))
         self.n_matvec = 0
         self.sparse_products = 0
+        self.on_device = hasattr(model, "gradient_device")
+        self._device = None
+        if self.on_device and method != "exact":
+            from ...physics.cuda import CudaHessian
+
+            self._device = CudaHessian(model, self.z, method=method, rel_step=rs)
+        self._host_model = getattr(model, "cpu", model)  # the CPU EnergyModel (tables of the exact product)
         self._gp = np.empty(self.n)
         self._gm = np.empty(self.n)
         self._w = np.empty(self.n)
@@ -111,7 +126,7 @@ class Hessian:
         return out
 
     def _exact(self, v: np.ndarray) -> np.ndarray:
-        m = self.model
+        m = self._host_model
         out = np.empty(m.shape)
         kernels._sweep(np.ascontiguousarray(v.reshape(m.shape)), out, self._lin_co, m._ly, m._lx)
         s = self.z.reshape(m.shape)
@@ -131,6 +146,8 @@ class Hessian:
         self.n_matvec += 1
         if self.method == "exact":
             return self._exact(v)
+        if self._device is not None:
+            return self._device.matvec(v)
         nv = float(np.linalg.norm(v))
         if nv == 0.0:
             return np.zeros(self.n)

@@ -25,6 +25,8 @@ HVP_METHODS = ("richardson", "central", "exact")
 RELAX_METHODS = ("lbfgs", "trust-krylov")
 #: Eigensolvers (see :func:`.spectrum.lowest_eigenpairs`).
 EIG_METHODS = ("shift-invert", "lanczos")
+#: Where gradients and Hessian-vector products run (see :mod:`tdglnre.physics.cuda`).
+DEVICES = ("cpu", "cuda", "auto")
 
 
 def _int(name: str, value: Any, minimum: int) -> int:
@@ -91,6 +93,12 @@ class HessianOptions:
         BLAS threads during the analysis (default 1: vector-sized work gains
         nothing from threads, and spinning OpenBLAS threads slow it down up to
         50× on a busy machine; docs/hessian.md §7). None leaves BLAS alone.
+    device
+        Where the relaxation gradients and the Hessian-vector products run:
+        "cpu" (default), "cuda" (:class:`~tdglnre.physics.cuda.CudaEnergyModel`
+        and :class:`~tdglnre.physics.cuda.CudaHessian`; ARPACK, MINRES and
+        L-BFGS still drive from the host) or "auto" (cuda on a usable GPU, else
+        cpu). The check that CUDA is usable happens when the analysis starts.
     """
 
     n_eig: int = 50
@@ -110,6 +118,7 @@ class HessianOptions:
     zero_tol: float = 1e-7
     seed: int = 0
     blas_thread_limit: int | None = 1
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         checked: dict[str, Any] = {
@@ -126,6 +135,7 @@ class HessianOptions:
             "relax_method": _choice("relaxation method", self.relax_method, RELAX_METHODS),
             "hvp_method": _choice("HVP method", self.hvp_method, HVP_METHODS),
             "eig_method": _choice("eigensolver method", self.eig_method, EIG_METHODS),
+            "device": _choice("device", self.device, DEVICES),
         }
         for name in ("relax", "dos"):
             value = getattr(self, name)
@@ -155,4 +165,4 @@ class HessianOptions:
         return dataclasses.asdict(self)
 
 
-__all__ = ["EIG_METHODS", "HVP_METHODS", "HessianOptions", "Progress", "RELAX_METHODS"]
+__all__ = ["DEVICES", "EIG_METHODS", "HVP_METHODS", "HessianOptions", "Progress", "RELAX_METHODS"]

@@ -86,7 +86,17 @@ def analyze(
 def _analyze(config: SimConfig, state: np.ndarray, opts: HessianOptions, *, eta: float | None, n_v: int | None,
              nu: float | None, progress: Progress | None) -> HessianResult:
     t_start = time.perf_counter()
-    model = EnergyModel(config, eta=eta, n_v=n_v, nu=nu)
+    device, gpu = "cpu", ""
+    if opts.device != "cpu":
+        from ...physics import cuda
+
+        device = cuda.resolve_device(opts.device)
+    if device == "cuda":
+        model: Any = cuda.CudaEnergyModel(config, eta=eta, n_v=n_v, nu=nu)
+        gpu = cuda.gpu_name()
+        log.info("hessian: gradients and Hessian-vector products on the GPU (%s)", gpu)
+    else:
+        model = EnergyModel(config, eta=eta, n_v=n_v, nu=nu)
     z0 = as_state(state, model.N).reshape(-1)
     if opts.n_eig >= model.size:
         raise ConfigError(f"n_eig must be in 1..{model.size - 1} for {model.size} unknowns, got {opts.n_eig}")
@@ -126,8 +136,9 @@ def _analyze(config: SimConfig, state: np.ndarray, opts: HessianOptions, *, eta:
         config=model.config, eigenvalues=vals, zero_mode_index=zi, zero_mode_overlap=zov, softest_index=si,
         softest_vector=vecs[:, si].reshape(model.shape).copy(), relaxation=rr, relaxed=opts.relax,
         lambda_min_est=lo_est, lambda_max_est=hi_est, n_negative=n_neg, counts_below=counts,
-        wall_seconds=time.perf_counter() - t_start, options=opts, timings=timings, n_matvec=hess.n_matvec,
-        hvp_step=hess.step, dos=density,
+        wall_seconds=time.perf_counter() - t_start, options=opts.replace(device=device) if opts.device != device
+        else opts, timings=timings, n_matvec=hess.n_matvec,
+        hvp_step=hess.step, dos=density, device=device, gpu_name=gpu,
     )
 
 
@@ -159,6 +170,10 @@ def hessian(source: StateSource, options: HessianOptions | None = None, *,
     resolve = getattr(source, "resolve", None)
     if resolve is None:
         raise ConfigError(f"source must be FromEnsemble, FromPreset or FromParams, got {type(source).__name__}")
+    if opts.device != "cpu":  # refuse an unusable device before the state is read or simulated
+        from ...physics.cuda import resolve_device
+
+        opts = opts.replace(device=resolve_device(opts.device))
     config, psi, params = resolve()
     result = analyze(config, psi, opts, eta=params["eta"], n_v=int(params["n_v"]), nu=params["nu"],
                      progress=progress)

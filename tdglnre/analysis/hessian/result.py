@@ -63,6 +63,10 @@ class HessianResult:
     dos: SpectralDensity | None = None
     source: dict[str, Any] | None = None
     """Where the state came from (set by :func:`~tdglnre.analysis.hessian.hessian`), JSON-ready."""
+    device: str = "cpu"
+    """Where gradients and Hessian-vector products ran ("cpu" or "cuda"; ``options.device`` resolved)."""
+    gpu_name: str = ""
+    """The GPU's name when ``device == "cuda"``, else ""."""
 
     # ------------------------------------------------------------ derived values
     @property
@@ -180,6 +184,8 @@ class HessianResult:
             "zero_tol": self.zero_tol,
             "wall_seconds": self.wall_seconds,
             "timings": dict(self.timings),
+            "device": self.device,
+            "gpu_name": self.gpu_name,
         }
         if self.source is not None:
             d["source"] = dict(self.source)
@@ -270,7 +276,7 @@ class HessianResult:
             counts_below=dict(sm["counts_below"]), wall_seconds=float(sm["wall_seconds"]),
             options=HessianOptions.from_dict(opts), timings=dict(sm.get("timings", {})),
             n_matvec=int(sm.get("n_matvec", 0)), hvp_step=float(sm.get("hvp_step", 0.0)), dos=dos,
-            source=sm.get("source"),
+            source=sm.get("source"), device=str(sm.get("device", "cpu")), gpu_name=str(sm.get("gpu_name", "")),
         )
 
 
