@@ -1,4 +1,4 @@
-"""``tdglnre bench``: throughput of the numba TDGL kernels vs plain NumPy."""
+"""``tdglnre bench``: throughput of the numba TDGL kernels vs plain NumPy, or of the CUDA kernels (``--device cuda``)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,17 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_cuda_table(result: dict[str, Any]) -> str:
+    """Human-readable table of a CUDA :func:`run_benchmark` result (one row per case and dtype)."""
+    header = f"{'N':>6} {'batch':>6} {'steps':>7} {'dtype':>8} {'kernel':>13} {'Msites/s':>11}"
+    lines = [f"CUDA kernels on {result.get('gpu_name', '?')}: million site-updates per second (Msites/s).",
+             "", header, "-" * len(header)]
+    for r in result.get("per_size", []):
+        lines.append(f"{_fmt(r.get('N'), 'd'):>6} {_fmt(r.get('batch'), 'd'):>6} {_fmt(r.get('steps'), 'd'):>7} "
+                     f"{r.get('dtype', '-'):>8} {r.get('kernel', '-'):>13} {_fmt(r.get('msites'), '.4g'):>11}")
+    return "\n".join(lines)
+
+
 @click.command("bench")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option(
@@ -94,26 +105,35 @@ def format_table(result: dict[str, Any]) -> str:
     "--threads", type=click.IntRange(min=1), default=None,
     help="numba threads (default: numba's default).",
 )
+@click.option(
+    "--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+    help="cpu: numba vs NumPy. cuda: the GPU kernels, float32 and float64, at issue 11's cases (N=64 x 8 and "
+         "x 1024, N=256 x 64, N=1024 x 8) unless --sizes/--batch are given (then each size at --batch). "
+         "auto: cuda on a usable GPU, else cpu.",
+)
+@click.pass_context
 def command(
+    ctx: click.Context,
     as_json: bool,
     sizes: tuple[int, ...],
     batch: int,
     steps: int,
     numpy_steps: int,
     threads: int | None,
+    device: str,
 ) -> None:
-    """Benchmark the numba TDGL step against the NumPy reference."""
+    """Benchmark the numba TDGL step against the NumPy reference, or the CUDA kernels."""
     from tdglnre.physics.bench import run_benchmark
 
-    result = run_library_call(
-        run_benchmark,
-        sizes=sizes,
-        batch=batch,
-        steps=steps,
-        numpy_steps=numpy_steps,
-        threads=threads,
-    )
+    kwargs: dict[str, Any] = dict(sizes=sizes, batch=batch, steps=steps, numpy_steps=numpy_steps, threads=threads)
+    if device != "cpu":
+        default = click.core.ParameterSource.DEFAULT
+        explicit = any(ctx.get_parameter_source(p) != default for p in ("sizes", "batch"))
+        kwargs.update(device=device, cases=[(n, batch) for n in sizes] if explicit else None)
+    result = run_library_call(run_benchmark, **kwargs)
     if as_json:
         click.echo(json.dumps(result, indent=2, sort_keys=True, default=_jsonable))
+    elif result.get("device") == "cuda":
+        click.echo(format_cuda_table(result))
     else:
         click.echo(format_table(result))

@@ -23,10 +23,15 @@ def _human_bytes(n: float) -> str:
 def format_summary(s: dict) -> str:
     """One-line summary of a :func:`tdglnre.io.generate.generate_ensemble` result."""
     verb = "resumed" if s["resumed"] else "wrote"
+    device = s.get("device", "cpu")
+    if s.get("gpu_name"):
+        device += f" {s['gpu_name']}"
+    wait = s.get("write_wait_fraction", s["write_fraction"])
     return (
         f"{verb} {s['path']}: {s['n_new']} new samples, {s['n_complete']}/{s['n_samples']} complete, "
-        f"in {s['wall_s']:.1f} s ({s['samples_per_s']:.1f} samples/s, {s['mode']}, {s['dtype']}; "
-        f"HDF5 writing {100 * s['write_fraction']:.1f}% of the time); file {_human_bytes(s['file_size_bytes'])}"
+        f"in {s['wall_s']:.1f} s ({s['samples_per_s']:.1f} samples/s, {s['mode']}, {device}, {s['dtype']}; "
+        f"HDF5 writing {100 * s['write_fraction']:.1f}% of the time, waited for {100 * wait:.1f}%); "
+        f"file {_human_bytes(s['file_size_bytes'])}"
     )
 
 
@@ -60,11 +65,14 @@ def format_summary(s: dict) -> str:
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="T",
               help="numba threads, at most numba's NUMBA_NUM_THREADS on this machine (per worker with "
                    "--workers; default: all cores / workers).")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+              help="Backend: cpu (the reference), cuda (GPU via numba-cuda; local mode only) or auto (cuda on a "
+                   "usable GPU, else cpu). Recorded in the file; --resume needs the file's device.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON instead of one line.")
 def command(preset: str, n_samples: int, seed: int, out: str, overrides: tuple[str, ...], resume: bool,
             force: bool, workers: int | None, scheduler: str | None, store_fields: bool, dtype: str | None,
-            batch_size: int | None, threads: int | None, quiet: bool, as_json: bool) -> None:
+            batch_size: int | None, threads: int | None, device: str, quiet: bool, as_json: bool) -> None:
     """Simulate S quenches with parameters drawn from the preset's prior into FILE.h5.
 
     Sample k's parameters and initial state depend only on (SEED, k): the file is
@@ -84,7 +92,7 @@ def command(preset: str, n_samples: int, seed: int, out: str, overrides: tuple[s
     summary = run_library_call(
         generate_ensemble, config, prior, n_samples, seed, out, resume=resume, force=force,
         workers=workers, scheduler=scheduler, store_fields=store_fields, batch_size=batch_size,
-        threads=threads, progress=not quiet,
+        threads=threads, progress=not quiet, device=device,
     )
     if as_json:
         click.echo(json.dumps(summary, indent=2))

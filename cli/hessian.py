@@ -115,6 +115,9 @@ def run(kw: dict[str, Any], out: str, progress_on: bool) -> tuple[Any, list[str]
               help="First relaxation stage (a Newton-MINRES polish follows).")
 @click.option("--dos-probes", type=click.IntRange(min=1), default=20, show_default=True, help="SLQ probe vectors.")
 @click.option("--dos-steps", type=click.IntRange(min=2), default=80, show_default=True, help="Lanczos steps per probe.")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
+              help="Where relaxation gradients and Hessian-vector products run: cpu, cuda (GPU via numba-cuda; "
+                   "eigsh/MINRES drive from the host) or auto (cuda on a usable GPU, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(out: str, as_json: bool, quiet: bool, **kw: Any) -> None:

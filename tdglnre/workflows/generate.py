@@ -69,7 +69,7 @@ def generate(preset: str | Path | Any, n_samples: int, seed: int, out: str | Pat
              overrides: Iterable[str] | Mapping[str, Any] = (), dtype: str | None = None, resume: bool = False,
              force: bool = False, workers: int | None = None, scheduler: str | None = None,
              store_fields: bool = False, batch_size: int | None = None, threads: int | None = None,
-             progress: ProgressLike = False) -> GenerateResult:
+             progress: ProgressLike = False, device: str = "cpu") -> GenerateResult:
     """Simulate ``n_samples`` quenches with θ ~ prior into the ensemble file ``out``.
 
     Parameters
@@ -89,6 +89,8 @@ def generate(preset: str | Path | Any, n_samples: int, seed: int, out: str | Pat
         As :func:`tdglnre.io.generate.generate_ensemble`.
     progress
         True for a bar on stderr, or a callable ``f(n)`` per finished batch.
+    device
+        ``"cpu"`` (default), ``"cuda"`` or ``"auto"``, as :func:`tdglnre.io.generate.generate_ensemble`.
     """
     from ..io.generate import generate_ensemble
     from ..io.presets import load_preset
@@ -110,6 +112,6 @@ def generate(preset: str | Path | Any, n_samples: int, seed: int, out: str | Pat
         config, prior = load_preset(preset, sets)
     s = generate_ensemble(config, prior, n_samples, seed, out, resume=resume, force=force, workers=workers,
                           scheduler=scheduler, store_fields=store_fields, batch_size=batch_size, threads=threads,
-                          progress=progress)
+                          progress=progress, device=device)
     return GenerateResult(Path(s["path"]), s["n_samples"], s["n_complete"], s["n_new"], s["wall_s"],
                           s["samples_per_s"], s["write_fraction"], s)
