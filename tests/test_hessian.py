@@ -462,12 +462,13 @@ def test_files_without_options_still_load_and_foreign_files_are_refused(tmp_path
     assert res.F_before == res.F_after and res.relax_converged
     old = {k: v for k, v in res.summary().items()
            if k not in ("lambda_min_est", "relax_iterations", "newton_steps", "relax_message", "hvp_step",
-                        "zero_tol")}
+                        "zero_tol", "device", "gpu_name")}
     path = io.write(tmp_path / "old.h5", {"eigenvalues": res.eigenvalues, "softest_mode": res.softest_vector,
                                           "state": res.state},
                     {"config": cfg.to_json(), "summary": json.dumps(old)})
     back = load_result(path)
     assert np.isnan(back.lambda_min_est) and back.options.eig_method == "lanczos"
+    assert (back.device, back.gpu_name, back.options.device) == ("cpu", "", "cpu")  # before issue 11: the CPU
     np.testing.assert_array_equal(back.eigenvalues, res.eigenvalues)
     assert back.relaxation.message == "not relaxed" and not back.relaxed
     with h5py.File(tmp_path / "other.h5", "w") as f:
