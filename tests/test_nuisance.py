@@ -201,6 +201,10 @@ def test_gradient_is_the_finite_difference_of_the_energy_with_disorder():
     assert m.energy(z) == pytest.approx(F, rel=1e-12)
     # and the disorder term is really there: a clean model differs
     assert EnergyModel(SMALL).energy(z) != pytest.approx(F, rel=1e-6)
+    # an explicit landscape is the same model; none at all is refused (F depends on it)
+    assert EnergyModel(SMALL, delta=0.5, xi=m.xi).energy(z) == m.energy(z)
+    with pytest.raises(ConfigError, match="give its run seed and sample index"):
+        EnergyModel(SMALL.replace(delta=0.5))
 
 
 # ------------------------------------------------------------------ the time-step bound

@@ -299,13 +299,14 @@ class EnergyModel:
 
     With pinning disorder (``delta`` ≠ 0, or the config's δ) the landscape is
     sample ``index``'s of run ``seed`` (:func:`disorder_field`), or ``xi`` if
-    given; energy and gradient both include α_b·δ·ξ(r)·|ψ_b|². Thermal noise
-    is not part of F (T only enters the dynamics).
+    given — one of the two is required, since F depends on the sample's
+    landscape; energy and gradient both include α_b·δ·ξ(r)·|ψ_b|². Thermal
+    noise is not part of F (T only enters the dynamics).
     """
 
     def __init__(self, config: SimConfig, *, eta: float | None = None, n_v: int | None = None,
-                 nu: float | None = None, delta: float | None = None, seed: int = 0, index: int = 0,
-                 xi: np.ndarray | None = None):
+                 nu: float | None = None, delta: float | None = None, seed: int | None = None,
+                 index: int | None = None, xi: np.ndarray | None = None):
         cfg = config.replace(
             eta=config.eta if eta is None else float(eta),
             n_v=config.n_v if n_v is None else n_v,
@@ -330,6 +331,9 @@ class EnergyModel:
         self._grad_dco = self._rhs_dco = None
         if cfg.delta != 0.0:
             if xi is None:
+                if seed is None or index is None:
+                    raise ConfigError(f"the energy with pinning disorder (delta={cfg.delta:g}) depends on the "
+                                      "sample's landscape: give its run seed and sample index, or xi")
                 xi = disorder_field(seed, index, cfg)
             xi = np.ascontiguousarray(xi, dtype=np.float64)
             if xi.shape != (cfg.N, cfg.N):
