@@ -118,8 +118,9 @@ def simulate_batch(config_json: str, prior_json: str, seed: int, start: int, sto
         if device == "cuda":
             from ..physics.cuda import simulate_outputs_cuda
 
+            # batch_size=None: device batches within the 2 GiB buffer budget (results do not depend on it)
             psi_full, x = simulate_outputs_cuda(config, params, seed=seed, sample_indices=idx,
-                                                want_psi=store_fields, batch_size=max(1, stop - start))
+                                                want_psi=store_fields, batch_size=None)
         else:
             res = simulate(config, params, seed=seed, sample_indices=idx, batch_size=max(1, stop - start),
                            threads=threads)
