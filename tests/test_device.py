@@ -309,3 +309,26 @@ def test_hessian_options_device_is_validated() -> None:
     assert HessianOptions(device="auto").to_dict()["device"] == "auto"
     with pytest.raises(ConfigError, match=r"unknown device 'gpu'; valid: \['cpu', 'cuda', 'auto'\]"):
         HessianOptions(device="gpu")
+
+
+@needs_cuda
+@pytest.mark.parametrize("extra, what", [("T=0.05", "thermal noise (T)"),
+                                         ("prior.T=uniform(0,0.05)", "thermal noise (T)"),
+                                         ("prior.delta=uniform(0,0.1)", "pinning disorder (delta)")])
+def test_cuda_refuses_nuisance_physics_it_does_not_implement(tmp_path: Path, extra: str, what: str) -> None:
+    """Thermal noise and pinning disorder run only on the CPU: --device cuda refuses them instead of dropping them."""
+    out = tmp_path / "n.h5"
+    r = CliRunner().invoke(cli, _gen_args(out, "--device", "cuda", "--set", extra))
+    assert r.exit_code == 1
+    assert r.output.strip() == f"Error: device 'cuda' does not implement {what} yet; use --device cpu"
+    assert not out.exists()
+
+
+@needs_cuda
+def test_cuda_kernels_refuse_noise_and_disorder_parameters(small: tuple) -> None:
+    config, _ = small
+    with pytest.raises(ConfigError, match=r"does not implement thermal noise \(T\)"):
+        tc.simulate_cuda(config, {"T": [0.0, 0.1]}, n_samples=2)
+    with pytest.raises(ConfigError, match=r"does not implement pinning disorder \(delta\)"):
+        tc.CudaEnergyModel(config.replace(delta=0.1))
+    tc.check_supported(config, {"T": [0.0, 0.0], "delta": 0.0})  # clean physics passes

@@ -486,8 +486,9 @@ def generate_ensemble(
         device = "cpu"
     gpu = ""
     if device == "cuda":
-        from ..physics.cuda import gpu_name
+        from ..physics.cuda import check_supported, gpu_name
 
+        check_supported(config, prior.fixed_values(), varied=prior.inferred)
         gpu = gpu_name()
     out_path = Path(out)
     plan = _plan_output(out_path, resume, force)

@@ -151,6 +151,37 @@ def resolve_device(device: str) -> str:
     return "cpu"
 
 
+#: Per-sample physics of the CPU solver that the device kernels do not implement yet (issue 13).
+UNSUPPORTED = {"T": "thermal noise (T)", "delta": "pinning disorder (delta)"}
+
+
+def check_supported(config: SimConfig, params: Mapping[str, Any] | None = None,
+                    varied: Sequence[str] = ()) -> None:
+    """Refuse physics the device kernels do not implement (thermal noise, pinning disorder).
+
+    Parameters
+    ----------
+    config
+        Its defaults ``T`` and ``delta`` must be 0.
+    params
+        Per-sample values (scalars or arrays); every ``T`` and ``delta`` must be 0.
+    varied
+        Names a prior draws per sample (refused if ``T`` or ``delta``).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the feature and pointing to ``--device cpu``; without
+        this check the device would silently run the clean dynamics.
+    """
+    for key, what in UNSUPPORTED.items():
+        values = [getattr(config, key, 0.0)]
+        if params is not None and key in params:
+            values.append(params[key])
+        if key in varied or any(np.any(np.asarray(v, dtype=np.float64) != 0) for v in values):
+            raise ConfigError(f"device 'cuda' does not implement {what} yet; use --device cpu")
+
+
 def _require_cuda() -> None:
     ok, why = cuda_status()
     if not ok:
@@ -678,6 +709,7 @@ def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, ini
     _require_cuda()
     pars, idx, initial = _prepare(config, params, seed, sample_indices, n_samples, initial, batch_size,
                                   check_every)
+    check_supported(config, pars)
     S = pars["eta"].shape[0]
     dtype = np.dtype(config.dtype)
     N = config.N
@@ -875,6 +907,7 @@ class CudaEnergyModel:
     def __init__(self, config: SimConfig, *, eta: float | None = None, n_v: int | None = None,
                  nu: float | None = None):
         _require_cuda()
+        check_supported(config)
         self.cpu = EnergyModel(config, eta=eta, n_v=n_v, nu=nu)
         self.config = self.cpu.config
         self.N = self.cpu.N
