@@ -272,3 +272,25 @@ def test_prior_draws_T_and_delta_without_changing_the_other_draws():
     with pytest.raises(ConfigError, match="delta=-3"):
         Prior({"eta": f"fixed({SMALL.eta})", "nu": f"fixed({SMALL.nu})", "n_v": "fixed(2)",
                "delta": "uniform(-3, 1)"}).validate(cfg)
+
+
+def test_float32_nuisance_run_follows_the_float64_run():
+    # same noise and landscape (both keyed by seed and sample), so the runs differ only by rounding
+    params = {"T": [0.01, 0.0], "delta": [0.2, -0.3]}
+    a = simulate(SMALL, params, seed=6)
+    b = simulate(SMALL.replace(dtype="float32"), params, seed=6)
+    assert b.psi.dtype == np.complex64
+    np.testing.assert_allclose(b.psi, a.psi, atol=2e-4)
+
+
+def test_presets_take_T_delta_and_disorder_length_overrides():
+    from tdglnre.io.presets import load_preset, override_keys
+
+    assert {"T", "delta", "prior.T", "prior.delta", "disorder_length"} <= set(override_keys())
+    cfg, prior = load_preset("quick", ["T=0.01", "prior.delta=uniform(0, 0.1)", "disorder_length=2"])
+    assert cfg.T == 0.01 and cfg.disorder_length == 2.0
+    assert prior["T"].kind == "fixed" and prior["delta"].kind == "uniform" and "delta" in prior.inferred
+    clean_cfg, clean_prior = load_preset("quick")
+    assert "T" not in clean_prior.names and "delta" not in clean_prior.names and clean_cfg.T == 0.0
+    with pytest.raises(ConfigError, match="temperature"):
+        load_preset("quick", ["T=-1"])
