@@ -27,8 +27,8 @@ optional arguments that default to None: pinning disorder as a per-site
 shift of C1, C2 (:func:`_sweep`'s ``xi``, ``dco``) and thermal noise as a
 counter-based Gaussian kick after each step (:func:`_add_noise`). numba
 compiles one variant per combination and prunes the ``is None`` branches at
-compile time, so the clean variant is the clean kernel, instruction for
-instruction.
+compile time, so the clean variant does the clean kernel's arithmetic and
+its results are bitwise unchanged.
 """
 
 from __future__ import annotations
