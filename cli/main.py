@@ -120,10 +120,16 @@ def _configure_logging(verbose: int) -> None:
     "-v",
     "--verbose",
     count=True,
-    help="Log progress: -v for INFO, -vv for DEBUG; also show tracebacks on errors.",
+    help="Log progress: -v for INFO, -vv for DEBUG and TensorFlow's own log lines; "
+         "also show tracebacks on errors.",
 )
 def cli(verbose: int) -> None:
     _configure_logging(verbose)
+    # TensorFlow's start-up lines (absl, cudart_stub, cuInit) only with -vv; this
+    # must be known before TensorFlow is first imported (tdglnre.nre.tf_setup)
+    from tdglnre.nre.tf_setup import set_verbosity
+
+    set_verbosity(verbose)
 
 
 # --- subcommand registration: one module per command ------------------------

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
 
-from .main import run_library_call
+from .main import LibraryError, run_library_call
 
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -54,7 +55,8 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=None,
               help="AdamW weight decay [default: 1e-4].")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
-              help="Validation fraction (seeded split) [default: 0.1].")
+              help="Validation fraction (seeded split); 0: none, early stopping then watches "
+                   "the training loss [default: 0.1].")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
               help="Early-stopping patience in epochs [default: 8].")
 @click.option("--lr-patience", type=click.IntRange(min=1), default=None,
@@ -72,7 +74,8 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="TensorFlow intra-op threads [default: usable CPU cores].")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @click.option("--force", is_flag=True, help="Overwrite a model already in --out.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress output (else a progress bar on a terminal, one line per epoch otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(data: str, out: str, loss: str | None, contrastive: int | None,
             gamma: float | None, lam: float | None, epochs: int | None,
@@ -86,7 +89,9 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
     Early stopping on the validation loss restores the best weights; a
     checkpoint is written every epoch (continue with --resume).
     """
-    from tdglnre.nre.training import train  # lazy: TensorFlow loads only here
+    if not Path(data).is_file():  # before anything heavy is imported
+        raise LibraryError(f"{data}: no such file")
+    from tdglnre.nre.training import train  # TensorFlow loads only once training starts
 
     settings: dict[str, Any] = {
         k: v for k, v in dict(
@@ -97,7 +102,7 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
         ).items() if v is not None
     }
     if filters is not None:
-        from tdglnre.nre.network import NetworkConfig
+        from tdglnre.nre.settings import NetworkConfig
 
         settings["network"] = NetworkConfig(filters=filters)
     result = run_library_call(train, data, out, resume=resume, force=force, quiet=quiet,
@@ -106,8 +111,13 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
         d = result.to_dict()
         click.echo(json.dumps(d, indent=2))
         return
+    if result.n_val:
+        best = f"best val loss {result.best_val_loss:.5g}"
+    else:
+        best = (f"no validation split (val-fraction 0): best training loss "
+                f"{result.best_loss:.5g}")
     click.echo(
-        f"best val loss {result.best_val_loss:.5g} at epoch {result.best_epoch + 1} of "
+        f"{best} at epoch {result.best_epoch + 1} of "
         f"{result.epochs_run}{' (stopped early)' if result.stopped_early else ''}; "
         f"{result.n_train} training / {result.n_val} validation samples; "
         f"{result.wall_time_s:.1f} s"

@@ -39,28 +39,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import keras
-from keras import ops
+from .settings import LOSS_NAMES, n_theta_columns
+from .tf_setup import ensure_tensorflow
+
+ensure_tensorflow()
+
+import keras  # noqa: E402
+from keras import ops  # noqa: E402
 
 _PACKAGE = "tdglnre"
-
-LOSS_NAMES = ("nre", "bnre", "nrec")
-
-
-def n_theta_columns(loss: str, k: int) -> int:
-    """Columns K' of the logit matrix a loss needs for contrastive size ``k``.
-
-    ``nre``/``bnre``: K' = k (one joint + k−1 marginal). ``nrec``: K' = k + 1.
-    """
-    if loss not in LOSS_NAMES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {LOSS_NAMES}")
-    if k < 1 or (loss != "nrec" and k < 2):
-        raise ValueError(
-            f"contrastive size K={k} is too small for loss {loss!r} "
-            f"(nre/bnre need K >= 2, nrec needs K >= 1)"
-        )
-    return k + 1 if loss == "nrec" else k
-
 
 def _log_sigmoid(z: Any) -> Any:
     return -ops.softplus(-z)

@@ -20,7 +20,8 @@ A model directory written by :func:`tdglnre.nre.training.train` holds
 - ``N``, ``L``; ``dataset``: ``path``, ``config``, ``fingerprint`` (sha256 of
   config + prior + seed JSON), ``seed``, ``n_complete``, ``n_train``, ``n_val``
 - ``training``: all :class:`~.training.TrainSettings`; ``result``:
-  ``best_val_loss``, ``best_epoch``, ``epochs_run``, ``stopped_early``
+  ``best_val_loss`` (null without a validation split), ``best_loss`` (of
+  ``monitor``), ``best_epoch``, ``epochs_run``, ``stopped_early``, ``monitor``
 - ``versions`` (tdglnre, tensorflow, keras, numpy, h5py, python), ``created``
 """
 
@@ -36,6 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import TDGLError
+from .artifacts import package_versions
 from .data import Selection
 
 log = logging.getLogger(__name__)
@@ -56,8 +58,6 @@ def build_metadata(*, source: Any, selection: Any, settings: Any, scan: Any,
                    fingerprint: str, n_train: int, n_val: int,
                    state: dict[str, Any]) -> dict[str, Any]:
     """The ``metadata.json`` dictionary of a finished training run."""
-    from .training import package_versions
-
     info = dict(source.info)
     _, h, w, _ = source.sample_shape
     return {
@@ -87,7 +87,8 @@ def build_metadata(*, source: Any, selection: Any, settings: Any, scan: Any,
         },
         "training": settings.to_dict(),
         "result": {
-            "best_val_loss": state["best"] if np.isfinite(state["best"]) else None,
+            "best_val_loss": state["best"] if n_val and np.isfinite(state["best"]) else None,
+            "best_loss": state["best"] if np.isfinite(state["best"]) else None,
             "best_epoch": int(state["best_epoch"]),
             "epochs_run": int(state["epoch"]) + 1,
             "stopped_early": bool(state["stopped_early"]),
@@ -163,7 +164,9 @@ class RatioEstimator:
     """
 
     def __init__(self, model: Any, metadata: dict[str, Any], model_dir: str | None = None):
-        import tensorflow as tf
+        from .tf_setup import ensure_tensorflow
+
+        tf = ensure_tensorflow()
 
         self.model = model
         self.metadata = metadata
@@ -441,13 +444,13 @@ def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
     ModelLoadError
         If a file is missing or unreadable.
     """
-    from . import configure_tensorflow
+    from .tf_setup import ensure_tensorflow
 
     meta = read_metadata(model_dir)
     path = Path(model_dir) / "model.keras"
     if not path.exists():
         raise ModelLoadError(f"{model_dir}: no model.keras")
-    configure_tensorflow()
+    ensure_tensorflow()
     import keras
 
     from . import losses, network  # noqa: F401  (registers the custom objects)

@@ -21,63 +21,19 @@ prior bounds used to scale θ are layer weights/config, so they travel inside
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
-import keras
-from keras import layers, ops
+from .settings import NetworkConfig
+from .tf_setup import ensure_tensorflow
 
-from ..errors import ConfigError, reject_unknown_keys
+ensure_tensorflow()
+
+import keras  # noqa: E402
+from keras import layers, ops  # noqa: E402
 
 _PACKAGE = "tdglnre"
-
-
-@dataclass(frozen=True)
-class NetworkConfig:
-    """Widths and depth of the ratio-estimator network."""
-
-    filters: tuple[int, ...] = (16, 32, 32, 64)
-    """Filters of the conv blocks (one 3×3 'same' conv + ReLU + 2×2 max-pool each)."""
-    convs_per_block: int = 1
-    """3×3 convolutions per block before the pooling."""
-    embed_dim: int = 64
-    """Size of the observation embedding h_x (dense layer after GAP ‖ GMP)."""
-    theta_units: tuple[int, ...] = (64, 64)
-    """Hidden widths of the θ MLP; the last one is the size of h_θ."""
-    head_units: tuple[int, ...] = (64, 64)
-    """Hidden widths of the head MLP (a final Dense(1) gives the logit)."""
-
-    def __post_init__(self) -> None:
-        for name in ("filters", "theta_units", "head_units"):
-            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
-        if not self.filters or any(f < 1 for f in self.filters):
-            raise ValueError(f"filters must be positive integers, got {self.filters}")
-        if not self.theta_units or any(u < 1 for u in self.theta_units):
-            raise ValueError(f"theta_units must be positive integers, got {self.theta_units}")
-        if any(u < 1 for u in self.head_units):
-            raise ValueError(f"head_units must be positive integers, got {self.head_units}")
-        if self.embed_dim < 1 or self.convs_per_block < 1:
-            raise ValueError("embed_dim and convs_per_block must be >= 1")
-
-    @classmethod
-    def paper(cls) -> "NetworkConfig":
-        """The paper's widths (Table III): 64-128-128-256 filters, 64-d embeddings."""
-        return cls(filters=(64, 128, 128, 256), embed_dim=64, theta_units=(64, 64),
-                   head_units=(64, 64))
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "NetworkConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        reject_unknown_keys(cls, d, "network key", ConfigError)
-        return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON dictionary."""
-        d = dataclasses.asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
 
 # --------------------------------------------------------------------- layers

@@ -26,20 +26,28 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
-import json
 import logging
 import math
 import os
+import shutil
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import TDGLError, reject_unknown_keys
-from . import configure_tensorflow
+from .artifacts import (
+    CHECKPOINT_DIR,
+    CHECKPOINT_FILES,
+    commit_checkpoint,
+    dataset_fingerprint,
+    find_checkpoint,
+    package_versions,
+    save_atomic,
+    write_json,
+)
 from .data import (
     BatchStream,
     EnsembleSource,
@@ -49,138 +57,16 @@ from .data import (
     scan_source,
     split_indices,
 )
-from .losses import LOSS_NAMES, n_theta_columns
-from .network import NetworkConfig
+from .settings import RESUMABLE_OVERRIDES, NetworkConfig, TrainingError, TrainSettings
+from .tf_setup import ensure_tensorflow
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "metadata.json"
-CHECKPOINT_DIR = "checkpoints"
 _OWNED = (MODEL_FILE, METADATA_FILE, "history.csv", "history.json", "loss_curve.png")
-_CKPT_FILES = ("last.keras", "best.weights.h5", "state.json")
-
-#: Settings that ``resume`` may change; all others come from the checkpoint.
-RESUMABLE_OVERRIDES = ("epochs", "patience")
-
-
-class TrainingError(TDGLError, ValueError):
-    """Training cannot start or continue; the message says why."""
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """All settings of one training run (stored in ``metadata.json``)."""
-
-    loss: str = "nrec"
-    """``nre``, ``bnre`` or ``nrec`` (see :mod:`.losses`)."""
-    contrastive: int = 8
-    """K: θ's scored per x (nre/bnre: 1 joint + K−1 marginal; nrec: K classes)."""
-    gamma: float = 1.0
-    """Class ratio γ of ``nrec``."""
-    lam: float = 100.0
-    """Balancing penalty λ of ``bnre``."""
-    epochs: int = 50
-    """Maximum number of epochs."""
-    batch_size: int = 64
-    """Observations per batch."""
-    learning_rate: float = 1e-3
-    """Adam(W) learning rate."""
-    weight_decay: float = 1e-4
-    """Decoupled weight decay of AdamW (0: plain Adam)."""
-    val_fraction: float = 0.1
-    """Fraction of samples held out for validation (seeded permutation)."""
-    patience: int = 8
-    """Epochs without validation improvement before stopping."""
-    min_delta: float = 1e-4
-    """Smallest validation-loss decrease that counts as an improvement."""
-    seed: int = 0
-    """Seed of the split, the shuffling, the augmentation and the weights."""
-    channels: tuple[str, ...] | None = None
-    """Input channel names (default: all channels of the ensemble)."""
-    snapshots: tuple[int, ...] | None = None
-    """Snapshot indices (default: the last); several stack as channels."""
-    augment: bool = True
-    """Random periodic lattice translations of the training inputs."""
-    network: NetworkConfig = field(default_factory=NetworkConfig)
-    """Widths and depth of the network."""
-    in_memory_limit: float = 2 * 1024**3
-    """Cache the selected inputs in RAM when they take at most this many bytes."""
-    block_size: int = 256
-    """Samples per HDF5 read when streaming."""
-    blocks_per_read: int = 4
-    """Blocks read and shuffled together when streaming."""
-    threads: int | None = None
-    """TensorFlow intra-op threads (default: usable CPU cores)."""
-    lr_patience: int = 3
-    """Epochs without improvement before the learning rate is multiplied by ``lr_factor``."""
-    lr_factor: float = 0.5
-    """Learning-rate reduction factor on a plateau (1: constant learning rate)."""
-    min_learning_rate: float = 1e-5
-    """Floor of the plateau schedule."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.network, dict):
-            object.__setattr__(self, "network", NetworkConfig.from_dict(self.network))
-        for name in ("channels", "snapshots"):
-            v = getattr(self, name)
-            if v is not None:
-                if isinstance(v, (str, int)):
-                    v = (v,)
-                object.__setattr__(self, name, tuple(v))
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise :class:`TrainingError` on an invalid combination."""
-        if self.loss not in LOSS_NAMES:
-            raise TrainingError(f"unknown loss {self.loss!r}; choose one of {LOSS_NAMES}")
-        try:
-            cols = n_theta_columns(self.loss, int(self.contrastive))
-        except ValueError as exc:
-            raise TrainingError(str(exc)) from None
-        checks = [
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}"),
-            (self.batch_size >= cols,
-             f"batch_size {self.batch_size} is smaller than the {cols} theta columns of "
-             f"loss {self.loss!r} with K={self.contrastive}; contrastive thetas come from "
-             "other samples of the batch"),
-            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
-            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
-            (0.0 <= self.val_fraction < 1.0,
-             f"val_fraction must lie in [0, 1), got {self.val_fraction}"),
-            (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
-            (self.lr_patience >= 1, f"lr_patience must be >= 1, got {self.lr_patience}"),
-            (0 < self.lr_factor <= 1, f"lr_factor must lie in (0, 1], got {self.lr_factor}"),
-            (self.min_learning_rate > 0, f"min_learning_rate must be > 0, got {self.min_learning_rate}"),
-            (self.gamma > 0, f"gamma must be > 0, got {self.gamma}"),
-            (self.lam >= 0, f"lam must be >= 0, got {self.lam}"),
-            (self.block_size >= 1 and self.blocks_per_read >= 1,
-             "block_size and blocks_per_read must be >= 1"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise TrainingError(msg)
-
-    @property
-    def n_theta_columns(self) -> int:
-        """θ columns per x in a batch."""
-        return n_theta_columns(self.loss, self.contrastive)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON dictionary."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d["network"] = self.network.to_dict()
-        for k in ("channels", "snapshots"):
-            d[k] = None if d[k] is None else list(d[k])
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainSettings":
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming the valid ones."""
-        reject_unknown_keys(cls, d, "training setting", TrainingError)
-        return cls(**d)
-
+#: Where a ``force`` run keeps the model it replaces until it has finished.
+_REPLACED_DIR = ".replaced-model"
 
 @dataclass
 class TrainResult:
@@ -194,7 +80,7 @@ class TrainResult:
     best_epoch: int
     """0-based epoch whose weights were kept."""
     best_val_loss: float
-    """Monitored loss at ``best_epoch`` (training loss when val_fraction is 0)."""
+    """Validation loss at ``best_epoch``; NaN when there was no validation split."""
     epochs_run: int
     """Epochs completed in total (including those before a resume)."""
     stopped_early: bool
@@ -205,54 +91,23 @@ class TrainResult:
     """Whether the inputs were cached in RAM (else streamed from the file)."""
     wall_time_s: float
     """Wall time of this call."""
+    monitor: str = "val_loss"
+    """Loss that early stopping watched: ``val_loss``, or ``loss`` (the training
+    loss) when ``val_fraction`` is 0."""
+    best_loss: float = math.nan
+    """Best value of ``monitor`` (at ``best_epoch``)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON dictionary (paths as strings)."""
+        """Plain-JSON dictionary (paths as strings; NaN as null)."""
         d = dataclasses.asdict(self)
         for k in ("out_dir", "model_path", "metadata_path"):
             d[k] = str(d[k])
+        for k in ("best_val_loss", "best_loss"):
+            d[k] = _finite_or_none(d[k])
         return d
 
 
 # ---------------------------------------------------------------- helpers
-def dataset_fingerprint(info: dict[str, Any]) -> str:
-    """sha256 of the canonical JSON of the dataset's config, prior and seed."""
-    payload = {k: info.get(k) for k in ("config", "prior", "seed")}
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def package_versions() -> dict[str, str]:
-    """Versions of the packages that determine a trained model."""
-    import platform
-
-    import h5py
-    import keras
-    import tensorflow as tf
-
-    import tdglnre
-
-    return {"tdglnre": tdglnre.__version__, "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__, "h5py": h5py.__version__,
-            "python": platform.python_version()}
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
-    os.replace(tmp, path)
-
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "item"):
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
 def _finite_or_none(v: float) -> float | None:
     return float(v) if v is not None and math.isfinite(v) else None
 
@@ -264,7 +119,7 @@ def _write_history(out: Path, history: dict[str, list[Any]]) -> None:
         w.writerow(keys)
         for row in zip(*(history[k] for k in keys)):
             w.writerow(row)
-    _write_json(out / "history.json", history)
+    write_json(out / "history.json", history)
 
 
 def plot_history(history: dict[str, list[float]], path: Path, best_epoch: int | None = None) -> None:
@@ -289,8 +144,36 @@ def plot_history(history: dict[str, list[float]], path: Path, best_epoch: int | 
 
 def _holds_model(out: Path) -> list[str]:
     found = [n for n in _OWNED if (out / n).exists()]
-    found += [f"{CHECKPOINT_DIR}/{n}" for n in _CKPT_FILES if (out / CHECKPOINT_DIR / n).exists()]
+    found += [f"{CHECKPOINT_DIR}/{n}" for n in CHECKPOINT_FILES
+              if (out / CHECKPOINT_DIR / n).exists()]
     return found
+
+
+def _set_aside(out: Path, names: list[str]) -> Path | None:
+    """Move the files of an old model into ``out/.replaced-model`` (restored on failure)."""
+    if not names:
+        return None
+    keep = out / _REPLACED_DIR
+    if keep.exists():  # left by a run killed before it finished; that run's model is older
+        shutil.rmtree(keep)
+    for name in names:
+        dst = keep / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(out / name, dst)
+    return keep
+
+
+def _restore(out: Path, keep: Path | None) -> None:
+    """Put the files set aside by :func:`_set_aside` back, dropping the failed run's."""
+    if keep is None or not keep.exists():
+        return
+    for name in _holds_model(out):
+        (out / name).unlink()
+    for src in sorted(p for p in keep.rglob("*") if p.is_file()):
+        dst = out / src.relative_to(keep)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    shutil.rmtree(keep)
 
 
 def _strategy() -> Any:
@@ -305,7 +188,8 @@ def _strategy() -> Any:
 
 # ------------------------------------------------------------- callbacks
 def _make_callbacks(stream_train: BatchStream, stream_val: BatchStream | None, out: Path,
-                    state: dict[str, Any], settings: TrainSettings, quiet: bool) -> list[Any]:
+                    state: dict[str, Any], settings: TrainSettings, quiet: bool,
+                    epoch_lines: bool) -> list[Any]:
     import keras
 
     ckpt = out / CHECKPOINT_DIR
@@ -322,9 +206,10 @@ def _make_callbacks(stream_train: BatchStream, stream_val: BatchStream | None, o
     class Bookkeeper(keras.callbacks.Callback):
         """Early stopping on ``monitor`` with best-weight restore, resumable.
 
-        Every epoch: history row, ``last.keras`` (model + optimizer state),
-        ``best.weights.h5`` on improvement, ``state.json``. At the end the
-        best weights are restored even when no early stop happened.
+        Every epoch: history row and an atomic checkpoint (:func:`.artifacts.commit_checkpoint`:
+        ``last.keras`` with optimizer state, ``best.weights.h5`` on improvement,
+        ``state.json``). At the end the best weights are restored even when no
+        early stop happened.
         """
 
         def __init__(self) -> None:
@@ -345,9 +230,9 @@ def _make_callbacks(stream_train: BatchStream, stream_val: BatchStream | None, o
             hist["learning_rate"].append(lr)
             hist["time_s"].append(round(time.perf_counter() - self.t0, 3))
             value = logs.get(monitor, float("nan"))
-            if math.isfinite(value) and value < state["best"] - settings.min_delta:
+            improved = math.isfinite(value) and value < state["best"] - settings.min_delta
+            if improved:
                 state.update(best=float(value), best_epoch=int(epoch), wait=0, lr_wait=0)
-                self.model.save_weights(ckpt / "best.weights.h5")
             else:
                 state["wait"] += 1
                 # reduce-on-plateau, resumable: its counter lives in state.json and the
@@ -369,8 +254,7 @@ def _make_callbacks(stream_train: BatchStream, stream_val: BatchStream | None, o
                          monitor, settings.patience, epoch + 1)
                 self.model.stop_training = True
                 state["stopped_early"] = True
-            self.model.save(ckpt / "last.keras")
-            _write_json(ckpt / "state.json", state)
+            commit_checkpoint(ckpt, self.model, state, improved=improved)
             _write_history(out, hist)
 
         def on_train_end(self, logs: Any = None) -> None:
@@ -381,7 +265,26 @@ def _make_callbacks(stream_train: BatchStream, stream_val: BatchStream | None, o
                     log.info("restored the weights of epoch %d (%s=%.5g)",
                              state["best_epoch"] + 1, monitor, state["best"])
 
-    return [EpochOrder(), Bookkeeper()]
+    class EpochLine(keras.callbacks.Callback):
+        """One line per epoch on stdout (used when stdout is not a terminal)."""
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            h = state["history"]
+            val = h["val_loss"][-1]
+            text = (f"epoch {epoch + 1}/{settings.epochs}: loss {_fmt(h['loss'][-1])}"
+                    + ("" if stream_val is None else f", val_loss {_fmt(val)}")
+                    + f", lr {h['learning_rate'][-1]:.3g}, {h['time_s'][-1]:.1f} s")
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
+    cbs: list[Any] = [EpochOrder(), Bookkeeper()]
+    if epoch_lines:
+        cbs.append(EpochLine())
+    return cbs
+
+
+def _fmt(v: float | None) -> str:
+    return "nan" if v is None else f"{v:.5g}"
 
 
 # ------------------------------------------------------------------ train
@@ -404,7 +307,8 @@ def train(data_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
     force
         Overwrite a model already in ``out_dir`` (ignored with ``resume``).
     quiet
-        No Keras progress bar.
+        No progress output (otherwise a Keras progress bar on a terminal and
+        one line per epoch on stdout when it is not a terminal).
     **settings
         Fields of :class:`TrainSettings` (``loss``, ``epochs``,
         ``batch_size``, ``learning_rate``, ``val_fraction``, ``patience``,
@@ -422,6 +326,8 @@ def train(data_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
         dataset that differs.
     """
     path = Path(data_path)
+    if not resume:
+        TrainSettings.from_dict(settings)  # bad settings fail before the file is opened
     if not path.exists():
         raise TrainingDataError(f"{path}: no such file")
     with EnsembleSource(str(path)) as source:
@@ -431,19 +337,27 @@ def train(data_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
 def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool = False,
                  force: bool = False, quiet: bool = False, **settings: Any) -> TrainResult:
     """:func:`train` on an open source (:class:`~.data.EnsembleSource` or
-    :class:`~.data.ArraySource`)."""
+    :class:`~.data.ArraySource`).
+
+    Everything that can be checked (settings, channels, snapshots, split,
+    finite data) is checked before ``out_dir`` is touched. With ``force``,
+    an old model is moved to ``out_dir/.replaced-model`` while the new one
+    trains, put back if training raises, and deleted on success.
+    """
     t_start = time.perf_counter()
     out = Path(out_dir)
     ckpt = out / CHECKPOINT_DIR
     info = dict(source.info)
     fingerprint = dataset_fingerprint(info)
 
+    checkpoint = None
+    existing: list[str] = []
     if resume:
-        state_path = ckpt / "state.json"
-        if not state_path.exists() or not (ckpt / "last.keras").exists():
-            raise TrainingError(f"{out}: nothing to resume (no {CHECKPOINT_DIR}/last.keras "
+        checkpoint = find_checkpoint(ckpt) if ckpt.is_dir() else None
+        if checkpoint is None:
+            raise TrainingError(f"{out}: nothing to resume (no usable {CHECKPOINT_DIR}/last.keras "
                                 "and state.json); train without --resume first")
-        state = json.loads(state_path.read_text())
+        state = checkpoint.state
         if state.get("fingerprint") != fingerprint:
             raise TrainingError(
                 f"{out}: the checkpoint was trained on a different dataset (fingerprint "
@@ -458,30 +372,50 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
                 log.warning("resume: ignoring %s=%r (the checkpoint used %r)", k, v, base[k])
         cfg = TrainSettings.from_dict(base)
     else:
+        if out.exists() and not out.is_dir():
+            raise TrainingError(f"{out} exists and is not a directory")
         existing = _holds_model(out) if out.exists() else []
         if existing and not force:
             raise TrainingError(
                 f"{out} already holds a model ({', '.join(existing)}); pass --force to "
                 "overwrite it or --resume to continue training"
             )
-        if out.exists() and not out.is_dir():
-            raise TrainingError(f"{out} exists and is not a directory")
         cfg = TrainSettings.from_dict(settings)
-        for name in existing:
-            (out / name).unlink()
         state = None
-
-    configure_tensorflow(cfg.threads)
-    import keras
-
-    from .losses import make_loss
-    from .network import build_model
 
     selection = resolve_selection(cfg.channels, cfg.snapshots, source.channels,
                                   source.snapshot_times)
     train_idx, val_idx = split_indices(source.n, cfg.val_fraction, cfg.seed)
     scan = scan_source(source, selection, train_idx, block_size=cfg.block_size,
                        in_memory_limit=cfg.in_memory_limit)
+    # all checks passed: only now is the old model set aside
+    replaced = _set_aside(out, existing) if existing else None
+    try:
+        res = _fit(source, out, cfg, state, checkpoint, selection, scan, train_idx, val_idx,
+                   fingerprint, quiet=quiet)
+    except BaseException:
+        if replaced is not None:
+            log.warning("training failed: restoring the model that was in %s", out)
+            _restore(out, replaced)
+        raise
+    if replaced is not None:
+        shutil.rmtree(replaced, ignore_errors=True)
+    res.wall_time_s = round(time.perf_counter() - t_start, 3)
+    return res
+
+
+def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | None,
+         checkpoint: Any, selection: Any, scan: Any, train_idx: np.ndarray,
+         val_idx: np.ndarray, fingerprint: str, *, quiet: bool) -> TrainResult:
+    """Build or reload the model, fit it and write the model directory."""
+    ensure_tensorflow(cfg.threads)
+    import keras
+
+    from .losses import make_loss
+    from .model_io import build_metadata
+    from .network import build_model
+
+    ckpt = out / CHECKPOINT_DIR
     n_cols = cfg.n_theta_columns
     stream_train = BatchStream(source, scan, selection, train_idx, cfg.batch_size, n_cols,
                                shuffle=True, seed=cfg.seed, augment=cfg.augment,
@@ -500,8 +434,12 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
     keras.utils.set_random_seed(cfg.seed)
     strategy = _strategy()
     with strategy.scope():
-        if resume:
-            model = keras.saving.load_model(ckpt / "last.keras")
+        if checkpoint is not None:
+            try:
+                model = keras.saving.load_model(checkpoint.model_path)
+            except (ValueError, OSError) as exc:
+                raise TrainingError(f"{checkpoint.model_path}: cannot load the checkpoint "
+                                    f"({exc})") from None
             initial_epoch = int(state["epoch"]) + 1
             log.info("resuming after epoch %d (best %s at epoch %d)", initial_epoch,
                      state["best"], state["best_epoch"] + 1)
@@ -520,48 +458,60 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
                 "history": {k: [] for k in ("epoch", "loss", "val_loss", "learning_rate",
                                             "time_s")},
             }
+    if checkpoint is not None and checkpoint.best_path is not None \
+            and checkpoint.best_path.name != "best.weights.h5":
+        # resumed from the previous checkpoint: its best weights become the current ones
+        os.replace(checkpoint.best_path, ckpt / "best.weights.h5")
     state["stopped_early"] = False if initial_epoch < cfg.epochs else state["stopped_early"]
     state["settings"] = cfg.to_dict()
     train_ds = make_dataset(stream_train)
     val_ds = make_dataset(stream_val) if stream_val is not None else None
-    callbacks = _make_callbacks(stream_train, stream_val, out, state, cfg, quiet)
+    on_tty = _isatty(sys.stdout)
+    callbacks = _make_callbacks(stream_train, stream_val, out, state, cfg, quiet,
+                                epoch_lines=not quiet and not on_tty)
     if initial_epoch < cfg.epochs:
         model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs,
                   initial_epoch=initial_epoch, callbacks=callbacks, shuffle=False,
-                  verbose=0 if quiet else 1)
+                  verbose=1 if (on_tty and not quiet) else 0)
     else:
         log.info("checkpoint already at epoch %d >= epochs=%d: nothing to train",
                  initial_epoch, cfg.epochs)
         if (ckpt / "best.weights.h5").exists():
             model.load_weights(ckpt / "best.weights.h5")
 
-    from .model_io import build_metadata
-
-    model.save(out / MODEL_FILE)
+    save_atomic(out / MODEL_FILE, model.save)
     history = state["history"]
     meta = build_metadata(
         source=source, selection=selection, settings=cfg, scan=scan, fingerprint=fingerprint,
         n_train=len(train_idx), n_val=len(val_idx), state=state,
     )
-    _write_json(out / METADATA_FILE, meta)
+    write_json(out / METADATA_FILE, meta)
     _write_history(out, history)
     try:
         plot_history(history, out / "loss_curve.png", state["best_epoch"] if
                      state["best_epoch"] >= 0 else None)
     except Exception as exc:  # pragma: no cover - plotting must not lose a model
         log.warning("could not draw the loss curve: %s", exc)
-    wall = time.perf_counter() - t_start
+    monitor = "val_loss" if len(val_idx) else "loss"
+    best = float(state["best"])
     res = TrainResult(
         out_dir=out, model_path=out / MODEL_FILE, metadata_path=out / METADATA_FILE,
         history=history, best_epoch=int(state["best_epoch"]),
-        best_val_loss=float(state["best"]), epochs_run=int(state["epoch"]) + 1,
-        stopped_early=bool(state["stopped_early"]), resumed=bool(resume),
+        best_val_loss=best if monitor == "val_loss" else math.nan,
+        epochs_run=int(state["epoch"]) + 1,
+        stopped_early=bool(state["stopped_early"]), resumed=checkpoint is not None,
         n_train=len(train_idx), n_val=len(val_idx), in_memory=bool(scan.in_memory),
-        wall_time_s=round(wall, 3),
+        wall_time_s=0.0, monitor=monitor, best_loss=best,
     )
-    log.info("best %s %.5g at epoch %d; model in %s", "val_loss" if len(val_idx) else "loss",
-             res.best_val_loss, res.best_epoch + 1, out)
+    log.info("best %s %.5g at epoch %d; model in %s", monitor, best, res.best_epoch + 1, out)
     return res
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
 
 
 def _normalise(v: Any) -> Any:

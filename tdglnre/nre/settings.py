@@ -1,0 +1,198 @@
+"""Settings of the ratio estimator: network widths, loss columns, training run.
+
+A leaf module (NumPy-free, TensorFlow-free): the command line validates every
+setting before anything heavy is imported or any file is touched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError, TDGLError, reject_unknown_keys
+
+
+LOSS_NAMES = ("nre", "bnre", "nrec")
+
+
+def n_theta_columns(loss: str, k: int) -> int:
+    """Columns K' of the logit matrix a loss needs for contrastive size ``k``.
+
+    ``nre``/``bnre``: K' = k (one joint + k−1 marginal). ``nrec``: K' = k + 1.
+    """
+    if loss not in LOSS_NAMES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {LOSS_NAMES}")
+    if k < 1 or (loss != "nrec" and k < 2):
+        raise ValueError(
+            f"contrastive size K={k} is too small for loss {loss!r} "
+            f"(nre/bnre need K >= 2, nrec needs K >= 1)"
+        )
+    return k + 1 if loss == "nrec" else k
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Widths and depth of the ratio-estimator network."""
+
+    filters: tuple[int, ...] = (16, 32, 32, 64)
+    """Filters of the conv blocks (one 3×3 'same' conv + ReLU + 2×2 max-pool each)."""
+    convs_per_block: int = 1
+    """3×3 convolutions per block before the pooling."""
+    embed_dim: int = 64
+    """Size of the observation embedding h_x (dense layer after GAP ‖ GMP)."""
+    theta_units: tuple[int, ...] = (64, 64)
+    """Hidden widths of the θ MLP; the last one is the size of h_θ."""
+    head_units: tuple[int, ...] = (64, 64)
+    """Hidden widths of the head MLP (a final Dense(1) gives the logit)."""
+
+    def __post_init__(self) -> None:
+        for name in ("filters", "theta_units", "head_units"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        if not self.filters or any(f < 1 for f in self.filters):
+            raise ValueError(f"filters must be positive integers, got {self.filters}")
+        if not self.theta_units or any(u < 1 for u in self.theta_units):
+            raise ValueError(f"theta_units must be positive integers, got {self.theta_units}")
+        if any(u < 1 for u in self.head_units):
+            raise ValueError(f"head_units must be positive integers, got {self.head_units}")
+        if self.embed_dim < 1 or self.convs_per_block < 1:
+            raise ValueError("embed_dim and convs_per_block must be >= 1")
+
+    @classmethod
+    def paper(cls) -> "NetworkConfig":
+        """The paper's widths (Table III): 64-128-128-256 filters, 64-d embeddings."""
+        return cls(filters=(64, 128, 128, 256), embed_dim=64, theta_units=(64, 64),
+                   head_units=(64, 64))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "NetworkConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error."""
+        reject_unknown_keys(cls, d, "network key", ConfigError)
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dictionary."""
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+#: Settings that ``resume`` may change; all others come from the checkpoint.
+RESUMABLE_OVERRIDES = ("epochs", "patience")
+
+
+class TrainingError(TDGLError, ValueError):
+    """Training cannot start or continue; the message says why."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """All settings of one training run (stored in ``metadata.json``)."""
+
+    loss: str = "nrec"
+    """``nre``, ``bnre`` or ``nrec`` (see :mod:`.losses`)."""
+    contrastive: int = 8
+    """K: θ's scored per x (nre/bnre: 1 joint + K−1 marginal; nrec: K classes)."""
+    gamma: float = 1.0
+    """Class ratio γ of ``nrec``."""
+    lam: float = 100.0
+    """Balancing penalty λ of ``bnre``."""
+    epochs: int = 50
+    """Maximum number of epochs."""
+    batch_size: int = 64
+    """Observations per batch."""
+    learning_rate: float = 1e-3
+    """Adam(W) learning rate."""
+    weight_decay: float = 1e-4
+    """Decoupled weight decay of AdamW (0: plain Adam)."""
+    val_fraction: float = 0.1
+    """Fraction of samples held out for validation (seeded permutation)."""
+    patience: int = 8
+    """Epochs without validation improvement before stopping."""
+    min_delta: float = 1e-4
+    """Smallest validation-loss decrease that counts as an improvement."""
+    seed: int = 0
+    """Seed of the split, the shuffling, the augmentation and the weights."""
+    channels: tuple[str, ...] | None = None
+    """Input channel names (default: all channels of the ensemble)."""
+    snapshots: tuple[int, ...] | None = None
+    """Snapshot indices (default: the last); several stack as channels."""
+    augment: bool = True
+    """Random periodic lattice translations of the training inputs."""
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    """Widths and depth of the network."""
+    in_memory_limit: float = 2 * 1024**3
+    """Cache the selected inputs in RAM when they take at most this many bytes."""
+    block_size: int = 256
+    """Samples per HDF5 read when streaming."""
+    blocks_per_read: int = 4
+    """Blocks read and shuffled together when streaming."""
+    threads: int | None = None
+    """TensorFlow intra-op threads (default: usable CPU cores)."""
+    lr_patience: int = 3
+    """Epochs without improvement before the learning rate is multiplied by ``lr_factor``."""
+    lr_factor: float = 0.5
+    """Learning-rate reduction factor on a plateau (1: constant learning rate)."""
+    min_learning_rate: float = 1e-5
+    """Floor of the plateau schedule."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.network, dict):
+            object.__setattr__(self, "network", NetworkConfig.from_dict(self.network))
+        for name in ("channels", "snapshots"):
+            v = getattr(self, name)
+            if v is not None:
+                if isinstance(v, (str, int)):
+                    v = (v,)
+                object.__setattr__(self, name, tuple(v))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`TrainingError` on an invalid combination."""
+        if self.loss not in LOSS_NAMES:
+            raise TrainingError(f"unknown loss {self.loss!r}; choose one of {LOSS_NAMES}")
+        try:
+            cols = n_theta_columns(self.loss, int(self.contrastive))
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from None
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}"),
+            (self.batch_size >= cols,
+             f"batch_size {self.batch_size} is smaller than the {cols} theta columns of "
+             f"loss {self.loss!r} with K={self.contrastive}; contrastive thetas come from "
+             "other samples of the batch"),
+            (self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (0.0 <= self.val_fraction < 1.0,
+             f"val_fraction must lie in [0, 1), got {self.val_fraction}"),
+            (self.patience >= 1, f"patience must be >= 1, got {self.patience}"),
+            (self.lr_patience >= 1, f"lr_patience must be >= 1, got {self.lr_patience}"),
+            (0 < self.lr_factor <= 1, f"lr_factor must lie in (0, 1], got {self.lr_factor}"),
+            (self.min_learning_rate > 0, f"min_learning_rate must be > 0, got {self.min_learning_rate}"),
+            (self.gamma > 0, f"gamma must be > 0, got {self.gamma}"),
+            (self.lam >= 0, f"lam must be >= 0, got {self.lam}"),
+            (self.block_size >= 1 and self.blocks_per_read >= 1,
+             "block_size and blocks_per_read must be >= 1"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise TrainingError(msg)
+
+    @property
+    def n_theta_columns(self) -> int:
+        """θ columns per x in a batch."""
+        return n_theta_columns(self.loss, self.contrastive)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dictionary."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["network"] = self.network.to_dict()
+        for k in ("channels", "snapshots"):
+            d[k] = None if d[k] is None else list(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainSettings":
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming the valid ones."""
+        reject_unknown_keys(cls, d, "training setting", TrainingError)
+        return cls(**d)
