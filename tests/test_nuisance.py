@@ -294,3 +294,39 @@ def test_presets_take_T_delta_and_disorder_length_overrides():
     assert "T" not in clean_prior.names and "delta" not in clean_prior.names and clean_cfg.T == 0.0
     with pytest.raises(ConfigError, match="temperature"):
         load_preset("quick", ["T=-1"])
+
+
+def _cores_and_density_correlation(delta: float) -> tuple[np.ndarray, list[float]]:
+    """Landscape ξ at every vortex plaquette (both bands) and corr(ρ_b, ξ) per sample and band."""
+    from tdglnre.physics.observables import winding_numbers
+
+    cfg = SimConfig(N=32, L=16.0, dt=0.002, eta=0.5, n_v=6, snapshot_times=(8.0,), disorder_length=1.5)
+    S = 6
+    res = simulate(cfg, {"delta": delta}, n_samples=S, seed=2)
+    links = landau_links(cfg.N, cfg.L, cfg.n_v)
+    cores, corr = [], []
+    for s in range(S):
+        xi = disorder_field(2, s, cfg)
+        # plaquette value: mean of its four corners (the plaquette is stored at its lower-left site)
+        xp = 0.25 * (xi + np.roll(xi, -1, 0) + np.roll(xi, -1, 1) + np.roll(np.roll(xi, -1, 0), -1, 1))
+        for b in range(2):
+            w = winding_numbers(res.psi[s, -1, b], links)
+            assert w.sum() == cfg.n_v
+            cores.extend(xp[w > 0])
+            rho = np.abs(res.psi[s, -1, b]) ** 2
+            corr.append(float(np.corrcoef(rho.ravel(), xi.ravel())[0, 1]))
+    return np.asarray(cores), corr
+
+
+@pytest.mark.slow
+def test_disorder_pins_vortices_in_the_weak_regions_and_modulates_the_density():
+    # α(r) = α(1 + δξ) with α < 0, δ > 0: ξ < 0 weakens superconductivity, so vortex cores settle there
+    # and the density follows the local equilibrium |ψ|² ≈ −α(r)/β (positively correlated with ξ)
+    cores, corr = _cores_and_density_correlation(0.3)
+    se = cores.std() / math.sqrt(cores.size)
+    assert cores.mean() < -4.0 * se
+    assert min(corr) > 0.3
+    # without disorder the same landscape is irrelevant: no pinning, no correlation
+    cores0, corr0 = _cores_and_density_correlation(0.0)
+    assert abs(cores0.mean()) < 3.0 * cores0.std() / math.sqrt(cores0.size)
+    assert max(abs(c) for c in corr0) < 0.3
