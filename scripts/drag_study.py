@@ -1,9 +1,10 @@
 """Where does the drag ν live? Signal-to-noise of S(k, t) between ν bins, per snapshot and channel (docs/drag.md).
 
 Usage: python scripts/drag_study.py DATA.h5 [--max-samples S] [--low 0,0.1] [--high 0.4,0.5]
-       [--figures DIR] [--json OUT.json]
+       [--floor 1e-4] [--figures DIR] [--json OUT.json]
        python scripts/drag_study.py compare --nu0 NU0.h5 --drag DRAG.h5 --test-nu0 T0.h5 --test-drag T1.h5
-       [--out DIR] [--epochs 60] [--seed 0]
+       [--out DIR] [--epochs 60] [--seed 0] [--floor F]
+       python scripts/drag_study.py abc --reference TRAIN.h5 --test TEST.h5 [--max-test 500] [--floor F]
 
 DATA.h5 is an ensemble of a drag preset (``tdglnre generate --preset drag-quick
 ... [--store-fields]``; with ψ stored the interband phase cos(φ1 − φ2) is a
@@ -28,6 +29,10 @@ snapshot of a ν = 0 ensemble and a ν ~ prior ensemble (half the prior mass at
 ν = 0 when they are the same size), then prints on independent test sets the
 ROC AUC per true-ν bin and the reliability of P(ν > 0 | x) under equal prior
 odds; the classifier is saved in ``--out``.
+
+``abc`` is the summary-statistic baseline on S(k, t): semi-automatic ABC
+whose summaries are ridge projections of log S(k, t) onto θ (fitted on the
+reference set), for the whole time series and for each snapshot alone.
 
 The numbers in docs/drag.md come from this script on the drag-quick study set.
 """
@@ -98,8 +103,14 @@ def ridge_cv(X: np.ndarray, y: np.ndarray, folds: int = 5, alphas=(1e-2, 1e-1, 1
     return {"r2": 1.0 - mse / float(np.var(y)), "mae": float(np.mean(np.abs(pred - y))), "alpha": a}
 
 
-def study(path: str, max_samples: int | None, low: tuple[float, float], high: tuple[float, float]) -> dict[str, Any]:
-    """All tables of the study as a dict (also the figures' data)."""
+def study(path: str, max_samples: int | None, low: tuple[float, float], high: tuple[float, float],
+          floor: float | None = None) -> dict[str, Any]:
+    """All tables of the study as a dict (also the figures' data).
+
+    ``floor``: a detector's dynamic range — S(k, t) below ``floor`` times the
+    sample's largest shell value at that time is replaced by that level, so only
+    the part of the spectrum within the range carries information.
+    """
     from tdglnre.workflows.structure import structure
 
     res = structure(data=path, all=True, max_samples=max_samples)
@@ -110,7 +121,11 @@ def study(path: str, max_samples: int | None, low: tuple[float, float], high: tu
                            "low": list(low), "high": list(high), "prior_mae_nu": float(np.mean(np.abs(nu - nu.mean()))),
                            "prior_mae_eta": float(np.mean(np.abs(eta - eta.mean()))),
                            "snr": {}, "ridge": {}, "ridge_eta": {}}
-    logs = {c: np.log(np.maximum(S, 1e-30)) for c, S in ser.S.items()}
+    if floor is not None:
+        logs = {c: np.log(np.maximum(S, floor * S.max(axis=-1, keepdims=True))) for c, S in ser.S.items()}
+    else:
+        logs = {c: np.log(np.maximum(S, 1e-30)) for c, S in ser.S.items()}
+    out["floor"] = floor
     for c, L in logs.items():
         tab = snr_table(L, nu, low, high)
         i = np.argmax(tab["snr"], axis=1)
@@ -135,7 +150,8 @@ def print_tables(d: dict[str, Any], file: Any = sys.stdout) -> None:
     chans = list(d["snr"])
     head = "| channel | " + " | ".join(f"t = {x:g}" for x in t) + " |"
     sep = "|---" * (len(t) + 1) + "|"
-    print(f"S(k, t) study of {d['data']} ({d['n_samples']} samples); nu bins low {d['low']} "
+    fl = "" if d.get("floor") is None else f", S clipped at {d['floor']:g} x its peak (dynamic range)"
+    print(f"S(k, t) study of {d['data']} ({d['n_samples']} samples{fl}); nu bins low {d['low']} "
           f"(n={d['snr'][chans[0]]['n_low']}) vs high {d['high']} (n={d['snr'][chans[0]]['n_high']})\n", file=file)
     print("SNR: max over k of |mean log S(high nu) - mean log S(low nu)| / pooled sample spread "
           "[k at the max; difference / its standard error]\n", file=file)
@@ -161,7 +177,7 @@ def print_tables(d: dict[str, Any], file: Any = sys.stdout) -> None:
           file=file)
 
 
-def _features(path: str) -> tuple[np.ndarray, np.ndarray]:
+def _features(path: str, floor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """log S(k, t) features of every sample of an ensemble and its ν (zeros when ν is fixed)."""
     from tdglnre.io.ensemble import open_ensemble
     from tdglnre.nre.model_comparison import structure_features
@@ -169,7 +185,7 @@ def _features(path: str) -> tuple[np.ndarray, np.ndarray]:
     with open_ensemble(path) as ens:
         n = ens.n_complete
         L = float(ens.config.L)
-        f = np.concatenate([structure_features(ens.x(a, min(n, a + 512)), L) for a in range(0, n, 512)])
+        f = np.concatenate([structure_features(ens.x(a, min(n, a + 512)), L, floor=floor) for a in range(0, n, 512)])
         names = list(ens.parameter_names)
         nu = ens.theta(0, n)[:, names.index("nu")] if "nu" in names else np.full(n, ens.prior.fixed_values()["nu"])
     return f, np.asarray(nu, dtype=np.float64)
@@ -185,18 +201,27 @@ def compare_main(argv: list[str]) -> int:
     p.add_argument("--out", default=None, help="save the classifier, reliability.png and auc_nu.png here")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--floor", type=float, default=None, help="dynamic range of S (see the snr mode)")
     a = p.parse_args(argv)
-    x0, _ = _features(a.nu0)
-    x1, _ = _features(a.drag)
-    clf = fit_model_classifier(x0, x1, epochs=a.epochs, hidden=(128, 64), batch_size=128, patience=8, seed=a.seed)
-    t0, _ = _features(a.test_nu0)
-    t1, nu1 = _features(a.test_drag)
+    x0, _ = _features(a.nu0, a.floor)
+    x1, _ = _features(a.drag, a.floor)
+    from tdglnre.io.ensemble import open_ensemble
+
+    with open_ensemble(a.drag) as ens:
+        spec = {"kind": "log_structure", "L": float(ens.config.L), "floor": a.floor,
+                "snapshot_times": list(ens.snapshot_times), "channels": list(ens.channels)}
+    clf = fit_model_classifier(x0, x1, epochs=a.epochs, hidden=(128, 64), batch_size=128, patience=8, seed=a.seed,
+                               features=spec)
+    t0, _ = _features(a.test_nu0, a.floor)
+    t1, nu1 = _features(a.test_drag, a.floor)
     p0, p1 = clf.p_drag(t0), clf.p_drag(t1)
     y = np.r_[np.zeros(p0.size), np.ones(p1.size)]
     pp = np.r_[p0, p1]
     rel = reliability(pp, y, 10)
     rows = auc_by_nu(p0, p1, nu1)
     auc = roc_auc(pp, y)
+    if a.floor is not None:
+        print(f"S(k, t) clipped at {a.floor:g} x its peak")
     print(f"classifier: n0={x0.shape[0]} n1={x1.shape[0]} features={x0.shape[1]}, "
           f"{clf.info['epochs_run']} epochs, best val BCE {clf.info['best_val_loss']:.4f} (chance {np.log(2):.4f})")
     print(f"test: {p0.size} nu=0, {p1.size} nu~prior; ROC AUC (all) {auc:.3f}; ECE {rel['ece']:.3f}; "
@@ -226,19 +251,75 @@ def compare_main(argv: list[str]) -> int:
     return 0
 
 
+def ridge_fit(X: np.ndarray, Y: np.ndarray, alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ridge regression of every column of Y on standardised X: (mean, std, weights incl. intercept)."""
+    mu, sd = X.mean(axis=0), X.std(axis=0) + 1e-12
+    Z = np.column_stack([np.ones(len(X)), (X - mu) / sd])
+    reg = alpha * np.eye(Z.shape[1])
+    reg[0, 0] = 0.0
+    W = np.linalg.solve(Z.T @ Z + reg, Z.T @ Y)
+    return mu, sd, W
+
+
+def abc_main(argv: list[str]) -> int:
+    """Semi-automatic ABC (Fearnhead & Prangle 2012) on log S(k, t): ridge projections of the features onto θ
+    are the summaries, then rejection ABC with local-linear adjustment (:mod:`tdglnre.analysis.baselines`)."""
+    from tdglnre.io.ensemble import open_ensemble
+    from tdglnre.nre.inference import baseline_evaluation
+
+    p = argparse.ArgumentParser(description="ABC on S(k, t) features: time series vs single snapshots")
+    p.add_argument("--reference", required=True)
+    p.add_argument("--test", required=True)
+    p.add_argument("--max-test", type=int, default=500)
+    p.add_argument("--floor", type=float, default=None)
+    a = p.parse_args(argv)
+    from tdglnre.nre.model_comparison import structure_features
+
+    def load(path: str, n: int | None) -> tuple[np.ndarray, np.ndarray, Any, list[str], int]:
+        with open_ensemble(path) as ens:
+            m = ens.n_complete if n is None else min(n, ens.n_complete)
+            L = float(ens.config.L)
+            T = len(ens.snapshot_times)
+            f = np.concatenate([structure_features(ens.x(i, min(m, i + 512)), L, floor=a.floor)
+                                for i in range(0, m, 512)])
+            return f, ens.theta(0, m), ens.prior, list(ens.parameter_names), T
+
+    fr, thr, prior, names, T = load(a.reference, None)
+    ft, tht, _, _, _ = load(a.test, a.max_test)
+    per_t = fr.shape[1] // T
+    print(f"ABC on ridge projections of log S(k, t) ({fr.shape[0]} reference, {ft.shape[0]} test"
+          + ("" if a.floor is None else f", S clipped at {a.floor:g} x peak") + ")\n")
+    print("| input | " + " | ".join(f"{n} MAE / 95% width / 95% coverage" for n in names) + " |")
+    print("|---" * (len(names) + 1) + "|")
+    sets = [("time series (all t)", slice(None))] + [(f"t index {t}", slice(t * per_t, (t + 1) * per_t))
+                                                     for t in range(T)]
+    for label_, sl in sets:
+        mu, sd, W = ridge_fit(fr[:, sl], thr)
+        proj = lambda f: np.column_stack([np.ones(len(f)), (f[:, sl] - mu) / sd]) @ W  # noqa: E731
+        ev = baseline_evaluation(proj(fr), thr, proj(ft), tht, names, prior)
+        cells = [f"{ev['per_parameter'][n]['mae']:.3f} / {ev['per_parameter'][n]['width95']:.3f} / "
+                 f"{ev['per_parameter'][n]['coverage95']:.2f}" for n in names]
+        print(f"| {label_} | " + " | ".join(cells) + " |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "compare":
         return compare_main(argv[1:])
+    if argv and argv[0] == "abc":
+        return abc_main(argv[1:])
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("data")
     p.add_argument("--max-samples", type=int, default=None)
     p.add_argument("--low", type=_bin, default=(0.0, 0.1), help="low nu bin a,b [0,0.1]")
     p.add_argument("--high", type=_bin, default=(0.4, 0.5), help="high nu bin a,b [0.4,0.5]")
+    p.add_argument("--floor", type=float, default=None,
+                   help="dynamic range: clip S below FLOOR x the peak shell value of each sample and time")
     p.add_argument("--figures", default=None, help="write snr.png, fingerprint_nu.png and S curves here")
     p.add_argument("--json", dest="json_out", default=None, help="write the tables as JSON here")
     a = p.parse_args(argv)
-    d = study(a.data, a.max_samples, a.low, a.high)
+    d = study(a.data, a.max_samples, a.low, a.high, a.floor)
     res = d.pop("_result")
     print_tables(d)
     if a.figures:

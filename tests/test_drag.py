@@ -199,3 +199,27 @@ def test_drag_study_snr_and_ridge_measure_a_planted_nu_signal():
     assert r0["mae"] == pytest.approx(np.sqrt(2 / np.pi) / 20, rel=0.1)
     assert r0["r2"] == pytest.approx(1 - (1 / 400) / (0.25 / 12), abs=0.03)
     assert r1["r2"] < 0.01 and r1["mae"] == pytest.approx(0.125, rel=0.05)  # no signal: the prior MAE
+
+
+def test_saved_classifier_gives_p_drag_from_raw_observations(tmp_path):
+    """Fields whose fluctuations are 2× larger under M1 (S(k) up by 4 at every k) are told apart;
+    the saved classifier applies its recorded log S(k, t) features to raw (T, N, N, C) observations."""
+    from tdglnre.nre.model_comparison import fit_model_classifier, p_drag, structure_features
+
+    rng = np.random.default_rng(7)
+    n, T, N, L = 300, 2, 8, 4.0
+    x0 = rng.normal(size=(n, T, N, N, 1))
+    x1 = 2.0 * rng.normal(size=(n, T, N, N, 1))
+    spec = {"kind": "log_structure", "L": L, "floor": None}
+    clf = fit_model_classifier(structure_features(x0, L), structure_features(x1, L), epochs=30, hidden=(16,), learning_rate=3e-3,
+                               seed=1, features=spec)
+    clf.save(tmp_path / "mc")
+    t0 = rng.normal(size=(50, T, N, N, 1))
+    t1 = 2.0 * rng.normal(size=(50, T, N, N, 1))
+    p0, p1 = p_drag(tmp_path / "mc", t0), p_drag(tmp_path / "mc", t1)
+    assert np.median(p0) < 0.1 and np.median(p1) > 0.9
+    np.testing.assert_allclose(p1, clf.p_drag(structure_features(t1, L)), rtol=1e-5)
+    # one observation (T, N, N, C) gives one probability; prior odds enter as log(π1/π0)
+    one = p_drag(tmp_path / "mc", t1[0], prior_p=0.2)
+    lbf = clf.log_bayes_factor(structure_features(t1[:1], L))
+    assert one.shape == (1,) and one[0] == pytest.approx(1 / (1 + np.exp(-(lbf[0] + np.log(0.25)))), rel=1e-5)

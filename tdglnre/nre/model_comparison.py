@@ -43,7 +43,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # ----------------------------------------------------------------------------- features
 def structure_features(x: np.ndarray, L: float, *, channels: Sequence[int] | None = None,
-                       max_shells: int | None = None) -> np.ndarray:
+                       max_shells: int | None = None, floor: float | None = None) -> np.ndarray:
     """log S(k, t) of images (S, T, N, N, C) flattened per sample → (S, T·C·M).
 
     Parameters
@@ -56,6 +56,10 @@ def structure_features(x: np.ndarray, L: float, *, channels: Sequence[int] | Non
         Channel indices to use (default all).
     max_shells
         Keep the first shells only (default: all shells up to k = π/h·√2).
+    floor
+        Dynamic range: S below ``floor`` times the largest shell value of the
+        same sample, snapshot and channel is raised to that level (a detector
+        that resolves only ``1/floor`` of the peak; None keeps everything).
     """
     from ..analysis.structure import radial_structure_factor
 
@@ -68,6 +72,10 @@ def structure_features(x: np.ndarray, L: float, *, channels: Sequence[int] | Non
         _, S, _ = radial_structure_factor(x[..., c], L)
         if max_shells is not None:
             S = S[..., :max_shells]
+        if floor is not None:
+            if not 0.0 < float(floor) < 1.0:
+                raise ConfigError(f"floor must lie in (0, 1), got {floor!r}")
+            S = np.maximum(S, float(floor) * S.max(axis=-1, keepdims=True))
         feats.append(np.log(S + 1e-12))
     f = np.stack(feats, axis=2)  # (S, T, C, M)
     return f.reshape(f.shape[0], -1).astype(np.float32)
@@ -244,15 +252,42 @@ def load_model_classifier(model_dir: str | Path) -> ModelClassifier:
                            float(meta["train_log_odds"]), meta.get("info", {}))
 
 
+def classifier_inputs(clf: ModelClassifier, x: np.ndarray) -> np.ndarray:
+    """Observations in the ensemble layout → the classifier's inputs, as recorded in ``info["features"]``.
+
+    ``x`` is one observation (T, N, N, C) or a batch (S, T, N, N, C). With
+    ``info["features"] = {"kind": "log_structure", "L": ..., "floor": ...}`` the
+    log S(k, t) features are computed; with ``"stacked_images"`` the snapshots
+    are stacked as channels; without a record ``x`` must already be in the
+    classifier's layout.
+    """
+    spec = clf.info.get("features")
+    if spec is None:
+        return np.asarray(x, dtype=np.float32)
+    x = np.asarray(x)
+    if x.ndim == 4:
+        x = x[None]
+    if spec.get("kind") == "log_structure":
+        return structure_features(x, float(spec["L"]), floor=spec.get("floor"))
+    if spec.get("kind") == "stacked_images":
+        return stack_snapshots(x)
+    raise ConfigError(f"unknown classifier input kind {spec.get('kind')!r}")
+
+
 def p_drag(model_dir: str | Path, x: np.ndarray, prior_p: float = 0.5) -> np.ndarray:
-    """P(ν > 0 | x) of observations ``x`` (in the classifier's input layout) from a saved classifier."""
-    return load_model_classifier(model_dir).p_drag(x, prior_p)
+    """P(ν > 0 | x) from a saved classifier, for observations (T, N, N, C) or (S, T, N, N, C).
+
+    ``prior_p`` is the prior probability of ν > 0 (0.5: half the mass at ν = 0).
+    Returns one probability per observation.
+    """
+    clf = load_model_classifier(model_dir)
+    return clf.p_drag(classifier_inputs(clf, x), prior_p)
 
 
 def fit_model_classifier(x0: np.ndarray, x1: np.ndarray, *, epochs: int = 30, batch_size: int = 128,
                          learning_rate: float = 1e-3, val_fraction: float = 0.15, patience: int = 5,
                          hidden: Sequence[int] = (64, 64), filters: Sequence[int] = (16, 32),
-                         seed: int = 0) -> ModelClassifier:
+                         seed: int = 0, features: dict[str, Any] | None = None) -> ModelClassifier:
     """Train d(x) ≈ P(M1 | x) on simulations of M0 (ν = 0) and M1 (ν > 0) by binary cross-entropy.
 
     Parameters
@@ -267,6 +302,9 @@ def fit_model_classifier(x0: np.ndarray, x1: np.ndarray, *, epochs: int = 30, ba
         Dense widths of the head; conv filters per block (images only).
     seed
         Seed of the split, the initial weights and the batch order.
+    features
+        How inputs were made from ensemble images, recorded for
+        :func:`classifier_inputs` (e.g. ``{"kind": "log_structure", "L": 16.0, "floor": None}``).
 
     Returns
     -------
@@ -307,7 +345,8 @@ def fit_model_classifier(x0: np.ndarray, x1: np.ndarray, *, epochs: int = 30, ba
     h = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     info = {"n0": n0, "n1": n1, "epochs_run": len(h.get("loss", [])), "history": h,
             "best_val_loss": float(min(h["val_loss"])) if h.get("val_loss") else None,
-            "input_shape": list(x.shape[1:]), "hidden": list(hidden), "filters": list(filters), "seed": seed}
+            "input_shape": list(x.shape[1:]), "hidden": list(hidden), "filters": list(filters), "seed": seed,
+            "features": features}
     log.info("model comparison: n0=%d n1=%d, best val loss %.4f after %d epochs", n0, n1,
              info["best_val_loss"] or float("nan"), info["epochs_run"])
     return ModelClassifier(model, mean, std, math.log(n1 / n0), info)
