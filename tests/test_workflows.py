@@ -1,0 +1,164 @@
+"""The workflow layer and the top-level Python API (docs/api.md, docs/architecture.md).
+
+* ``import tdglnre`` loads neither numba nor TensorFlow; names resolve on use.
+* Workflows return results in memory and write only on ``.save``.
+* The docs' example script runs end to end at tiny sizes.
+* Library errors name arguments; the CLI shows flags.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tdglnre as tg
+from tdglnre.errors import ConfigError, DivergenceError
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["N=8", "L=4", "snapshot_times=[0.1]", "prior.n_v=int_uniform(1,2)"]
+
+
+def test_import_tdglnre_is_lazy():
+    code = ("import sys, tdglnre; names = tdglnre.__all__; "
+            "print(int('numba' in sys.modules), int('tensorflow' in sys.modules), len(names))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[:2] == ["0", "0"] and int(out[2]) > 20
+    with pytest.raises(AttributeError, match="no attribute 'nonexistent'"):
+        tg.nonexistent  # noqa: B018
+
+
+def test_generate_returns_a_result_and_plots(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    res = tg.generate("quick", 4, 3, tmp_path / "e.h5", overrides=TINY)
+    assert isinstance(res, tg.GenerateResult)
+    assert (res.n_samples, res.n_complete, res.n_new) == (4, 4, 4) and 0 <= res.write_fraction <= 1
+    with res.open() as ens:
+        x = ens.x(0, 4)
+    # the same samples as a direct simulation with the same seed and the prior's draws
+    config, prior = tg.load_preset("quick", TINY)
+    with res.open() as ens:
+        theta = dict(zip(ens.parameter_names, ens.theta(0, 4).T))
+    sim = tg.simulate(config, {"eta": theta["eta"], "n_v": theta["n_v"]}, seed=3)
+    np.testing.assert_array_equal(sim.channels(), x)
+    figs = res.plot(n=2)
+    assert len(figs) == 2 and all(hasattr(f, "savefig") for f in figs)
+    paths = res.plot(tmp_path, n=2)
+    assert [p.name for p in paths] == ["sample_0.png", "sample_1.png"] and all(p.stat().st_size > 0 for p in paths)
+
+
+def test_generate_from_a_config_needs_the_prior(tmp_path):
+    config, prior = tg.load_preset("quick", TINY)
+    with pytest.raises(ConfigError, match="`prior` is required"):
+        tg.generate(config, 2, 0, tmp_path / "a.h5")
+    with pytest.raises(ConfigError, match="`prior` is taken from the preset"):
+        tg.generate("quick", 2, 0, tmp_path / "a.h5", prior=prior)
+    assert not (tmp_path / "a.h5").exists()
+
+
+def test_generate_keeps_the_divergence_reason(tmp_path, monkeypatch):
+    import tdglnre.io.generate as gen
+
+    def simulate(config, params, *, seed, sample_indices, **kw):
+        raise DivergenceError(int(sample_indices[0]), 120, {"eta": 0.5, "n_v": 1.0, "nu": 0.0},
+                              "grid-scale checkerboard")
+
+    monkeypatch.setattr(gen, "simulate", simulate)
+    with pytest.raises(DivergenceError, match="checkerboard") as info:
+        tg.generate("quick", 2, 0, tmp_path / "d.h5", overrides=TINY)
+    assert info.value.reason == "grid-scale checkerboard"
+
+
+def test_cli_maps_argument_names_to_flags():
+    from tdglnre.cli._flags import to_flags, with_flags
+
+    assert to_flags("`out_dir` exists; pass `force`", {"out_dir": "--out"}) == "--out exists; pass --force"
+    assert to_flags("`grid_points` must be >= 2") == "--grid-points must be >= 2"
+
+    def lib():
+        raise ConfigError("`out_dir` is not empty")
+
+    with pytest.raises(ConfigError, match="^--out is not empty$"):
+        with_flags(lib, {"out_dir": "--out"})()
+
+
+# ----------------------------------------------------------------------------- the example script, end to end
+
+pytest.importorskip("keras")
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    import runpy
+
+    out = tmp_path_factory.mktemp("quickstart")
+    mod = runpy.run_path(str(ROOT / "docs" / "examples" / "quickstart.py"), run_name="quickstart")
+    res = mod["main"](["--tiny", "--out", str(out)])
+    return out, res
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_quickstart_example_runs_end_to_end(quickstart):
+    out, res = quickstart
+    post = res["posterior"]
+    assert set(post["parameters"]) == {"eta", "n_v"}
+    assert post["source"] == {"simulate": {"eta": 0.8, "n_v": 2, "nu": 0.0, "seed": 7}}
+    for name in ("posterior.json", "posterior_grid.npz", "observation.npy", "observation.png", "marginals.png"):
+        assert (out / "posterior" / name).stat().st_size > 0
+    assert json.loads((out / "posterior" / "posterior.json").read_text()) == json.loads(json.dumps(post))
+    cal = res["calibration"]
+    assert cal["n_test"] == 24 and 0 <= cal["expected_coverage"]["max_abs_deviation"] <= 1
+    assert (out / "calibration" / "calibration.json").exists() and (out / "calibration" / "coverage.png").exists()
+    assert (out / "model" / "ood.json").exists()  # fitted by the train workflow
+    # the Hessian of the relaxed state has the exact global-phase zero mode
+    h = res["hessian"]
+    assert abs(h["eigenvalues"][h["zero_mode_index"]]) < 1e-8 * h["lambda_max_est"]
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_posterior_is_in_memory_until_saved(quickstart, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out, _ = quickstart
+    model = tg.load_model(out / "model")
+    obs = tg.observation_from_ensemble(out / "test.h5", 0, model)
+    before = sorted(p.name for p in out.rglob("*"))
+    post = tg.posterior(model, obs, grid_points=32)
+    assert sorted(p.name for p in out.rglob("*")) == before  # nothing written
+    assert isinstance(post, tg.PosteriorResult)
+    m = post.posterior.mass.sum()
+    assert m == pytest.approx(1.0, abs=1e-9)
+    assert post.summary()["source"] == {"data": str(out / "test.h5"), "index": 0}
+    assert post.report()[0].startswith("eta: mean")
+    # a plain array in the ensemble layout gives the same posterior
+    same = tg.posterior(model, obs.x, grid_points=32, truth=obs.truth)
+    np.testing.assert_allclose(same.posterior.log_density, post.posterior.log_density, rtol=0, atol=1e-12)
+    figs = post.plot()
+    assert len(figs) == 3  # observation, marginals, joint
+    target = tmp_path / "p"
+    post.save(target)
+    with pytest.raises(ConfigError, match="`out_dir` .* not empty; pass `force`"):
+        post.save(target)
+    post.save(target, force=True)
+    assert json.loads((target / "posterior.json").read_text())["grid_points"] == 32
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_calibration_report_in_memory(quickstart, tmp_path):
+    out, _ = quickstart
+    rep = tg.calibrate(out / "model", out / "test.h5", grid_points=16, max_samples=8)
+    assert isinstance(rep, tg.CalibrationReport) and rep.coverage_valid
+    assert rep.report["n_test"] == 8 and rep.evaluation.truth.shape == (8, 2)
+    # the reported MAE is the mean absolute error of the per-sample posterior means
+    err = np.abs(rep.evaluation.mean[:, 0] - rep.evaluation.truth[:, 0]).mean()
+    assert rep.report["mae"]["eta"]["mean"] == pytest.approx(err)
+    assert not (tmp_path / "c").exists()
+    rep.save(tmp_path / "c")
+    assert {"calibration.json", "coverage.png", "sbc.png"} <= {p.name for p in (tmp_path / "c").iterdir()}
