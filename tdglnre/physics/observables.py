@@ -1,4 +1,4 @@
-"""Gauge-invariant observables of a two-band state (DESIGN.md §2).
+"""Gauge-invariant observables of a two-band state (docs/physics.md, "Observables and sign conventions").
 
 All functions accept general link phases (:class:`~.lattice.Links`), so gauge
 invariance can be tested directly. Plaquette arrays are indexed by their
