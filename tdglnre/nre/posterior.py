@@ -288,19 +288,6 @@ class GridPosterior:
         df = np.interp(fine, axis.values, dens)
         return float(df[df > d0].sum() / df.sum())
 
-    def cdf_at(self, name: str, value: float, rng: np.random.Generator | None = None) -> float:
-        """Marginal CDF at ``value`` (randomised within an integer atom, for SBC)."""
-        axis, m = self.marginal(name)
-        m = m / m.sum()
-        if axis.discrete:
-            k = int(np.argmin(np.abs(axis.values - value)))
-            u = rng.uniform() if rng is not None else 0.5
-            return float(m[:k].sum() + u * m[k])
-        e = axis.edges
-        k = int(np.clip(np.searchsorted(e, value, side="right") - 1, 0, m.size - 1))
-        frac = np.clip((value - e[k]) / (e[k + 1] - e[k]), 0.0, 1.0)
-        return float(m[:k].sum() + frac * m[k])
-
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """n draws (n, P) from the piecewise-constant grid posterior."""
         flat = self.mass.ravel()
