@@ -48,22 +48,20 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..errors import ConfigError
-from ..physics.config import SAMPLE_PARAMETERS, SimConfig, n_v_from_field
+from ..physics.config import ALL_SAMPLE_PARAMETERS, NUISANCE_PARAMETERS, SAMPLE_PARAMETERS, SimConfig, n_v_from_field
 from .priors import Prior, Prior1D, parse_prior_spec
 
 __all__ = ["list_presets", "load_preset", "preset_path", "apply_overrides", "override_keys",
            "parse_overrides"]
 
 _TOP_KEYS = ("description", "config", "prior")
-#: Sample parameters of the nuisance physics: absent from a prior unless set.
-NUISANCE_PARAMETERS = ("T", "delta")
-_CONFIG_KEYS = tuple(k for k in SimConfig.field_names() if k not in SAMPLE_PARAMETERS)
+_CONFIG_KEYS = tuple(k for k in SimConfig.field_names() if k not in ALL_SAMPLE_PARAMETERS)
 
 
 def override_keys() -> list[str]:
     """Every key accepted by ``--set``."""
-    return (list(_CONFIG_KEYS) + list(SAMPLE_PARAMETERS) + ["B"]
-            + [f"prior.{n}" for n in SAMPLE_PARAMETERS])
+    return (list(_CONFIG_KEYS) + list(ALL_SAMPLE_PARAMETERS) + ["B"]
+            + [f"prior.{n}" for n in ALL_SAMPLE_PARAMETERS])
 
 
 def _preset_dirs() -> list[Path]:
@@ -204,7 +202,7 @@ def apply_overrides(config: SimConfig, prior: Prior,
         try:
             if key in _CONFIG_KEYS:
                 cfg_changes[key] = _coerce_config_value(key, value)
-            elif key in SAMPLE_PARAMETERS or (key.startswith("prior.") and key[6:] in SAMPLE_PARAMETERS):
+            elif key in ALL_SAMPLE_PARAMETERS or (key.startswith("prior.") and key[6:] in ALL_SAMPLE_PARAMETERS):
                 name = key[6:] if key.startswith("prior.") else key
                 prior_changes[name] = parse_prior_spec(name, value)
                 if name == "n_v":
@@ -240,7 +238,7 @@ def _sync_fixed(config: SimConfig, prior: Prior) -> tuple[SimConfig, Prior]:
     sets them (≠ 0), so clean presets keep the prior (η, n_v, ν) that earlier
     files and models recorded.
     """
-    missing = {n: float(getattr(config, n)) for n in SAMPLE_PARAMETERS
+    missing = {n: float(getattr(config, n)) for n in ALL_SAMPLE_PARAMETERS
                if n not in prior.names and (n not in NUISANCE_PARAMETERS or float(getattr(config, n)) != 0.0)}
     if missing:
         prior = prior.replace(**missing)
@@ -282,9 +280,9 @@ def load_preset(name_or_path: str | Path,
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"preset {str(path)!r}: {exc}") from None
     prior_table = doc.get("prior", {})
-    bad = sorted(set(prior_table) - set(SAMPLE_PARAMETERS))
+    bad = sorted(set(prior_table) - set(ALL_SAMPLE_PARAMETERS))
     if bad:
-        raise ConfigError(f"preset {str(path)!r}: unknown [prior] key(s) {bad}; valid: {list(SAMPLE_PARAMETERS)}")
+        raise ConfigError(f"preset {str(path)!r}: unknown [prior] key(s) {bad}; valid: {list(ALL_SAMPLE_PARAMETERS)}")
     prior = Prior(prior_table) if prior_table else Prior({n: float(getattr(config, n)) for n in SAMPLE_PARAMETERS})
     config, prior = _sync_fixed(config, prior)
     config, prior = apply_overrides(config, prior, overrides)

@@ -1,7 +1,7 @@
 """Priors over the per-sample parameters (η, n_v, ν, T, δ).
 
 A :class:`Prior` is a product of named one-dimensional priors, one per sample
-parameter of the solver (:data:`tdglnre.physics.config.SAMPLE_PARAMETERS`):
+parameter of the solver (:data:`tdglnre.physics.config.ALL_SAMPLE_PARAMETERS`):
 
 * ``uniform(low, high)`` — continuous uniform on [low, high);
 * ``int_uniform(low, high)`` — integers low..high inclusive, equally likely;
@@ -36,7 +36,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..physics.config import SAMPLE_PARAMETERS, SimConfig
+from ..physics.config import ALL_SAMPLE_PARAMETERS, SimConfig
 from ..physics.solver import STREAM_PRIOR, sample_rng
 
 KINDS = ("uniform", "int_uniform", "fixed")
@@ -61,8 +61,8 @@ class Prior1D:
     """Upper bound (the value, for "fixed"); inclusive for "int_uniform"."""
 
     def __post_init__(self) -> None:
-        if self.name not in SAMPLE_PARAMETERS:
-            raise ConfigError(f"unknown prior parameter {self.name!r}; valid: {list(SAMPLE_PARAMETERS)}")
+        if self.name not in ALL_SAMPLE_PARAMETERS:
+            raise ConfigError(f"unknown prior parameter {self.name!r}; valid: {list(ALL_SAMPLE_PARAMETERS)}")
         if self.kind not in KINDS:
             raise ConfigError(f"prior for {self.name}: unknown kind {self.kind!r}; valid kinds: {list(KINDS)}")
         try:
@@ -201,7 +201,7 @@ class Prior:
             seen[it.name] = it
         if not seen:
             raise ConfigError("prior: needs at least one parameter")
-        self._entries = {n: seen[n] for n in SAMPLE_PARAMETERS if n in seen}
+        self._entries = {n: seen[n] for n in ALL_SAMPLE_PARAMETERS if n in seen}
 
     # ------------------------------------------------------------------ access
     @property
@@ -319,9 +319,9 @@ class Prior:
             if n == "n_v" and (e.low != round(e.low) or e.high != round(e.high)):
                 raise ConfigError(f"prior for n_v: bounds must be integers, got {e.describe()}")
         lows = {n: self._entries[n].low if n in self._entries else float(getattr(config, n))
-                for n in SAMPLE_PARAMETERS}
+                for n in ALL_SAMPLE_PARAMETERS}
         highs = {n: self._entries[n].high if n in self._entries else float(getattr(config, n))
-                 for n in SAMPLE_PARAMETERS}
+                 for n in ALL_SAMPLE_PARAMETERS}
         nu_lo, nu_hi = lows["nu"], highs["nu"]
         eta_lo, eta_hi = lows["eta"], highs["eta"]
         # the corners first (their errors name the corner), then η inside the interval

@@ -22,10 +22,14 @@ import numpy as np
 
 from ..errors import ConfigError, reject_unknown_keys
 
-#: Parameters that may vary from sample to sample inside one batch: Josephson
-#: coupling, flux quanta, drag, temperature of the thermal noise and strength of
-#: the pinning disorder (docs/physics.md, "Nuisance physics").
-SAMPLE_PARAMETERS = ("eta", "n_v", "nu", "T", "delta")
+#: Physical parameters of the quench that may vary from sample to sample inside
+#: one batch: Josephson coupling, flux quanta, drag.
+SAMPLE_PARAMETERS = ("eta", "n_v", "nu")
+#: Per-sample parameters of the nuisance physics (docs/physics.md, "Nuisance
+#: physics"): temperature of the thermal noise and pinning-disorder strength.
+NUISANCE_PARAMETERS = ("T", "delta")
+#: Every per-sample parameter the solver and priors accept, in canonical order.
+ALL_SAMPLE_PARAMETERS = SAMPLE_PARAMETERS + NUISANCE_PARAMETERS
 
 #: Chance, per sample, that any site's disorder value ξ(r) would exceed the
 #: clip :func:`disorder_clip` (union bound over the N² sites).
@@ -467,9 +471,9 @@ def as_sample_arrays(
     Missing parameters take the config's default. Unknown keys are an error.
     """
     params = dict(params or {})
-    unknown = sorted(set(params) - set(SAMPLE_PARAMETERS))
+    unknown = sorted(set(params) - set(ALL_SAMPLE_PARAMETERS))
     if unknown:
-        raise ConfigError(f"unknown sample parameter(s) {unknown}; valid: {list(SAMPLE_PARAMETERS)}")
+        raise ConfigError(f"unknown sample parameter(s) {unknown}; valid: {list(ALL_SAMPLE_PARAMETERS)}")
     arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
     lengths = {k: a.shape[0] for k, a in arrays.items() if a.shape[0] != 1}
     if len(set(lengths.values())) > 1:
@@ -482,7 +486,7 @@ def as_sample_arrays(
     if S is None:
         S = 1
     out = {}
-    for k in SAMPLE_PARAMETERS:
+    for k in ALL_SAMPLE_PARAMETERS:
         a = arrays.get(k, np.array([float(getattr(config, k))]))
         if a.ndim != 1:
             raise ConfigError(f"parameter {k} must be one-dimensional, got shape {a.shape}")
