@@ -431,10 +431,6 @@ class RatioEstimator:
                 log.warning("config field %s differs: model trained with %r, data has %r",
                             k, mcfg[k], config[k])
 
-    def check_observation(self, x_raw: np.ndarray) -> np.ndarray:
-        """:meth:`preprocess`, raising :class:`ModelMismatchError` on any mismatch."""
-        return self.preprocess(x_raw)
-
 
 def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
     """Load ``model.keras`` and ``metadata.json`` from a model directory.

@@ -80,6 +80,10 @@ class NetworkConfig:
 RESUMABLE_OVERRIDES = ("epochs", "patience")
 
 
+class TrainingDataError(TDGLError, ValueError):
+    """The training data cannot be used; the message says why."""
+
+
 class TrainingError(TDGLError, ValueError):
     """Training cannot start or continue; the message says why."""
 

@@ -24,7 +24,6 @@ the global batch size stays ``batch_size``).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import math
@@ -41,13 +40,13 @@ import numpy as np
 from .artifacts import (
     CHECKPOINT_DIR,
     CHECKPOINT_FILES,
-    commit_checkpoint,
     dataset_fingerprint,
     find_checkpoint,
-    package_versions,
+    package_versions,  # noqa: F401  (re-exported)
     save_atomic,
     write_json,
 )
+from .callbacks import finite_or_none, write_history, make_callbacks, plot_history
 from .data import (
     BatchStream,
     EnsembleSource,
@@ -103,43 +102,8 @@ class TrainResult:
         for k in ("out_dir", "model_path", "metadata_path"):
             d[k] = str(d[k])
         for k in ("best_val_loss", "best_loss"):
-            d[k] = _finite_or_none(d[k])
+            d[k] = finite_or_none(d[k])
         return d
-
-
-# ---------------------------------------------------------------- helpers
-def _finite_or_none(v: float) -> float | None:
-    return float(v) if v is not None and math.isfinite(v) else None
-
-
-def _write_history(out: Path, history: dict[str, list[Any]]) -> None:
-    keys = list(history)
-    with open(out / "history.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(keys)
-        for row in zip(*(history[k] for k in keys)):
-            w.writerow(row)
-    write_json(out / "history.json", history)
-
-
-def plot_history(history: dict[str, list[float]], path: Path, best_epoch: int | None = None) -> None:
-    """Loss (and validation loss) vs epoch, saved as PNG (no pyplot state)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
-    ax = fig.subplots()
-    ep = np.asarray(history.get("epoch", []), dtype=float) + 1
-    ax.plot(ep, history.get("loss", []), "o-", ms=3, label="training")
-    vl = [np.nan if v is None else v for v in history.get("val_loss", [])]
-    if vl and np.isfinite(vl).any():
-        ax.plot(ep, vl, "s-", ms=3, label="validation")
-    if best_epoch is not None:
-        ax.axvline(best_epoch + 1, color="0.5", ls="--", lw=1, label=f"best (epoch {best_epoch + 1})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
 
 
 def _holds_model(out: Path) -> list[str]:
@@ -184,107 +148,6 @@ def _strategy() -> Any:
         log.info("%d GPUs visible: training under MirroredStrategy", len(gpus))
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-# ------------------------------------------------------------- callbacks
-def _make_callbacks(stream_train: BatchStream, stream_val: BatchStream | None, out: Path,
-                    state: dict[str, Any], settings: TrainSettings, quiet: bool,
-                    epoch_lines: bool) -> list[Any]:
-    import keras
-
-    ckpt = out / CHECKPOINT_DIR
-    monitor = "val_loss" if stream_val is not None else "loss"
-
-    class EpochOrder(keras.callbacks.Callback):
-        """Tell the streams which epoch comes next (seeds its shuffle)."""
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            stream_train.epoch = epoch
-            if stream_val is not None:
-                stream_val.epoch = 0
-
-    class Bookkeeper(keras.callbacks.Callback):
-        """Early stopping on ``monitor`` with best-weight restore, resumable.
-
-        Every epoch: history row and an atomic checkpoint (:func:`.artifacts.commit_checkpoint`:
-        ``last.keras`` with optimizer state, ``best.weights.h5`` on improvement,
-        ``state.json``). At the end the best weights are restored even when no
-        early stop happened.
-        """
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.t0 = time.perf_counter()
-
-        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
-            self.t0 = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            logs = dict(logs or {})
-            hist = state["history"]
-            lr = self.model.optimizer.learning_rate
-            lr = float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))
-            hist["epoch"].append(int(epoch))
-            hist["loss"].append(_finite_or_none(logs.get("loss", float("nan"))))
-            hist["val_loss"].append(_finite_or_none(logs.get("val_loss", float("nan"))))
-            hist["learning_rate"].append(lr)
-            hist["time_s"].append(round(time.perf_counter() - self.t0, 3))
-            value = logs.get(monitor, float("nan"))
-            improved = math.isfinite(value) and value < state["best"] - settings.min_delta
-            if improved:
-                state.update(best=float(value), best_epoch=int(epoch), wait=0, lr_wait=0)
-            else:
-                state["wait"] += 1
-                # reduce-on-plateau, resumable: its counter lives in state.json and the
-                # learning rate itself in the optimizer state of last.keras
-                state["lr_wait"] = state.get("lr_wait", 0) + 1
-                if state["lr_wait"] >= settings.lr_patience and lr > settings.min_learning_rate:
-                    new_lr = max(lr * settings.lr_factor, settings.min_learning_rate)
-                    self.model.optimizer.learning_rate.assign(new_lr)
-                    state["lr_wait"] = 0
-                    log.info("epoch %d: no %s improvement for %d epochs, learning rate %.3g -> %.3g",
-                             epoch + 1, monitor, settings.lr_patience, lr, new_lr)
-            state["epoch"] = int(epoch)
-            if not math.isfinite(value):
-                log.warning("epoch %d: %s is not finite; stopping", epoch + 1, monitor)
-                self.model.stop_training = True
-                state["stopped_early"] = True
-            elif state["wait"] >= settings.patience:
-                log.info("no %s improvement for %d epochs: stopping after epoch %d",
-                         monitor, settings.patience, epoch + 1)
-                self.model.stop_training = True
-                state["stopped_early"] = True
-            commit_checkpoint(ckpt, self.model, state, improved=improved)
-            _write_history(out, hist)
-
-        def on_train_end(self, logs: Any = None) -> None:
-            best = ckpt / "best.weights.h5"
-            if best.exists():
-                self.model.load_weights(best)
-                if not quiet:
-                    log.info("restored the weights of epoch %d (%s=%.5g)",
-                             state["best_epoch"] + 1, monitor, state["best"])
-
-    class EpochLine(keras.callbacks.Callback):
-        """One line per epoch on stdout (used when stdout is not a terminal)."""
-
-        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-            h = state["history"]
-            val = h["val_loss"][-1]
-            text = (f"epoch {epoch + 1}/{settings.epochs}: loss {_fmt(h['loss'][-1])}"
-                    + ("" if stream_val is None else f", val_loss {_fmt(val)}")
-                    + f", lr {h['learning_rate'][-1]:.3g}, {h['time_s'][-1]:.1f} s")
-            sys.stdout.write(text + "\n")
-            sys.stdout.flush()
-
-    cbs: list[Any] = [EpochOrder(), Bookkeeper()]
-    if epoch_lines:
-        cbs.append(EpochLine())
-    return cbs
-
-
-def _fmt(v: float | None) -> str:
-    return "nan" if v is None else f"{v:.5g}"
 
 
 # ------------------------------------------------------------------ train
@@ -467,7 +330,7 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
     train_ds = make_dataset(stream_train)
     val_ds = make_dataset(stream_val) if stream_val is not None else None
     on_tty = _isatty(sys.stdout)
-    callbacks = _make_callbacks(stream_train, stream_val, out, state, cfg, quiet,
+    callbacks = make_callbacks(stream_train, stream_val, out, state, cfg, quiet,
                                 epoch_lines=not quiet and not on_tty)
     if initial_epoch < cfg.epochs:
         model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs,
@@ -486,7 +349,7 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
         n_train=len(train_idx), n_val=len(val_idx), state=state,
     )
     write_json(out / METADATA_FILE, meta)
-    _write_history(out, history)
+    write_history(out, history)
     try:
         plot_history(history, out / "loss_curve.png", state["best_epoch"] if
                      state["best_epoch"] >= 0 else None)

@@ -1,0 +1,160 @@
+"""Per-epoch bookkeeping of a training run: history files, checkpoints, early stopping.
+
+:func:`make_callbacks` returns the Keras callbacks :func:`.training.train`
+fits with; their state (``state.json``) is what ``--resume`` continues from.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .artifacts import CHECKPOINT_DIR, commit_checkpoint, write_json
+
+if TYPE_CHECKING:
+    from .settings import TrainSettings
+    from .stream import BatchStream
+
+log = logging.getLogger("tdglnre.nre.training")
+
+
+def finite_or_none(v: float) -> float | None:
+    return float(v) if v is not None and math.isfinite(v) else None
+
+
+def write_history(out: Path, history: dict[str, list[Any]]) -> None:
+    keys = list(history)
+    with open(out / "history.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(keys)
+        for row in zip(*(history[k] for k in keys)):
+            w.writerow(row)
+    write_json(out / "history.json", history)
+
+
+def plot_history(history: dict[str, list[float]], path: Path, best_epoch: int | None = None) -> None:
+    """Loss (and validation loss) vs epoch, saved as PNG (no pyplot state)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    ep = np.asarray(history.get("epoch", []), dtype=float) + 1
+    ax.plot(ep, history.get("loss", []), "o-", ms=3, label="training")
+    vl = [np.nan if v is None else v for v in history.get("val_loss", [])]
+    if vl and np.isfinite(vl).any():
+        ax.plot(ep, vl, "s-", ms=3, label="validation")
+    if best_epoch is not None:
+        ax.axvline(best_epoch + 1, color="0.5", ls="--", lw=1, label=f"best (epoch {best_epoch + 1})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.savefig(path, dpi=110)
+
+
+# ------------------------------------------------------------- callbacks
+def make_callbacks(stream_train: BatchStream, stream_val: BatchStream | None, out: Path,
+                    state: dict[str, Any], settings: TrainSettings, quiet: bool,
+                    epoch_lines: bool) -> list[Any]:
+    import keras
+
+    ckpt = out / CHECKPOINT_DIR
+    monitor = "val_loss" if stream_val is not None else "loss"
+
+    class EpochOrder(keras.callbacks.Callback):
+        """Tell the streams which epoch comes next (seeds its shuffle)."""
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            stream_train.epoch = epoch
+            if stream_val is not None:
+                stream_val.epoch = 0
+
+    class Bookkeeper(keras.callbacks.Callback):
+        """Early stopping on ``monitor`` with best-weight restore, resumable.
+
+        Every epoch: history row and an atomic checkpoint (:func:`.artifacts.commit_checkpoint`:
+        ``last.keras`` with optimizer state, ``best.weights.h5`` on improvement,
+        ``state.json``). At the end the best weights are restored even when no
+        early stop happened.
+        """
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.t0 = time.perf_counter()
+
+        def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            logs = dict(logs or {})
+            hist = state["history"]
+            lr = self.model.optimizer.learning_rate
+            lr = float(np.asarray(lr.numpy() if hasattr(lr, "numpy") else lr))
+            hist["epoch"].append(int(epoch))
+            hist["loss"].append(finite_or_none(logs.get("loss", float("nan"))))
+            hist["val_loss"].append(finite_or_none(logs.get("val_loss", float("nan"))))
+            hist["learning_rate"].append(lr)
+            hist["time_s"].append(round(time.perf_counter() - self.t0, 3))
+            value = logs.get(monitor, float("nan"))
+            improved = math.isfinite(value) and value < state["best"] - settings.min_delta
+            if improved:
+                state.update(best=float(value), best_epoch=int(epoch), wait=0, lr_wait=0)
+            else:
+                state["wait"] += 1
+                # reduce-on-plateau, resumable: its counter lives in state.json and the
+                # learning rate itself in the optimizer state of last.keras
+                state["lr_wait"] = state.get("lr_wait", 0) + 1
+                if state["lr_wait"] >= settings.lr_patience and lr > settings.min_learning_rate:
+                    new_lr = max(lr * settings.lr_factor, settings.min_learning_rate)
+                    self.model.optimizer.learning_rate.assign(new_lr)
+                    state["lr_wait"] = 0
+                    log.info("epoch %d: no %s improvement for %d epochs, learning rate %.3g -> %.3g",
+                             epoch + 1, monitor, settings.lr_patience, lr, new_lr)
+            state["epoch"] = int(epoch)
+            if not math.isfinite(value):
+                log.warning("epoch %d: %s is not finite; stopping", epoch + 1, monitor)
+                self.model.stop_training = True
+                state["stopped_early"] = True
+            elif state["wait"] >= settings.patience:
+                log.info("no %s improvement for %d epochs: stopping after epoch %d",
+                         monitor, settings.patience, epoch + 1)
+                self.model.stop_training = True
+                state["stopped_early"] = True
+            commit_checkpoint(ckpt, self.model, state, improved=improved)
+            write_history(out, hist)
+
+        def on_train_end(self, logs: Any = None) -> None:
+            best = ckpt / "best.weights.h5"
+            if best.exists():
+                self.model.load_weights(best)
+                if not quiet:
+                    log.info("restored the weights of epoch %d (%s=%.5g)",
+                             state["best_epoch"] + 1, monitor, state["best"])
+
+    class EpochLine(keras.callbacks.Callback):
+        """One line per epoch on stdout (used when stdout is not a terminal)."""
+
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            h = state["history"]
+            val = h["val_loss"][-1]
+            text = (f"epoch {epoch + 1}/{settings.epochs}: loss {_fmt(h['loss'][-1])}"
+                    + ("" if stream_val is None else f", val_loss {_fmt(val)}")
+                    + f", lr {h['learning_rate'][-1]:.3g}, {h['time_s'][-1]:.1f} s")
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
+    cbs: list[Any] = [EpochOrder(), Bookkeeper()]
+    if epoch_lines:
+        cbs.append(EpochLine())
+    return cbs
+
+
+def _fmt(v: float | None) -> str:
+    return "nan" if v is None else f"{v:.5g}"

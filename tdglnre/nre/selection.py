@@ -1,0 +1,106 @@
+"""Input selection: which channels and snapshots of an ensemble sample the network sees.
+
+Several snapshots are stacked as channels, snapshot-major: channel index =
+s · C_sel + c.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .settings import TrainingDataError
+
+
+# ----------------------------------------------------------------- selection
+@dataclass(frozen=True)
+class Selection:
+    """Which channels and snapshots of an ensemble sample form the network input."""
+
+    channel_names: tuple[str, ...]
+    """Selected channel names, in input order."""
+    channel_indices: tuple[int, ...]
+    """Their indices in the ensemble's channel axis."""
+    snapshot_indices: tuple[int, ...]
+    """Selected snapshot indices (non-negative) in the ensemble's time axis."""
+    snapshot_times: tuple[float, ...]
+    """The corresponding times."""
+
+    @property
+    def n_channels(self) -> int:
+        """Input channels of the network (snapshots × channels)."""
+        return len(self.channel_indices) * len(self.snapshot_indices)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """(n, T, N, N, C) → (n, N, N, S·C_sel) float32, snapshot-major."""
+        x = np.asarray(x)
+        if x.ndim != 5:
+            raise ValueError(f"expected x of shape (n, T, N, N, C), got {x.shape}")
+        sel = x[:, list(self.snapshot_indices)][..., list(self.channel_indices)]
+        n, s, h, w, c = sel.shape
+        return np.ascontiguousarray(sel.transpose(0, 2, 3, 1, 4).reshape(n, h, w, s * c),
+                                    dtype=np.float32)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Selection":
+        """Inverse of :meth:`to_dict` (extra keys, e.g. of the model metadata, are ignored)."""
+        return cls(tuple(d["channels"]), tuple(int(i) for i in d["channel_indices"]),
+                   tuple(int(i) for i in d["snapshot_indices"]), tuple(float(t) for t in d["snapshot_times"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON dictionary (stored in the model's metadata)."""
+        return {
+            "channels": list(self.channel_names),
+            "channel_indices": list(self.channel_indices),
+            "snapshot_indices": list(self.snapshot_indices),
+            "snapshot_times": list(self.snapshot_times),
+        }
+
+
+def resolve_selection(
+    channels: Sequence[str] | None,
+    snapshots: Sequence[int] | None,
+    available_channels: Sequence[str],
+    snapshot_times: Sequence[float],
+) -> Selection:
+    """Validate a channel/snapshot choice against an ensemble.
+
+    Parameters
+    ----------
+    channels
+        Channel names; default all of ``available_channels``.
+    snapshots
+        Snapshot indices (negative counts from the end); default ``[-1]``, the
+        last snapshot.
+    available_channels, snapshot_times
+        The ensemble's channel names and snapshot times.
+    """
+    avail = [str(c) for c in available_channels]
+    names = avail if channels is None else [str(c) for c in channels]
+    missing = [c for c in names if c not in avail]
+    if missing or not names:
+        raise TrainingDataError(
+            f"channel(s) {missing or names} not in the ensemble; available: {avail}"
+        )
+    if len(set(names)) != len(names):
+        raise TrainingDataError(f"duplicate channel names in {names}")
+    times = [float(t) for t in snapshot_times]
+    t_count = len(times)
+    snaps = [-1] if snapshots is None else [int(s) for s in snapshots]
+    resolved = []
+    for s in snaps:
+        if not -t_count <= s < t_count:
+            raise TrainingDataError(
+                f"snapshot index {s} out of range for {t_count} snapshot(s) at times {times}"
+            )
+        resolved.append(s % t_count)
+    if not resolved or len(set(resolved)) != len(resolved):
+        raise TrainingDataError(f"snapshot indices must be distinct and non-empty, got {snaps}")
+    return Selection(
+        channel_names=tuple(names),
+        channel_indices=tuple(avail.index(c) for c in names),
+        snapshot_indices=tuple(resolved),
+        snapshot_times=tuple(times[i] for i in resolved),
+    )
