@@ -43,9 +43,10 @@ def _flagged(fn, *args, **kwargs):
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output directory (must not exist or be empty, unless --force).")
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out.")
+@click.option("--no-plots", is_flag=True, help="Write structure.json and S_k_t.npz only.")
 @click.option("--json", "as_json", is_flag=True, help="Print structure.json to stdout.")
 def command(data, index, all_samples, max_samples, preset, sets, seed, n_samples, nu_bins, eta_bins, out_dir, force,
-            as_json) -> None:
+            no_plots, as_json) -> None:
     """S(k, t) of every channel (rho1, rho2, curlJ; cos(phi1 - phi2) when psi is stored) at every snapshot.
 
     S(k) = |FFT(f - <f>)|^2 / N^4 (sum over k = variance), averaged over shells
@@ -74,7 +75,7 @@ def command(data, index, all_samples, max_samples, preset, sets, seed, n_samples
         kw.update(data=data, index=index, all=all_samples, max_samples=max_samples)
     else:
         kw.update(preset=preset, overrides=list(sets), seed=seed, n_samples=n_samples)
-    res = run_library_call(_flagged, run_structure, out_dir, force=force, **kw)
+    res = run_library_call(_flagged, run_structure, out_dir, force=force, plots=not no_plots, **kw)
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=1))
         return

@@ -333,6 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         plot_snr(np.asarray(d["t"]), {c: np.asarray(v["snr_max"]) for c, v in d["snr"].items()}, out / "snr.png",
                  title=rf"$\nu$ in {list(a.high)} vs {list(a.low)}: max$_k$ |Δ log S| / spread")
         res.plot(out)
+        from tdglnre.plots.structure import plot_fingerprint
+
+        # the fingerprint at the shell where the nu difference is largest at the first snapshot
+        fps = [res.fingerprint(c, k_index=int(np.argmax(np.asarray(v["snr_k"])[0]))) for c, v in d["snr"].items()]
+        plot_fingerprint(fps, out / "fingerprint_nu_maxsnr.png")
     if a.json_out:
         Path(a.json_out).write_text(json.dumps(d, indent=1))
     return 0

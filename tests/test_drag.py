@@ -15,7 +15,7 @@ from tdglnre.analysis.structure import shell_index
 @pytest.fixture(scope="module")
 def tiny_ensemble(tmp_path_factory):
     """8 samples of drag-quick at N = 8, L = 4, two snapshots, with ψ stored."""
-    from cli.main import cli
+    from tdglnre.cli.main import cli
 
     path = tmp_path_factory.mktemp("drag") / "tiny.h5"
     res = CliRunner().invoke(cli, ["generate", "--preset", "drag-quick", "--n-samples", "8", "--seed", "3",
@@ -26,7 +26,7 @@ def tiny_ensemble(tmp_path_factory):
 
 
 def _structure(*args):
-    from cli.structure import command
+    from tdglnre.cli.structure import command
 
     return CliRunner().invoke(command, list(args), catch_exceptions=False)
 
@@ -80,12 +80,14 @@ def test_structure_cli_end_to_end(tiny_ensemble, tmp_path):
     assert saved["S"] == d["S"]
     assert {"S_rho1.png", "fingerprint_nu.png", "S_by_nu.png", "S_k_t.npz"} <= {p.name for p in out.iterdir()}
     # one sample from the file and the same sample simulated afresh from the preset agree (same seed, index 0)
-    r1 = _structure("--data", str(tiny_ensemble), "--index", "0", "--out", str(tmp_path / "one"), "--json")
+    r1 = _structure("--data", str(tiny_ensemble), "--index", "0", "--out", str(tmp_path / "one"), "--json",
+                    "--no-plots")
     r2 = _structure("--preset", "drag-quick", "--set", "N=8", "--set", "L=4", "--set", "snapshot_times=[0.1,0.2]",
-                    "--seed", "3", "--out", str(tmp_path / "sim"), "--json")
+                    "--seed", "3", "--out", str(tmp_path / "sim"), "--json", "--no-plots")
     assert r1.exit_code == 0 and r2.exit_code == 0, r1.output + r2.output
     a, b = json.loads(r1.output), json.loads(r2.output)
     np.testing.assert_allclose(a["S"]["rho1"], b["S"]["rho1"], rtol=1e-4)
+    assert sorted(p.name for p in (tmp_path / "one").iterdir()) == ["S_k_t.npz", "structure.json"]
 
 
 def test_structure_cli_refuses_bad_input_in_one_line(tiny_ensemble, tmp_path):

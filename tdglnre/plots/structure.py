@@ -103,7 +103,7 @@ def plot_fingerprint(fingerprints: Sequence[dict[str, Any]], path: str | Path | 
             ax.fill_between(t, m - se, m + se, color=col, alpha=0.3, lw=0)
         ax.set_yscale("log")
         ax.set_xlabel(r"$t$")
-        ax.set_ylabel(rf"$S(k^*, t)$, $k^*$ = {fp['k_star']:.3g}")
+        ax.set_ylabel(rf"$S(k, t)$ at $k$ = {fp['k_star']:.3g}")
         ax.set_title(channel_label(fp["channel"]))
         ax.legend(fontsize=7)
     return save_figure(fig, path)

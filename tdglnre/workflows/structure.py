@@ -134,12 +134,19 @@ class StructureResult:
             out.append(g)
         return out
 
-    def fingerprint(self, channel: str, name: str = "nu") -> dict[str, Any]:
+    def fingerprint(self, channel: str, name: str = "nu", k_index: int | None = None) -> dict[str, Any]:
         """S(k*, t) against t per bin of ``name``, with standard errors (the Fig. 4 analogue).
 
+        ``k_index`` picks another shell (0-based) than the peak k*.
         Returns ``{"k_star", "t", "groups": [{"label", "range", "n", "mean": [t], "stderr": [t]}]}``.
         """
-        i = self.k_star(channel)
+        if k_index is None:
+            i = self.k_star(channel)
+        else:
+            if isinstance(k_index, bool) or int(k_index) != k_index or not 0 <= int(k_index) < len(self.series.k):
+                raise ConfigError(f"k_index must be a shell index in 0..{len(self.series.k) - 1}, got {k_index!r}")
+            i = int(k_index)
+            self._check_channel(channel)
         groups = []
         for lo, hi, m in self.groups(name):
             mean, se = self.series.mean(channel, m)
@@ -184,14 +191,18 @@ class StructureResult:
                                               to("S_by_nu.png")))
         return figs
 
-    def save(self, out_dir: str | Path, *, force: bool = False) -> Path:
-        """Write structure.json, S_k_t.npz (per-sample S) and the figures; ``out_dir`` is replaced only on success."""
+    def save(self, out_dir: str | Path, *, force: bool = False, plots: bool = True) -> Path:
+        """Write structure.json, S_k_t.npz (per-sample S) and (unless ``plots`` is False) the figures.
+
+        ``out_dir`` must not exist or be empty unless ``force``; it is replaced only on success.
+        """
         with staged_output(out_dir, force=force) as out:
             (out / "structure.json").write_text(json.dumps(self.to_json(), indent=1))
             np.savez_compressed(out / "S_k_t.npz", k=self.series.k, t=self.series.t, counts=self.series.counts,
                                 **{f"S_{c}": v for c, v in self.series.S.items()},
                                 **{f"theta_{n}": v for n, v in self.series.theta.items()})
-            self.plot(out)
+            if plots:
+                self.plot(out)
         return Path(out_dir)
 
     def summary_lines(self) -> list[str]:
@@ -336,11 +347,11 @@ def structure(data: str | Path | None = None, index: int | None = None, all: boo
     return res
 
 
-def run_structure(out_dir: str | Path, *, force: bool = False, **kwargs: Any) -> StructureResult:
+def run_structure(out_dir: str | Path, *, force: bool = False, plots: bool = True, **kwargs: Any) -> StructureResult:
     """:func:`structure` and save into ``out_dir`` (checked first, written at the end)."""
     from ._output import check_output_dir
 
     check_output_dir(out_dir, force=force, protect=(kwargs.get("data"),))
     res = structure(**kwargs)
-    res.save(out_dir, force=force)
+    res.save(out_dir, force=force, plots=plots)
     return res
