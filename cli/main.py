@@ -120,8 +120,7 @@ def _configure_logging(verbose: int) -> None:
     "-v",
     "--verbose",
     count=True,
-    help="Log progress: -v for INFO, -vv for DEBUG and TensorFlow's own log lines; "
-         "also show tracebacks on errors.",
+    help="Log progress: -v for INFO, -vv for DEBUG; also show tracebacks on errors.",
 )
 def cli(verbose: int) -> None:
     _configure_logging(verbose)
