@@ -1,7 +1,7 @@
 """Where does the drag ν live? Signal-to-noise of S(k, t) between ν bins, per snapshot and channel (docs/drag.md).
 
 Usage: python scripts/drag_study.py DATA.h5 [--max-samples S] [--low 0,0.1] [--high 0.4,0.5]
-       [--floor 1e-4] [--figures DIR] [--json OUT.json]
+       [--floor 1e-4] [--conditional] [--figures DIR] [--json OUT.json]
        python scripts/drag_study.py compare --nu0 NU0.h5 --drag DRAG.h5 --test-nu0 T0.h5 --test-drag T1.h5
        [--out DIR] [--epochs 60] [--seed 0] [--floor F]
        python scripts/drag_study.py abc --reference TRAIN.h5 --test TEST.h5 [--max-test 500] [--floor F]
@@ -17,6 +17,9 @@ channel too). For every snapshot time t and channel c this prints
   from the prior), so the spread is the one an observation faces. The standard
   error of the difference of means is s·√(1/n_lo + 1/n_hi), so the table also
   says whether the difference is resolved (Δ/SE).
+  With ``--conditional`` log S is first replaced by its residual after a
+  least-squares fit on (η, n_v) (a cubic in η per n_v), so the spread is the
+  one at fixed η and n_v — the ν information when η and n_v are known.
 * R²(t, c) and MAE(t, c): cross-validated (5-fold) ridge regression of ν on the
   standardised log S(k, t) of that channel and snapshot — how much of ν a
   linear read-out of the structure factor recovers, against the prior MAE of
@@ -103,13 +106,35 @@ def ridge_cv(X: np.ndarray, y: np.ndarray, folds: int = 5, alphas=(1e-2, 1e-1, 1
     return {"r2": 1.0 - mse / float(np.var(y)), "mae": float(np.mean(np.abs(pred - y))), "alpha": a}
 
 
+def nuisance_design(eta: np.ndarray, n_v: np.ndarray) -> np.ndarray:
+    """Regressors of the nuisance parameters: per n_v a cubic in η (one-hot n_v times 1, η, η², η³)."""
+    cols = []
+    for v in np.unique(n_v):
+        m = (n_v == v).astype(np.float64)
+        cols += [m, m * eta, m * eta ** 2, m * eta ** 3]
+    return np.column_stack(cols)
+
+
+def residualize(logS: np.ndarray, eta: np.ndarray, n_v: np.ndarray) -> np.ndarray:
+    """log S(k, t) minus its least-squares fit on (η, n_v) (:func:`nuisance_design`), per (t, k).
+
+    What remains is the sample-to-sample spread at fixed η and n_v plus the ν dependence.
+    """
+    X = nuisance_design(eta, n_v)
+    Y = logS.reshape(logS.shape[0], -1)
+    beta, *_ = np.linalg.lstsq(X, Y, rcond=None)
+    return (Y - X @ beta).reshape(logS.shape)
+
+
 def study(path: str, max_samples: int | None, low: tuple[float, float], high: tuple[float, float],
-          floor: float | None = None) -> dict[str, Any]:
+          floor: float | None = None, conditional: bool = False) -> dict[str, Any]:
     """All tables of the study as a dict (also the figures' data).
 
     ``floor``: a detector's dynamic range — S(k, t) below ``floor`` times the
     sample's largest shell value at that time is replaced by that level, so only
     the part of the spectrum within the range carries information.
+    ``conditional``: remove the (η, n_v) dependence of log S first (:func:`residualize`), so the
+    spread is the one at fixed η and n_v (the information about ν when η and n_v are known).
     """
     from tdglnre.workflows.structure import structure
 
@@ -126,6 +151,10 @@ def study(path: str, max_samples: int | None, low: tuple[float, float], high: tu
     else:
         logs = {c: np.log(np.maximum(S, 1e-30)) for c, S in ser.S.items()}
     out["floor"] = floor
+    out["conditional"] = conditional
+    if conditional:
+        n_v = np.asarray(ser.theta["n_v"], dtype=np.float64)
+        logs = {c: residualize(v, eta, n_v) for c, v in logs.items()}
     for c, L in logs.items():
         tab = snr_table(L, nu, low, high)
         i = np.argmax(tab["snr"], axis=1)
@@ -151,6 +180,8 @@ def print_tables(d: dict[str, Any], file: Any = sys.stdout) -> None:
     head = "| channel | " + " | ".join(f"t = {x:g}" for x in t) + " |"
     sep = "|---" * (len(t) + 1) + "|"
     fl = "" if d.get("floor") is None else f", S clipped at {d['floor']:g} x its peak (dynamic range)"
+    if d.get("conditional"):
+        fl += ", log S residuals after a fit on (eta, n_v): spread at fixed eta, n_v"
     print(f"S(k, t) study of {d['data']} ({d['n_samples']} samples{fl}); nu bins low {d['low']} "
           f"(n={d['snr'][chans[0]]['n_low']}) vs high {d['high']} (n={d['snr'][chans[0]]['n_high']})\n", file=file)
     print("SNR: max over k of |mean log S(high nu) - mean log S(low nu)| / pooled sample spread "
@@ -171,6 +202,8 @@ def print_tables(d: dict[str, Any], file: Any = sys.stdout) -> None:
     ts = d["ridge_time_series"]
     print(f"\nAll snapshots and channels together (the time series): R² {ts['r2']:.2f}, nu MAE {ts['mae']:.3f}",
           file=file)
+    if d.get("conditional"):
+        return  # eta was regressed out
     cells = [f"{r['r2']:.2f} / {r['mae']:.3f}" for r in d["ridge_eta"]["all_channels"]]
     print(f"eta from log S, all channels (prior MAE {d['prior_mae_eta']:.3f}): " + " | ".join(cells)
           + f"; time series: R² {d['ridge_time_series_eta']['r2']:.2f}, MAE {d['ridge_time_series_eta']['mae']:.3f}",
@@ -316,10 +349,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--high", type=_bin, default=(0.4, 0.5), help="high nu bin a,b [0.4,0.5]")
     p.add_argument("--floor", type=float, default=None,
                    help="dynamic range: clip S below FLOOR x the peak shell value of each sample and time")
+    p.add_argument("--conditional", action="store_true",
+                   help="measure against the spread at fixed eta and n_v (log S residuals of a fit on them)")
     p.add_argument("--figures", default=None, help="write snr.png, fingerprint_nu.png and S curves here")
     p.add_argument("--json", dest="json_out", default=None, help="write the tables as JSON here")
     a = p.parse_args(argv)
-    d = study(a.data, a.max_samples, a.low, a.high, a.floor)
+    d = study(a.data, a.max_samples, a.low, a.high, a.floor, a.conditional)
     res = d.pop("_result")
     print_tables(d)
     if a.figures:
