@@ -225,3 +225,17 @@ def test_saved_classifier_gives_p_drag_from_raw_observations(tmp_path):
     one = p_drag(tmp_path / "mc", t1[0], prior_p=0.2)
     lbf = clf.log_bayes_factor(structure_features(t1[:1], L))
     assert one.shape == (1,) and one[0] == pytest.approx(1 / (1 + np.exp(-(lbf[0] + np.log(0.25)))), rel=1e-5)
+
+
+def test_conditional_snr_removes_the_eta_and_n_v_spread():
+    """log S = 3η² + 0.5 n_v + 2ν + 0.1·noise: marginally η and n_v swamp ν; at fixed (η, n_v) ν stands out."""
+    ds = _drag_study()
+    rng = np.random.default_rng(5)
+    n = 4000
+    eta, n_v, nu = rng.uniform(0, 1.5, n), rng.integers(1, 9, n).astype(float), rng.uniform(0, 0.5, n)
+    logS = (3 * eta ** 2 + 0.5 * n_v + 2 * nu + 0.1 * rng.normal(size=n))[:, None, None]
+    marginal = ds.snr_table(logS, nu, (0.0, 0.1), (0.4, 0.5))["snr"][0, 0]
+    cond = ds.snr_table(ds.residualize(logS, eta, n_v), nu, (0.0, 0.1), (0.4, 0.5))["snr"][0, 0]
+    assert marginal < 0.6
+    # residual spread at fixed (η, n_v): 0.1 noise plus 2ν's spread within a bin (2·0.1/√12); difference 2·0.4
+    assert cond == pytest.approx(0.8 / np.sqrt(0.01 + 0.04 / 12), rel=0.1)
