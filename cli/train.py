@@ -55,7 +55,8 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--weight-decay", type=click.FloatRange(min=0), default=None,
               help="AdamW weight decay [default: 1e-4].")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
-              help="Validation fraction (seeded split) [default: 0.1].")
+              help="Validation fraction (seeded split); 0: none, early stopping then watches "
+                   "the training loss [default: 0.1].")
 @click.option("--patience", type=click.IntRange(min=1), default=None,
               help="Early-stopping patience in epochs [default: 8].")
 @click.option("--lr-patience", type=click.IntRange(min=1), default=None,
@@ -73,7 +74,8 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="TensorFlow intra-op threads [default: usable CPU cores].")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @click.option("--force", is_flag=True, help="Overwrite a model already in --out.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress output (else a progress bar on a terminal, one line per epoch otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def command(data: str, out: str, loss: str | None, contrastive: int | None,
             gamma: float | None, lam: float | None, epochs: int | None,
