@@ -38,6 +38,7 @@ from .. import __version__
 from ..errors import ConfigError, TDGLError
 from ..physics.config import SimConfig
 from ..physics.observables import CHANNELS
+from ..physics.rng import SEED_MAX  # largest run seed: the root attribute ``seed`` is a signed 64-bit integer
 from .priors import Prior
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,6 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: Compression of the x and psi chunks: (filter, options, shuffle).
 #: Measured on paper-preset channels: gzip level 1 with byte-shuffle, see docs/file-format.md.
 DEFAULT_COMPRESSION: tuple[str, int | None, bool] = ("gzip", 1, True)
-
-#: Largest run seed: the root attribute ``seed`` is a signed 64-bit integer.
-SEED_MAX = 2**63 - 1
 
 __all__ = ["Ensemble", "EnsembleError", "EnsembleWriter", "FORMAT", "FORMAT_VERSION", "SEED_MAX",
            "file_device", "open_ensemble", "read_header"]

@@ -48,7 +48,8 @@ import numpy as np
 from ..errors import ConfigError, DivergenceError
 from ..physics.config import SimConfig
 from ..physics.solver import simulate
-from .ensemble import SEED_MAX, EnsembleError, EnsembleWriter
+from ..physics.rng import SEED_MAX
+from .ensemble import EnsembleError, EnsembleWriter
 from .priors import Prior
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..physics.config import ALL_SAMPLE_PARAMETERS, SimConfig
-from ..physics.solver import STREAM_PRIOR, sample_rng
+from ..physics.rng import STREAM_PRIOR, sample_rng
 
 KINDS = ("uniform", "int_uniform", "fixed")
 

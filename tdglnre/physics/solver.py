@@ -27,36 +27,10 @@ from ..errors import ConfigError, DivergenceError
 from . import kernels
 from .config import SimConfig, as_sample_arrays, disorder_clip
 from .lattice import gaussian_filter_field
+from .rng import (SEED_MAX, STREAM_DISORDER, STREAM_INITIAL_STATE, STREAM_PRIOR,  # noqa: F401  (re-exported)
+                  initial_state, sample_rng)
 
 log = logging.getLogger(__name__)
-
-#: Independent random streams derived from (seed, k).
-STREAM_INITIAL_STATE = 0
-STREAM_PRIOR = 1
-STREAM_DISORDER = 2
-
-#: Largest run seed (seeds are 0..2**63 − 1; also what HDF5 stores as int64).
-SEED_MAX = 2**63 - 1
-
-
-def sample_rng(seed: int, index: int, stream: int = STREAM_INITIAL_STATE) -> np.random.Generator:
-    """Generator that depends only on (seed, stream, sample index).
-
-    Raises
-    ------
-    ConfigError
-        If ``seed`` is not an integer in 0..2**63 − 1 or ``index`` is negative.
-    """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= SEED_MAX:
-        raise ConfigError(f"seed must be an integer in 0..2**63-1 (0..{SEED_MAX}), got {seed!r}")
-    if index < 0:
-        raise ConfigError(f"sample index must be non-negative, got index={index}")
-    return np.random.default_rng(np.random.SeedSequence([int(seed), int(stream), int(index)]))
-
-
-def initial_state(seed: int, index: int, N: int) -> np.ndarray:
-    """Quench initial condition (4, N, N) float64: Re, Im ψ_i ~ U[−0.5, 0.5]."""
-    return sample_rng(seed, index).uniform(-0.5, 0.5, size=(4, N, N))
 
 
 def disorder_field(seed: int, index: int, config: SimConfig) -> np.ndarray:
