@@ -138,10 +138,19 @@ class TrainSettings:
     """Learning-rate reduction factor on a plateau (1: constant learning rate)."""
     min_learning_rate: float = 1e-5
     """Floor of the plateau schedule."""
+    measurement: str | None = None
+    """Measurement model applied to every training input as augmentation, in the text form of
+    :class:`tdglnre.io.measurement.MeasurementModel` (``"blur(1.0)+noise(0.05)"``; fresh noise
+    every epoch, seeded by ``seed``); None: perfect measurement (docs/observations.md)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.network, dict):
             object.__setattr__(self, "network", NetworkConfig.from_dict(self.network))
+        if self.measurement is not None:
+            from ..io.measurement import MeasurementModel  # NumPy only when a measurement is set
+
+            model = MeasurementModel.parse(self.measurement)
+            object.__setattr__(self, "measurement", None if model.is_identity else str(model))
         for name in ("channels", "snapshots"):
             v = getattr(self, name)
             if v is not None:
