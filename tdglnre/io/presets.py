@@ -290,7 +290,3 @@ def load_preset(name_or_path: str | Path,
     prior.validate(config)
     return config, prior
 
-
-def preset_description(name_or_path: str | Path) -> str:
-    """The preset's ``description`` line (empty if none)."""
-    return str(_read_preset(preset_path(name_or_path)).get("description", ""))

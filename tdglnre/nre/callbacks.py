@@ -40,23 +40,10 @@ def write_history(out: Path, history: dict[str, list[Any]]) -> None:
 
 
 def plot_history(history: dict[str, list[float]], path: Path, best_epoch: int | None = None) -> None:
-    """Loss (and validation loss) vs epoch, saved as PNG (no pyplot state)."""
-    from matplotlib.figure import Figure
+    """Forward to :func:`tdglnre.plots.posterior.plot_history` (imported on call: matplotlib only when drawn)."""
+    from ..plots.posterior import plot_history as _plot_history
 
-    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
-    ax = fig.subplots()
-    ep = np.asarray(history.get("epoch", []), dtype=float) + 1
-    ax.plot(ep, history.get("loss", []), "o-", ms=3, label="training")
-    vl = [np.nan if v is None else v for v in history.get("val_loss", [])]
-    if vl and np.isfinite(vl).any():
-        ax.plot(ep, vl, "s-", ms=3, label="validation")
-    if best_epoch is not None:
-        ax.axvline(best_epoch + 1, color="0.5", ls="--", lw=1, label=f"best (epoch {best_epoch + 1})")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=110)
+    _plot_history(history, path, best_epoch)
 
 
 # ------------------------------------------------------------- callbacks

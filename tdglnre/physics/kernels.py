@@ -33,7 +33,6 @@ its results are bitwise unchanged.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -502,7 +501,3 @@ def _energy(state, D1, D2, a1, a2, b1, b2, eta, nu, h, ly, lx, xi=None, delta=0.
             tot += dens
     return tot * h * h
 
-
-def num_threads() -> int:
-    """Threads numba's parallel kernels use now."""
-    return numba.get_num_threads()

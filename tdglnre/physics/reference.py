@@ -85,12 +85,6 @@ def gradient_wirtinger(psi1, psi2, links: Links, **params):
     return -h2 * r1, -h2 * r2
 
 
-def random_state(rng: np.random.Generator, N: int) -> tuple[np.ndarray, np.ndarray]:
-    """Quench initial state: Re, Im ~ U[−0.5, 0.5] i.i.d. (for tests)."""
-    a = rng.uniform(-0.5, 0.5, size=(4, N, N))
-    return a[0] + 1j * a[1], a[2] + 1j * a[3]
-
-
 # ----------------------------------------------------------------- thermal noise
 _M64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15

@@ -18,11 +18,11 @@ from .posterior import (
     plot_coverage,
     plot_error_vs_truth,
     plot_joint,
-    plot_loss_curves,
+    plot_history,
     plot_marginals,
     plot_observation,
     plot_sbc,
 )
 
-__all__ = ["label", "save_figure", "plot_coverage", "plot_error_vs_truth", "plot_joint", "plot_loss_curves",
+__all__ = ["label", "save_figure", "plot_coverage", "plot_error_vs_truth", "plot_history", "plot_joint",
            "plot_marginals", "plot_observation", "plot_sbc"]

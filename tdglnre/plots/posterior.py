@@ -160,13 +160,31 @@ def plot_error_vs_truth(truth: np.ndarray, mean: np.ndarray, width95: np.ndarray
     return save_figure(fig, path)
 
 
-def plot_loss_curves(history: dict[str, Sequence[float]], path: str | Path | None) -> Any:
-    """Training and validation loss per epoch."""
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for key in ("loss", "val_loss"):
-        if key in history:
-            ax.plot(np.arange(1, len(history[key]) + 1), history[key], "o-", ms=3, label=key)
+def plot_history(history: dict[str, Sequence[float]], path: str | Path | None,
+                 best_epoch: int | None = None) -> Any:
+    """Training (and validation) loss per epoch, the best epoch marked.
+
+    Drawn on a :class:`matplotlib.figure.Figure` outside pyplot's state, so a
+    training run can save it from any thread. ``history`` holds ``epoch``,
+    ``loss`` and optionally ``val_loss`` (None for a missing value). Returns the
+    path after writing a PNG (110 dpi), or the figure when ``path`` is None.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 3.8), layout="constrained")
+    ax = fig.subplots()
+    ep = np.asarray(history.get("epoch", []), dtype=float) + 1
+    ax.plot(ep, history.get("loss", []), "o-", ms=3, label="training")
+    vl = [np.nan if v is None else v for v in history.get("val_loss", [])]
+    if vl and np.isfinite(vl).any():
+        ax.plot(ep, vl, "s-", ms=3, label="validation")
+    if best_epoch is not None:
+        ax.axvline(best_epoch + 1, color="0.5", ls="--", lw=1, label=f"best (epoch {best_epoch + 1})")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
     ax.legend()
-    return save_figure(fig, path)
+    ax.grid(alpha=0.3)
+    if path is None:
+        return fig
+    fig.savefig(path, dpi=110)
+    return Path(path)
