@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from .selection import Selection, resolve_selection
+from .selection import Selection, measure_inputs, measured_shape, resolve_selection
 from .settings import TrainingDataError
 from .sources import ArraySource, EnsembleSource, ParameterBounds, gaussian_toy
 from .stream import BatchStream, contrastive_theta, make_dataset, n_batches, random_translate
@@ -97,6 +97,7 @@ def scan_source(
     *,
     block_size: int = 256,
     in_memory_limit: float = 2 * 1024**3,
+    measure: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> ScanResult:
     """One pass over the data: finiteness check, training-split statistics, cache.
 
@@ -112,6 +113,11 @@ def scan_source(
         Samples read per HDF5 access.
     in_memory_limit
         Keep the selected inputs in RAM when they take at most this many bytes.
+    measure
+        ``measure(x, indices)``: the training-time measurement of selected
+        inputs (see :func:`.selection.measure_inputs`); the statistics are then
+        those of the measured training inputs (what the network sees), while
+        the cache keeps the clean inputs. None: statistics of the clean inputs.
 
     Raises
     ------
@@ -149,9 +155,14 @@ def scan_source(
             )
         if x_all is not None:
             x_all[a:b] = xb
-        xt = xb[is_train[a:b]].astype(np.float64)
+        xt = xb[is_train[a:b]]
+        if measure is not None and len(xt):
+            xt = measure(xt, np.arange(a, b)[is_train[a:b]])
+        xt = xt.astype(np.float64)
+        if count == 0 and len(xt):  # a measurement may change the channel count
+            mean, m2 = np.zeros(xt.shape[-1]), np.zeros(xt.shape[-1])
         if len(xt):
-            m = xt.shape[0] * h * w
+            m = xt.shape[0] * xt.shape[1] * xt.shape[2]
             bmean = xt.mean(axis=(0, 1, 2))
             bm2 = ((xt - bmean) ** 2).sum(axis=(0, 1, 2))
             delta = bmean - mean
@@ -173,6 +184,6 @@ def _where(source: Any) -> str:
 
 __all__ = [
     "ArraySource", "BatchStream", "EnsembleSource", "ParameterBounds", "ScanResult", "Selection",
-    "TrainingDataError", "contrastive_theta", "gaussian_toy", "make_dataset", "n_batches",
-    "random_translate", "resolve_selection", "scan_source", "split_indices",
+    "TrainingDataError", "contrastive_theta", "gaussian_toy", "make_dataset", "measure_inputs",
+    "measured_shape", "n_batches", "random_translate", "resolve_selection", "scan_source", "split_indices",
 ]

@@ -56,10 +56,18 @@ class ModelLoadError(TDGLError, ValueError):
 
 def build_metadata(*, source: Any, selection: Any, settings: Any, scan: Any,
                    fingerprint: str, n_train: int, n_val: int,
-                   state: dict[str, Any]) -> dict[str, Any]:
-    """The ``metadata.json`` dictionary of a finished training run."""
+                   state: dict[str, Any], input_shape: Sequence[int] | None = None,
+                   measurement: Any = None) -> dict[str, Any]:
+    """The ``metadata.json`` dictionary of a finished training run.
+
+    ``input_shape`` is the network input (M, M, C′) after ``measurement`` (a
+    :class:`tdglnre.io.measurement.MeasurementModel` or None); the metadata
+    records the measurement as ``measurement`` {``text``: ``str(model)``,
+    ``model``: ``model.to_dict()``}, or null for a perfect measurement.
+    """
     info = dict(source.info)
     _, h, w, _ = source.sample_shape
+    shape = [int(h), int(w), int(selection.n_channels)] if input_shape is None else [int(v) for v in input_shape]
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -70,7 +78,7 @@ def build_metadata(*, source: Any, selection: Any, settings: Any, scan: Any,
             **selection.to_dict(),
             "dataset_channels": list(source.channels),
             "dataset_snapshot_times": list(source.snapshot_times),
-            "shape": [int(h), int(w), int(selection.n_channels)],
+            "shape": shape,
             "standardization": {"mean": [float(v) for v in scan.mean],
                                 "variance": [float(v) for v in scan.variance]},
         },
@@ -86,6 +94,8 @@ def build_metadata(*, source: Any, selection: Any, settings: Any, scan: Any,
             "n_val": int(n_val),
         },
         "training": settings.to_dict(),
+        "measurement": None if measurement is None or measurement.is_identity else
+        {"text": str(measurement), "model": measurement.to_dict()},
         "result": {
             "best_val_loss": state["best"] if n_val and np.isfinite(state["best"]) else None,
             "best_loss": state["best"] if np.isfinite(state["best"]) else None,
@@ -250,7 +260,54 @@ class RatioEstimator:
         """Lattice size of the training data."""
         return int(self.metadata["N"])
 
+    @property
+    def measurement(self) -> Any:
+        """The measurement model the training inputs went through
+        (:class:`tdglnre.io.measurement.MeasurementModel`; the identity for a model trained on
+        perfect simulator output or before measurements were recorded)."""
+        from ..io.measurement import MeasurementModel
+
+        m = self.metadata.get("measurement")
+        return MeasurementModel.from_dict(m["model"]) if m else MeasurementModel()
+
+    def measure(self, x: np.ndarray, seed: int, indices: Sequence[int] | None = None) -> np.ndarray:
+        """Apply the model's measurement to clean inputs from :meth:`preprocess`.
+
+        Parameters
+        ----------
+        x
+            (n, N, N, C) selected clean inputs.
+        seed
+            Seed of the measurement noise; row r uses
+            ``measurement_rng(seed, 0, indices[r])`` (default indices 0 … n−1).
+
+        Returns
+        -------
+        numpy.ndarray
+            (n, M, M, C′) network inputs (``x`` itself for the identity).
+        """
+        from .selection import measure_inputs
+
+        x = np.asarray(x, dtype=np.float32)
+        idx = np.arange(len(x)) if indices is None else np.asarray(indices, dtype=np.int64)
+        return measure_inputs(self.measurement, x, Selection.from_dict(self.metadata["input"]), int(seed), 0, idx)
+
     # ----------------------------------------------------------- preprocessing
+    def preprocess_measured(self, x: np.ndarray) -> np.ndarray:
+        """Check an already measured observation (M, M, C′) or (n, M, M, C′) against the network input.
+
+        Unlike :meth:`preprocess`, nothing is selected or measured: ``x`` must
+        already be what the network sees (``metadata["input"]["shape"]``).
+        """
+        x = np.asarray(x, dtype=np.float32)
+        xb = x[None] if x.ndim == 3 else x
+        if xb.ndim != 4 or tuple(xb.shape[1:]) != self.input_shape:
+            raise ModelMismatchError(f"measured observation has shape {tuple(x.shape)}; the network input is "
+                                     f"{self.input_shape}")
+        if not np.isfinite(xb).all():
+            raise ModelMismatchError("observation contains NaN/Inf values")
+        return np.ascontiguousarray(xb, dtype=np.float32)
+
     def preprocess(self, x_raw: np.ndarray) -> np.ndarray:
         """Select the model's snapshots and channels from raw ensemble-shaped data.
 

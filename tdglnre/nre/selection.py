@@ -59,6 +59,50 @@ class Selection:
         }
 
 
+def measure_inputs(measurement: Any, x: np.ndarray, selection: Selection, seed: int, epoch: int,
+                   indices: Sequence[int]) -> np.ndarray:
+    """Apply a measurement model to network inputs, each snapshot's channels as one image.
+
+    Parameters
+    ----------
+    measurement
+        A :class:`tdglnre.io.measurement.MeasurementModel` (None or the
+        identity: ``x`` is returned unchanged).
+    x
+        Selected inputs (n, N, N, S·C), snapshot-major as :meth:`Selection.apply` makes them.
+    selection
+        The selection that made ``x`` (its channel names are the measurement's channel names).
+    seed, epoch, indices
+        Sample ``indices[r]`` is measured with ``measurement_rng(seed, epoch, indices[r])``
+        (all its snapshots from that one stream), so the result does not depend on batching.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, M, M, S·C′) float32, snapshot-major (M, C′ from ``measurement.output_shape``).
+    """
+    if measurement is None or measurement.is_identity:
+        return x
+    n, h, w, _ = x.shape
+    s, c = len(selection.snapshot_indices), len(selection.channel_names)
+    xs = np.asarray(x).reshape(n, h, w, s, c).transpose(0, 3, 1, 2, 4)
+    y = measurement.apply_samples(xs, seed, epoch, indices, channels=selection.channel_names)
+    _, _, m, m2, c2 = y.shape
+    return np.ascontiguousarray(y.transpose(0, 2, 3, 1, 4).reshape(n, m, m2, s * c2), dtype=np.float32)
+
+
+def measured_shape(measurement: Any, selection: Selection, n: int) -> tuple[int, int, int]:
+    """Network input shape (M, M, S·C′) of N×N inputs after ``measurement`` (None: no change).
+
+    Raises :class:`~tdglnre.errors.ConfigError` when the measurement names a
+    channel the selection lacks or bins to a size that does not divide N.
+    """
+    if measurement is None or measurement.is_identity:
+        return (n, n, selection.n_channels)
+    m, _, c2 = measurement.output_shape(n, selection.channel_names)
+    return (m, m, len(selection.snapshot_indices) * c2)
+
+
 def resolve_selection(
     channels: Sequence[str] | None,
     snapshots: Sequence[int] | None,

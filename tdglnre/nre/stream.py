@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from .selection import measure_inputs, measured_shape
+
 if TYPE_CHECKING:  # annotations only: .data imports this module
     from .data import ScanResult
     from .selection import Selection
@@ -80,6 +82,16 @@ class BatchStream:
         Apply random torus translations.
     block_size, blocks_per_read
         Streaming only: samples per block and blocks read and shuffled together.
+    measurement
+        A :class:`tdglnre.io.measurement.MeasurementModel` applied to every
+        batch after the translation (:func:`.selection.measure_inputs`),
+        sample k with ``measurement_rng(seed, e, k)`` in epoch e when
+        ``fresh_noise`` (training: new noise every epoch), else with epoch 0
+        (validation: the same noisy inputs every epoch). None: inputs as
+        selected, and the stream draws exactly the random numbers it drew
+        before measurements existed.
+    fresh_noise
+        See ``measurement``.
 
     Attributes
     ----------
@@ -90,7 +102,7 @@ class BatchStream:
     def __init__(self, source: Any, scan: ScanResult, selection: Selection,
                  indices: np.ndarray, batch_size: int, n_cols: int, *, shuffle: bool,
                  seed: int, augment: bool = False, block_size: int = 256,
-                 blocks_per_read: int = 4):
+                 blocks_per_read: int = 4, measurement: Any = None, fresh_noise: bool = True):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.source, self.scan, self.selection = source, scan, selection
@@ -101,7 +113,12 @@ class BatchStream:
         self.epoch = 0
         self.n_batches = n_batches(len(self.indices), self.batch_size)
         _, h, w, _ = source.sample_shape
-        self.input_shape = (h, w, selection.n_channels)
+        self.measurement = None if measurement is None or measurement.is_identity else measurement
+        self.fresh_noise = bool(fresh_noise)
+        self.clean_shape = (h, w, selection.n_channels)
+        """Shape of one selected input before the measurement."""
+        self.input_shape = measured_shape(self.measurement, selection, h)
+        """Shape of one network input (after the measurement)."""
 
     def __len__(self) -> int:
         return self.n_batches
@@ -151,7 +168,7 @@ class BatchStream:
                 yield order[i * bs:stop], np.empty(0, np.float32), rng
             return
         buf_i = np.empty(0, dtype=np.int64)
-        buf_x = np.empty((0,) + self.input_shape, dtype=np.float32)
+        buf_x = np.empty((0,) + self.clean_shape, dtype=np.float32)
         pending: tuple[np.ndarray, np.ndarray] | None = None
         for gi, gx in self._groups(rng):
             buf_i = np.concatenate([buf_i, gi])
@@ -174,6 +191,9 @@ class BatchStream:
         for ids, xb, rng in self._batches():
             if self.augment:
                 xb = random_translate(xb, rng)
+            if self.measurement is not None:
+                xb = measure_inputs(self.measurement, xb, self.selection, self.seed,
+                                    int(self.epoch) if self.fresh_noise else 0, ids)
             th = contrastive_theta(self.scan.theta[ids], self.n_cols)
             yield (xb, th), np.zeros(len(ids), dtype=np.float32)
 
@@ -190,7 +210,7 @@ class BatchStream:
         """
         if self.scan.x is None:
             raise ValueError("index_plan needs the inputs cached in memory")
-        h, w, _ = self.input_shape
+        h, w, _ = self.clean_shape
         for ids, _, rng in self._batches(with_x=False):
             b = len(ids)
             if self.augment:
@@ -212,7 +232,8 @@ def make_dataset(stream: BatchStream) -> Any:
     With the inputs cached in memory, only the batch's indices pass through
     Python (:meth:`BatchStream.index_plan`); the images are gathered,
     translated and paired with their θ columns inside TensorFlow from one
-    resident copy. Converting a fresh NumPy batch every step instead cost
+    resident copy (without a measurement model; with one, batches are
+    measured in NumPy and pass through :meth:`BatchStream.__call__`). Converting a fresh NumPy batch every step instead cost
     several times the page faults and about twice the system time per epoch
     (measured with ``getrusage`` around each epoch on the quick preset).
     """
@@ -221,7 +242,7 @@ def make_dataset(stream: BatchStream) -> Any:
     tf = ensure_tensorflow()
     h, w, c = stream.input_shape
     p = stream.scan.theta.shape[1]
-    if stream.scan.x is not None:
+    if stream.scan.x is not None and stream.measurement is None:
         x_all, theta_all = _resident(stream.scan, tf)
         sig = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None, stream.n_cols), tf.int64),
                tf.TensorSpec((None, h), tf.int64), tf.TensorSpec((None, w), tf.int64))

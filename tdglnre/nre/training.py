@@ -52,6 +52,8 @@ from .data import (
     EnsembleSource,
     TrainingDataError,
     make_dataset,
+    measure_inputs,
+    measured_shape,
     resolve_selection,
     scan_source,
     split_indices,
@@ -228,6 +230,12 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
                 "resume needs the same ensemble"
             )
         base = TrainSettings.from_dict(state["settings"]).to_dict()
+        if "measurement" in settings:
+            asked = TrainSettings(measurement=settings["measurement"]).measurement
+            if asked != base.get("measurement"):
+                raise TrainingError(
+                    f"{out}: resume with `measurement` {asked or 'none'!r}, but the checkpoint was "
+                    f"trained with {base.get('measurement') or 'none'!r}; train a new model instead")
         for k, v in settings.items():
             if k in RESUMABLE_OVERRIDES:
                 base[k] = v
@@ -248,14 +256,19 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
 
     selection = resolve_selection(cfg.channels, cfg.snapshots, source.channels,
                                   source.snapshot_times)
+    measurement = _measurement(cfg, selection, source)
     train_idx, val_idx = split_indices(source.n, cfg.val_fraction, cfg.seed)
+    measure = None
+    if measurement is not None:
+        def measure(x: np.ndarray, ids: np.ndarray) -> np.ndarray:
+            return measure_inputs(measurement, x, selection, cfg.seed, 0, ids)
     scan = scan_source(source, selection, train_idx, block_size=cfg.block_size,
-                       in_memory_limit=cfg.in_memory_limit)
+                       in_memory_limit=cfg.in_memory_limit, measure=measure)
     # all checks passed: only now is the old model set aside
     replaced = _set_aside(out, existing) if existing else None
     try:
         res = _fit(source, out, cfg, state, checkpoint, selection, scan, train_idx, val_idx,
-                   fingerprint, quiet=quiet)
+                   fingerprint, quiet=quiet, measurement=measurement)
     except BaseException:
         if replaced is not None:
             log.warning("training failed: restoring the model that was in %s", out)
@@ -269,7 +282,8 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
 
 def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | None,
          checkpoint: Any, selection: Any, scan: Any, train_idx: np.ndarray,
-         val_idx: np.ndarray, fingerprint: str, *, quiet: bool) -> TrainResult:
+         val_idx: np.ndarray, fingerprint: str, *, quiet: bool,
+         measurement: Any = None) -> TrainResult:
     """Build or reload the model, fit it and write the model directory."""
     ensure_tensorflow(cfg.threads)
     import keras
@@ -282,12 +296,14 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
     n_cols = cfg.n_theta_columns
     stream_train = BatchStream(source, scan, selection, train_idx, cfg.batch_size, n_cols,
                                shuffle=True, seed=cfg.seed, augment=cfg.augment,
-                               block_size=cfg.block_size, blocks_per_read=cfg.blocks_per_read)
+                               block_size=cfg.block_size, blocks_per_read=cfg.blocks_per_read,
+                               measurement=measurement, fresh_noise=True)
     stream_val = None
     if len(val_idx):
         stream_val = BatchStream(source, scan, selection, val_idx, cfg.batch_size, n_cols,
                                  shuffle=False, seed=cfg.seed + 1, augment=False,
-                                 block_size=cfg.block_size, blocks_per_read=cfg.blocks_per_read)
+                                 block_size=cfg.block_size, blocks_per_read=cfg.blocks_per_read,
+                                 measurement=measurement, fresh_noise=False)
     log.info("training on %d samples, validating on %d (%s); input %s, %d theta per x (true + contrastive)",
              len(train_idx), len(val_idx), "in memory" if scan.in_memory else "streamed",
              stream_train.input_shape, n_cols)
@@ -308,7 +324,7 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
                      state["best"], state["best_epoch"] + 1)
         else:
             b = source.bounds
-            model = build_model(cfg.network, selection.n_channels, b.low, b.high,
+            model = build_model(cfg.network, stream_train.input_shape[-1], b.low, b.high,
                                 mean=scan.mean, variance=scan.variance)
             opt = (keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
                    if cfg.weight_decay > 0 else keras.optimizers.Adam(cfg.learning_rate))
@@ -347,6 +363,7 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
     meta = build_metadata(
         source=source, selection=selection, settings=cfg, scan=scan, fingerprint=fingerprint,
         n_train=len(train_idx), n_val=len(val_idx), state=state,
+        input_shape=stream_train.input_shape, measurement=measurement,
     )
     write_json(out / METADATA_FILE, meta)
     write_history(out, history)
@@ -368,6 +385,21 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
     )
     log.info("best %s %.5g at epoch %d; model in %s", monitor, best, res.best_epoch + 1, out)
     return res
+
+
+def _measurement(cfg: TrainSettings, selection: Any, source: Any) -> Any:
+    """The run's measurement model (None for a perfect measurement), checked against the input.
+
+    Raises :class:`~tdglnre.errors.ConfigError` before any file is written when
+    it names a channel the selection lacks or bins to a size that does not divide N.
+    """
+    if cfg.measurement is None:
+        return None
+    from ..io.measurement import MeasurementModel
+
+    model = MeasurementModel.parse(cfg.measurement)
+    measured_shape(model, selection, int(source.sample_shape[1]))
+    return model
 
 
 def _isatty(stream: Any) -> bool:
