@@ -235,6 +235,7 @@ def compare_main(argv: list[str]) -> int:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--floor", type=float, default=None, help="dynamic range of S (see the snr mode)")
+    p.add_argument("--calibrate", action="store_true", help="temperature-scale the logits on the validation split")
     a = p.parse_args(argv)
     x0, _ = _features(a.nu0, a.floor)
     x1, _ = _features(a.drag, a.floor)
@@ -244,7 +245,7 @@ def compare_main(argv: list[str]) -> int:
         spec = {"kind": "log_structure", "L": float(ens.config.L), "floor": a.floor,
                 "snapshot_times": list(ens.snapshot_times), "channels": list(ens.channels)}
     clf = fit_model_classifier(x0, x1, epochs=a.epochs, hidden=(128, 64), batch_size=128, patience=8, seed=a.seed,
-                               features=spec)
+                               features=spec, calibrate=a.calibrate)
     t0, _ = _features(a.test_nu0, a.floor)
     t1, nu1 = _features(a.test_drag, a.floor)
     p0, p1 = clf.p_drag(t0), clf.p_drag(t1)
@@ -256,7 +257,8 @@ def compare_main(argv: list[str]) -> int:
     if a.floor is not None:
         print(f"S(k, t) clipped at {a.floor:g} x its peak")
     print(f"classifier: n0={x0.shape[0]} n1={x1.shape[0]} features={x0.shape[1]}, "
-          f"{clf.info['epochs_run']} epochs, best val BCE {clf.info['best_val_loss']:.4f} (chance {np.log(2):.4f})")
+          f"{clf.info['epochs_run']} epochs, best val BCE {clf.info['best_val_loss']:.4f} (chance {np.log(2):.4f}), "
+          f"temperature {clf.temperature:.3f}")
     print(f"test: {p0.size} nu=0, {p1.size} nu~prior; ROC AUC (all) {auc:.3f}; ECE {rel['ece']:.3f}; "
           f"mean P(nu>0) at nu=0: {p0.mean():.3f}")
     print("\n| true nu bin | n | AUC vs nu = 0 | AUC, all nu >= low edge |\n|---|---|---|---|")

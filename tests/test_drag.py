@@ -239,3 +239,14 @@ def test_conditional_snr_removes_the_eta_and_n_v_spread():
     assert marginal < 0.6
     # residual spread at fixed (η, n_v): 0.1 noise plus 2ν's spread within a bin (2·0.1/√12); difference 2·0.4
     assert cond == pytest.approx(0.8 / np.sqrt(0.01 + 0.04 / 12), rel=0.1)
+
+
+def test_temperature_scaling_undoes_an_overconfident_logit():
+    """Labels drawn with P = σ(z) while the classifier reports 3z: the fitted temperature is 3."""
+    from tdglnre.nre.model_comparison import fit_temperature
+
+    rng = np.random.default_rng(2)
+    z = rng.normal(0.0, 2.0, 200000)
+    y = rng.random(z.size) < 1.0 / (1.0 + np.exp(-z))
+    assert fit_temperature(3.0 * z, y) == pytest.approx(3.0, rel=0.03)
+    assert fit_temperature(z, y) == pytest.approx(1.0, rel=0.03)

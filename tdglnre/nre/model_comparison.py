@@ -204,6 +204,8 @@ class ModelClassifier:
     """log(n1 / n0) of the training mixture (subtracted to get the Bayes factor)."""
     info: dict[str, Any] = field(default_factory=dict)
     """Training settings and history (losses per epoch)."""
+    temperature: float = 1.0
+    """Logits are divided by this (temperature scaling fitted on the validation split; 1 = none)."""
 
     def _standardise(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
@@ -213,9 +215,9 @@ class ModelClassifier:
         return ((x - self.mean) / self.std).astype(np.float32)
 
     def logit(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        """Classifier logit (S,) (log odds under the training mixture)."""
+        """Classifier logit (S,) (log odds under the training mixture), divided by :attr:`temperature`."""
         z = self.model.predict(self._standardise(x), batch_size=batch_size, verbose=0)
-        return np.asarray(z, dtype=np.float64).ravel()
+        return np.asarray(z, dtype=np.float64).ravel() / self.temperature
 
     def log_bayes_factor(self, x: np.ndarray) -> np.ndarray:
         """log B10(x) = log p(x | ν > 0) − log p(x | ν = 0), per sample."""
@@ -234,7 +236,7 @@ class ModelClassifier:
         out.mkdir(parents=True, exist_ok=True)
         self.model.save(out / "model_comparison.keras")
         meta = {"mean": np.asarray(self.mean).tolist(), "std": np.asarray(self.std).tolist(),
-                "train_log_odds": self.train_log_odds, "info": self.info}
+                "train_log_odds": self.train_log_odds, "temperature": self.temperature, "info": self.info}
         (out / "model_comparison.json").write_text(json.dumps(meta, indent=1))
         return out
 
@@ -249,7 +251,7 @@ def load_model_classifier(model_dir: str | Path) -> ModelClassifier:
     meta = json.loads((d / "model_comparison.json").read_text())
     model = keras.models.load_model(d / "model_comparison.keras")
     return ModelClassifier(model, np.asarray(meta["mean"], dtype=np.float32), np.asarray(meta["std"], dtype=np.float32),
-                           float(meta["train_log_odds"]), meta.get("info", {}))
+                           float(meta["train_log_odds"]), meta.get("info", {}), float(meta.get("temperature", 1.0)))
 
 
 def classifier_inputs(clf: ModelClassifier, x: np.ndarray) -> np.ndarray:
@@ -284,10 +286,32 @@ def p_drag(model_dir: str | Path, x: np.ndarray, prior_p: float = 0.5) -> np.nda
     return clf.p_drag(classifier_inputs(clf, x), prior_p)
 
 
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature T > 0 minimising the binary cross-entropy of σ(logit / T) (golden-section search on log T)."""
+    z = np.asarray(logits, dtype=np.float64).ravel()
+    y = np.asarray(labels, dtype=np.float64).ravel()
+
+    def bce(log_t: float) -> float:
+        u = z / math.exp(log_t)
+        return float(np.mean(np.logaddexp(0.0, u) - y * u))
+
+    a, b = math.log(0.05), math.log(20.0)
+    g = (math.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - g * (b - a), a + g * (b - a)
+    for _ in range(60):
+        if bce(c) < bce(d):
+            b = d
+        else:
+            a = c
+        c, d = b - g * (b - a), a + g * (b - a)
+    return math.exp(0.5 * (a + b))
+
+
 def fit_model_classifier(x0: np.ndarray, x1: np.ndarray, *, epochs: int = 30, batch_size: int = 128,
                          learning_rate: float = 1e-3, val_fraction: float = 0.15, patience: int = 5,
                          hidden: Sequence[int] = (64, 64), filters: Sequence[int] = (16, 32),
-                         seed: int = 0, features: dict[str, Any] | None = None) -> ModelClassifier:
+                         seed: int = 0, features: dict[str, Any] | None = None,
+                         calibrate: bool = False) -> ModelClassifier:
     """Train d(x) ≈ P(M1 | x) on simulations of M0 (ν = 0) and M1 (ν > 0) by binary cross-entropy.
 
     Parameters
@@ -305,6 +329,10 @@ def fit_model_classifier(x0: np.ndarray, x1: np.ndarray, *, epochs: int = 30, ba
     features
         How inputs were made from ensemble images, recorded for
         :func:`classifier_inputs` (e.g. ``{"kind": "log_structure", "L": 16.0, "floor": None}``).
+    calibrate
+        Fit a temperature on the validation split (:func:`fit_temperature`) so
+        that P(ν > 0 | x) is better calibrated; the validation split then also
+        serves early stopping, a mild reuse.
 
     Returns
     -------
@@ -347,6 +375,11 @@ def fit_model_classifier(x0: np.ndarray, x1: np.ndarray, *, epochs: int = 30, ba
             "best_val_loss": float(min(h["val_loss"])) if h.get("val_loss") else None,
             "input_shape": list(x.shape[1:]), "hidden": list(hidden), "filters": list(filters), "seed": seed,
             "features": features}
-    log.info("model comparison: n0=%d n1=%d, best val loss %.4f after %d epochs", n0, n1,
-             info["best_val_loss"] or float("nan"), info["epochs_run"])
-    return ModelClassifier(model, mean, std, math.log(n1 / n0), info)
+    temperature = 1.0
+    if calibrate:
+        z = np.asarray(model.predict(xs[iv], batch_size=512, verbose=0), dtype=np.float64).ravel()
+        temperature = fit_temperature(z, y[iv])
+    info["temperature"] = temperature
+    log.info("model comparison: n0=%d n1=%d, best val loss %.4f after %d epochs, temperature %.3f", n0, n1,
+             info["best_val_loss"] or float("nan"), info["epochs_run"], temperature)
+    return ModelClassifier(model, mean, std, math.log(n1 / n0), info, temperature)
