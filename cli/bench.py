@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .main import run_library_call
+from ._flags import run_library_call
 
 
 def _parse_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .main import run_library_call
+from ._flags import run_library_call
 
 #: Largest --seed (the seed is stored as a signed 64-bit integer; tdglnre.io.ensemble.SEED_MAX).
 SEED_MAX = 2**63 - 1

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import click
 
-from .main import run_library_call
+from ._flags import run_library_call
 
 #: HessianOptions field -> the flag that sets it (library errors name the field).
 _FLAGS = {"n_eig": "--n-eig", "residual_tol": "--tol", "max_iter": "--max-iter", "dos_probes": "--dos-probes",

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .main import run_library_call
+from ._flags import run_library_call
 
 
 #: Suffix of an interrupted ``generate --force`` run beside its target (tdglnre.io.generate.PARTIAL_SUFFIX).

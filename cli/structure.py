@@ -6,25 +6,12 @@ import json
 
 import click
 
-from .main import run_library_call
+from ._flags import run_library_call
 
 #: Library argument name (as in its error messages, in backticks) -> the flag that sets it.
-_FLAGS = {"`data`": "--data", "`index`": "--index", "`all`": "--all", "`preset`": "--preset",
-          "`overrides`": "--set", "`seed`": "--seed", "`n_samples`": "--n-samples", "`out_dir`": "--out",
-          "`force`": "--force", "`max_samples`": "--max-samples"}
-
-
-def _flagged(fn, *args, **kwargs):
-    """Call ``fn``; a library ConfigError names the flags instead of the Python arguments."""
-    from tdglnre.errors import ConfigError
-
-    try:
-        return fn(*args, **kwargs)
-    except ConfigError as exc:
-        msg = str(exc)
-        for a, f in _FLAGS.items():
-            msg = msg.replace(a, f)
-        raise ConfigError(msg) from exc
+_FLAGS = {"data": "--data", "index": "--index", "all": "--all", "preset": "--preset",
+          "overrides": "--set", "seed": "--seed", "n_samples": "--n-samples", "out_dir": "--out",
+          "force": "--force", "max_samples": "--max-samples"}
 
 
 @click.command("structure")
@@ -75,7 +62,7 @@ def command(data, index, all_samples, max_samples, preset, sets, seed, n_samples
         kw.update(data=data, index=index, all=all_samples, max_samples=max_samples)
     else:
         kw.update(preset=preset, overrides=list(sets), seed=seed, n_samples=n_samples)
-    res = run_library_call(_flagged, run_structure, out_dir, force=force, plots=not no_plots, **kw)
+    res = run_library_call(run_structure, out_dir, force=force, plots=not no_plots, flags=_FLAGS, **kw)
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=1))
         return
