@@ -17,9 +17,12 @@ from .main import run_library_call
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Run seed.")
 @click.option("--force", is_flag=True, help="Overwrite an earlier demo in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(out_dir, n_train, n_test, epochs, seed, force, quiet) -> None:
+@click.option("--measurement", default=None, metavar="SPEC",
+              help="Measurement model to train with and apply to the test simulations, e.g. "
+                   "'blur(1.0)+noise(0.05)' (docs/observations.md) [default: none].")
+def command(out_dir, n_train, n_test, epochs, seed, force, quiet, measurement) -> None:
     """Generate -> train -> posterior -> calibration on the quick preset (about 4 minutes on 2 cores)."""
     from tdglnre.workflows.demo import run_demo
 
     run_library_call(run_demo, out_dir, n_train=n_train, n_test=n_test, epochs=epochs, seed=seed, force=force,
-                     quiet=quiet, echo=click.echo)
+                     quiet=quiet, echo=click.echo, measurement=measurement)

@@ -35,10 +35,14 @@ _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
 @click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None,
               help="Grid points per continuous parameter [512 for one observation, 256 for --test-set].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the SBC posterior draws.")
+@click.option("--measurement", default=None, metavar="SPEC",
+              help="What the instrument did to --observation (e.g. 'blur(1.0)+noise(0.05)'; must equal the "
+                   "model's; default none); with --test-set, the measurement applied to the clean test "
+                   "simulations [default: the model's] (docs/observations.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(model_dir, data, index, observation, simulate, test_set, reference, max_samples, out_dir, force,
-            grid_points, seed, as_json, quiet) -> None:
+            grid_points, seed, measurement, as_json, quiet) -> None:
     """Posterior p(theta | x) on a grid, with credible intervals and plots.
 
     With --test-set: expected coverage of HPD regions, SBC ranks, a
@@ -59,7 +63,7 @@ def command(model_dir, data, index, observation, simulate, test_set, reference, 
         if any(v is not None for v in (data, index, observation, simulate)):
             raise click.UsageError("--test-set cannot be combined with --data/--index/--observation/--simulate")
         res = run_library_call(with_flags(run_calibration, _FLAGS), model_dir, test_set, out_dir, grid_points=grid_points or 256,
-                               max_samples=max_samples, reference=reference, seed=seed, progress=not quiet,
+                               max_samples=max_samples, reference=reference, seed=seed, progress=not quiet, measurement=measurement,
                                force=force)
         if as_json:
             slim = {k: v for k, v in res.items() if k != "sbc_ranks"}
@@ -81,7 +85,7 @@ def command(model_dir, data, index, observation, simulate, test_set, reference, 
     if data is not None and index is None:
         raise click.UsageError("--data needs --index")
     res = run_library_call(with_flags(run_posterior, _FLAGS), model_dir, out_dir, data=data, index=index, observation=observation,
-                           simulate=simulate, grid_points=grid_points or 512, force=force)
+                           simulate=simulate, grid_points=grid_points or 512, force=force, measurement=measurement)
     if as_json:
         click.echo(json.dumps(res, indent=1))
         return

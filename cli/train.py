@@ -70,6 +70,9 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Conv filters per block [default: 16,32,32,64; the paper: 64,128,128,256].")
 @click.option("--augment/--no-augment", default=None,
               help="Random periodic lattice translations of training inputs [default: on].")
+@click.option("--measurement", default=None, metavar="SPEC",
+              help="Measurement model applied to the training inputs as augmentation, fresh noise every "
+                   "epoch from --seed, e.g. 'blur(1.0)+noise(0.05)' (docs/observations.md) [default: none].")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="TensorFlow intra-op threads [default: usable CPU cores].")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
@@ -82,8 +85,8 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
             batch_size: int | None, learning_rate: float | None, weight_decay: float | None,
             val_fraction: float | None, patience: int | None, lr_patience: int | None, seed: int | None,
             channels: tuple[str, ...] | None, snapshots: tuple[int, ...] | None,
-            filters: tuple[int, ...] | None, augment: bool | None, threads: int | None,
-            resume: bool, force: bool, quiet: bool, as_json: bool) -> None:
+            filters: tuple[int, ...] | None, augment: bool | None, measurement: str | None,
+            threads: int | None, resume: bool, force: bool, quiet: bool, as_json: bool) -> None:
     """Train the two-tower neural ratio estimator on an ensemble.
 
     Early stopping on the validation loss restores the best weights; a
@@ -98,7 +101,7 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
             loss=loss, contrastive=contrastive, gamma=gamma, lam=lam, epochs=epochs,
             batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
             val_fraction=val_fraction, patience=patience, lr_patience=lr_patience, seed=seed, channels=channels,
-            snapshots=snapshots, augment=augment, threads=threads,
+            snapshots=snapshots, augment=augment, threads=threads, measurement=measurement,
         ).items() if v is not None
     }
     if filters is not None:
