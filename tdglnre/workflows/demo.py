@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 
 def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_train: int = 8000,
              n_test: int = 500, epochs: int = 60, seed: int = 0, n_examples: int = 3, force: bool = False,
-             quiet: bool = False, echo: Callable[[str], None] = print) -> dict[str, Any]:
+             quiet: bool = False, echo: Callable[[str], None] = print,
+             measurement: str | None = None) -> dict[str, Any]:
     """Run the whole pipeline on a small preset and summarise it.
 
     Parameters
@@ -40,6 +41,10 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         No progress bars.
     echo
         Where progress lines go (the CLI passes click.echo).
+    measurement
+        Measurement model (text form, docs/observations.md) the estimator is
+        trained with; the example posteriors and the calibration apply it to
+        the clean test simulations (None: perfect measurement).
 
     Returns
     -------
@@ -69,7 +74,9 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     t0 = time.perf_counter()
     model_dir = out / "model"
     echo(f"[2/4] training the ratio estimator (≤ {epochs} epochs) ...")
-    res = train(train_h5, model_dir, epochs=epochs, patience=12, lr_patience=5, seed=seed, force=force, quiet=quiet)
+    extra = {} if measurement is None else {"measurement": measurement}
+    res = train(train_h5, model_dir, epochs=epochs, patience=12, lr_patience=5, seed=seed, force=force, quiet=quiet,
+                **extra)
     times["train"] = time.perf_counter() - t0
     echo(f"      -> {model_dir} (best val loss {res.best_val_loss:.4f} at epoch {res.best_epoch + 1}, "
          f"{times['train']:.0f} s)")
@@ -109,7 +116,7 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         echo("  " + line)
     total = sum(times.values())
     echo(f"  wall time {total:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
-    summary = {"out_dir": str(out), "train": str(train_h5), "test": str(test_h5), "model": str(model_dir),
+    summary = {"out_dir": str(out), "measurement": str(model.measurement), "train": str(train_h5), "test": str(test_h5), "model": str(model_dir),
                "calibration": str(cal_dir), "examples": examples, "times": times, "wall_seconds": total,
                "coverage_max_abs_deviation": (cal.get("expected_coverage") or {}).get("max_abs_deviation"),
                "coverage95": cal.get("coverage95"),

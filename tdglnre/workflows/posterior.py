@@ -57,6 +57,16 @@ class Observation:
     """Known parameters (simulations), else None."""
     warnings: list[str] = field(default_factory=list)
     """Remarks made while producing it (e.g. parameters outside the prior box)."""
+    measurement: str | None = None
+    """What the instrument did to ``x``: None for clean simulator output (the
+    posterior applies the model's measurement model to it, seeded by
+    :attr:`noise_seed`), else the text form of the measurement the data went
+    through (``"none"``: a perfect measurement), which must match the model's
+    (docs/observations.md)."""
+    noise_seed: int = 0
+    """Seed of the measurement noise added to a clean observation."""
+    noise_index: int = 0
+    """Sample index of that noise stream (``measurement_rng(noise_seed, 0, noise_index)``)."""
 
 
 def observation_from_ensemble(path: str | Path, index: int, model: Any = None) -> Observation:
@@ -71,7 +81,7 @@ def observation_from_ensemble(path: str | Path, index: int, model: Any = None) -
         index = int(index)
         x = ens.x(index, index + 1)[0]
         truth = dict(zip(ens.parameter_names, map(float, ens.theta(index, index + 1)[0])))
-    return Observation(x, {"data": str(path), "index": index}, truth)
+    return Observation(x, {"data": str(path), "index": index}, truth, noise_index=index)
 
 
 def load_observation(path: str | Path) -> np.ndarray:
@@ -95,9 +105,17 @@ def load_observation(path: str | Path) -> np.ndarray:
         raise ConfigError(f"{path} is neither .npy nor a readable HDF5 file: {e}") from None
 
 
-def observation_from_file(path: str | Path) -> Observation:
-    """An observation stored in a file (see :func:`load_observation`)."""
-    return Observation(load_observation(path), {"observation": str(path)})
+def observation_from_file(path: str | Path, measurement: Any = "none") -> Observation:
+    """An observation stored in a file (see :func:`load_observation`).
+
+    ``measurement`` declares what the instrument did to it (text form,
+    docs/observations.md; ``"none"``: perfect measurement); the posterior
+    refuses a declaration that differs from the model's measurement.
+    """
+    from ..io.measurement import MeasurementModel
+
+    declared = str(MeasurementModel.parse(measurement))
+    return Observation(load_observation(path), {"observation": str(path)}, measurement=declared)
 
 
 def parse_simulate_spec(spec: str) -> dict[str, float]:
@@ -173,13 +191,18 @@ def simulate_observation(model: Any, *, seed: int = 0, **params: float) -> Obser
     truth = {k: float(v[0]) for k, v in values.items()}
     settings: dict[str, Any] = {k: (int(v) if k == "n_v" else v) for k, v in truth.items()}
     settings["seed"] = seed
-    return Observation(res.channels()[0], {"simulate": settings}, truth, outside)
+    return Observation(res.channels()[0], {"simulate": settings}, truth, outside, noise_seed=seed)
 
 
 def observation_labels(metadata: dict[str, Any]) -> list[str]:
     """Names of the network input channels, e.g. ``rho1 (t=2)``, snapshot-major."""
     inp = metadata["input"]
-    return [f"{c} (t={t:g})" for t in inp["snapshot_times"] for c in inp["channels"]]
+    channels = inp["channels"]
+    if metadata.get("measurement"):
+        from ..io.measurement import MeasurementModel
+
+        channels = MeasurementModel.from_dict(metadata["measurement"]["model"]).output_channels(channels)
+    return [f"{c} (t={t:g})" for t in inp["snapshot_times"] for c in channels]
 
 
 def _edge_warnings(post: GridPosterior, edges: dict[str, str | None]) -> list[str]:
@@ -285,8 +308,42 @@ class PosteriorResult:
         return Path(out_dir)
 
 
+def network_input(model: Any, observation: Observation, measurement: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """The network input (1, M, M, C′) of an observation and a record of the measurement it went through.
+
+    A clean observation (``observation.measurement is None``) is selected as
+    the training data were and measured with the model's measurement model
+    (noise from ``measurement_rng(noise_seed, 0, noise_index)``), so that it
+    looks like the training inputs. A measured one must declare the model's
+    measurement (``measurement``, else ``observation.measurement``).
+
+    Raises
+    ------
+    ConfigError
+        One line when the declared measurement differs from the model's.
+    """
+    from ..io.measurement import MeasurementModel
+
+    want = model.measurement
+    declared = measurement if measurement is not None else observation.measurement
+    if declared is None:  # clean simulator output: measure it as the training inputs were
+        x = model.preprocess(observation.x)
+        if want.is_identity:
+            return x, {}
+        x = model.measure(x, observation.noise_seed, [observation.noise_index])
+        return x, {"measurement": str(want), "measurement_applied": True,
+                   "noise_seed": int(observation.noise_seed), "noise_index": int(observation.noise_index)}
+    got = MeasurementModel.parse(declared)
+    if str(got) != str(want):
+        raise ConfigError(f"`measurement` of the observation is {str(got)!r} but the model was trained with "
+                          f"{str(want)!r}; measure with the model's settings or train a model for this one")
+    if want.is_identity:
+        return model.preprocess(observation.x), {}
+    return model.preprocess_measured(observation.x), {"measurement": str(want), "measurement_applied": False}
+
+
 def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points: int = 512, ood: bool = True,
-              truth: dict[str, float] | None = None) -> PosteriorResult:
+              truth: dict[str, float] | None = None, measurement: Any = None) -> PosteriorResult:
     """Grid posterior p(θ | x) of one observation, in memory.
 
     Parameters
@@ -303,6 +360,11 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
         training data or a cached ``ood.json`` in the model directory).
     truth
         Known parameter values to record (defaults to the observation's).
+    measurement
+        The measurement the observation went through (text form,
+        docs/observations.md), overriding ``observation.measurement``; must
+        match the model's. A plain array counts as measured with the model's
+        measurement when the model has one (as its network input).
 
     Returns
     -------
@@ -311,10 +373,12 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     model_dir = str(model) if isinstance(model, (str, Path)) else getattr(model, "model_dir", None)
     model = _as_model(model)
     if not isinstance(observation, Observation):
-        observation = Observation(np.asarray(observation), {"array": list(np.shape(observation))})
+        observation = Observation(np.asarray(observation), {"array": list(np.shape(observation))},
+                                  measurement=None if model.measurement.is_identity else str(model.measurement))
     if isinstance(grid_points, bool) or int(grid_points) < 2:
         raise ConfigError(f"`grid_points` must be an integer >= 2, got {grid_points!r}")
-    x = model.preprocess(observation.x)
+    x, measured = network_input(model, observation, measurement)
+    source = {**observation.source, **measured}
     grid = Grid.from_prior(model.prior, int(grid_points), model.parameter_names)
     t0 = time.perf_counter()
     posts, _ = posteriors_on_grid(model, x, grid)
@@ -325,7 +389,11 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
         post.truth = {k: float(v) for k, v in truth.items() if k in grid.names}
     edges = post.prior_edges()
     warnings = list(observation.warnings) + _edge_warnings(post, edges)
-    if ood and model_dir is not None:
+    if ood and not model.measurement.is_identity:
+        ood_res = {"ood_score": None, "ood_threshold": None,
+                   "ood_note": f"OOD score not computed (its reference summaries are of clean simulations; the "
+                               f"model's inputs went through the measurement {str(model.measurement)!r})"}
+    elif ood and model_dir is not None:
         from ..nre.ood import ood_for_observation
 
         ood_res = ood_for_observation(model_dir, model.metadata, x)
@@ -344,20 +412,27 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
         warnings.append(ood_res["ood_note"])
     for w in warnings:
         log.info("%s", w)
-    return PosteriorResult(post, x[0], observation_labels(model.metadata), observation.source, edges, ood_res,
+    return PosteriorResult(post, x[0], observation_labels(model.metadata), source, edges, ood_res,
                            warnings, elapsed, int(grid_points), model_dir)
 
 
 def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Path | None = None,
                   index: int | None = None, observation: str | Path | None = None,
                   simulate: str | dict | None = None, grid_points: int = 512, force: bool = False,
-                  ood: bool = True) -> dict[str, Any]:
+                  ood: bool = True, measurement: str | None = None) -> dict[str, Any]:
     """Resolve one observation, compute its posterior and write it to ``out_dir``.
 
     Exactly one of ``data`` (with ``index``), ``observation`` or ``simulate``
     (``"eta=0.8,n_v=4,seed=1"`` or a dict) names the observation. Returns the
     content of ``posterior.json``. ``out_dir`` is checked before any work and
     written only at the end.
+
+    ``measurement`` declares what the instrument did to an ``observation``
+    file (default ``"none"``, a perfect measurement) and must equal the
+    model's measurement model. Ensemble samples and simulations are clean:
+    they get the model's measurement applied (noise seeded by the simulation
+    seed, or by the sample index); a ``measurement`` given with them must
+    also equal the model's.
     """
     given = [s for s in (data, observation, simulate) if s is not None]
     if len(given) != 1:
@@ -368,11 +443,18 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
     spec = None
     if simulate is not None:
         spec = parse_simulate_spec(simulate) if isinstance(simulate, str) else dict(simulate)
+    if measurement is not None:
+        from ..io.measurement import MeasurementModel
+
+        measurement = str(MeasurementModel.parse(measurement))  # a malformed spec fails before any work
     model = load_model(model_dir)
+    if measurement is not None and observation is None and measurement != str(model.measurement):
+        raise ConfigError(f"`measurement` {measurement!r} differs from the model's {str(model.measurement)!r}; "
+                          "simulations and ensemble samples get the model's measurement")
     if data is not None:
         obs = observation_from_ensemble(data, index, model)
     elif observation is not None:
-        obs = observation_from_file(observation)
+        obs = observation_from_file(observation, "none" if measurement is None else measurement)
     else:
         unknown = sorted(set(spec) - set(model.parameter_names) - {"eta", "n_v", "nu"} - set(_SIM_EXTRA))
         if unknown:
