@@ -190,7 +190,8 @@ def print_tables(d: dict[str, Any], file: Any = sys.stdout) -> None:
     print(sep, file=file)
     for c in chans:
         s = d["snr"][c]
-        cells = [f"{v:.2f} [k={k:.2f}; {r:.0f}σ]" for v, k, r in zip(s["snr_max"], s["k_at_max"], s["resolved_at_max"])]
+        cells = [f"{v:.2f} [k={k:.2f}; {r:.0f}σ]"
+                 for v, k, r in zip(s["snr_max"], s["k_at_max"], s["resolved_at_max"])]
         print(f"| {c} | " + " | ".join(cells) + " |", file=file)
     print(f"\nRidge regression of nu on log S(k, t) (5-fold CV): R² / MAE (prior MAE {d['prior_mae_nu']:.3f})\n",
           file=file)
@@ -210,15 +211,19 @@ def print_tables(d: dict[str, Any], file: Any = sys.stdout) -> None:
           file=file)
 
 
-def _features(path: str, floor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """log S(k, t) features of every sample of an ensemble and its ν (zeros when ν is fixed)."""
+def _features(path: str, floor: float | None = None, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """log S(k, t) features (or the images, snapshots stacked as channels) of an ensemble, and its ν."""
     from tdglnre.io.ensemble import open_ensemble
-    from tdglnre.nre.model_comparison import structure_features
+    from tdglnre.nre.model_comparison import stack_snapshots, structure_features
 
     with open_ensemble(path) as ens:
         n = ens.n_complete
         L = float(ens.config.L)
-        f = np.concatenate([structure_features(ens.x(a, min(n, a + 512)), L, floor=floor) for a in range(0, n, 512)])
+        if images:
+            f = stack_snapshots(ens.x(0, n))
+        else:
+            f = np.concatenate([structure_features(ens.x(a, min(n, a + 512)), L, floor=floor)
+                                for a in range(0, n, 512)])
         names = list(ens.parameter_names)
         nu = ens.theta(0, n)[:, names.index("nu")] if "nu" in names else np.full(n, ens.prior.fixed_values()["nu"])
     return f, np.asarray(nu, dtype=np.float64)
@@ -236,18 +241,20 @@ def compare_main(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--floor", type=float, default=None, help="dynamic range of S (see the snr mode)")
     p.add_argument("--calibrate", action="store_true", help="temperature-scale the logits on the validation split")
+    p.add_argument("--images", action="store_true",
+                   help="classify the images (snapshots stacked as channels, a CNN) instead of log S(k, t)")
     a = p.parse_args(argv)
-    x0, _ = _features(a.nu0, a.floor)
-    x1, _ = _features(a.drag, a.floor)
+    x0, _ = _features(a.nu0, a.floor, a.images)
+    x1, _ = _features(a.drag, a.floor, a.images)
     from tdglnre.io.ensemble import open_ensemble
 
     with open_ensemble(a.drag) as ens:
-        spec = {"kind": "log_structure", "L": float(ens.config.L), "floor": a.floor,
-                "snapshot_times": list(ens.snapshot_times), "channels": list(ens.channels)}
+        spec = {"kind": "stacked_images" if a.images else "log_structure", "L": float(ens.config.L),
+                "floor": a.floor, "snapshot_times": list(ens.snapshot_times), "channels": list(ens.channels)}
     clf = fit_model_classifier(x0, x1, epochs=a.epochs, hidden=(128, 64), batch_size=128, patience=8, seed=a.seed,
                                features=spec, calibrate=a.calibrate)
-    t0, _ = _features(a.test_nu0, a.floor)
-    t1, nu1 = _features(a.test_drag, a.floor)
+    t0, _ = _features(a.test_nu0, a.floor, a.images)
+    t1, nu1 = _features(a.test_drag, a.floor, a.images)
     p0, p1 = clf.p_drag(t0), clf.p_drag(t1)
     y = np.r_[np.zeros(p0.size), np.ones(p1.size)]
     pp = np.r_[p0, p1]

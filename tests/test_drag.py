@@ -213,8 +213,8 @@ def test_saved_classifier_gives_p_drag_from_raw_observations(tmp_path):
     x0 = rng.normal(size=(n, T, N, N, 1))
     x1 = 2.0 * rng.normal(size=(n, T, N, N, 1))
     spec = {"kind": "log_structure", "L": L, "floor": None}
-    clf = fit_model_classifier(structure_features(x0, L), structure_features(x1, L), epochs=30, hidden=(16,), learning_rate=3e-3,
-                               seed=1, features=spec)
+    clf = fit_model_classifier(structure_features(x0, L), structure_features(x1, L), epochs=30, hidden=(16,),
+                               learning_rate=3e-3, seed=1, features=spec)
     clf.save(tmp_path / "mc")
     t0 = rng.normal(size=(50, T, N, N, 1))
     t1 = 2.0 * rng.normal(size=(50, T, N, N, 1))

@@ -92,9 +92,10 @@ def structure_factor(rho: np.ndarray, L: float, n_bins: int | None = None) -> tu
     """Radially averaged static structure factor S(k) of a field, stacks averaged.
 
     Delegates to :func:`tdglnre.analysis.structure.radial_structure_factor`
-    (docs/physics.md, "Observables and sign conventions"; docs/drag.md): per-mode S(k) = |FFT(ρ − ⟨ρ⟩)|² / N⁴,
-    so that Σ_k S(k) is the variance, averaged over shells centred on
-    |k| = 2πm/L with edges at (m ± ½)·2π/L, decided in exact integer arithmetic.
+    (docs/physics.md, "Observables and sign conventions"; docs/drag.md):
+    per-mode S(k) = |FFT(ρ − ⟨ρ⟩)|² / N⁴, so that Σ_k S(k) is the variance,
+    averaged over shells centred on |k| = 2πm/L with edges at (m ± ½)·2π/L,
+    decided in exact integer arithmetic.
 
     Parameters
     ----------
