@@ -94,6 +94,7 @@ def build_metadata(*, source: Any, selection: Any, settings: Any, scan: Any,
             "n_val": int(n_val),
         },
         "training": settings.to_dict(),
+        "nuisance": list(info.get("nuisance", [])),
         "measurement": None if measurement is None or measurement.is_identity else
         {"text": str(measurement), "model": measurement.to_dict()},
         "result": {
@@ -230,8 +231,27 @@ class RatioEstimator:
         return dict(self.metadata["bounds"])
 
     @property
+    def nuisance(self) -> list[str]:
+        """Parameters the training prior drew per sample but the model does not infer (marginalised: T, delta)."""
+        return list(self.metadata.get("nuisance") or [])
+
+    @property
+    def training_prior(self) -> Any:
+        """The prior the training ensemble was drawn from, nuisance parameters included.
+
+        :attr:`prior` is this prior without the nuisance parameters.
+        """
+        if not self.nuisance:
+            return self.prior
+        from ..io.priors import Prior
+
+        return Prior.from_dict(self.metadata["prior"])
+
+    @property
     def prior(self) -> Any:
-        """The training prior (:class:`tdglnre.io.priors.Prior`; a uniform box if the metadata has none)."""
+        """The prior of the inferred parameters (:class:`tdglnre.io.priors.Prior`; a uniform box if the metadata
+        has none). Nuisance parameters (:attr:`nuisance`) are left out: the posterior is over
+        :attr:`parameter_names` only, with the nuisance marginalised by training."""
         if not hasattr(self, "_prior"):
             d = self.metadata.get("prior")
             prior = None
@@ -242,6 +262,8 @@ class RatioEstimator:
                     prior = Prior.from_dict(d)
                 except (ValueError, KeyError, TypeError) as exc:
                     log.debug("prior in metadata is not a tdglnre Prior (%s); using the box", exc)
+            if prior is not None and self.nuisance:
+                prior = type(prior)({n: prior[n] for n in prior.names if n not in self.nuisance})
             self._prior = prior if prior is not None else _BoxPrior(self.bounds)
         return self._prior
 
@@ -462,6 +484,9 @@ class RatioEstimator:
                 cfg = dataset.info.get("config")
             config = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg or {})
             n = config.get("N") if config else getattr(dataset, "sample_shape", [None, None])[1]
+        from ..physics.config import NUISANCE_PARAMETERS
+
+        names = [p for p in names if p not in NUISANCE_PARAMETERS]  # never inferred (marginalised in training)
         diffs = []
         if n is not None and int(n) != self.N:
             diffs.append(f"lattice size N: model {self.N}, data {int(n)}")

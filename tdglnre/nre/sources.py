@@ -14,6 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..physics.config import NUISANCE_PARAMETERS
 from .settings import TrainingDataError
 
 
@@ -117,11 +118,19 @@ def _open_ensemble(path: str) -> Any:
     return open_ensemble(path)
 
 
+#: Parameters the prior may draw per sample that the ratio estimator never infers: thermal noise T and
+#: pinning disorder delta (docs/physics.md, "Nuisance physics"). Their θ columns are dropped, so the
+#: network learns the ratio of the remaining parameters with T and delta marginalised over their prior.
+NUISANCE = NUISANCE_PARAMETERS
+
+
 class EnsembleSource:
     """An HDF5 ensemble (schema v1) opened for training.
 
     Only the ``n_complete`` finished samples are used. The file stays open
-    until :meth:`close`.
+    until :meth:`close`. Prior-drawn nuisance parameters (:data:`NUISANCE`)
+    are not among :attr:`parameter_names`: :meth:`theta` leaves their columns
+    out, and ``info["nuisance"]`` lists them (absent when there are none).
 
     Raises
     ------
@@ -140,9 +149,13 @@ class EnsembleSource:
             if self.n <= 0:
                 raise TrainingDataError(f"{self.path}: the ensemble holds no complete samples")
             prior = ens.prior
-            names = tuple(ens.parameter_names)
+            stored = tuple(ens.parameter_names)
+            names = tuple(n for n in stored if n not in NUISANCE)
+            self.nuisance = tuple(n for n in stored if n in NUISANCE)
+            self._columns = [stored.index(n) for n in names]
             if not names:
-                raise TrainingDataError(f"{self.path}: the ensemble has no inferred parameters")
+                raise TrainingDataError(f"{self.path}: the ensemble has no inferred parameters"
+                                        + (f" besides the nuisance {list(self.nuisance)}" if self.nuisance else ""))
             low, high, kinds = [], [], []
             for n in names:
                 lo, hi, kd = float(prior.low(n)), float(prior.high(n)), str(prior.kind(n))
@@ -169,6 +182,8 @@ class EnsembleSource:
                 "N": int(config_dict["N"]),
                 "L": float(config_dict["L"]),
             }
+            if self.nuisance:
+                self.info["nuisance"] = list(self.nuisance)
             probe = np.asarray(ens.x(0, 1))
             self.sample_shape = tuple(probe.shape[1:])
             expect = (len(self.snapshot_times), self.info["N"], self.info["N"], len(self.channels))
@@ -185,8 +200,9 @@ class EnsembleSource:
         self.prior = prior
 
     def theta(self, start: int, stop: int) -> np.ndarray:
-        """θ of samples [start, stop), float64 (n, P)."""
-        return np.asarray(self._ens.theta(start, stop), dtype=np.float64)
+        """θ of samples [start, stop), float64 (n, P), without the nuisance columns."""
+        th = np.asarray(self._ens.theta(start, stop), dtype=np.float64)
+        return th if not self.nuisance else th[:, self._columns]
 
     def x(self, start: int, stop: int) -> np.ndarray:
         """x of samples [start, stop), float32 (n, T, N, N, C)."""

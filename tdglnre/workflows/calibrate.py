@@ -156,9 +156,11 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
         if S < 1:
             raise ConfigError(f"test set {test_set} holds no complete samples")
         raw = ens.x(0, S)
-        theta = ens.theta(0, S)
+        stored = list(ens.parameter_names)
+        # nuisance columns (T, delta) are marginalised by the model, not inferred: keep the inferred ones
+        theta = ens.theta(0, S)[:, [stored.index(n) for n in model.parameter_names]]
         L = ens.config.L
-        mismatch = prior_mismatch(model.prior, ens.prior)
+        mismatch = prior_mismatch(getattr(model, "training_prior", model.prior), ens.prior)
     if mismatch:
         log.info("%s", mismatch["note"])
     coverage = mismatch is None
@@ -180,7 +182,8 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
             ref_sum = np.concatenate([
                 summaries_batch(_summary_images(model, ref.x(a, min(a + 512, n_ref))), L)
                 for a in range(0, n_ref, 512)])
-            ref_theta = ref.theta(0, n_ref)
+            ref_names = list(ref.parameter_names)
+            ref_theta = ref.theta(0, n_ref)[:, [ref_names.index(n) for n in model.parameter_names]]
         test_sum = summaries_batch(_summary_images(model, raw), L)
         rep["baseline"] = baseline_evaluation(ref_sum, ref_theta, test_sum, theta, ev.names, model.prior)
         rep["baseline"]["reference"] = str(ref_path)

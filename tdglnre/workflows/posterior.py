@@ -153,15 +153,19 @@ def simulate_observation(model: Any, *, seed: int = 0, **params: float) -> Obser
     Only parameters the model infers may be set (each must be given); a
     parameter fixed during training must be left out or equal its training
     value. Values outside the prior box are simulated but noted in
-    :attr:`Observation.warnings`.
+    :attr:`Observation.warnings`. Nuisance parameters the model marginalises
+    (``model.nuisance``: T, delta) may be given; otherwise they are drawn from
+    the training prior with a generator seeded by ``seed``.
     """
     from ..physics.config import SAMPLE_PARAMETERS
     from ..physics.solver import simulate
 
     model = _as_model(model)
-    unknown = sorted(set(params) - set(SAMPLE_PARAMETERS))
+    nuisance = list(getattr(model, "nuisance", []))
+    valid = list(SAMPLE_PARAMETERS) + nuisance
+    unknown = sorted(set(params) - set(valid))
     if unknown:
-        raise ConfigError(f"`simulate`: unknown key(s) {unknown}; valid: {', '.join(SAMPLE_PARAMETERS)}, seed")
+        raise ConfigError(f"`simulate`: unknown key(s) {unknown}; valid: {', '.join(valid)}, seed")
     if isinstance(seed, bool) or float(seed) != int(seed) or not 0 <= int(seed) < 2**63:
         raise ConfigError(f"`simulate`: seed must be an integer in [0, 2^63), got {seed!r}")
     seed = int(seed)
@@ -187,6 +191,12 @@ def simulate_observation(model: Any, *, seed: int = 0, **params: float) -> Obser
                 raise ConfigError(f"`simulate` {name}={v:g}: the model was trained with {name} fixed at "
                                   f"{trained:g} and does not infer it; leave {name} out")
         values[name] = [v]
+    if nuisance:  # marginalised by the model: given, or drawn from the training prior
+        full = model.training_prior
+        rng = np.random.default_rng([seed, 0x4E55])  # "NU": apart from the solver's and the measurement's streams
+        for name in nuisance:
+            values[name] = [float(params[name]) if name in params else float(rng.uniform(full.low(name),
+                                                                                         full.high(name)))]
     res = simulate(cfg, values, seed=seed)
     truth = {k: float(v[0]) for k, v in values.items()}
     settings: dict[str, Any] = {k: (int(v) if k == "n_v" else v) for k, v in truth.items()}
@@ -456,9 +466,12 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
     elif observation is not None:
         obs = observation_from_file(observation, "none" if measurement is None else measurement)
     else:
-        unknown = sorted(set(spec) - set(model.parameter_names) - {"eta", "n_v", "nu"} - set(_SIM_EXTRA))
+        nuisance = list(model.nuisance)
+        unknown = sorted(set(spec) - set(model.parameter_names) - {"eta", "n_v", "nu"} - set(nuisance)
+                         - set(_SIM_EXTRA))
         if unknown:
-            raise ConfigError(f"`simulate`: unknown key(s) {unknown}; valid: eta, n_v, nu, seed")
+            raise ConfigError(f"`simulate`: unknown key(s) {unknown}; valid: "
+                              f"{', '.join(['eta', 'n_v', 'nu'] + nuisance)}, seed")
         seed = spec.pop("seed", 0.0)
         if seed != int(seed):
             raise ConfigError(f"`simulate`: seed must be an integer in [0, 2^63), got {seed:g}")
