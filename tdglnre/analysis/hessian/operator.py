@@ -128,7 +128,11 @@ class Hessian:
     def _exact(self, v: np.ndarray) -> np.ndarray:
         m = self._host_model
         out = np.empty(m.shape)
-        kernels._sweep(np.ascontiguousarray(v.reshape(m.shape)), out, self._lin_co, m._ly, m._lx)
+        u0 = np.ascontiguousarray(v.reshape(m.shape))
+        if getattr(m, "xi", None) is not None:  # pinning disorder: α_b(r) = α_b(1 + δξ(r)) in the linear term
+            kernels._sweep(u0, out, self._lin_co, m._ly, m._lx, m.xi, m._grad_dco)
+        else:
+            kernels._sweep(u0, out, self._lin_co, m._ly, m._lx)
         s = self.z.reshape(m.shape)
         u = v.reshape(m.shape)
         c = m.config

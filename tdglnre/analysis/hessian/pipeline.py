@@ -47,6 +47,9 @@ def analyze(
     n_v: int | None = None,
     nu: float | None = None,
     progress: Progress | None = None,
+    delta: float | None = None,
+    seed: int | None = None,
+    index: int | None = None,
     **overrides: Any,
 ) -> HessianResult:
     """Soft-mode spectrum of the GL free-energy Hessian at (a relaxed) ``state``.
@@ -61,6 +64,11 @@ def analyze(
         Settings of the analysis (default :class:`HessianOptions()`).
     eta, n_v, nu
         The sample's parameters (default: the config's).
+    delta, seed, index
+        Pinning strength δ (default: the config's) and the run seed and sample
+        index whose landscape ξ(r) the energy uses when δ ≠ 0 (docs/physics.md,
+        "Nuisance physics"); the exact Hessian then includes the linear
+        disorder term.
     progress
         ``progress(stage, done, total)`` callback.
     **overrides
@@ -80,11 +88,13 @@ def analyze(
     limit = (threadpool_limits(limits=opts.blas_thread_limit, user_api="blas")
              if opts.blas_thread_limit is not None else contextlib.nullcontext())
     with limit:
-        return _analyze(config, state, opts, eta=eta, n_v=n_v, nu=nu, progress=progress)
+        return _analyze(config, state, opts, eta=eta, n_v=n_v, nu=nu, progress=progress, delta=delta, seed=seed,
+                        index=index)
 
 
 def _analyze(config: SimConfig, state: np.ndarray, opts: HessianOptions, *, eta: float | None, n_v: int | None,
-             nu: float | None, progress: Progress | None) -> HessianResult:
+             nu: float | None, progress: Progress | None, delta: float | None = None, seed: int | None = None,
+             index: int | None = None) -> HessianResult:
     t_start = time.perf_counter()
     device, gpu = "cpu", ""
     if opts.device != "cpu":
@@ -92,11 +102,13 @@ def _analyze(config: SimConfig, state: np.ndarray, opts: HessianOptions, *, eta:
 
         device = cuda.resolve_device(opts.device)
     if device == "cuda":
+        if (config.delta if delta is None else delta) != 0.0:
+            raise ConfigError("`device` cuda: the GPU energy has no pinning disorder yet; use device cpu")
         model: Any = cuda.CudaEnergyModel(config, eta=eta, n_v=n_v, nu=nu)
         gpu = cuda.gpu_name()
         log.info("hessian: gradients and Hessian-vector products on the GPU (%s)", gpu)
     else:
-        model = EnergyModel(config, eta=eta, n_v=n_v, nu=nu)
+        model = EnergyModel(config, eta=eta, n_v=n_v, nu=nu, delta=delta, seed=seed, index=index)
     z0 = as_state(state, model.N).reshape(-1)
     if opts.n_eig >= model.size:
         raise ConfigError(f"n_eig must be in 1..{model.size - 1} for {model.size} unknowns, got {opts.n_eig}")
@@ -174,9 +186,10 @@ def hessian(source: StateSource, options: HessianOptions | None = None, *,
         from ...physics.cuda import resolve_device
 
         opts = opts.replace(device=resolve_device(opts.device))
-    config, psi, params = resolve()
-    result = analyze(config, psi, opts, eta=params["eta"], n_v=int(params["n_v"]), nu=params["nu"],
-                     progress=progress)
+    sample = resolve()
+    params = sample.params
+    result = analyze(sample.config, sample.psi, opts, eta=params["eta"], n_v=int(params["n_v"]), nu=params["nu"],
+                     progress=progress, delta=params.get("delta"), seed=sample.seed, index=sample.index)
     result.source = source.record()
     return result
 

@@ -25,11 +25,18 @@ log = logging.getLogger(__name__)
 
 
 class StateSample(NamedTuple):
-    """A state to analyse: its config, ψ (2, N, N) complex128 and parameters {"eta", "n_v", "nu"}."""
+    """A state to analyse: its config, ψ (2, N, N) complex128 and parameters {"eta", "n_v", "nu"}
+    (and "delta" when the prior draws or fixes the pinning strength).
+
+    ``seed`` and ``index`` name the sample (run seed, sample index) whose pinning landscape ξ(r)
+    the energy needs when δ ≠ 0 (docs/physics.md, "Nuisance physics"); None when unknown.
+    """
 
     config: SimConfig
     psi: np.ndarray
     params: dict[str, float]
+    seed: int | None = None
+    index: int | None = None
 
 
 def as_state(state: np.ndarray, N: int | None = None) -> np.ndarray:
@@ -62,9 +69,13 @@ def as_state(state: np.ndarray, N: int | None = None) -> np.ndarray:
 
 
 def _sample_params(prior: Any, theta: np.ndarray) -> dict[str, float]:
-    """Solver parameters {eta, n_v, nu} of one θ row (fixed ones from the prior)."""
+    """Solver parameters {eta, n_v, nu} (and delta, if the prior has it) of one θ row (fixed ones from the prior)."""
     arr = prior.params(np.atleast_2d(theta))
-    return {"eta": float(arr["eta"][0]), "n_v": int(round(float(arr["n_v"][0]))), "nu": float(arr["nu"][0])}
+    out: dict[str, float] = {"eta": float(arr["eta"][0]), "n_v": int(round(float(arr["n_v"][0]))),
+                             "nu": float(arr["nu"][0])}
+    if "delta" in arr:
+        out["delta"] = float(arr["delta"][0])
+    return out
 
 
 def state_from_ensemble(path: str | Path, index: int, snapshot: int = -1) -> StateSample:
@@ -97,8 +108,9 @@ def state_from_ensemble(path: str | Path, index: int, snapshot: int = -1) -> Sta
         config = ens.config
         params = _sample_params(ens.prior, ens.theta(index, index + 1))
         psi = np.asarray(ens.psi(index, index + 1)[0, snapshot], dtype=np.complex128)
+        seed = getattr(ens, "seed", None)
     log.info("read sample %d, snapshot %d of %s (%s)", index, snapshot, path, params)
-    return StateSample(config, psi, params)
+    return StateSample(config, psi, params, None if seed is None else int(seed), int(index))
 
 
 def state_from_preset(name: str | Path, overrides: Any = (), *, seed: int = 0, index: int = 0) -> StateSample:
@@ -115,7 +127,7 @@ def state_from_preset(name: str | Path, overrides: Any = (), *, seed: int = 0, i
     params = _sample_params(prior, prior.sample(seed, [index]))
     psi = state_from_simulation(config, params, seed=seed, index=index)
     log.info("simulated sample %d of preset %s, seed %d (%s)", index, name, seed, params)
-    return StateSample(config, psi, params)
+    return StateSample(config, psi, params, int(seed), int(index))
 
 
 def state_from_simulation(config: SimConfig, params: dict[str, float] | None = None, *, seed: int = 0,
@@ -205,7 +217,8 @@ class FromParams:
     def resolve(self) -> StateSample:
         config = self.config()
         params = {"eta": self.eta, "n_v": self.n_v, "nu": self.nu}
-        return StateSample(config, state_from_simulation(config, params, seed=self.seed, index=self.index), params)
+        return StateSample(config, state_from_simulation(config, params, seed=self.seed, index=self.index), params,
+                           int(self.seed), int(self.index))
 
     def record(self) -> dict[str, Any]:
         return {"N": self.N, "L": self.L, "eta": self.eta, "n_v": self.n_v, "nu": self.nu, "t": self.t,
