@@ -41,12 +41,12 @@ Overrides (``--set key=value``, repeatable, applied in order):
 
 from __future__ import annotations
 
-import math
 import tomllib
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from .._validate import parse_number
 from ..errors import ConfigError
 from ..physics.config import ALL_SAMPLE_PARAMETERS, NUISANCE_PARAMETERS, SAMPLE_PARAMETERS, SimConfig, n_v_from_field
 from .priors import Prior, Prior1D, parse_prior_spec
@@ -153,37 +153,21 @@ def parse_overrides(overrides: Iterable[str] | Mapping[str, Any]) -> list[tuple[
     return out
 
 
-def _as_number(key: str, value: Any, *, integer: bool = False) -> float | int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
-    if integer:
-        if v != round(v):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return int(round(v))
-    return v
-
-
 def _coerce_config_value(key: str, value: Any) -> Any:
     if key == "N":
-        return _as_number("N", value, integer=True)
+        return parse_number("N", value, integer=True)
     if key in ("L", "dt", "disorder_length"):
-        return _as_number(key, value)
+        return parse_number(key, value)
     if key in ("alpha", "beta", "D"):
         if isinstance(value, (list, tuple)):
             if len(value) != 2:
                 raise ConfigError(f"{key}: needs one value per band (2) or one value for both, got {value!r}")
-            return tuple(_as_number(key, v) for v in value)
-        return _as_number(key, value)
+            return tuple(parse_number(key, v) for v in value)
+        return parse_number(key, value)
     if key == "snapshot_times":
         if isinstance(value, (list, tuple)):
-            return tuple(_as_number(key, v) for v in value)
-        return (_as_number(key, value),)
+            return tuple(parse_number(key, v) for v in value)
+        return (parse_number(key, value),)
     if key == "dtype":
         if value not in ("float32", "float64"):
             raise ConfigError(f"dtype: expected 'float32' or 'float64', got {value!r}")
@@ -208,7 +192,7 @@ def apply_overrides(config: SimConfig, prior: Prior,
                 if name == "n_v":
                     field_B = None  # a later n_v override wins over an earlier B
             elif key == "B":
-                field_B = _as_number("B", value)
+                field_B = parse_number("B", value)
                 prior_changes.pop("n_v", None)
             else:
                 raise ConfigError(f"unknown override key {key!r}; valid keys: {', '.join(override_keys())}")

@@ -50,13 +50,13 @@ class NetworkConfig:
         for name in ("filters", "theta_units", "head_units"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
         if not self.filters or any(f < 1 for f in self.filters):
-            raise ValueError(f"filters must be positive integers, got {self.filters}")
+            raise ConfigError(f"filters must be positive integers, got {self.filters}")
         if not self.theta_units or any(u < 1 for u in self.theta_units):
-            raise ValueError(f"theta_units must be positive integers, got {self.theta_units}")
+            raise ConfigError(f"theta_units must be positive integers, got {self.theta_units}")
         if any(u < 1 for u in self.head_units):
-            raise ValueError(f"head_units must be positive integers, got {self.head_units}")
+            raise ConfigError(f"head_units must be positive integers, got {self.head_units}")
         if self.embed_dim < 1 or self.convs_per_block < 1:
-            raise ValueError("embed_dim and convs_per_block must be >= 1")
+            raise ConfigError("embed_dim and convs_per_block must be >= 1")
 
     @classmethod
     def paper(cls) -> "NetworkConfig":
@@ -86,6 +86,11 @@ class TrainingDataError(TDGLError, ValueError):
 
 class TrainingError(TDGLError, ValueError):
     """Training cannot start or continue; the message says why."""
+
+
+class TrainSettingsError(TrainingError, ConfigError):
+    """An invalid :class:`TrainSettings`: a :class:`ConfigError`, like every settings object's error,
+    and a :class:`TrainingError`, as it always was."""
 
 
 @dataclass(frozen=True)
@@ -160,13 +165,13 @@ class TrainSettings:
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`TrainingError` on an invalid combination."""
+        """Raise :class:`TrainSettingsError` (a ConfigError and a TrainingError) on an invalid combination."""
         if self.loss not in LOSS_NAMES:
-            raise TrainingError(f"unknown loss {self.loss!r}; choose one of {LOSS_NAMES}")
+            raise TrainSettingsError(f"unknown loss {self.loss!r}; choose one of {LOSS_NAMES}")
         try:
             cols = n_theta_columns(self.loss, int(self.contrastive))
         except ValueError as exc:
-            raise TrainingError(str(exc)) from None
+            raise TrainSettingsError(str(exc)) from None
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 2, f"batch_size must be >= 2, got {self.batch_size}"),
@@ -189,7 +194,7 @@ class TrainSettings:
         ]
         for ok, msg in checks:
             if not ok:
-                raise TrainingError(msg)
+                raise TrainSettingsError(msg)
 
     @property
     def n_theta_columns(self) -> int:
@@ -207,5 +212,5 @@ class TrainSettings:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainSettings":
         """Inverse of :meth:`to_dict`; unknown keys are an error naming the valid ones."""
-        reject_unknown_keys(cls, d, "training setting", TrainingError)
+        reject_unknown_keys(cls, d, "training setting", TrainSettingsError)
         return cls(**d)

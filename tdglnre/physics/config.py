@@ -20,6 +20,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .._validate import as_int, int_if_integral
 from ..errors import ConfigError, reject_unknown_keys
 
 #: Physical parameters of the quench that may vary from sample to sample inside
@@ -323,8 +324,7 @@ class SimConfig:
 
         Returns ``self`` so that calls can be chained.
         """
-        if isinstance(self.N, bool) or not isinstance(self.N, (int, np.integer)) or self.N < 4:
-            raise ConfigError(f"N must be an integer >= 4, got {self.N!r}")
+        as_int("N", self.N, 4)
         if not (math.isfinite(self.L) and self.L > 0):
             raise ConfigError(f"L must be positive and finite, got {self.L!r}")
         for name, (a, b) in (("D", self.D), ("beta", self.beta)):
@@ -445,10 +445,9 @@ class SimConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error listing the valid ones."""
         reject_unknown_keys(cls, d, "config key", ConfigError)
         kw = dict(d)
-        if "N" in kw:
-            kw["N"] = int(kw["N"]) if float(kw["N"]) == int(float(kw["N"])) else kw["N"]
-        if "n_v" in kw and not isinstance(kw["n_v"], bool):
-            kw["n_v"] = int(kw["n_v"]) if float(kw["n_v"]) == round(float(kw["n_v"])) else kw["n_v"]
+        for key in ("N", "n_v"):  # JSON may store 4.0; validate() judges anything else
+            if key in kw:
+                kw[key] = int_if_integral(kw[key])
         return cls(**kw)
 
     @classmethod

@@ -2,7 +2,7 @@
 
 Numba-free, so that the data layer (priors, ensembles) can draw and check seeds
 without loading the kernels. Sample k's draws depend only on (seed, k), so results
-never depend on batch composition or thread count (docs/physics.md, "Nuisance physics").
+never depend on batch composition or thread count (docs/physics.md, "Reproducibility").
 """
 
 from __future__ import annotations

@@ -8,12 +8,10 @@ modules share, and imports nothing from them.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-import numpy as np
-
+from ..._validate import as_bool, as_choice, as_float, as_int
 from ...errors import ConfigError, reject_unknown_keys
 
 #: ``progress(stage, done, total)``; stage is "relax", "newton", "eigsh" or "dos".
@@ -27,29 +25,6 @@ RELAX_METHODS = ("lbfgs", "trust-krylov")
 EIG_METHODS = ("shift-invert", "lanczos")
 #: Where gradients and Hessian-vector products run (see :mod:`tdglnre.physics.cuda`).
 DEVICES = ("cpu", "cuda", "auto")
-
-
-def _int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _float(name: str, value: Any, *, positive: bool) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-    if isinstance(value, (bool, np.bool_)) or not math.isfinite(x) or (x <= 0 if positive else x < 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ConfigError(f"{name} must be finite and {bound}, got {value!r}")
-    return x
-
-
-def _choice(name: str, value: Any, valid: tuple[str, ...]) -> str:
-    if value not in valid:
-        raise ConfigError(f"unknown {name} {value!r}; valid: {list(valid)}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -122,30 +97,27 @@ class HessianOptions:
 
     def __post_init__(self) -> None:
         checked: dict[str, Any] = {
-            "n_eig": _int("n_eig", self.n_eig, 1),
-            "max_iter": _int("max_iter", self.max_iter, 0),
-            "newton_steps": _int("newton_steps", self.newton_steps, 0),
-            "dos_probes": _int("dos_probes", self.dos_probes, 1),
-            "dos_steps": _int("dos_steps", self.dos_steps, 1),
-            "dos_bins": _int("dos_bins", self.dos_bins, 1),
-            "seed": _int("seed", self.seed, 0),
-            "residual_tol": _float("residual_tol", self.residual_tol, positive=True),
-            "eig_tol": _float("eig_tol", self.eig_tol, positive=False),
-            "zero_tol": _float("zero_tol", self.zero_tol, positive=False),
-            "relax_method": _choice("relaxation method", self.relax_method, RELAX_METHODS),
-            "hvp_method": _choice("HVP method", self.hvp_method, HVP_METHODS),
-            "eig_method": _choice("eigensolver method", self.eig_method, EIG_METHODS),
-            "device": _choice("device", self.device, DEVICES),
+            "n_eig": as_int("n_eig", self.n_eig, 1),
+            "max_iter": as_int("max_iter", self.max_iter, 0),
+            "newton_steps": as_int("newton_steps", self.newton_steps, 0),
+            "dos_probes": as_int("dos_probes", self.dos_probes, 1),
+            "dos_steps": as_int("dos_steps", self.dos_steps, 1),
+            "dos_bins": as_int("dos_bins", self.dos_bins, 1),
+            "seed": as_int("seed", self.seed, 0),
+            "residual_tol": as_float("residual_tol", self.residual_tol, positive=True),
+            "eig_tol": as_float("eig_tol", self.eig_tol, positive=False),
+            "zero_tol": as_float("zero_tol", self.zero_tol, positive=False),
+            "relax_method": as_choice("relaxation method", self.relax_method, RELAX_METHODS),
+            "hvp_method": as_choice("HVP method", self.hvp_method, HVP_METHODS),
+            "eig_method": as_choice("eigensolver method", self.eig_method, EIG_METHODS),
+            "device": as_choice("device", self.device, DEVICES),
         }
         for name in ("relax", "dos"):
-            value = getattr(self, name)
-            if value not in (True, False) or not isinstance(value, (bool, np.bool_)):
-                raise ConfigError(f"{name} must be True or False, got {value!r}")
-            checked[name] = bool(value)
+            checked[name] = as_bool(name, getattr(self, name))
         if self.ncv is not None:
-            checked["ncv"] = _int("ncv", self.ncv, 1)
+            checked["ncv"] = as_int("ncv", self.ncv, 1)
         if self.blas_thread_limit is not None:
-            checked["blas_thread_limit"] = _int("blas_thread_limit", self.blas_thread_limit, 1)
+            checked["blas_thread_limit"] = as_int("blas_thread_limit", self.blas_thread_limit, 1)
         for name, value in checked.items():  # store the coerced floats (e.g. residual_tol=1 -> 1.0)
             object.__setattr__(self, name, value)
 

@@ -1,0 +1,109 @@
+"""One coercion helper for settings objects: check a value, return it typed, or raise ConfigError naming the field.
+
+Every settings object (``SimConfig``, ``TrainSettings``, ``NetworkConfig``,
+``HessianOptions``, presets) validates on construction with these helpers, so one
+field is checked one way and every message has the form ``<field> must be …, got …``.
+A leaf module: imports only :mod:`tdglnre.errors`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, TypeVar
+
+import numpy as np
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+__all__ = ["as_bool", "as_choice", "as_float", "as_int", "as_pos_float", "int_if_integral", "parse_number"]
+
+
+def as_int(name: str, value: Any, low: int | None = None) -> int:
+    """``value`` as an int (Python or NumPy integers; bools and floats refused).
+
+    Raises
+    ------
+    ConfigError
+        ``<name> must be an integer >= <low>, got <value>`` (or ``must be an integer``).
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or (
+            low is not None and value < low):
+        raise ConfigError(f"{name} must be an integer{'' if low is None else f' >= {low}'}, got {value!r}")
+    return int(value)
+
+
+def as_float(name: str, value: Any, *, positive: bool | None = None) -> float:
+    """``value`` as a finite float; ``positive=True``: > 0, ``False``: >= 0, None: any sign.
+
+    Raises
+    ------
+    ConfigError
+        ``<name> must be a number, got …`` or ``<name> must be finite and > 0, got …``.
+    """
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if positive is None:
+        bad, bound = False, ""
+    else:
+        bad, bound = (x <= 0, " and > 0") if positive else (x < 0, " and >= 0")
+    if isinstance(value, (bool, np.bool_)) or not math.isfinite(x) or bad:
+        raise ConfigError(f"{name} must be finite{bound}, got {value!r}")
+    return x
+
+
+def as_pos_float(name: str, value: Any) -> float:
+    """``value`` as a finite float > 0 (see :func:`as_float`)."""
+    return as_float(name, value, positive=True)
+
+
+def as_bool(name: str, value: Any) -> bool:
+    """``value`` as a bool (True/False or NumPy bools only, not 0/1 or strings)."""
+    if value not in (True, False) or not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def as_choice(name: str, value: Any, choices: Iterable[T]) -> T:
+    """``value`` if it is one of ``choices``: ``unknown <name> <value>; valid: [...]`` otherwise."""
+    options = list(choices)
+    if value not in options:
+        raise ConfigError(f"unknown {name} {value!r}; valid: {options}")
+    return value
+
+
+def parse_number(name: str, value: Any, *, integer: bool = False) -> float | int:
+    """A finite number from a number or its text (``--set key=value``, TOML); ``integer``: an int.
+
+    Raises
+    ------
+    ConfigError
+        ``<name>: expected a number / a finite number / an integer, got …``.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ConfigError(f"{name}: expected a finite number, got {value!r}")
+    if integer:
+        if v != round(v):
+            raise ConfigError(f"{name}: expected an integer, got {value!r}")
+        return int(round(v))
+    return v
+
+
+def int_if_integral(value: Any) -> Any:
+    """``value`` as an int when it is an integral number (JSON's 4.0 -> 4), else unchanged for validation to judge."""
+    if isinstance(value, (bool, np.bool_)):
+        return value
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return value
+    return int(f) if math.isfinite(f) and f == int(f) else value
