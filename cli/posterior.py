@@ -20,7 +20,15 @@ _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
               help="Ensemble file holding the observation (with --index).")
 @click.option("--index", type=click.IntRange(min=0), default=None, help="Sample index in --data.")
 @click.option("--observation", type=click.Path(dir_okay=False), default=None,
-              help="Observation as .npy (N, N, C) or an HDF5 file with one such dataset.")
+              help="Observation: .npy/.h5 in the training ensemble's layout (N, N, C), or an image "
+                   "(.png, .tif/.tiff, .npz; or .npy/.h5 with --pixel-size/--channels) resampled to the "
+                   "model's lattice and field of view.")
+@click.option("--pixel-size", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Pixel pitch of an image --observation in coherence lengths (the simulation's length unit) "
+                   "[default: the image spans the model's field of view L].")
+@click.option("--channels", default=None, metavar="rho1,curlJ",
+              help="Names of an image --observation's channels, in file order [default: the model's input "
+                   "channels] (docs/observations.md).")
 @click.option("--simulate", default=None, metavar="eta=0.8,n_v=4,seed=1",
               help="Simulate the observation with the model's training config.")
 @click.option("--test-set", type=click.Path(dir_okay=False), default=None,
@@ -41,7 +49,7 @@ _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
                    "simulations [default: the model's] (docs/observations.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(model_dir, data, index, observation, simulate, test_set, reference, max_samples, out_dir, force,
+def command(model_dir, data, index, observation, pixel_size, channels, simulate, test_set, reference, max_samples, out_dir, force,
             grid_points, seed, measurement, as_json, quiet) -> None:
     """Posterior p(theta | x) on a grid, with credible intervals and plots.
 
@@ -60,8 +68,9 @@ def command(model_dir, data, index, observation, simulate, test_set, reference, 
     from tdglnre.workflows.posterior import run_posterior
 
     if test_set is not None:
-        if any(v is not None for v in (data, index, observation, simulate)):
-            raise click.UsageError("--test-set cannot be combined with --data/--index/--observation/--simulate")
+        if any(v is not None for v in (data, index, observation, simulate, pixel_size, channels)):
+            raise click.UsageError("--test-set cannot be combined with --data/--index/--observation/--simulate"
+                                   "/--pixel-size/--channels")
         res = run_library_call(with_flags(run_calibration, _FLAGS), model_dir, test_set, out_dir, grid_points=grid_points or 256,
                                max_samples=max_samples, reference=reference, seed=seed, progress=not quiet, measurement=measurement,
                                force=force)
@@ -85,7 +94,8 @@ def command(model_dir, data, index, observation, simulate, test_set, reference, 
     if data is not None and index is None:
         raise click.UsageError("--data needs --index")
     res = run_library_call(with_flags(run_posterior, _FLAGS), model_dir, out_dir, data=data, index=index, observation=observation,
-                           simulate=simulate, grid_points=grid_points or 512, force=force, measurement=measurement)
+                           simulate=simulate, grid_points=grid_points or 512, force=force, measurement=measurement,
+                           pixel_size=pixel_size, channels=channels)
     if as_json:
         click.echo(json.dumps(res, indent=1))
         return

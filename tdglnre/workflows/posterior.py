@@ -67,6 +67,8 @@ class Observation:
     """Seed of the measurement noise added to a clean observation."""
     noise_index: int = 0
     """Sample index of that noise stream (``measurement_rng(noise_seed, 0, noise_index)``)."""
+    as_input: bool = False
+    """True when ``x`` is already laid out as the network input (M, M, C′), e.g. a resampled image."""
 
 
 def observation_from_ensemble(path: str | Path, index: int, model: Any = None) -> Observation:
@@ -105,17 +107,180 @@ def load_observation(path: str | Path) -> np.ndarray:
         raise ConfigError(f"{path} is neither .npy nor a readable HDF5 file: {e}") from None
 
 
-def observation_from_file(path: str | Path, measurement: Any = "none") -> Observation:
-    """An observation stored in a file (see :func:`load_observation`).
+def observation_from_file(path: str | Path, measurement: Any = "none", *, model: Any = None,
+                          pixel_size: float | None = None, channels: Any = None) -> Observation:
+    """An observation stored in a file.
 
-    ``measurement`` declares what the instrument did to it (text form,
+    ``.npy`` and ``.h5`` files without ``pixel_size`` and ``channels`` hold
+    an array in the training ensemble's layout (:func:`load_observation`).
+    Images (``.png``, ``.tif``/``.tiff``, ``.npz``, or any of these formats
+    with ``pixel_size`` or ``channels``) are read by :func:`load_image` and
+    mapped onto the network's input by :func:`image_to_input` (needs
+    ``model``): resampled to its lattice and field of view, channels matched
+    by name (docs/observations.md, "Experimental images").
+
+    ``measurement`` declares what the instrument did to the data (text form,
     docs/observations.md; ``"none"``: perfect measurement); the posterior
     refuses a declaration that differs from the model's measurement.
     """
     from ..io.measurement import MeasurementModel
 
     declared = str(MeasurementModel.parse(measurement))
-    return Observation(load_observation(path), {"observation": str(path)}, measurement=declared)
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES and pixel_size is None and channels is None:
+        return Observation(load_observation(path), {"observation": str(path)}, measurement=declared)
+    if model is None:
+        raise ConfigError("reading an image observation needs the model (its lattice, field of view and channels)")
+    img = load_image(path)
+    x, record = image_to_input(_as_model(model), img, pixel_size=pixel_size, channels=channels)
+    return Observation(x, {"observation": str(path), **record}, measurement=declared, as_input=True)
+
+
+# ------------------------------------------------------------------ experimental images
+#: File suffixes read as images (channels last) rather than ensemble-layout arrays.
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".npz")
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """An image file as a float64 array (H, W, C), row i ↔ y, column j ↔ x.
+
+    PNG and TIFF through Pillow: greyscale (``L``, ``I;16``, ``I``) and
+    float32 TIFF (mode ``F``) give one channel, ``RGB`` three (``RGBA``: the
+    alpha channel is dropped); the pixel values are taken as they are (no
+    rescaling of 8- or 16-bit integers). ``.npy``/``.npz``/``.h5``: a 2-D
+    (H, W) or 3-D (H, W, C) array (the ``.npz``/``.h5`` key ``x``, or the only
+    array in the file). Row 0 is the first row of the file: y grows downwards
+    in the file as i does in the simulation (docs/physics.md, "Lattice").
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"`observation` file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix in (".png", ".tif", ".tiff"):
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                if im.mode == "RGBA":
+                    im = im.convert("RGB")
+                elif im.mode in ("P", "LA", "1"):
+                    im = im.convert("L")
+                a = np.asarray(im)
+        except OSError as exc:
+            raise ConfigError(f"`observation` {path} is not a readable image: {exc}") from None
+    elif suffix == ".npz":
+        with np.load(path) as z:
+            keys = ["x"] if "x" in z.files else list(z.files)
+            if len(keys) != 1:
+                raise ConfigError(f"`observation` {path}: expected one array (or one named x), found {keys}")
+            a = z[keys[0]]
+    elif suffix == ".npy":
+        a = np.load(path)
+    else:
+        a = load_observation(path)
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3:
+        raise ConfigError(f"`observation` {path}: an image must be (H, W) or (H, W, C), got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ConfigError(f"`observation` {path} contains NaN/Inf pixels")
+    return a
+
+
+def _crop_resample(img: np.ndarray, pixel_size: float, M: int, L: float) -> tuple[np.ndarray, dict[str, Any]]:
+    """Central L×L crop of ``img`` (H, W, C) with square pixels of ``pixel_size``, resampled to M×M."""
+    from scipy import ndimage
+
+    H, W = img.shape[:2]
+    n_c = int(round(L / pixel_size))  # pixels across the field of view
+    if n_c < 1 or n_c > min(H, W):
+        raise ConfigError(f"`observation` covers {H * pixel_size:g} x {W * pixel_size:g} coherence lengths "
+                          f"(`pixel_size` {pixel_size:g}), less than the model's field of view {L:g} x {L:g}")
+    r0, c0 = (H - n_c) // 2, (W - n_c) // 2
+    crop = img[r0:r0 + n_c, c0:c0 + n_c]
+    if n_c == M:
+        out, how = crop, "none"
+    elif n_c % M == 0:  # integer factor: area average, as bin() does
+        f = n_c // M
+        out, how = crop.reshape(M, f, M, f, -1).mean(axis=(1, 3)), f"block mean {f}x{f}"
+    else:  # pixel areas aligned (grid_mode): edges of the crop map onto edges of the lattice
+        out = np.stack([ndimage.zoom(crop[..., c], M / n_c, order=1, mode="nearest", grid_mode=True)
+                        for c in range(crop.shape[-1])], axis=-1)
+        how = f"linear interpolation x{M / n_c:.4g}"
+    if out.shape[:2] != (M, M):
+        raise ConfigError(f"`observation`: resampling {n_c}x{n_c} pixels gave {out.shape[:2]}, not {M}x{M}")
+    rec = {"image_shape": [int(H), int(W), int(img.shape[2])], "pixel_size": float(pixel_size),
+           "crop": [int(r0), int(c0), int(n_c)], "field_of_view": float(n_c * pixel_size), "resampling": how}
+    return out, rec
+
+
+def image_to_input(model: Any, img: np.ndarray, *, pixel_size: float | None = None,
+                   channels: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
+    """Map an image (H, W, C) onto the network input (M, M, C′) of ``model``.
+
+    Parameters
+    ----------
+    model
+        The estimator: its field of view L (coherence lengths), its input
+        lattice M×M (N, or the measurement's bin size) and input channel names.
+    img
+        The image, row i ↔ y, column j ↔ x, channels last, in the simulation's
+        units (docs/observations.md, "Experimental images").
+    pixel_size
+        Pixel pitch in coherence lengths ξ (the simulation's length unit).
+        Default: the image spans exactly the field of view, L / H.
+    channels
+        Names of the image's channels (a list or ``"rho1,curlJ"``); default:
+        the model's input channels, when the counts agree.
+
+    Returns
+    -------
+    (numpy.ndarray, dict)
+        The input (M, M, C′) float32 and a record (crop, resampling, channels).
+
+    Raises
+    ------
+    ConfigError
+        One line: the image cannot cover the field of view, a channel the
+        model needs is missing, or the model stacks several snapshots.
+    """
+    meta = model.metadata
+    inp = meta["input"]
+    if len(inp["snapshot_indices"]) != 1:
+        raise ConfigError(f"the model stacks {len(inp['snapshot_indices'])} snapshots as channels; an image gives "
+                          "one snapshot")
+    need = list(model.measurement.output_channels(inp["channels"]))
+    C = img.shape[2]
+    if channels is None:
+        if C != len(need):
+            raise ConfigError(f"`channels`: name the image's {C} channel(s); the model needs {', '.join(need)}")
+        names = list(need)
+    else:
+        names = [c.strip() for c in channels.split(",")] if isinstance(channels, str) else [str(c) for c in channels]
+        if len(names) != C:
+            raise ConfigError(f"`channels` names {len(names)} channel(s) ({', '.join(names)}) but the image has {C}")
+    missing = [c for c in need if c not in names]
+    if missing:
+        raise ConfigError(f"`channels`: the model needs {', '.join(need)}; the image has {', '.join(names)} "
+                          f"(missing {', '.join(missing)})")
+    L = meta.get("L")
+    if L is None:
+        raise ConfigError("the model's metadata does not record its field of view L; cannot resample an image")
+    M = int(model.input_shape[0])
+    H, W = img.shape[:2]
+    if pixel_size is None:
+        if H != W:
+            raise ConfigError(f"`pixel_size`: a {H}x{W} image is not square; give its pixel size in coherence "
+                              "lengths")
+        pixel_size = float(L) / H
+    pixel_size = float(pixel_size)
+    if not (math.isfinite(pixel_size) and pixel_size > 0):
+        raise ConfigError(f"`pixel_size` must be a positive number of coherence lengths, got {pixel_size!r}")
+    out, rec = _crop_resample(img[..., [names.index(c) for c in need]], pixel_size, M, float(L))
+    rec["channels"] = names
+    rec["input_channels"] = need
+    return np.ascontiguousarray(out, dtype=np.float32), rec
 
 
 def parse_simulate_spec(spec: str) -> dict[str, float]:
@@ -347,9 +512,11 @@ def network_input(model: Any, observation: Observation, measurement: Any = None)
     if str(got) != str(want):
         raise ConfigError(f"`measurement` of the observation is {str(got)!r} but the model was trained with "
                           f"{str(want)!r}; measure with the model's settings or train a model for this one")
-    if want.is_identity:
-        return model.preprocess(observation.x), {}
-    return model.preprocess_measured(observation.x), {"measurement": str(want), "measurement_applied": False}
+    if observation.as_input:
+        x = model.preprocess_measured(observation.x)
+    else:
+        x = model.preprocess(observation.x) if want.is_identity else model.preprocess_measured(observation.x)
+    return x, ({} if want.is_identity else {"measurement": str(want), "measurement_applied": False})
 
 
 def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points: int = 512, ood: bool = True,
@@ -429,7 +596,8 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
 def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Path | None = None,
                   index: int | None = None, observation: str | Path | None = None,
                   simulate: str | dict | None = None, grid_points: int = 512, force: bool = False,
-                  ood: bool = True, measurement: str | None = None) -> dict[str, Any]:
+                  ood: bool = True, measurement: str | None = None, pixel_size: float | None = None,
+                  channels: Any = None) -> dict[str, Any]:
     """Resolve one observation, compute its posterior and write it to ``out_dir``.
 
     Exactly one of ``data`` (with ``index``), ``observation`` or ``simulate``
@@ -442,13 +610,17 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
     model's measurement model. Ensemble samples and simulations are clean:
     they get the model's measurement applied (noise seeded by the simulation
     seed, or by the sample index); a ``measurement`` given with them must
-    also equal the model's.
+    also equal the model's. ``pixel_size`` (coherence lengths) and
+    ``channels`` (the image's channel names) describe an image
+    ``observation`` (see :func:`observation_from_file`).
     """
     given = [s for s in (data, observation, simulate) if s is not None]
     if len(given) != 1:
         raise ConfigError("give exactly one of `data` (with `index`), `observation`, `simulate`")
     if data is not None and index is None:
         raise ConfigError("`data` needs `index`")
+    if observation is None and (pixel_size is not None or channels is not None):
+        raise ConfigError("`pixel_size` and `channels` describe an image `observation`")
     check_output_dir(out_dir, force=force, protect=(model_dir, data, observation))
     spec = None
     if simulate is not None:
@@ -464,7 +636,8 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
     if data is not None:
         obs = observation_from_ensemble(data, index, model)
     elif observation is not None:
-        obs = observation_from_file(observation, "none" if measurement is None else measurement)
+        obs = observation_from_file(observation, "none" if measurement is None else measurement, model=model,
+                                    pixel_size=pixel_size, channels=channels)
     else:
         nuisance = list(model.nuisance)
         unknown = sorted(set(spec) - set(model.parameter_names) - {"eta", "n_v", "nu"} - set(nuisance)
