@@ -263,7 +263,7 @@ def compare_main(argv: list[str]) -> int:
     auc = roc_auc(pp, y)
     if a.floor is not None:
         print(f"S(k, t) clipped at {a.floor:g} x its peak")
-    print(f"classifier: n0={x0.shape[0]} n1={x1.shape[0]} features={x0.shape[1]}, "
+    print(f"classifier: n0={x0.shape[0]} n1={x1.shape[0]} input shape {tuple(x0.shape[1:])}, "
           f"{clf.info['epochs_run']} epochs, best val BCE {clf.info['best_val_loss']:.4f} (chance {np.log(2):.4f}), "
           f"temperature {clf.temperature:.3f}")
     print(f"test: {p0.size} nu=0, {p1.size} nu~prior; ROC AUC (all) {auc:.3f}; ECE {rel['ece']:.3f}; "
