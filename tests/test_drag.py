@@ -250,3 +250,24 @@ def test_temperature_scaling_undoes_an_overconfident_logit():
     y = rng.random(z.size) < 1.0 / (1.0 + np.exp(-z))
     assert fit_temperature(3.0 * z, y) == pytest.approx(3.0, rel=0.03)
     assert fit_temperature(z, y) == pytest.approx(1.0, rel=0.03)
+
+
+def test_drag_figures_plot_the_measured_numbers(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from tdglnre.nre.model_comparison import auc_by_nu, reliability
+    from tdglnre.plots.structure import plot_auc_by_nu, plot_reliability, plot_snr
+
+    rng = np.random.default_rng(3)
+    p0, p1, nu1 = rng.random(300) * 0.5, 0.5 + rng.random(300) * 0.5, rng.uniform(0, 0.5, 300)
+    rel = reliability(np.r_[p0, p1], np.r_[np.zeros(300), np.ones(300)], 5)
+    fig = plot_reliability(rel)
+    x, y = fig.axes[0].lines[1].get_data()  # lines[0] is the diagonal
+    np.testing.assert_allclose(x, [v for v in rel["predicted"] if v is not None])
+    np.testing.assert_allclose(y, [v for v in rel["observed"] if v is not None])
+    rows = auc_by_nu(p0, p1, nu1)
+    assert all(r["auc"] == 1.0 for r in rows)  # every ν > 0 score exceeds every ν = 0 score
+    assert plot_auc_by_nu(rows, tmp_path / "auc.png") == tmp_path / "auc.png" and (tmp_path / "auc.png").exists()
+    fig = plot_snr(np.array([0.5, 1.0]), {"rho1": np.array([3.0, 1.0])})
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [3.0, 1.0])
