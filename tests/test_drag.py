@@ -271,3 +271,30 @@ def test_drag_figures_plot_the_measured_numbers(tmp_path):
     assert plot_auc_by_nu(rows, tmp_path / "auc.png") == tmp_path / "auc.png" and (tmp_path / "auc.png").exists()
     fig = plot_snr(np.array([0.5, 1.0]), {"rho1": np.array([3.0, 1.0])})
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [3.0, 1.0])
+
+
+def test_time_encoder_shares_its_cnn_over_snapshots_and_pools_over_time(tmp_path):
+    import keras
+
+    from tdglnre.nre.settings import NetworkConfig
+    from tdglnre.nre.time_encoder import build_time_encoder
+
+    cfg = NetworkConfig(filters=(4, 8), embed_dim=8)
+    C = 3
+    enc2 = build_time_encoder(cfg, 2 * C, 2)
+    enc5 = build_time_encoder(cfg, 5 * C, 5)
+    n_weights = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights)  # noqa: E731
+    # weights shared by all snapshots: only the time embedding (T × D) grows with T
+    assert n_weights(enc5) - n_weights(enc2) == 3 * cfg.embed_dim
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 16, 16, 5 * C)).astype(np.float32)
+    h = np.asarray(enc5(x))
+    assert h.shape == (4, cfg.embed_dim)
+    # mean/max pooling over time: with the (initially zero) time embedding, the order of snapshots is irrelevant
+    perm = [3, 0, 4, 1, 2]
+    xp = x.reshape(4, 16, 16, 5, C)[:, :, :, perm].reshape(4, 16, 16, 5 * C)
+    np.testing.assert_allclose(np.asarray(enc5(xp)), h, rtol=1e-5, atol=1e-6)
+    # it saves and loads without custom objects, like the stacked encoder, and encodes the same
+    enc5.save(tmp_path / "enc.keras")
+    back = keras.saving.load_model(tmp_path / "enc.keras")
+    np.testing.assert_allclose(np.asarray(back(x)), h, rtol=1e-6)
