@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .main import run_library_call
+from ._flags import run_library_call
 
 
 @click.command("demo")

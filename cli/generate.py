@@ -80,20 +80,17 @@ def command(preset: str, n_samples: int, seed: int, out: str, overrides: tuple[s
     checked before any file is written; a new file that fails before its first
     sample is removed, and a killed run is continued with --resume.
     """
-    from tdglnre.io.generate import generate_ensemble
-    from tdglnre.io.presets import load_preset
+    from tdglnre.workflows.generate import generate
 
     if workers is not None and scheduler is not None:
         raise click.UsageError("--workers and --scheduler are mutually exclusive")
     if resume and force:
         raise click.UsageError("--resume and --force are mutually exclusive")
-    sets = list(overrides) + ([f"dtype={dtype}"] if dtype else [])
-    config, prior = run_library_call(load_preset, preset, sets)
     summary = run_library_call(
-        generate_ensemble, config, prior, n_samples, seed, out, resume=resume, force=force,
-        workers=workers, scheduler=scheduler, store_fields=store_fields, batch_size=batch_size,
-        threads=threads, progress=not quiet, device=device,
-    )
+        generate, preset, n_samples, seed, out, overrides=list(overrides), dtype=dtype or None, resume=resume,
+        force=force, workers=workers, scheduler=scheduler, store_fields=store_fields, batch_size=batch_size,
+        threads=threads, progress=not quiet, device=device, flags={"overrides": "--set"},
+    ).summary
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:

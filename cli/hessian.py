@@ -23,28 +23,6 @@ _FLAGS = {"n_eig": "--n-eig", "residual_tol": "--tol", "max_iter": "--max-iter",
 
 
 @contextlib.contextmanager
-def _bars(enabled: bool) -> Iterator[Any]:
-    """A ``progress(stage, done, total)`` callback drawing one tqdm bar per stage on stderr (or None)."""
-    if not enabled:
-        yield None
-        return
-    from tqdm import tqdm
-
-    bars: dict[str, Any] = {}
-
-    def progress(stage: str, done: int, total: int | None) -> None:
-        if stage not in bars:
-            bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False)
-        bars[stage].update(done - bars[stage].n)
-
-    try:
-        yield progress
-    finally:
-        for bar in bars.values():
-            bar.close()
-
-
-@contextlib.contextmanager
 def _flag_names() -> Iterator[None]:
     """Re-raise a library error that starts with an argument's name with the flag's name instead."""
     from tdglnre.errors import ConfigError
@@ -65,6 +43,7 @@ def run(kw: dict[str, Any], out: str, progress_on: bool) -> tuple[Any, list[str]
     """Build the source and options from the parsed flags, analyse, then (only on success) write into ``out``."""
     from tdglnre.analysis.hessian import FromEnsemble, FromParams, FromPreset, HessianOptions, hessian
     from tdglnre.errors import ConfigError
+    from tdglnre.progress import stage_bars
 
     s = {k: kw.pop(k) for k in _SOURCE_KEYS}
     if s["data"] is not None and s["preset"] is not None:
@@ -79,7 +58,7 @@ def run(kw: dict[str, Any], out: str, progress_on: bool) -> tuple[Any, list[str]
                   FromPreset(s["preset"], s["sets"], s["seed"], k) if s["preset"] is not None else
                   FromParams(s["N"], s["L"], s["eta"], s["n_v"], s["nu"], s["t"], s["seed"], k))
         options = HessianOptions(seed=s["seed"], relax=not kw.pop("no_relax"), **kw)
-        with _bars(progress_on) as progress:
+        with stage_bars(progress_on) as progress:
             result = hessian(source, options, progress=progress)
     import matplotlib
 

@@ -6,8 +6,7 @@ import json
 
 import click
 
-from ._flags import with_flags
-from .main import run_library_call
+from ._flags import run_library_call
 
 #: library argument -> flag, where the names differ
 _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
@@ -71,9 +70,9 @@ def command(model_dir, data, index, observation, pixel_size, channels, simulate,
         if any(v is not None for v in (data, index, observation, simulate, pixel_size, channels)):
             raise click.UsageError("--test-set cannot be combined with --data/--index/--observation/--simulate"
                                    "/--pixel-size/--channels")
-        res = run_library_call(with_flags(run_calibration, _FLAGS), model_dir, test_set, out_dir, grid_points=grid_points or 256,
+        res = run_library_call(run_calibration, model_dir, test_set, out_dir, grid_points=grid_points or 256,
                                max_samples=max_samples, reference=reference, seed=seed, progress=not quiet, measurement=measurement,
-                               force=force)
+                               force=force, flags=_FLAGS)
         if as_json:
             slim = {k: v for k, v in res.items() if k != "sbc_ranks"}
             click.echo(json.dumps(slim, indent=1))
@@ -93,9 +92,9 @@ def command(model_dir, data, index, observation, pixel_size, channels, simulate,
 
     if data is not None and index is None:
         raise click.UsageError("--data needs --index")
-    res = run_library_call(with_flags(run_posterior, _FLAGS), model_dir, out_dir, data=data, index=index, observation=observation,
+    res = run_library_call(run_posterior, model_dir, out_dir, data=data, index=index, observation=observation,
                            simulate=simulate, grid_points=grid_points or 512, force=force, measurement=measurement,
-                           pixel_size=pixel_size, channels=channels)
+                           pixel_size=pixel_size, channels=channels, flags=_FLAGS)
     if as_json:
         click.echo(json.dumps(res, indent=1))
         return

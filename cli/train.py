@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from .main import LibraryError, run_library_call
+from ._flags import LibraryError, run_library_call
 
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -94,7 +94,7 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
     """
     if not Path(data).is_file():  # before anything heavy is imported
         raise LibraryError(f"{data}: no such file")
-    from tdglnre.nre.training import train  # TensorFlow loads only once training starts
+    from tdglnre.workflows.train import train  # TensorFlow loads only once training starts; also fits ood.json
 
     settings: dict[str, Any] = {
         k: v for k, v in dict(
