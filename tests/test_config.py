@@ -130,3 +130,65 @@ def test_divergence_error_survives_pickling():
     e = pickle.loads(pickle.dumps(DivergenceError(4, 12, {"eta": 0.3, "n_v": 2, "nu": 0.0})))
     assert (e.sample, e.step, e.params["eta"]) == (4, 12, 0.3)
     assert "sample 4" in str(e)
+
+
+# ------------------------------------------------------------------ the one coercion helper (tdglnre._validate)
+def test_validate_helpers_return_typed_values():
+    from tdglnre._validate import as_bool, as_choice, as_float, as_int, as_pos_float, int_if_integral, parse_number
+
+    assert as_int("n", np.int64(7), 1) == 7 and type(as_int("n", np.int64(7), 1)) is int
+    assert as_float("x", 1) == 1.0 and type(as_float("x", 1)) is float
+    assert as_pos_float("tol", "0.5") == 0.5
+    assert as_bool("relax", np.bool_(True)) is True
+    assert as_choice("device", "cpu", ("cpu", "cuda")) == "cpu"
+    assert parse_number("N", "32", integer=True) == 32 and parse_number("L", "1e1") == 10.0
+    assert int_if_integral(4.0) == 4 and int_if_integral(2.5) == 2.5 and int_if_integral(True) is True
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda v: v.as_int("n_eig", 0, 1), "n_eig must be an integer >= 1, got 0"),
+    (lambda v: v.as_int("n_eig", 2.0, 1), "n_eig must be an integer >= 1, got 2.0"),
+    (lambda v: v.as_int("seed", True), "seed must be an integer, got True"),
+    (lambda v: v.as_float("eig_tol", -1, positive=False), "eig_tol must be finite and >= 0, got -1"),
+    (lambda v: v.as_pos_float("tol", 0.0), "tol must be finite and > 0, got 0.0"),
+    (lambda v: v.as_float("x", "abc"), "x must be a number, got 'abc'"),
+    (lambda v: v.as_float("x", float("nan")), "x must be finite, got nan"),
+    (lambda v: v.as_bool("dos", 1), "dos must be True or False, got 1"),
+    (lambda v: v.as_choice("device", "tpu", ("cpu", "cuda")), "unknown device 'tpu'; valid: ['cpu', 'cuda']"),
+    (lambda v: v.parse_number("N", "abc"), "N: expected a number, got 'abc'"),
+    (lambda v: v.parse_number("N", "4.5", integer=True), "N: expected an integer, got '4.5'"),
+])
+def test_validate_helpers_raise_config_error_naming_the_field(call, message):
+    import tdglnre._validate as v
+
+    with pytest.raises(ConfigError) as err:
+        call(v)
+    assert str(err.value) == message
+
+
+def test_settings_objects_raise_config_error():
+    from tdglnre.analysis.hessian import HessianOptions
+    from tdglnre.nre.settings import NetworkConfig, TrainingError, TrainSettings
+
+    with pytest.raises(ConfigError, match="n_eig must be an integer >= 1, got 0"):
+        HessianOptions(n_eig=0)
+    with pytest.raises(ConfigError, match="filters must be positive integers"):
+        NetworkConfig(filters=(0,))
+    with pytest.raises(ConfigError, match="epochs must be >= 1, got 0") as err:
+        TrainSettings(epochs=0)
+    assert isinstance(err.value, TrainingError)  # what callers caught before
+
+
+def test_from_dict_turns_integral_floats_into_ints():
+    cfg = SimConfig.from_dict({**SimConfig().to_dict(), "N": 16.0, "n_v": 3.0})
+    assert (cfg.N, cfg.n_v) == (16, 3) and type(cfg.N) is int and type(cfg.n_v) is int
+
+
+def test_rng_lives_outside_the_solver_and_is_reexported():
+    import tdglnre.physics.rng as rng
+    import tdglnre.physics.solver as solver
+
+    assert solver.sample_rng is rng.sample_rng and solver.initial_state is rng.initial_state
+    assert (rng.SEED_MAX, rng.STREAM_INITIAL_STATE, rng.STREAM_PRIOR, rng.STREAM_DISORDER) == (2**63 - 1, 0, 1, 2)
+    a = rng.initial_state(5, 3, 8)
+    assert a.shape == (4, 8, 8) and np.array_equal(a, rng.sample_rng(5, 3).uniform(-0.5, 0.5, size=(4, 8, 8)))
