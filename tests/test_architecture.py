@@ -280,6 +280,19 @@ def test_no_import_cycle():
     assert cycles == []
 
 
+def test_only_nre_imports_tensorflow_or_keras():
+    """docs/architecture.md: nre is the only package that imports TensorFlow/Keras (plots never do)."""
+    importers = []
+    for module, (path, _) in package_modules().items():
+        for node in _import_nodes(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if node.__class__ is ast.ImportFrom and node.level:
+                continue
+            if any(n.split(".")[0] in ("tensorflow", "keras") for n in names):
+                importers.append(module)
+    assert importers and {layer(m) for m in importers} == {"nre"}
+
+
 def test_import_tdglnre_io_loads_neither_numba_nor_tensorflow():
     import subprocess
     import sys
