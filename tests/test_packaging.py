@@ -140,6 +140,29 @@ def test_other_exceptions_propagate() -> None:
         run_library_call(int, "x", verbose=0)
 
 
+def test_library_call_names_flags_instead_of_arguments() -> None:
+    def failing(**kwargs: object) -> None:
+        raise tdglnre.ConfigError("`out_dir` exists; pass `force` or pick `n_samples` >= 1")
+
+    with pytest.raises(LibraryError) as err:
+        run_library_call(failing, verbose=0, flags={"out_dir": "--out"})
+    assert err.value.message == "--out exists; pass --force or pick --n-samples >= 1"
+    with pytest.raises(LibraryError) as err:  # a message without backticks is left alone
+        run_library_call(int, "x", verbose=0, flags={"x": "--x"})
+    assert err.value.message == "invalid literal for int() with base 10: 'x'"
+
+
+def test_commands_import_the_call_path_not_the_group() -> None:
+    """cli/main.py imports every command; a command importing main back would be an import cycle."""
+    import tdglnre.cli._flags as flags
+    import tdglnre.cli.main as main
+
+    assert main.run_library_call is flags.run_library_call and main.LibraryError is flags.LibraryError
+    assert not hasattr(main, "handle_library_errors")
+    for path in sorted(set((REPO / "cli").glob("*.py")) - {REPO / "cli" / "__init__.py"}):
+        assert "from .main import" not in path.read_text(encoding="utf-8"), path.name
+
+
 # --- bench ------------------------------------------------------------------
 
 def _fake_result(sizes: tuple[int, ...], batch: int, steps: int, threads: int | None) -> dict:
