@@ -56,9 +56,9 @@ def package_versions() -> dict[str, str]:
     tf = ensure_tensorflow()
     import keras
 
-    import tdglnre
+    from .. import __version__
 
-    return {"tdglnre": tdglnre.__version__, "tensorflow": tf.__version__,
+    return {"tdglnre": __version__, "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__, "h5py": h5py.__version__,
             "python": platform.python_version()}
 

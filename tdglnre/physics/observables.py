@@ -91,7 +91,7 @@ def network_channels(psi1: np.ndarray, psi2: np.ndarray, config: SimConfig, *, n
 def structure_factor(rho: np.ndarray, L: float, n_bins: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Radially averaged static structure factor S(k) of a field, stacks averaged.
 
-    Delegates to :func:`tdglnre.analysis.structure.radial_structure_factor`
+    Uses :func:`tdglnre.physics.fourier.radial_structure_factor`
     (docs/physics.md, "Observables and sign conventions"; docs/drag.md):
     per-mode S(k) = |FFT(ρ − ⟨ρ⟩)|² / N⁴, so that Σ_k S(k) is the variance,
     averaged over shells centred on |k| = 2πm/L with edges at (m ± ½)·2π/L,
@@ -111,8 +111,8 @@ def structure_factor(rho: np.ndarray, L: float, n_bins: int | None = None) -> tu
     -------
     k, S : shell centres 2πm/L and the shell-mean S(k).
     """
-    from ..analysis.structure import radial_structure_factor
     from ..errors import ConfigError
+    from .fourier import radial_structure_factor
 
     rho = np.asarray(rho, dtype=np.float64)
     k, S, _ = radial_structure_factor(rho, L)
