@@ -46,7 +46,8 @@ from ..errors import ConfigError, TDGLError
 log = logging.getLogger(__name__)
 
 FORMAT = "tdglnre-ood"
-FORMAT_VERSION = 1
+# 2: summaries from the corrected structure factor (shells centred on 2πm/L, /N⁴)
+FORMAT_VERSION = 2
 FILENAME = "ood.json"
 #: Percentile of held-out scores used as the warning threshold.
 DEFAULT_QUANTILE = 0.99
