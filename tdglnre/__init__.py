@@ -52,6 +52,8 @@ _NAMES = {
     "FromParams": ".workflows.hessian",
     "FromPreset": ".workflows.hessian",
     "FromEnsemble": ".workflows.hessian",
+    "structure": ".workflows.structure",
+    "StructureResult": ".workflows.structure",
     "run_demo": ".workflows.demo",
     # posterior grids
     "Grid": ".nre.posterior",
