@@ -257,3 +257,15 @@ def test_exact_hessian_vector_product_includes_pinning_disorder():
     assert np.abs(exact - fd).max() < 1e-9 * scale
     clean = Hessian(EnergyModel(cfg, eta=0.5, n_v=1, nu=0.0), z, method="exact").matvec(v)
     assert np.abs(clean - fd).max() > 1e-3 * scale  # the disorder term is not negligible here
+
+
+def test_hessian_pipeline_passes_the_samples_disorder_landscape():
+    from tdglnre.analysis.hessian import FromPreset, HessianOptions, hessian
+
+    src = FromPreset("quick", ["N=8", "L=4", "snapshot_times=[0.1]", "delta=0.3"], seed=2, index=1)
+    sample = src.resolve()
+    assert (sample.seed, sample.index) == (2, 1) and sample.params["delta"] == 0.3
+    res = hessian(src, HessianOptions(n_eig=4, hvp_method="exact"))
+    # disorder breaks translations but not the global phase: the exact zero mode survives
+    assert abs(res.eigenvalues[res.zero_mode_index]) < 1e-8 * res.lambda_max_est
+    assert res.zero_mode_overlap > 1 - 1e-9

@@ -24,19 +24,27 @@ from ...physics.solver import psi_to_state
 log = logging.getLogger(__name__)
 
 
-class StateSample(NamedTuple):
-    """A state to analyse: its config, ψ (2, N, N) complex128 and parameters {"eta", "n_v", "nu"}
-    (and "delta" when the prior draws or fixes the pinning strength).
-
-    ``seed`` and ``index`` name the sample (run seed, sample index) whose pinning landscape ξ(r)
-    the energy needs when δ ≠ 0 (docs/physics.md, "Nuisance physics"); None when unknown.
-    """
-
+class _State(NamedTuple):
     config: SimConfig
     psi: np.ndarray
     params: dict[str, float]
-    seed: int | None = None
-    index: int | None = None
+
+
+class StateSample(_State):
+    """A state to analyse: its config, ψ (2, N, N) complex128 and parameters {"eta", "n_v", "nu"}
+    (and "delta" when the prior draws or fixes the pinning strength); unpacks as
+    ``config, psi, params``.
+
+    Attributes ``seed`` and ``index`` name the sample (run seed, sample index) whose pinning
+    landscape ξ(r) the energy needs when δ ≠ 0 (docs/physics.md, "Nuisance physics"); None when
+    unknown.
+    """
+
+    def __new__(cls, config: SimConfig, psi: np.ndarray, params: dict[str, float], seed: int | None = None,
+                index: int | None = None) -> "StateSample":
+        self = super().__new__(cls, config, psi, params)
+        self.seed, self.index = seed, index
+        return self
 
 
 def as_state(state: np.ndarray, N: int | None = None) -> np.ndarray:
