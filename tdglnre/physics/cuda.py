@@ -670,26 +670,13 @@ def _checkpoints(snap: np.ndarray, check_every: int) -> list[int]:
 
 
 def _prepare(config: SimConfig, params, seed, sample_indices, n_samples, initial, batch_size, check_every):
-    """Validate the arguments exactly as :func:`.solver.simulate` does."""
-    config.validate()
-    if sample_indices is not None:
-        idx = np.asarray(sample_indices, dtype=np.int64).reshape(-1)
-        if n_samples is not None and n_samples != idx.shape[0]:
-            raise ConfigError(f"n_samples={n_samples} but {idx.shape[0]} sample indices were given")
-        n_samples = idx.shape[0]
-    pars = as_sample_arrays(config, dict(params or {}), n_samples)
-    S = pars["eta"].shape[0]
-    if sample_indices is None:
-        idx = np.arange(S, dtype=np.int64)
-    if initial is not None:
-        initial = np.asarray(initial, dtype=np.float64)
-        if initial.shape != (S, 4, config.N, config.N):
-            raise ConfigError(f"initial states must have shape {(S, 4, config.N, config.N)}, got {initial.shape}")
+    """Validate the arguments exactly as :func:`.solver.simulate` does (same helper)."""
+    from .solver import prepare_run
+
+    pars, idx, initial = prepare_run(config, params, sample_indices, n_samples, initial, check_every)
     if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
                                    or batch_size < 1):
         raise ConfigError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
-    if check_every < 1:
-        raise ConfigError(f"check_every must be >= 1, got {check_every}")
     return pars, idx, initial
 
 

@@ -129,6 +129,33 @@ class SimulationResult:
         return out
 
 
+def prepare_run(config: SimConfig, params: Mapping[str, Sequence[float] | float] | None,
+                sample_indices: Sequence[int] | None, n_samples: int | None, initial: np.ndarray | None,
+                check_every: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
+    """Validate a run's arguments (shared by the CPU and CUDA backends).
+
+    Returns the per-sample parameter arrays, the global sample indices and the
+    initial states as float64 (or None for the random quench).
+    """
+    config.validate()
+    if sample_indices is not None:
+        idx = np.asarray(sample_indices, dtype=np.int64).reshape(-1)
+        if n_samples is not None and n_samples != idx.shape[0]:
+            raise ConfigError(f"n_samples={n_samples} but {idx.shape[0]} sample indices were given")
+        n_samples = idx.shape[0]
+    pars = as_sample_arrays(config, dict(params or {}), n_samples)
+    S = pars["eta"].shape[0]
+    if sample_indices is None:
+        idx = np.arange(S, dtype=np.int64)
+    if initial is not None:
+        initial = np.asarray(initial, dtype=np.float64)
+        if initial.shape != (S, 4, config.N, config.N):
+            raise ConfigError(f"initial states must have shape {(S, 4, config.N, config.N)}, got {initial.shape}")
+    if check_every < 1:
+        raise ConfigError(f"check_every must be >= 1, got {check_every}")
+    return pars, idx, initial
+
+
 def simulate(
     config: SimConfig,
     params: Mapping[str, Sequence[float] | float] | None = None,
@@ -184,24 +211,10 @@ def simulate(
         A sample produced NaN/Inf or a grid-scale oscillation (names the
         sample, its parameters, the step and the reason).
     """
-    config.validate()
-    if sample_indices is not None:
-        idx = np.asarray(sample_indices, dtype=np.int64).reshape(-1)
-        if n_samples is not None and n_samples != idx.shape[0]:
-            raise ConfigError(f"n_samples={n_samples} but {idx.shape[0]} sample indices were given")
-        n_samples = idx.shape[0]
-    pars = as_sample_arrays(config, dict(params or {}), n_samples)
-    S = pars["eta"].shape[0]
-    if sample_indices is None:
-        idx = np.arange(S, dtype=np.int64)
-    if initial is not None:
-        initial = np.asarray(initial, dtype=np.float64)
-        if initial.shape != (S, 4, config.N, config.N):
-            raise ConfigError(f"initial states must have shape {(S, 4, config.N, config.N)}, got {initial.shape}")
+    pars, idx, initial = prepare_run(config, params, sample_indices, n_samples, initial, check_every)
+    S = idx.shape[0]
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    if check_every < 1:
-        raise ConfigError(f"check_every must be >= 1, got {check_every}")
 
     dtype = np.dtype(config.dtype)
     N = config.N
