@@ -332,3 +332,19 @@ def test_cuda_kernels_refuse_noise_and_disorder_parameters(small: tuple) -> None
     with pytest.raises(ConfigError, match=r"does not implement pinning disorder \(delta\)"):
         tc.CudaEnergyModel(config.replace(delta=0.1))
     tc.check_supported(config, {"T": [0.0, 0.0], "delta": 0.0})  # clean physics passes
+
+
+def test_simulate_dispatches_on_device():
+    """tg.simulate(device=...) runs the CUDA backend (the simulator here) from the same initial states."""
+    import tdglnre as tg
+    from tdglnre.physics import cuda
+
+    cfg = tg.SimConfig(N=8, L=4.0, dt=0.005, snapshot_times=(0.05,), eta=0.5, n_v=1, dtype="float64")
+    cpu = tg.simulate(cfg, n_samples=2, seed=4)
+    if cuda.cuda_status()[0]:
+        dev = tg.simulate(cfg, n_samples=2, seed=4, device="cuda")
+        np.testing.assert_allclose(dev.psi, cpu.psi, rtol=1e-10, atol=1e-12)
+    auto = tg.simulate(cfg, n_samples=2, seed=4, device="auto")  # never the simulator: the CPU here
+    np.testing.assert_array_equal(auto.psi, cpu.psi)
+    with pytest.raises(tg.ConfigError):
+        tg.simulate(cfg, n_samples=1, device="tpu")
