@@ -28,7 +28,7 @@ _NAMES = {
     # physics
     "SimConfig": ".physics.config",
     "SimulationResult": ".physics.solver",
-    "simulate": ".physics.solver",
+    "simulate": ".physics.backends",
     # data
     "Prior": ".io.priors",
     "load_preset": ".io.presets",

@@ -168,7 +168,6 @@ def simulate(
     threads: int | None = None,
     check_every: int = 100,
     progress: Callable[[int], None] | None = None,
-    device: str = "cpu",
 ) -> SimulationResult:
     """Simulate quenches of the two-band TDGL equations.
 
@@ -199,10 +198,6 @@ def simulate(
         oscillation); every snapshot is checked too.
     progress
         Called with the number of samples finished after each batch.
-    device
-        ``"cpu"`` (the numba kernel), ``"cuda"`` (:func:`tdglnre.physics.cuda.simulate_cuda`;
-        ``batch_size`` and ``threads`` then do not apply) or ``"auto"`` (CUDA when a GPU
-        is usable). Both start from the same host-generated initial states.
 
     Returns
     -------
@@ -211,18 +206,11 @@ def simulate(
     Raises
     ------
     ConfigError
-        Invalid configuration or parameters, or an unusable device.
+        Invalid configuration or parameters.
     DivergenceError
         A sample produced NaN/Inf or a grid-scale oscillation (names the
         sample, its parameters, the step and the reason).
     """
-    if device != "cpu":
-        from . import cuda
-
-        if cuda.resolve_device(device) == "cuda":
-            return cuda.simulate_cuda(config, params, seed=seed, sample_indices=sample_indices,
-                                      n_samples=n_samples, initial=initial, check_every=check_every,
-                                      progress=progress)
     pars, idx, initial = prepare_run(config, params, sample_indices, n_samples, initial, check_every)
     S = idx.shape[0]
     if batch_size < 1:
