@@ -46,10 +46,13 @@ _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
               help="What the instrument did to --observation (e.g. 'blur(1.0)+noise(0.05)'; must equal the "
                    "model's; default none); with --test-set, the measurement applied to the clean test "
                    "simulations [default: the model's] (docs/observations.md).")
+@click.option("--drag-classifier", type=click.Path(file_okay=False), default=None,
+              help="Directory of a nu = 0 vs nu > 0 classifier (docs/drag.md): report P(nu > 0 | x) as p_drag "
+                   "[default: --model, when it holds one].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(model_dir, data, index, observation, pixel_size, channels, simulate, test_set, reference, max_samples, out_dir, force,
-            grid_points, seed, measurement, as_json, quiet) -> None:
+            grid_points, seed, measurement, drag_classifier, as_json, quiet) -> None:
     """Posterior p(theta | x) on a grid, with credible intervals and plots.
 
     With --test-set: expected coverage of HPD regions, SBC ranks, a
@@ -94,7 +97,7 @@ def command(model_dir, data, index, observation, pixel_size, channels, simulate,
         raise click.UsageError("--data needs --index")
     res = run_library_call(run_posterior, model_dir, out_dir, data=data, index=index, observation=observation,
                            simulate=simulate, grid_points=grid_points or 512, force=force, measurement=measurement,
-                           pixel_size=pixel_size, channels=channels, flags=_FLAGS)
+                           pixel_size=pixel_size, channels=channels, drag_classifier=drag_classifier, flags=_FLAGS)
     if as_json:
         click.echo(json.dumps(res, indent=1))
         return

@@ -162,3 +162,28 @@ def test_calibration_report_in_memory(quickstart, tmp_path):
     assert not (tmp_path / "c").exists()
     rep.save(tmp_path / "c")
     assert {"calibration.json", "coverage.png", "sbc.png"} <= {p.name for p in (tmp_path / "c").iterdir()}
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_posterior_reports_p_drag_from_a_classifier(quickstart, tmp_path):
+    """A model-comparison classifier found in the model directory (or given) adds P(nu > 0 | x) to the result."""
+    from tdglnre.nre.model_comparison import fit_model_classifier, p_drag, structure_features
+
+    out, _ = quickstart
+    with tg.open_ensemble(out / "test.h5") as ens:
+        x = ens.x(0, 24)
+        L = ens.config.L
+    # two classes that differ in fluctuation strength, in the test set's own layout
+    spec = {"kind": "log_structure", "L": L, "floor": None}
+    clf = fit_model_classifier(structure_features(x, L), structure_features(2.0 * x, L), epochs=5, hidden=(8,),
+                               seed=0, features=spec)
+    clf.save(tmp_path / "mc")
+    model = tg.load_model(out / "model")
+    obs = tg.observation_from_ensemble(out / "test.h5", 1, model)
+    post = tg.posterior(model, obs, grid_points=16, drag_classifier=tmp_path / "mc")
+    expected = float(p_drag(tmp_path / "mc", obs.x)[0])
+    assert 0.0 <= post.p_drag <= 1.0 and post.p_drag == pytest.approx(expected, rel=1e-6)
+    assert post.summary()["p_drag"] == post.p_drag
+    assert any(line.startswith("P(nu > 0 | x) =") for line in post.report())
+    # without a classifier the field is null, not guessed
+    assert tg.posterior(model, obs, grid_points=16).summary()["p_drag"] is None

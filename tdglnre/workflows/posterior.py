@@ -406,6 +406,8 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
         e = f" [at prior edge: {edge}]" if edge else ""
         lines.append(f"{n}: mean {s['mean']:.4f} ± {s['std']:.4f}, 95% HPD [{s['hpd95'][0]:.4f}, "
                      f"{s['hpd95'][1]:.4f}], MAP {s['map']:.4f}{t}{e}")
+    if summary.get("p_drag") is not None:
+        lines.append(f"P(nu > 0 | x) = {summary['p_drag']:.3f} (drag model comparison, prior P(nu > 0) = 0.5)")
     if summary.get("ood_score") is not None:
         lines.append(f"OOD score {summary['ood_score']:.3g} (threshold {summary['ood_threshold']:.3g}: "
                      f"{100 * summary['ood_quantile']:g}th percentile of held-out training simulations)")
@@ -437,11 +439,13 @@ class PosteriorResult:
     """Grid points per continuous parameter."""
     model_dir: str | None = None
     """The model directory, when known."""
+    p_drag: float | None = None
+    """P(ν > 0 | x) from a drag model-comparison classifier (docs/drag.md), when one was available."""
 
     def summary(self) -> dict[str, Any]:
         """The content of ``posterior.json``."""
         return {"source": self.source, "grid_points": self.grid_points, "parameters": self.posterior.summaries(),
-                "at_prior_edge": self.at_prior_edge, **self.ood, "warnings": self.warnings,
+                "at_prior_edge": self.at_prior_edge, **self.ood, "p_drag": self.p_drag, "warnings": self.warnings,
                 "observation_plot": "observation.png", "observation_file": "observation.npy",
                 "observation_channels": self.channels, "posterior_seconds": self.seconds,
                 "model_dir": self.model_dir}
@@ -520,7 +524,8 @@ def network_input(model: Any, observation: Observation, measurement: Any = None)
 
 
 def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points: int = 512, ood: bool = True,
-              truth: dict[str, float] | None = None, measurement: Any = None) -> PosteriorResult:
+              truth: dict[str, float] | None = None, measurement: Any = None,
+              drag_classifier: str | Path | None = None) -> PosteriorResult:
     """Grid posterior p(θ | x) of one observation, in memory.
 
     Parameters
@@ -542,6 +547,10 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
         docs/observations.md), overriding ``observation.measurement``; must
         match the model's. A plain array counts as measured with the model's
         measurement when the model has one (as its network input).
+    drag_classifier
+        Directory of a ν = 0 vs ν > 0 classifier (``model_comparison.keras``,
+        :mod:`tdglnre.nre.model_comparison`); by default the model directory
+        when it holds one. Gives :attr:`PosteriorResult.p_drag`.
 
     Returns
     -------
@@ -587,17 +596,27 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
             + "; the posterior is an extrapolation")
     elif ood and ood_res.get("ood_note"):
         warnings.append(ood_res["ood_note"])
+    p = None
+    if drag_classifier is None and model_dir is not None and (Path(model_dir) / "model_comparison.json").exists():
+        drag_classifier = model_dir
+    if drag_classifier is not None:
+        from ..nre.model_comparison import p_drag
+
+        try:
+            p = float(np.ravel(p_drag(drag_classifier, observation.x))[0])
+        except ConfigError as exc:
+            warnings.append(f"P(nu > 0 | x) not computed: {exc}")
     for w in warnings:
         log.info("%s", w)
     return PosteriorResult(post, x[0], observation_labels(model.metadata), source, edges, ood_res,
-                           warnings, elapsed, int(grid_points), model_dir)
+                           warnings, elapsed, int(grid_points), model_dir, p)
 
 
 def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Path | None = None,
                   index: int | None = None, observation: str | Path | None = None,
                   simulate: str | dict | None = None, grid_points: int = 512, force: bool = False,
                   ood: bool = True, measurement: str | None = None, pixel_size: float | None = None,
-                  channels: Any = None) -> dict[str, Any]:
+                  channels: Any = None, drag_classifier: str | Path | None = None) -> dict[str, Any]:
     """Resolve one observation, compute its posterior and write it to ``out_dir``.
 
     Exactly one of ``data`` (with ``index``), ``observation`` or ``simulate``
@@ -649,6 +668,6 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
         if seed != int(seed):
             raise ConfigError(f"`simulate`: seed must be an integer in [0, 2^63), got {seed:g}")
         obs = simulate_observation(model, seed=int(seed), **spec)
-    res = posterior(model_dir, obs, grid_points=grid_points, ood=ood)
+    res = posterior(model_dir, obs, grid_points=grid_points, ood=ood, drag_classifier=drag_classifier)
     res.save(out_dir, force=force)
     return res.summary()
