@@ -187,3 +187,19 @@ def test_posterior_reports_p_drag_from_a_classifier(quickstart, tmp_path):
     assert any(line.startswith("P(nu > 0 | x) =") for line in post.report())
     # without a classifier the field is null, not guessed
     assert tg.posterior(model, obs, grid_points=16).summary()["p_drag"] is None
+
+
+def test_edge_warning_tells_a_confident_boundary_value_from_a_cut_off():
+    from tdglnre.nre.posterior import Grid, GridPosterior, make_axis
+    from tdglnre.workflows.posterior import _edge_warnings
+
+    grid = Grid((make_axis("eta", "uniform", 0.0, 1.5, 64), make_axis("n_v", "int_uniform", 1, 8, 0)))
+    pts = grid.points()
+    eta_part = -0.5 * ((pts[:, 0] - 0.7) / 0.05) ** 2
+    sure = GridPosterior.from_log_values(grid, eta_part - 8.0 * (pts[:, 1] - 1.0))  # P(n_v = 1) > 0.99
+    leaning = GridPosterior.from_log_values(grid, eta_part - 0.4 * (pts[:, 1] - 1.0))  # spread, largest at 1
+    for post, text in ((sure, "concentrated on the prior's lower value 1"), (leaning, "piles against")):
+        edges = post.prior_edges()
+        assert edges["n_v"] == "low" and edges["eta"] is None
+        (line,) = _edge_warnings(post, edges)
+        assert line.startswith("n_v: ") and text in line

@@ -392,8 +392,14 @@ def _edge_warnings(post: GridPosterior, edges: dict[str, str | None]) -> list[st
         else:
             bound = ax.low if edge == "low" else ax.high
             word = "lower" if edge == "low" else "upper"
-            lines.append(f"{n}: the posterior piles against the prior's {word} bound {bound:g} (cut off by the "
-                         f"prior, not by the data); the true value may lie beyond the training range")
+            _, m = post.marginal(n)
+            if ax.discrete and m[0 if edge == "low" else -1] >= 0.95:
+                # a confident answer at an allowed value: say what it cannot rule out, without alarm
+                lines.append(f"{n}: the posterior is concentrated on the prior's {word} value {bound:g}; values "
+                             f"beyond the training range cannot be represented (check the OOD score)")
+            else:
+                lines.append(f"{n}: the posterior piles against the prior's {word} bound {bound:g} (cut off by the "
+                             f"prior, not by the data); the true value may lie beyond the training range")
     return lines
 
 
