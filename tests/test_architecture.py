@@ -42,8 +42,6 @@ LONG_MODULES = {
     "tdglnre/io/ensemble.py": "reader and writer of one HDF5 schema (docs/file-format.md) kept together so the "
                               "schema is checked where it is written",
     "tdglnre/io/measurement.py": "the measurement-model transforms and their one parser (being extended)",
-    "tdglnre/workflows/posterior.py": "the posterior workflow grew with measurement models and nuisance parameters "
-                                      "(issue 13); split pending (observation sources vs. the result object)",
     "tdglnre/nre/model_io.py": "loading models and their metadata, growing with the measurement-model metadata; "
                                "split pending once that work lands",
 }

@@ -154,7 +154,7 @@ def test_simulate_records_its_settings_and_shows_the_observation(tiny):
     # the image the posterior was conditioned on: written, referenced, and equal to the network input
     assert res["observation_plot"] == "observation.png" and (out / "observation.png").stat().st_size > 0
     assert res["observation_channels"] == ["rho1 (t=0.2)", "rho2 (t=0.2)", "curlJ (t=0.2)"]
-    from tdglnre.workflows.posterior import _training_config as _sim_config
+    from tdglnre.workflows.observations import _training_config as _sim_config
     from tdglnre.nre.model_io import read_metadata
     from tdglnre.physics.solver import simulate
 

@@ -32,7 +32,7 @@ from ..nre.inference import (
 from ..nre.posterior import Grid
 from ..progress import ProgressLike, tracker
 from ._output import check_output_dir, staged_output
-from .posterior import _as_model
+from .observations import _as_model
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,357 +26,30 @@ from ..errors import ConfigError
 from ..nre.inference import posteriors_on_grid
 from ..nre.posterior import Grid, GridPosterior
 from ._output import check_output_dir, staged_output
+from .observations import (
+    _SIM_EXTRA,
+    IMAGE_SUFFIXES,
+    Observation,
+    _as_model,
+    image_to_input,
+    load_image,
+    load_model,
+    load_observation,
+    network_input,
+    observation_from_ensemble,
+    observation_from_file,
+    observation_labels,
+    parse_simulate_spec,
+    simulate_observation,
+)
 
 log = logging.getLogger(__name__)
 
-#: Valid keys of a simulation spec besides the sample parameters.
-_SIM_EXTRA = ("seed",)
-
-
-def load_model(model_dir: str | Path) -> Any:
-    """Load a trained ratio estimator (:class:`tdglnre.nre.model_io.RatioEstimator`) from its directory."""
-    from ..nre.model_io import load_estimator
-
-    return load_estimator(model_dir)
-
-
-def _as_model(model: Any) -> Any:
-    return load_model(model) if isinstance(model, (str, Path)) else model
-
-
-@dataclass
-class Observation:
-    """One observation in the training ensemble's layout, with where it came from."""
-
-    x: np.ndarray
-    """Channels (T, N, N, C) or (N, N, C) as stored in an ensemble."""
-    source: dict[str, Any]
-    """Record of its origin (file, index, or simulation settings)."""
-    truth: dict[str, float] | None = None
-    """Known parameters (simulations), else None."""
-    warnings: list[str] = field(default_factory=list)
-    """Remarks made while producing it (e.g. parameters outside the prior box)."""
-    measurement: str | None = None
-    """What the instrument did to ``x``: None for clean simulator output (the
-    posterior applies the model's measurement model to it, seeded by
-    :attr:`noise_seed`), else the text form of the measurement the data went
-    through (``"none"``: a perfect measurement), which must match the model's
-    (docs/observations.md)."""
-    noise_seed: int = 0
-    """Seed of the measurement noise added to a clean observation."""
-    noise_index: int = 0
-    """Sample index of that noise stream (``measurement_rng(noise_seed, 0, noise_index)``)."""
-    as_input: bool = False
-    """True when ``x`` is already laid out as the network input (M, M, C′), e.g. a resampled image."""
-
-
-def observation_from_ensemble(path: str | Path, index: int, model: Any = None) -> Observation:
-    """Sample ``index`` of an ensemble file (checked against ``model`` when given)."""
-    from ..io.ensemble import open_ensemble
-
-    with open_ensemble(path) as ens:
-        if model is not None:
-            _as_model(model).check_compatible(ens)
-        if isinstance(index, bool) or not 0 <= int(index) < ens.n_complete:
-            raise ConfigError(f"`index` {index} out of range: {path} holds {ens.n_complete} complete samples")
-        index = int(index)
-        x = ens.x(index, index + 1)[0]
-        truth = dict(zip(ens.parameter_names, map(float, ens.theta(index, index + 1)[0])))
-    return Observation(x, {"data": str(path), "index": index}, truth, noise_index=index)
-
-
-def load_observation(path: str | Path) -> np.ndarray:
-    """An observation array from .npy (N, N, C) or an HDF5 file with one such dataset."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"observation file {path} does not exist")
-    if path.suffix == ".npy":
-        return np.load(path)
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            cands = [k for k in f if isinstance(f[k], h5py.Dataset) and f[k].ndim in (3, 4)]
-            if "x" in f and f["x"].ndim in (3, 4):
-                cands = ["x"]
-            if len(cands) != 1:
-                raise ConfigError(f"{path}: expected exactly one 3-D dataset (N, N, C), found {cands or 'none'}")
-            return f[cands[0]][()]
-    except OSError as e:
-        raise ConfigError(f"{path} is neither .npy nor a readable HDF5 file: {e}") from None
-
-
-def observation_from_file(path: str | Path, measurement: Any = "none", *, model: Any = None,
-                          pixel_size: float | None = None, channels: Any = None) -> Observation:
-    """An observation stored in a file.
-
-    ``.npy`` and ``.h5`` files without ``pixel_size`` and ``channels`` hold
-    an array in the training ensemble's layout (:func:`load_observation`).
-    Images (``.png``, ``.tif``/``.tiff``, ``.npz``, or any of these formats
-    with ``pixel_size`` or ``channels``) are read by :func:`load_image` and
-    mapped onto the network's input by :func:`image_to_input` (needs
-    ``model``): resampled to its lattice and field of view, channels matched
-    by name (docs/observations.md, "Experimental images").
-
-    ``measurement`` declares what the instrument did to the data (text form,
-    docs/observations.md; ``"none"``: perfect measurement); the posterior
-    refuses a declaration that differs from the model's measurement.
-    """
-    from ..io.measurement import MeasurementModel
-
-    declared = str(MeasurementModel.parse(measurement))
-    path = Path(path)
-    if path.suffix.lower() not in IMAGE_SUFFIXES and pixel_size is None and channels is None:
-        return Observation(load_observation(path), {"observation": str(path)}, measurement=declared)
-    if model is None:
-        raise ConfigError("reading an image observation needs the model (its lattice, field of view and channels)")
-    img = load_image(path)
-    x, record = image_to_input(_as_model(model), img, pixel_size=pixel_size, channels=channels)
-    return Observation(x, {"observation": str(path), **record}, measurement=declared, as_input=True)
-
-
-# ------------------------------------------------------------------ experimental images
-#: File suffixes read as images (channels last) rather than ensemble-layout arrays.
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".npz")
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """An image file as a float64 array (H, W, C), row i ↔ y, column j ↔ x.
-
-    PNG and TIFF through Pillow: greyscale (``L``, ``I;16``, ``I``) and
-    float32 TIFF (mode ``F``) give one channel, ``RGB`` three (``RGBA``: the
-    alpha channel is dropped); the pixel values are taken as they are (no
-    rescaling of 8- or 16-bit integers). ``.npy``/``.npz``/``.h5``: a 2-D
-    (H, W) or 3-D (H, W, C) array (the ``.npz``/``.h5`` key ``x``, or the only
-    array in the file). Row 0 is the first row of the file: y grows downwards
-    in the file as i does in the simulation (docs/physics.md, "Lattice").
-    """
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"`observation` file {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix in (".png", ".tif", ".tiff"):
-        from PIL import Image
-
-        try:
-            with Image.open(path) as im:
-                if im.mode == "RGBA":
-                    im = im.convert("RGB")
-                elif im.mode in ("P", "LA", "1"):
-                    im = im.convert("L")
-                a = np.asarray(im)
-        except OSError as exc:
-            raise ConfigError(f"`observation` {path} is not a readable image: {exc}") from None
-    elif suffix == ".npz":
-        with np.load(path) as z:
-            keys = ["x"] if "x" in z.files else list(z.files)
-            if len(keys) != 1:
-                raise ConfigError(f"`observation` {path}: expected one array (or one named x), found {keys}")
-            a = z[keys[0]]
-    elif suffix == ".npy":
-        a = np.load(path)
-    else:
-        a = load_observation(path)
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3:
-        raise ConfigError(f"`observation` {path}: an image must be (H, W) or (H, W, C), got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ConfigError(f"`observation` {path} contains NaN/Inf pixels")
-    return a
-
-
-def _crop_resample(img: np.ndarray, pixel_size: float, M: int, L: float) -> tuple[np.ndarray, dict[str, Any]]:
-    """Central L×L crop of ``img`` (H, W, C) with square pixels of ``pixel_size``, resampled to M×M."""
-    from scipy import ndimage
-
-    H, W = img.shape[:2]
-    n_c = int(round(L / pixel_size))  # pixels across the field of view
-    if n_c < 1 or n_c > min(H, W):
-        raise ConfigError(f"`observation` covers {H * pixel_size:g} x {W * pixel_size:g} coherence lengths "
-                          f"(`pixel_size` {pixel_size:g}), less than the model's field of view {L:g} x {L:g}")
-    r0, c0 = (H - n_c) // 2, (W - n_c) // 2
-    crop = img[r0:r0 + n_c, c0:c0 + n_c]
-    if n_c == M:
-        out, how = crop, "none"
-    elif n_c % M == 0:  # integer factor: area average, as bin() does
-        f = n_c // M
-        out, how = crop.reshape(M, f, M, f, -1).mean(axis=(1, 3)), f"block mean {f}x{f}"
-    else:  # pixel areas aligned (grid_mode): edges of the crop map onto edges of the lattice
-        out = np.stack([ndimage.zoom(crop[..., c], M / n_c, order=1, mode="nearest", grid_mode=True)
-                        for c in range(crop.shape[-1])], axis=-1)
-        how = f"linear interpolation x{M / n_c:.4g}"
-    if out.shape[:2] != (M, M):
-        raise ConfigError(f"`observation`: resampling {n_c}x{n_c} pixels gave {out.shape[:2]}, not {M}x{M}")
-    rec = {"image_shape": [int(H), int(W), int(img.shape[2])], "pixel_size": float(pixel_size),
-           "crop": [int(r0), int(c0), int(n_c)], "field_of_view": float(n_c * pixel_size), "resampling": how}
-    return out, rec
-
-
-def image_to_input(model: Any, img: np.ndarray, *, pixel_size: float | None = None,
-                   channels: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """Map an image (H, W, C) onto the network input (M, M, C′) of ``model``.
-
-    Parameters
-    ----------
-    model
-        The estimator: its field of view L (coherence lengths), its input
-        lattice M×M (N, or the measurement's bin size) and input channel names.
-    img
-        The image, row i ↔ y, column j ↔ x, channels last, in the simulation's
-        units (docs/observations.md, "Experimental images").
-    pixel_size
-        Pixel pitch in coherence lengths ξ (the simulation's length unit).
-        Default: the image spans exactly the field of view, L / H.
-    channels
-        Names of the image's channels (a list or ``"rho1,curlJ"``); default:
-        the model's input channels, when the counts agree.
-
-    Returns
-    -------
-    (numpy.ndarray, dict)
-        The input (M, M, C′) float32 and a record (crop, resampling, channels).
-
-    Raises
-    ------
-    ConfigError
-        One line: the image cannot cover the field of view, a channel the
-        model needs is missing, or the model stacks several snapshots.
-    """
-    meta = model.metadata
-    inp = meta["input"]
-    if len(inp["snapshot_indices"]) != 1:
-        raise ConfigError(f"the model stacks {len(inp['snapshot_indices'])} snapshots as channels; an image gives "
-                          "one snapshot")
-    need = list(model.measurement.output_channels(inp["channels"]))
-    C = img.shape[2]
-    if channels is None:
-        if C != len(need):
-            raise ConfigError(f"`channels`: name the image's {C} channel(s); the model needs {', '.join(need)}")
-        names = list(need)
-    else:
-        names = [c.strip() for c in channels.split(",")] if isinstance(channels, str) else [str(c) for c in channels]
-        if len(names) != C:
-            raise ConfigError(f"`channels` names {len(names)} channel(s) ({', '.join(names)}) but the image has {C}")
-    missing = [c for c in need if c not in names]
-    if missing:
-        raise ConfigError(f"`channels`: the model needs {', '.join(need)}; the image has {', '.join(names)} "
-                          f"(missing {', '.join(missing)})")
-    L = meta.get("L")
-    if L is None:
-        raise ConfigError("the model's metadata does not record its field of view L; cannot resample an image")
-    M = int(model.input_shape[0])
-    H, W = img.shape[:2]
-    if pixel_size is None:
-        if H != W:
-            raise ConfigError(f"`pixel_size`: a {H}x{W} image is not square; give its pixel size in coherence "
-                              "lengths")
-        pixel_size = float(L) / H
-    pixel_size = float(pixel_size)
-    if not (math.isfinite(pixel_size) and pixel_size > 0):
-        raise ConfigError(f"`pixel_size` must be a positive number of coherence lengths, got {pixel_size!r}")
-    out, rec = _crop_resample(img[..., [names.index(c) for c in need]], pixel_size, M, float(L))
-    rec["channels"] = names
-    rec["input_channels"] = need
-    return np.ascontiguousarray(out, dtype=np.float32), rec
-
-
-def parse_simulate_spec(spec: str) -> dict[str, float]:
-    """``"eta=0.8,n_v=4,seed=1"`` → ``{"eta": 0.8, "n_v": 4.0, "seed": 1.0}``."""
-    out: dict[str, float] = {}
-    for part in spec.split(","):
-        if not part.strip():
-            continue
-        if "=" not in part:
-            raise ConfigError(f"`simulate` expects key=value pairs separated by commas, got {part!r}")
-        k, v = (s.strip() for s in part.split("=", 1))
-        if k in out:
-            raise ConfigError(f"`simulate`: {k} given twice")
-        try:
-            out[k] = float(v)
-        except ValueError:
-            raise ConfigError(f"`simulate`: value of {k} must be a number, got {v!r}") from None
-        if not math.isfinite(out[k]):
-            raise ConfigError(f"`simulate`: value of {k} must be finite, got {v!r}")
-    return out
-
-
-def _training_config(model: Any):
-    from ..physics.config import SimConfig
-
-    cfg = model.metadata["dataset"]["config"]
-    if cfg is None:
-        raise ConfigError("the model's metadata does not record its training config; cannot simulate")
-    return SimConfig.from_json(cfg) if isinstance(cfg, str) else SimConfig.from_dict(cfg)
-
-
-def simulate_observation(model: Any, *, seed: int = 0, **params: float) -> Observation:
-    """Simulate one observation with the model's training config.
-
-    Only parameters the model infers may be set (each must be given); a
-    parameter fixed during training must be left out or equal its training
-    value. Values outside the prior box are simulated but noted in
-    :attr:`Observation.warnings`. Nuisance parameters the model marginalises
-    (``model.nuisance``: T, delta) may be given; otherwise they are drawn from
-    the training prior with a generator seeded by ``seed``.
-    """
-    from ..physics.config import SAMPLE_PARAMETERS
-    from ..physics.solver import simulate
-
-    model = _as_model(model)
-    nuisance = list(getattr(model, "nuisance", []))
-    valid = list(SAMPLE_PARAMETERS) + nuisance
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise ConfigError(f"`simulate`: unknown key(s) {unknown}; valid: {', '.join(valid)}, seed")
-    if isinstance(seed, bool) or float(seed) != int(seed) or not 0 <= int(seed) < 2**63:
-        raise ConfigError(f"`simulate`: seed must be an integer in [0, 2^63), got {seed!r}")
-    seed = int(seed)
-    cfg = _training_config(model)
-    prior = model.prior
-    inferred = list(model.parameter_names)
-    values: dict[str, list[float]] = {}
-    outside: list[str] = []
-    for name in SAMPLE_PARAMETERS:
-        if name in inferred:
-            if name not in params:
-                raise ConfigError(f"`simulate` needs a value for inferred parameter {name}")
-            v = float(params[name])
-            lo, hi = prior.low(name), prior.high(name)
-            if prior.kind(name) == "int_uniform" and v != round(v):
-                raise ConfigError(f"`simulate`: {name} must be an integer, got {v:g}")
-            if not lo <= v <= hi:
-                outside.append(f"simulated {name}={v:g} lies outside the model's prior [{lo:g}, {hi:g}]")
-        else:
-            trained = prior.low(name) if name in getattr(prior, "names", ()) else float(getattr(cfg, name))
-            v = float(params.get(name, trained))
-            if v != trained:
-                raise ConfigError(f"`simulate` {name}={v:g}: the model was trained with {name} fixed at "
-                                  f"{trained:g} and does not infer it; leave {name} out")
-        values[name] = [v]
-    if nuisance:  # marginalised by the model: given, or drawn from the training prior
-        full = model.training_prior
-        rng = np.random.default_rng([seed, 0x4E55])  # "NU": apart from the solver's and the measurement's streams
-        for name in nuisance:
-            values[name] = [float(params[name]) if name in params else float(rng.uniform(full.low(name),
-                                                                                         full.high(name)))]
-    res = simulate(cfg, values, seed=seed)
-    truth = {k: float(v[0]) for k, v in values.items()}
-    settings: dict[str, Any] = {k: (int(v) if k == "n_v" else v) for k, v in truth.items()}
-    settings["seed"] = seed
-    return Observation(res.channels()[0], {"simulate": settings}, truth, outside, noise_seed=seed)
-
-
-def observation_labels(metadata: dict[str, Any]) -> list[str]:
-    """Names of the network input channels, e.g. ``rho1 (t=2)``, snapshot-major."""
-    inp = metadata["input"]
-    channels = inp["channels"]
-    if metadata.get("measurement"):
-        from ..io.measurement import MeasurementModel
-
-        channels = MeasurementModel.from_dict(metadata["measurement"]["model"]).output_channels(channels)
-    return [f"{c} (t={t:g})" for t in inp["snapshot_times"] for c in channels]
+#: The posterior workflow and, re-exported, its inputs (:mod:`.observations`).
+__all__ = ["PosteriorResult", "posterior", "run_posterior", "report_lines", "IMAGE_SUFFIXES", "Observation",
+           "image_to_input", "load_image", "load_model", "load_observation", "network_input",
+           "observation_from_ensemble", "observation_from_file", "observation_labels", "parse_simulate_spec",
+           "simulate_observation"]
 
 
 def _edge_warnings(post: GridPosterior, edges: dict[str, str | None]) -> list[str]:
@@ -491,42 +163,6 @@ class PosteriorResult:
             np.save(out / "observation.npy", self.x)
             self.plot(out)
         return Path(out_dir)
-
-
-def network_input(model: Any, observation: Observation, measurement: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
-    """The network input (1, M, M, C′) of an observation and a record of the measurement it went through.
-
-    A clean observation (``observation.measurement is None``) is selected as
-    the training data were and measured with the model's measurement model
-    (noise from ``measurement_rng(noise_seed, 0, noise_index)``), so that it
-    looks like the training inputs. A measured one must declare the model's
-    measurement (``measurement``, else ``observation.measurement``).
-
-    Raises
-    ------
-    ConfigError
-        One line when the declared measurement differs from the model's.
-    """
-    from ..io.measurement import MeasurementModel
-
-    want = model.measurement
-    declared = measurement if measurement is not None else observation.measurement
-    if declared is None:  # clean simulator output: measure it as the training inputs were
-        x = model.preprocess(observation.x)
-        if want.is_identity:
-            return x, {}
-        x = model.measure(x, observation.noise_seed, [observation.noise_index])
-        return x, {"measurement": str(want), "measurement_applied": True,
-                   "noise_seed": int(observation.noise_seed), "noise_index": int(observation.noise_index)}
-    got = MeasurementModel.parse(declared)
-    if str(got) != str(want):
-        raise ConfigError(f"`measurement` of the observation is {str(got)!r} but the model was trained with "
-                          f"{str(want)!r}; measure with the model's settings or train a model for this one")
-    if observation.as_input:
-        x = model.preprocess_measured(observation.x)
-    else:
-        x = model.preprocess(observation.x) if want.is_identity else model.preprocess_measured(observation.x)
-    return x, ({} if want.is_identity else {"measurement": str(want), "measurement_applied": False})
 
 
 def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points: int = 512, ood: bool = True,
