@@ -151,3 +151,61 @@ def test_learning_rate_halves_on_plateau_and_survives_resume(tmp_path: Path) -> 
     res = train_source(src, out, epochs=5, resume=True, **common)
     lr = res.history["learning_rate"]
     np.testing.assert_allclose(lr, [1e-3, 1e-3, 5e-4, 2.5e-4, 2e-4], rtol=1e-6)
+
+
+def test_per_snapshot_encoder_trains_saves_and_loads_with_identical_logits(tmp_path: Path) -> None:
+    """NetworkConfig(encoder="per_snapshot"): the shared per-snapshot CNN with time pooling is trained,
+    recorded in metadata.json and loaded by load_estimator in a fresh process (its layers registered)."""
+    import subprocess
+    import sys
+
+    from tdglnre.nre.settings import TrainSettings
+
+    rng = np.random.default_rng(5)
+    theta = rng.uniform(-1.0, 1.0, size=(64, 1))
+    x = (theta[:, None, None, None, :] * np.array([1.0, 0.5, 0.25])[None, :, None, None, None]
+         + rng.standard_normal((64, 3, 8, 8, 1))).astype(np.float32)  # 3 snapshots, 1 channel
+    src = ArraySource(theta, x, ["theta0"], [-1.0], [1.0], snapshot_times=[0.5, 1.0, 2.0],
+                      info={"config": {"toy": "snapshots"}, "prior": {"theta0": {"kind": "uniform", "low": -1.0,
+                                                                               "high": 1.0}}, "N": 8, "L": None})
+    net = NetworkConfig(filters=(4,), embed_dim=8, theta_units=(8,), head_units=(8,), encoder="per_snapshot")
+    out = tmp_path / "model"
+    train_source(src, out, epochs=1, batch_size=16, network=net, snapshots=(0, 1, 2), quiet=True, contrastive=2)
+
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["training"]["network"]["encoder"] == "per_snapshot"
+    assert TrainSettings.from_dict(meta["training"]).network == net  # metadata round trip
+    raw = keras.saving.load_model(out / "model.keras", compile=False)
+    enc = raw.get_layer("encoder")
+    assert enc.get_layer("time_pool").n_snapshots == 3
+    assert enc.get_layer("split_snapshots").n_snapshots == 3
+    mean, var = standardization_of(raw)
+    assert mean.shape == var.shape == (3,)
+
+    xs = rng.normal(size=(5, 8, 8, 3)).astype(np.float32)
+    th = rng.uniform(-1, 1, size=(5, 4, 1)).astype(np.float32)
+    np.save(tmp_path / "x.npy", xs)
+    np.save(tmp_path / "th.npy", th)
+    s_raw = np.asarray(raw([xs, th])).astype(np.float64)
+    np.testing.assert_array_equal(load_estimator(out).log_ratio(xs, th), s_raw)
+    # a fresh interpreter that imports only model_io: the time encoder's layers must be registered by it
+    code = ("import numpy as np, sys; from tdglnre.nre.model_io import load_estimator; d = sys.argv[1]; "
+            "e = load_estimator(d + '/model'); np.save(d + '/s.npy', e.log_ratio(np.load(d + '/x.npy'), "
+            "np.load(d + '/th.npy')))")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, capture_output=True, timeout=300)
+    np.testing.assert_array_equal(np.load(tmp_path / "s.npy"), s_raw)
+
+
+def test_network_config_encoder_is_validated_and_defaults_to_stacked() -> None:
+    assert NetworkConfig().encoder == "stacked"
+    assert NetworkConfig.from_dict({k: v for k, v in NetworkConfig().to_dict().items() if k != "encoder"}) \
+        == NetworkConfig()  # metadata written before the option loads as stacked
+    from tdglnre.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="`encoder` must be one of stacked, per_snapshot"):
+        NetworkConfig(encoder="lstm")
+    model = build_model(NetworkConfig(filters=(4,), embed_dim=8, theta_units=(8,), head_units=(8,),
+                                      encoder="per_snapshot"), 6, [0.0], [1.0], n_snapshots=3)
+    assert model.get_layer("encoder").get_layer("time_pool").n_snapshots == 3
+    with pytest.raises(ValueError, match="do not split"):
+        build_model(NetworkConfig(encoder="per_snapshot"), 5, [0.0], [1.0], n_snapshots=3)

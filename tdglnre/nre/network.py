@@ -151,6 +151,7 @@ def build_model(
     high: Sequence[float],
     mean: np.ndarray | None = None,
     variance: np.ndarray | None = None,
+    n_snapshots: int = 1,
 ) -> keras.Model:
     """The two-tower ratio estimator ``[x (B,N,N,C), θ (B,K,P)] → logits (B,K)``.
 
@@ -164,6 +165,9 @@ def build_model(
         Prior bounds of the inferred parameters (θ is scaled to [−1, 1]).
     mean, variance
         Per-channel standardisation statistics of the training split.
+    n_snapshots
+        Snapshots stacked in the C input channels (snapshot-major); used by
+        ``config.encoder == "per_snapshot"``, which must split C into them.
 
     Returns
     -------
@@ -171,7 +175,12 @@ def build_model(
         Named ``ratio_estimator`` with nested models ``encoder``,
         ``theta_net`` and ``head``.
     """
-    encoder = build_encoder(config, n_channels, mean, variance)
+    if config.encoder == "per_snapshot":
+        from .time_encoder import build_time_encoder
+
+        encoder = build_time_encoder(config, n_channels, int(n_snapshots), mean, variance)
+    else:
+        encoder = build_encoder(config, n_channels, mean, variance)
     theta_net = build_theta_net(config, low, high)
     head = build_head(config)
     x_in = keras.Input(shape=(None, None, n_channels), name="x")

@@ -15,6 +15,9 @@ from ..errors import ConfigError, TDGLError, reject_unknown_keys
 
 LOSS_NAMES = ("nre", "bnre", "nrec")
 
+#: Encoders of the observation tower (:attr:`NetworkConfig.encoder`).
+ENCODERS = ("stacked", "per_snapshot")
+
 
 def n_theta_columns(loss: str, k: int) -> int:
     """Columns K' of the logit matrix a loss needs for contrastive size ``k``.
@@ -45,6 +48,10 @@ class NetworkConfig:
     """Hidden widths of the θ MLP; the last one is the size of h_θ."""
     head_units: tuple[int, ...] = (64, 64)
     """Hidden widths of the head MLP (a final Dense(1) gives the logit)."""
+    encoder: str = "stacked"
+    """How several snapshots are encoded: ``stacked`` (one CNN on the snapshots stacked as channels) or
+    ``per_snapshot`` (one CNN shared by all snapshots, pooled over time with a learned time embedding,
+    :mod:`tdglnre.nre.time_encoder`; docs/drag.md §4). Identical for a single snapshot up to the pooling."""
 
     def __post_init__(self) -> None:
         for name in ("filters", "theta_units", "head_units"):
@@ -57,6 +64,8 @@ class NetworkConfig:
             raise ConfigError(f"head_units must be positive integers, got {self.head_units}")
         if self.embed_dim < 1 or self.convs_per_block < 1:
             raise ConfigError("embed_dim and convs_per_block must be >= 1")
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"`encoder` must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
 
     @classmethod
     def paper(cls) -> "NetworkConfig":

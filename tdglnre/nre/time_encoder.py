@@ -13,8 +13,10 @@ output, a ``standardize`` layer with the per-channel statistics. The CNN's
 weights are shared by all snapshots (its size does not grow with T); the time
 embedding tells the pooled representation which snapshot a feature came from.
 
-Not wired into training yet: :func:`tdglnre.nre.network.build_model` has to
-accept an encoder builder (see docs/drag.md, "Left to do").
+Selected by ``NetworkConfig(encoder="per_snapshot")`` (``tdglnre train
+--encoder per_snapshot``): :func:`tdglnre.nre.network.build_model` then builds
+this encoder; :func:`tdglnre.nre.model_io.load_estimator` imports this module
+so its layers are registered before a model is loaded.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def build_time_encoder(config: NetworkConfig, n_channels: int, n_snapshots: int,
         Per input channel (T·C,) standardisation statistics of the training split.
     """
     if n_snapshots < 1 or n_channels % n_snapshots:
-        raise ValueError(f"{n_channels} input channels do not split into {n_snapshots} snapshots")
+        raise ValueError(f"{n_channels} input channels do not split into `n_snapshots` = {n_snapshots} snapshots")
     C = n_channels // n_snapshots
     mean = np.zeros(n_channels) if mean is None else np.asarray(mean, dtype=float)
     variance = np.ones(n_channels) if variance is None else np.asarray(variance, dtype=float)

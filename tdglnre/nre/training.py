@@ -288,6 +288,7 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
     ensure_tensorflow(cfg.threads)
     import keras
 
+    from . import time_encoder  # noqa: F401  (registers its layers: a per_snapshot checkpoint loads on resume)
     from .losses import make_loss
     from .model_io import build_metadata
     from .network import build_model
@@ -325,7 +326,8 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
         else:
             b = source.bounds
             model = build_model(cfg.network, stream_train.input_shape[-1], b.low, b.high,
-                                mean=scan.mean, variance=scan.variance)
+                                mean=scan.mean, variance=scan.variance,
+                                n_snapshots=len(selection.snapshot_indices))
             opt = (keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
                    if cfg.weight_decay > 0 else keras.optimizers.Adam(cfg.learning_rate))
             model.compile(optimizer=opt, loss=make_loss(cfg.loss, lam=cfg.lam, gamma=cfg.gamma))
