@@ -1,4 +1,4 @@
-"""``tdglnre demo``: the whole pipeline on the small ``quick`` preset."""
+"""``tdglnre demo``: the whole pipeline on the small ``quick`` preset (or the drag pipeline on ``drag-quick``)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,32 @@ from ._flags import run_library_call
 @click.command("demo")
 @click.option("--out", "out_dir", default="tdglnre-demo", show_default=True, type=click.Path(file_okay=False),
               help="Directory for every artifact.")
-@click.option("--n-train", type=click.IntRange(min=100), default=8000, show_default=True,
-              help="Training simulations.")
-@click.option("--n-test", type=click.IntRange(min=20), default=500, show_default=True, help="Test simulations.")
-@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True, help="Maximum epochs.")
+@click.option("--preset", type=click.Choice(["quick", "drag-quick"]), default="quick", show_default=True,
+              help="quick: generate -> train -> posterior -> calibration; drag-quick: the drag pipeline "
+                   "(nu = 0 sets, structure, model comparison p_drag, ROC AUC by true nu; docs/drag.md).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Preset override for every simulated set, repeatable (as `tdglnre generate --set`), "
+                   "e.g. --set N=16 --set L=8.")
+@click.option("--n-train", type=click.IntRange(min=100), default=None,
+              help="Training simulations [default: 8000; drag-quick: 3000, and as many with nu = 0].")
+@click.option("--n-test", type=click.IntRange(min=20), default=None,
+              help="Test simulations [default: 500; drag-quick: 400, and as many with nu = 0].")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Maximum epochs [default: 60; drag-quick: 40].")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Run seed.")
 @click.option("--force", is_flag=True, help="Overwrite an earlier demo in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--measurement", default=None, metavar="SPEC",
               help="Measurement model to train with and apply to the test simulations, e.g. "
                    "'blur(1.0)+noise(0.05)' (docs/observations.md) [default: none].")
-def command(out_dir, n_train, n_test, epochs, seed, force, quiet, measurement) -> None:
-    """Generate -> train -> posterior -> calibration on the quick preset (about 4 minutes on 2 cores)."""
+def command(out_dir, preset, overrides, n_train, n_test, epochs, seed, force, quiet, measurement) -> None:
+    """Generate -> train -> posterior -> calibration on the quick preset (about 4 minutes on 2 cores).
+
+    With --preset drag-quick: the drag pipeline of docs/drag.md (nu = 0 sets, S(k, t), ratio estimator,
+    nu = 0 vs nu > 0 classifier, posteriors with P(nu > 0 | x), calibration, ROC AUC by true nu).
+    """
     from tdglnre.workflows.demo import run_demo
 
-    run_library_call(run_demo, out_dir, n_train=n_train, n_test=n_test, epochs=epochs, seed=seed, force=force,
-                     quiet=quiet, echo=click.echo, measurement=measurement)
+    run_library_call(run_demo, out_dir, preset=preset, n_train=n_train, n_test=n_test, epochs=epochs, seed=seed,
+                     force=force, quiet=quiet, echo=click.echo, measurement=measurement, overrides=list(overrides),
+                     flags={"overrides": "--set"})

@@ -68,6 +68,9 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Comma-separated snapshot indices, stacked as channels [default: -1, the last].")
 @click.option("--filters", callback=_int_list, default=None,
               help="Conv filters per block [default: 16,32,32,64; the paper: 64,128,128,256].")
+@click.option("--encoder", type=click.Choice(["stacked", "per_snapshot"]), default=None,
+              help="Observation encoder: stacked (one CNN on the snapshots stacked as channels) or per_snapshot "
+                   "(a CNN shared by all snapshots, pooled over time; docs/drag.md) [default: stacked].")
 @click.option("--augment/--no-augment", default=None,
               help="Random periodic lattice translations of training inputs [default: on].")
 @click.option("--measurement", default=None, metavar="SPEC",
@@ -85,7 +88,7 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
             batch_size: int | None, learning_rate: float | None, weight_decay: float | None,
             val_fraction: float | None, patience: int | None, lr_patience: int | None, seed: int | None,
             channels: tuple[str, ...] | None, snapshots: tuple[int, ...] | None,
-            filters: tuple[int, ...] | None, augment: bool | None, measurement: str | None,
+            filters: tuple[int, ...] | None, encoder: str | None, augment: bool | None, measurement: str | None,
             threads: int | None, resume: bool, force: bool, quiet: bool, as_json: bool) -> None:
     """Train the two-tower neural ratio estimator on an ensemble.
 
@@ -104,10 +107,15 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
             snapshots=snapshots, augment=augment, threads=threads, measurement=measurement,
         ).items() if v is not None
     }
-    if filters is not None:
+    if filters is not None or encoder is not None:
         from tdglnre.nre.settings import NetworkConfig
 
-        settings["network"] = NetworkConfig(filters=filters)
+        net: dict[str, Any] = {}
+        if filters is not None:
+            net["filters"] = filters
+        if encoder is not None:
+            net["encoder"] = encoder
+        settings["network"] = NetworkConfig(**net)
     result = run_library_call(train, data, out, resume=resume, force=force, quiet=quiet,
                               **settings)
     if as_json:

@@ -3,6 +3,14 @@
 ``tdglnre demo`` calls :func:`run_demo`. Every stage is the same workflow
 function the individual commands and the Python API use; the demo only
 chooses small sizes.
+
+With a preset whose prior infers the drag ν (``drag-quick``) the demo runs the
+ν pipeline of docs/drag.md instead: a ν = 0 ensemble is simulated too, S(k, t)
+of the training set is computed (``tdglnre structure``), the ratio estimator
+is trained on the last snapshot (the measured default of docs/drag.md §4), the
+ν = 0 / ν > 0 classifier is fitted on log S(k, t) and saved into the model
+directory (so posteriors report ``p_drag``), and its ROC AUC by true ν is
+measured on independent test sets.
 """
 
 from __future__ import annotations
@@ -11,15 +19,37 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 log = logging.getLogger(__name__)
 
 
-def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_train: int = 8000,
-             n_test: int = 500, epochs: int = 60, seed: int = 0, n_examples: int = 3, force: bool = False,
-             quiet: bool = False, echo: Callable[[str], None] = print,
-             measurement: str | None = None) -> dict[str, Any]:
+#: Default sizes (n_train, n_test, epochs) per pipeline: the drag pipeline simulates a ν = 0 set of the
+#: same sizes as well and must finish in about 15 min on 2 cores (docs/drag.md, "The drag demo").
+DEFAULT_SIZES = {"quick": (8000, 500, 60), "drag": (3000, 400, 40)}
+
+
+def is_drag_preset(preset: str | Path, overrides: Iterable[str] | Mapping[str, Any] = ()) -> bool:
+    """Whether the preset's prior infers the drag ν (then :func:`run_demo` runs the ν pipeline).
+
+    Parameters
+    ----------
+    preset
+        Preset name or path.
+    overrides
+        Preset overrides (``["N=16", ...]``), as for :func:`tdglnre.workflows.generate.generate`.
+    """
+    from ..io.presets import load_preset
+
+    _, prior = load_preset(preset, overrides)
+    return "nu" in prior.inferred
+
+
+def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_train: int | None = None,
+             n_test: int | None = None, epochs: int | None = None, seed: int = 0, n_examples: int = 3,
+             force: bool = False, quiet: bool = False, echo: Callable[[str], None] = print,
+             measurement: str | None = None, overrides: Iterable[str] | Mapping[str, Any] = (),
+             classifier_epochs: int = 60) -> dict[str, Any]:
     """Run the whole pipeline on a small preset and summarise it.
 
     Parameters
@@ -27,12 +57,15 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     out_dir
         Where every artifact goes (created).
     preset
-        Preset name (default ``quick``: N = 32).
+        Preset name (default ``quick``: N = 32). A preset that infers ν
+        (``drag-quick``) runs the drag pipeline (module docstring).
     n_train, n_test
         Training and test simulations (the test set uses seed + 1, so it is
-        independent of the training set).
+        independent of the training set); default 8000 and 500 (drag: 3000
+        and 400, and as many ν = 0 simulations with seeds + 2 and + 3).
     epochs
-        Maximum training epochs (early stopping usually ends sooner).
+        Maximum training epochs (early stopping usually ends sooner); default
+        60 (drag: 40).
     n_examples
         Test observations whose single posteriors are written and printed.
     force
@@ -45,6 +78,11 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         Measurement model (text form, docs/observations.md) the estimator is
         trained with; the example posteriors and the calibration apply it to
         the clean test simulations (None: perfect measurement).
+    overrides
+        Preset overrides applied to every simulated set (``["N=16", "L=8"]``;
+        tests use them for tiny sizes).
+    classifier_epochs
+        Maximum epochs of the drag model-comparison classifier (drag pipeline only).
 
     Returns
     -------
@@ -58,10 +96,19 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     from .posterior import load_model, observation_from_ensemble, posterior
     from .train import train
 
+    config, prior = load_preset(preset, overrides)
+    drag = "nu" in prior.inferred
+    d_train, d_test, d_epochs = DEFAULT_SIZES["drag" if drag else "quick"]
+    n_train = d_train if n_train is None else n_train
+    n_test = d_test if n_test is None else n_test
+    epochs = d_epochs if epochs is None else epochs
+    if drag:
+        return _run_drag_demo(out_dir, preset=preset, overrides=overrides, n_train=n_train, n_test=n_test,
+                              epochs=epochs, seed=seed, n_examples=n_examples, force=force, quiet=quiet, echo=echo,
+                              measurement=measurement, classifier_epochs=classifier_epochs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
-    config, prior = load_preset(preset)
 
     t0 = time.perf_counter()
     train_h5, test_h5 = out / "train.h5", out / "test.h5"
@@ -121,5 +168,168 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
                "coverage_max_abs_deviation": (cal.get("expected_coverage") or {}).get("max_abs_deviation"),
                "coverage95": cal.get("coverage95"),
                "mae": cal["mae"], "width95": cal["width95"]}
+    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _ensemble_features(path: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """log S(k, t) classifier features of every sample of an ensemble, its ν and the feature spec."""
+    import numpy as np
+
+    from ..io.ensemble import open_ensemble
+    from ..nre.model_comparison import structure_features
+
+    with open_ensemble(path) as ens:
+        n = ens.n_complete
+        L = float(ens.config.L)
+        f = np.concatenate([structure_features(ens.x(a, min(n, a + 512)), L) for a in range(0, n, 512)])
+        names = list(ens.parameter_names)
+        nu = ens.theta(0, n)[:, names.index("nu")] if "nu" in names else np.full(n, ens.prior.fixed_values()["nu"])
+        spec = {"kind": "log_structure", "L": L, "floor": None, "snapshot_times": list(ens.snapshot_times),
+                "channels": list(ens.channels)}
+    return f, np.asarray(nu, dtype=np.float64), spec
+
+
+def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str] | Mapping[str, Any], n_train: int,
+                   n_test: int, epochs: int, seed: int, n_examples: int, force: bool, quiet: bool,
+                   echo: Callable[[str], None], measurement: str | None, classifier_epochs: int) -> dict[str, Any]:
+    """The drag pipeline of :func:`run_demo` (module docstring); same arguments."""
+    import numpy as np
+
+    from ..io.presets import load_preset
+    from ..nre.model_comparison import auc_by_nu, fit_model_classifier, reliability, roc_auc
+    from .calibrate import calibrate
+    from .generate import generate
+    from .posterior import load_model, observation_from_ensemble, posterior
+    from .structure import structure
+    from .train import train
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    times: dict[str, float] = {}
+    sets: Any
+    if isinstance(overrides, Mapping):
+        sets = dict(overrides)
+        nu0_sets: Any = {**sets, "prior.nu": "fixed(0)"}
+    else:
+        sets = list(overrides)
+        nu0_sets = [*sets, "prior.nu=fixed(0)"]
+    config, _ = load_preset(preset, sets)
+
+    t0 = time.perf_counter()
+    train_h5, test_h5 = out / "train.h5", out / "test.h5"
+    nu0_h5, nu0_test_h5 = out / "nu0.h5", out / "nu0_test.h5"
+    echo(f"[1/6] simulating {n_train} training + {n_test} test quenches with nu ~ prior and as many with nu = 0 "
+         f"({preset} preset, N={config.N}, {len(config.snapshot_times)} snapshots) ...")
+    generate(preset, n_train, seed, train_h5, overrides=sets, force=force, progress=not quiet)
+    generate(preset, n_test, seed + 1, test_h5, overrides=sets, force=force, progress=not quiet)
+    generate(preset, n_train, seed + 2, nu0_h5, overrides=nu0_sets, force=force, progress=not quiet)
+    generate(preset, n_test, seed + 3, nu0_test_h5, overrides=nu0_sets, force=force, progress=not quiet)
+    times["generate"] = time.perf_counter() - t0
+    echo(f"      -> {train_h5}, {test_h5}, {nu0_h5}, {nu0_test_h5} ({times['generate']:.0f} s)")
+
+    t0 = time.perf_counter()
+    st_dir = out / "structure"
+    echo("[2/6] S(k, t) of the training set (tdglnre structure --all) ...")
+    st = structure(data=train_h5, all=True)
+    st.save(st_dir, force=force)
+    times["structure"] = time.perf_counter() - t0
+    echo(f"      -> {st_dir}/structure.json, S_*.png, fingerprint_nu.png ({times['structure']:.0f} s)")
+
+    t0 = time.perf_counter()
+    model_dir = out / "model"
+    echo(f"[3/6] training the ratio estimator on the last snapshot (≤ {epochs} epochs) ...")
+    extra = {} if measurement is None else {"measurement": measurement}
+    res = train(train_h5, model_dir, epochs=epochs, patience=12, lr_patience=5, seed=seed, force=force, quiet=quiet,
+                **extra)
+    times["train"] = time.perf_counter() - t0
+    echo(f"      -> {model_dir} (best val loss {res.best_val_loss:.4f} at epoch {res.best_epoch + 1}, "
+         f"{times['train']:.0f} s)")
+
+    t0 = time.perf_counter()
+    echo(f"[4/6] model comparison nu = 0 vs nu > 0 on log S(k, t) (≤ {classifier_epochs} epochs) ...")
+    x1, _, spec = _ensemble_features(train_h5)
+    x0, _, _ = _ensemble_features(nu0_h5)
+    clf = fit_model_classifier(x0, x1, epochs=classifier_epochs, hidden=(128, 64), batch_size=128, patience=8,
+                               seed=seed, features=spec)
+    clf.save(model_dir)
+    f0, _, _ = _ensemble_features(nu0_test_h5)
+    f1, nu1, _ = _ensemble_features(test_h5)
+    p0, p1 = clf.p_drag(f0), clf.p_drag(f1)
+    labels = np.r_[np.zeros(p0.size), np.ones(p1.size)]
+    auc = roc_auc(np.r_[p0, p1], labels)
+    rows = auc_by_nu(p0, p1, nu1)
+    rel = reliability(np.r_[p0, p1], labels, 10)
+    comparison = {"auc": auc, "auc_by_nu": rows, "reliability": rel, "n_test_nu0": int(p0.size),
+                  "n_test_drag": int(p1.size), "best_val_loss": clf.info.get("best_val_loss"),
+                  "epochs_run": clf.info.get("epochs_run"), "features": spec}
+    cmp_dir = out / "model_comparison"
+    cmp_dir.mkdir(exist_ok=True)
+    (cmp_dir / "comparison.json").write_text(json.dumps(comparison, indent=1))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from ..plots.structure import plot_auc_by_nu, plot_reliability
+
+        plot_reliability(rel, cmp_dir / "reliability.png")
+        plot_auc_by_nu(rows, cmp_dir / "auc_nu.png")
+    except ImportError as exc:  # pragma: no cover - matplotlib is a dependency
+        log.warning("model-comparison figures not written: %s", exc)
+    times["model_comparison"] = time.perf_counter() - t0
+    echo(f"      -> {model_dir}/model_comparison.keras/.json, {cmp_dir}/comparison.json, reliability.png, auc_nu.png "
+         f"({times['model_comparison']:.0f} s)")
+
+    t0 = time.perf_counter()
+    echo(f"[5/6] posteriors and P(nu > 0 | x) of {n_examples} test observations ...")
+    examples = []
+    model = load_model(model_dir)
+    for i in range(n_examples):
+        d = out / f"posterior_{i}"
+        post = posterior(model, observation_from_ensemble(test_h5, i, None))
+        post.save(d, force=force)
+        r = post.summary()
+        examples.append({"index": i, "dir": str(d), "parameters": r["parameters"], "p_drag": r.get("p_drag"),
+                         "at_prior_edge": r["at_prior_edge"], "ood_score": r["ood_score"],
+                         "ood_threshold": r["ood_threshold"], "warnings": r["warnings"]})
+    times["posterior"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    echo(f"[6/6] calibration on {n_test} test simulations (coverage, SBC, table, ABC baseline) ...")
+    cal_dir = out / "calibration"
+    rep = calibrate(model_dir, test_h5, reference=train_h5, progress=not quiet)
+    rep.save(cal_dir, force=force)
+    cal = rep.report
+    times["calibration"] = time.perf_counter() - t0
+    echo(f"      -> {cal_dir}/calibration.json, coverage.png, sbc.png, table.md")
+
+    echo("")
+    echo("Summary")
+    for line in st.summary_lines():
+        echo("  structure: " + line)
+    for ex in examples:
+        for name, s in ex["parameters"].items():
+            echo(f"  test #{ex['index']}: {name} truth {s.get('truth', float('nan')):g}, posterior "
+                 f"{s['mean']:.3f} ± {s['std']:.3f}, 95% HPD [{s['hpd95'][0]:.3f}, {s['hpd95'][1]:.3f}]")
+        if ex["p_drag"] is not None:
+            echo(f"  test #{ex['index']}: P(nu > 0 | x) = {ex['p_drag']:.3f}")
+        for w in ex["warnings"]:
+            echo(f"  test #{ex['index']}: WARNING: {w}")
+    for line in rep.summary_lines():
+        echo("  " + line)
+    echo(f"  model comparison: {p0.size} nu = 0 and {p1.size} nu ~ prior test simulations, ROC AUC {auc:.3f}, "
+         f"ECE {rel['ece']:.3f}; by true nu:")
+    for r in rows:
+        a = "-" if r["auc"] is None else f"{r['auc']:.3f}"
+        g = "-" if r["auc_nu_ge_low"] is None else f"{r['auc_nu_ge_low']:.3f}"
+        echo(f"    nu in [{r['nu_low']:g}, {r['nu_high']:g}] (n={r['n']}): AUC {a}; all nu >= {r['nu_low']:g}: {g}")
+    total = sum(times.values())
+    echo(f"  wall time {total:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
+    summary = {"out_dir": str(out), "preset": str(preset), "measurement": str(model.measurement),
+               "train": str(train_h5), "test": str(test_h5), "nu0": str(nu0_h5), "nu0_test": str(nu0_test_h5),
+               "structure": str(st_dir), "model": str(model_dir), "model_comparison": comparison,
+               "calibration": str(cal_dir), "examples": examples, "times": times, "wall_seconds": total,
+               "coverage_max_abs_deviation": (cal.get("expected_coverage") or {}).get("max_abs_deviation"),
+               "coverage95": cal.get("coverage95"), "mae": cal["mae"], "width95": cal["width95"]}
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
     return summary
