@@ -209,3 +209,26 @@ def test_network_config_encoder_is_validated_and_defaults_to_stacked() -> None:
     assert model.get_layer("encoder").get_layer("time_pool").n_snapshots == 3
     with pytest.raises(ValueError, match="do not split"):
         build_model(NetworkConfig(encoder="per_snapshot"), 5, [0.0], [1.0], n_snapshots=3)
+
+
+def test_train_cli_encoder_flag_reaches_the_network_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    import tdglnre.workflows.train as wtrain
+    from tdglnre.cli.train import command
+
+    data = tmp_path / "d.h5"
+    data.write_bytes(b"")
+    seen = {}
+
+    def fake_train(data, out, **kw):  # noqa: ANN001, ANN003 - stands in for the real training
+        seen.update(kw)
+        raise wtrain.TDGLError("stop here")
+
+    monkeypatch.setattr(wtrain, "train", fake_train)
+    res = CliRunner().invoke(command, ["--data", str(data), "--out", str(tmp_path / "m"), "--encoder", "per_snapshot",
+                                       "--filters", "4,8"])
+    assert res.exit_code == 1 and "stop here" in res.output
+    assert seen["network"] == NetworkConfig(filters=(4, 8), encoder="per_snapshot")
+    res = CliRunner().invoke(command, ["--data", str(data), "--out", str(tmp_path / "m"), "--encoder", "lstm"])
+    assert res.exit_code == 2 and "--encoder" in res.output
