@@ -203,3 +203,21 @@ def test_edge_warning_tells_a_confident_boundary_value_from_a_cut_off():
         assert edges["n_v"] == "low" and edges["eta"] is None
         (line,) = _edge_warnings(post, edges)
         assert line.startswith("n_v: ") and text in line
+
+
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+def test_quick_demo_runs_end_to_end_at_tiny_size(tmp_path):
+    """The README's main job (tdglnre demo) on the quick pipeline, shrunk: every stage writes its artifacts."""
+    lines: list[str] = []
+    summary = tg.run_demo(tmp_path / "demo", n_train=160, n_test=20, epochs=1, n_examples=2, quiet=True,
+                          overrides=TINY, echo=lines.append)
+    out = tmp_path / "demo"
+    assert json.loads((out / "demo_summary.json").read_text()) == json.loads(json.dumps(summary))
+    assert set(summary["times"]) == {"generate", "train", "posterior", "calibration"}
+    assert [e["index"] for e in summary["examples"]] == [0, 1]
+    for i in (0, 1):
+        assert (out / f"posterior_{i}" / "posterior.json").exists()
+    assert (out / "model" / "ood.json").exists() and (out / "calibration" / "calibration.json").exists()
+    assert 0 <= summary["coverage_max_abs_deviation"] <= 1 and set(summary["mae"]) == {"eta", "n_v"}
+    assert lines[0].startswith("[1/4] simulating 160 training + 20 test quenches")
+    assert any(line.startswith("  wall time") for line in lines)

@@ -91,10 +91,7 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         and the wall time of each stage.
     """
     from ..io.presets import load_preset
-    from .calibrate import calibrate
     from .generate import generate
-    from .posterior import load_model, observation_from_ensemble, posterior
-    from .train import train
 
     config, prior = load_preset(preset, overrides)
     drag = "nu" in prior.inferred
@@ -118,47 +115,18 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     times["generate"] = time.perf_counter() - t0
     echo(f"      -> {train_h5}, {test_h5} ({times['generate']:.0f} s)")
 
-    t0 = time.perf_counter()
     model_dir = out / "model"
-    echo(f"[2/4] training the ratio estimator (≤ {epochs} epochs) ...")
-    extra = {} if measurement is None else {"measurement": measurement}
-    res = train(train_h5, model_dir, epochs=epochs, patience=12, lr_patience=5, seed=seed, force=force, quiet=quiet,
-                **extra)
-    times["train"] = time.perf_counter() - t0
-    echo(f"      -> {model_dir} (best val loss {res.best_val_loss:.4f} at epoch {res.best_epoch + 1}, "
-         f"{times['train']:.0f} s)")
-
-    t0 = time.perf_counter()
-    echo(f"[3/4] posteriors of {n_examples} test observations ...")
-    examples = []
-    model = load_model(model_dir)  # loaded once for all examples
-    for i in range(n_examples):
-        d = out / f"posterior_{i}"
-        post = posterior(model, observation_from_ensemble(test_h5, i, None))
-        post.save(d, force=force)
-        r = post.summary()
-        examples.append({"index": i, "dir": str(d), "parameters": r["parameters"],
-                         "at_prior_edge": r["at_prior_edge"], "ood_score": r["ood_score"],
-                         "ood_threshold": r["ood_threshold"], "warnings": r["warnings"]})
-    times["posterior"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    echo(f"[4/4] calibration on {n_test} test simulations (coverage, SBC, table, ABC baseline) ...")
-    cal_dir = out / "calibration"
-    rep = calibrate(model_dir, test_h5, reference=train_h5, progress=not quiet)
-    rep.save(cal_dir, force=force)
+    _train_stage(train_h5, model_dir, "[2/4] training the ratio estimator", epochs=epochs, seed=seed, force=force,
+                 quiet=quiet, measurement=measurement, echo=echo, times=times)
+    model, examples = _posterior_stage(model_dir, test_h5, out, f"[3/4] posteriors of {n_examples} test "
+                                       "observations", n_examples=n_examples, force=force, echo=echo, times=times)
+    rep, cal_dir = _calibration_stage(model_dir, test_h5, train_h5, out, f"[4/4] calibration on {n_test} test "
+                                      "simulations", force=force, quiet=quiet, echo=echo, times=times)
     cal = rep.report
-    times["calibration"] = time.perf_counter() - t0
-    echo(f"      -> {cal_dir}/calibration.json, coverage.png, sbc.png, table.md")
 
     echo("")
     echo("Summary")
-    for ex in examples:
-        for name, s in ex["parameters"].items():
-            echo(f"  test #{ex['index']}: {name} truth {s.get('truth', float('nan')):g}, posterior "
-                 f"{s['mean']:.3f} ± {s['std']:.3f}, 95% HPD [{s['hpd95'][0]:.3f}, {s['hpd95'][1]:.3f}]")
-        for w in ex["warnings"]:
-            echo(f"  test #{ex['index']}: WARNING: {w}")
+    _echo_examples(examples, echo)
     for line in rep.summary_lines():
         echo("  " + line)
     total = sum(times.values())
@@ -198,11 +166,8 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
 
     from ..io.presets import load_preset
     from ..nre.model_comparison import auc_by_nu, fit_model_classifier, reliability, roc_auc
-    from .calibrate import calibrate
     from .generate import generate
-    from .posterior import load_model, observation_from_ensemble, posterior
     from .structure import structure
-    from .train import train
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -236,15 +201,9 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
     times["structure"] = time.perf_counter() - t0
     echo(f"      -> {st_dir}/structure.json, S_*.png, fingerprint_nu.png ({times['structure']:.0f} s)")
 
-    t0 = time.perf_counter()
     model_dir = out / "model"
-    echo(f"[3/6] training the ratio estimator on the last snapshot (≤ {epochs} epochs) ...")
-    extra = {} if measurement is None else {"measurement": measurement}
-    res = train(train_h5, model_dir, epochs=epochs, patience=12, lr_patience=5, seed=seed, force=force, quiet=quiet,
-                **extra)
-    times["train"] = time.perf_counter() - t0
-    echo(f"      -> {model_dir} (best val loss {res.best_val_loss:.4f} at epoch {res.best_epoch + 1}, "
-         f"{times['train']:.0f} s)")
+    _train_stage(train_h5, model_dir, "[3/6] training the ratio estimator on the last snapshot", epochs=epochs,
+                 seed=seed, force=force, quiet=quiet, measurement=measurement, echo=echo, times=times)
 
     t0 = time.perf_counter()
     echo(f"[4/6] model comparison nu = 0 vs nu > 0 on log S(k, t) (≤ {classifier_epochs} epochs) ...")
@@ -280,41 +239,18 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
     echo(f"      -> {model_dir}/model_comparison.keras/.json, {cmp_dir}/comparison.json, reliability.png, auc_nu.png "
          f"({times['model_comparison']:.0f} s)")
 
-    t0 = time.perf_counter()
-    echo(f"[5/6] posteriors and P(nu > 0 | x) of {n_examples} test observations ...")
-    examples = []
-    model = load_model(model_dir)
-    for i in range(n_examples):
-        d = out / f"posterior_{i}"
-        post = posterior(model, observation_from_ensemble(test_h5, i, None))
-        post.save(d, force=force)
-        r = post.summary()
-        examples.append({"index": i, "dir": str(d), "parameters": r["parameters"], "p_drag": r.get("p_drag"),
-                         "at_prior_edge": r["at_prior_edge"], "ood_score": r["ood_score"],
-                         "ood_threshold": r["ood_threshold"], "warnings": r["warnings"]})
-    times["posterior"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    echo(f"[6/6] calibration on {n_test} test simulations (coverage, SBC, table, ABC baseline) ...")
-    cal_dir = out / "calibration"
-    rep = calibrate(model_dir, test_h5, reference=train_h5, progress=not quiet)
-    rep.save(cal_dir, force=force)
+    model, examples = _posterior_stage(model_dir, test_h5, out, f"[5/6] posteriors and P(nu > 0 | x) of "
+                                       f"{n_examples} test observations", n_examples=n_examples, force=force,
+                                       echo=echo, times=times)
+    rep, cal_dir = _calibration_stage(model_dir, test_h5, train_h5, out, f"[6/6] calibration on {n_test} test "
+                                      "simulations", force=force, quiet=quiet, echo=echo, times=times)
     cal = rep.report
-    times["calibration"] = time.perf_counter() - t0
-    echo(f"      -> {cal_dir}/calibration.json, coverage.png, sbc.png, table.md")
 
     echo("")
     echo("Summary")
     for line in st.summary_lines():
         echo("  structure: " + line)
-    for ex in examples:
-        for name, s in ex["parameters"].items():
-            echo(f"  test #{ex['index']}: {name} truth {s.get('truth', float('nan')):g}, posterior "
-                 f"{s['mean']:.3f} ± {s['std']:.3f}, 95% HPD [{s['hpd95'][0]:.3f}, {s['hpd95'][1]:.3f}]")
-        if ex["p_drag"] is not None:
-            echo(f"  test #{ex['index']}: P(nu > 0 | x) = {ex['p_drag']:.3f}")
-        for w in ex["warnings"]:
-            echo(f"  test #{ex['index']}: WARNING: {w}")
+    _echo_examples(examples, echo)
     for line in rep.summary_lines():
         echo("  " + line)
     echo(f"  model comparison: {p0.size} nu = 0 and {p1.size} nu ~ prior test simulations, ROC AUC {auc:.3f}, "
@@ -333,3 +269,68 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
                "coverage95": cal.get("coverage95"), "mae": cal["mae"], "width95": cal["width95"]}
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+# ------------------------------------------------------------------ stages shared by both pipelines
+def _train_stage(train_h5: Path, model_dir: Path, label: str, *, epochs: int, seed: int, force: bool, quiet: bool,
+                 measurement: str | None, echo: Callable[[str], None], times: dict[str, float]) -> Any:
+    """Train the ratio estimator (the train workflow, which also fits ood.json) and report it."""
+    from .train import train
+
+    t0 = time.perf_counter()
+    echo(f"{label} (≤ {epochs} epochs) ...")
+    extra = {} if measurement is None else {"measurement": measurement}
+    res = train(train_h5, model_dir, epochs=epochs, patience=12, lr_patience=5, seed=seed, force=force, quiet=quiet,
+                **extra)
+    times["train"] = time.perf_counter() - t0
+    echo(f"      -> {model_dir} (best val loss {res.best_val_loss:.4f} at epoch {res.best_epoch + 1}, "
+         f"{times['train']:.0f} s)")
+    return res
+
+
+def _posterior_stage(model_dir: Path, test_h5: Path, out: Path, label: str, *, n_examples: int, force: bool,
+                     echo: Callable[[str], None], times: dict[str, float]) -> tuple[Any, list[dict[str, Any]]]:
+    """Posteriors of the first test observations, each saved to ``out/posterior_i``; the model is loaded once."""
+    from .posterior import load_model, observation_from_ensemble, posterior
+
+    t0 = time.perf_counter()
+    echo(f"{label} ...")
+    examples = []
+    model = load_model(model_dir)
+    for i in range(n_examples):
+        d = out / f"posterior_{i}"
+        post = posterior(model, observation_from_ensemble(test_h5, i, None))
+        post.save(d, force=force)
+        r = post.summary()
+        examples.append({"index": i, "dir": str(d), "parameters": r["parameters"], "p_drag": r.get("p_drag"),
+                         "at_prior_edge": r["at_prior_edge"], "ood_score": r["ood_score"],
+                         "ood_threshold": r["ood_threshold"], "warnings": r["warnings"]})
+    times["posterior"] = time.perf_counter() - t0
+    return model, examples
+
+
+def _calibration_stage(model_dir: Path, test_h5: Path, train_h5: Path, out: Path, label: str, *, force: bool,
+                       quiet: bool, echo: Callable[[str], None], times: dict[str, float]) -> tuple[Any, Path]:
+    """Calibration on the test set (coverage, SBC, table, ABC baseline against the training set), saved."""
+    from .calibrate import calibrate
+
+    t0 = time.perf_counter()
+    echo(f"{label} (coverage, SBC, table, ABC baseline) ...")
+    cal_dir = out / "calibration"
+    rep = calibrate(model_dir, test_h5, reference=train_h5, progress=not quiet)
+    rep.save(cal_dir, force=force)
+    times["calibration"] = time.perf_counter() - t0
+    echo(f"      -> {cal_dir}/calibration.json, coverage.png, sbc.png, table.md")
+    return rep, cal_dir
+
+
+def _echo_examples(examples: list[dict[str, Any]], echo: Callable[[str], None]) -> None:
+    """Summary lines of the example posteriors (with P(nu > 0 | x) when reported)."""
+    for ex in examples:
+        for name, s in ex["parameters"].items():
+            echo(f"  test #{ex['index']}: {name} truth {s.get('truth', float('nan')):g}, posterior "
+                 f"{s['mean']:.3f} ± {s['std']:.3f}, 95% HPD [{s['hpd95'][0]:.3f}, {s['hpd95'][1]:.3f}]")
+        if ex.get("p_drag") is not None:
+            echo(f"  test #{ex['index']}: P(nu > 0 | x) = {ex['p_drag']:.3f}")
+        for w in ex["warnings"]:
+            echo(f"  test #{ex['index']}: WARNING: {w}")
