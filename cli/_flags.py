@@ -11,7 +11,6 @@ import cycle through :mod:`.main` (tests/test_architecture.py).
 
 from __future__ import annotations
 
-import functools
 import re
 import traceback
 from typing import Any, Callable, Mapping, TypeVar
@@ -36,23 +35,6 @@ def to_flags(message: str, flags: Mapping[str, str] | None = None) -> str:
     """Replace every `` `name` `` in ``message`` by its flag."""
     flags = flags or {}
     return _ARG.sub(lambda m: flags.get(m.group(1), "--" + m.group(1).replace("_", "-")), message)
-
-
-def with_flags(fn: Callable[..., T], flags: Mapping[str, str] | None = None) -> Callable[..., T]:
-    """``fn`` whose library errors (ValueError, OSError, TDGLError) speak of flags instead of arguments."""
-    from tdglnre.errors import ConfigError, TDGLError
-
-    @functools.wraps(fn)
-    def call(*args: Any, **kwargs: Any) -> T:
-        try:
-            return fn(*args, **kwargs)
-        except (TDGLError, ValueError, OSError) as exc:
-            text = str(exc)
-            if "`" not in text:
-                raise
-            raise ConfigError(to_flags(text, flags)) from exc
-
-    return call
 
 
 def _library_error_types() -> tuple[type[BaseException], ...]:

@@ -76,7 +76,7 @@ def test_generate_keeps_the_divergence_reason(tmp_path, monkeypatch):
 
 
 def test_cli_maps_argument_names_to_flags():
-    from tdglnre.cli._flags import to_flags, with_flags
+    from tdglnre.cli._flags import LibraryError, run_library_call, to_flags
 
     assert to_flags("`out_dir` exists; pass `force`", {"out_dir": "--out"}) == "--out exists; pass --force"
     assert to_flags("`grid_points` must be >= 2") == "--grid-points must be >= 2"
@@ -84,8 +84,8 @@ def test_cli_maps_argument_names_to_flags():
     def lib():
         raise ConfigError("`out_dir` is not empty")
 
-    with pytest.raises(ConfigError, match="^--out is not empty$"):
-        with_flags(lib, {"out_dir": "--out"})()
+    with pytest.raises(LibraryError, match="^--out is not empty$"):
+        run_library_call(lib, verbose=0, flags={"out_dir": "--out"})
 
 
 # ----------------------------------------------------------------------------- the example script, end to end
