@@ -71,6 +71,9 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--encoder", type=click.Choice(["stacked", "per_snapshot"]), default=None,
               help="Observation encoder: stacked (one CNN on the snapshots stacked as channels) or per_snapshot "
                    "(a CNN shared by all snapshots, pooled over time; docs/drag.md) [default: stacked].")
+@click.option("--spectrum/--no-spectrum", default=None,
+              help="Add a branch on the log structure factor log S(k) of every input channel (float64 FFT) to the "
+                   "encoder; it carries the drag nu (docs/drag.md) [default: off].")
 @click.option("--augment/--no-augment", default=None,
               help="Random periodic lattice translations of training inputs [default: on].")
 @click.option("--measurement", default=None, metavar="SPEC",
@@ -88,7 +91,7 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
             batch_size: int | None, learning_rate: float | None, weight_decay: float | None,
             val_fraction: float | None, patience: int | None, lr_patience: int | None, seed: int | None,
             channels: tuple[str, ...] | None, snapshots: tuple[int, ...] | None,
-            filters: tuple[int, ...] | None, encoder: str | None, augment: bool | None, measurement: str | None,
+            filters: tuple[int, ...] | None, encoder: str | None, spectrum: bool | None, augment: bool | None, measurement: str | None,
             threads: int | None, resume: bool, force: bool, quiet: bool, as_json: bool) -> None:
     """Train the two-tower neural ratio estimator on an ensemble.
 
@@ -107,7 +110,7 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
             snapshots=snapshots, augment=augment, threads=threads, measurement=measurement,
         ).items() if v is not None
     }
-    if filters is not None or encoder is not None:
+    if filters is not None or encoder is not None or spectrum is not None:
         from tdglnre.nre.settings import NetworkConfig
 
         net: dict[str, Any] = {}
@@ -115,6 +118,8 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
             net["filters"] = filters
         if encoder is not None:
             net["encoder"] = encoder
+        if spectrum is not None:
+            net["spectrum"] = spectrum
         settings["network"] = NetworkConfig(**net)
     result = run_library_call(train, data, out, resume=resume, force=force, quiet=quiet,
                               **settings)

@@ -531,7 +531,7 @@ def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
     ensure_tensorflow()
     import keras
 
-    from . import losses, network, time_encoder  # noqa: F401  (registers the custom objects)
+    from . import losses, network, spectrum, time_encoder  # noqa: F401  (registers the custom objects)
 
     try:
         model = keras.saving.load_model(path, compile=False)

@@ -35,6 +35,9 @@ from keras import layers, ops  # noqa: E402
 
 _PACKAGE = "tdglnre"
 
+#: Hidden widths of the log-spectrum branch (``NetworkConfig.spectrum``).
+SPECTRUM_UNITS = (128, 64)
+
 
 # --------------------------------------------------------------------- layers
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -95,11 +98,14 @@ def build_encoder(
     n_channels: int,
     mean: np.ndarray | None = None,
     variance: np.ndarray | None = None,
+    size: int | None = None,
 ) -> keras.Model:
     """CNN encoder x (B, H, W, C) → h_x (B, embed_dim); H and W are free.
 
     ``mean``/``variance`` (per channel) become a fixed ``Normalization`` layer;
-    default: identity (0, 1).
+    default: identity (0, 1). With ``config.spectrum`` a log-spectrum branch
+    (:mod:`tdglnre.nre.spectrum`, layer ``log_spectrum``) on the raw input is
+    concatenated to the pooled CNN features; it needs the image ``size``.
     """
     mean = np.zeros(n_channels) if mean is None else np.asarray(mean, dtype=float)
     variance = np.ones(n_channels) if variance is None else np.asarray(variance, dtype=float)
@@ -116,9 +122,17 @@ def build_encoder(
         for c in range(config.convs_per_block):
             h = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv{b}_{c}")(h)
         h = layers.MaxPooling2D(2, padding="same", name=f"pool{b}")(h)
-    h = layers.Concatenate(name="gap_gmp")(
-        [layers.GlobalAveragePooling2D(name="gap")(h), layers.GlobalMaxPooling2D(name="gmp")(h)]
-    )
+    pooled = [layers.GlobalAveragePooling2D(name="gap")(h), layers.GlobalMaxPooling2D(name="gmp")(h)]
+    if config.spectrum:
+        if size is None:
+            raise ValueError("the log-spectrum branch needs the image size")
+        from .spectrum import LogSpectrum
+
+        hs = LogSpectrum(int(size), n_channels, name="log_spectrum")(x_in)
+        for i, u in enumerate(SPECTRUM_UNITS):
+            hs = layers.Dense(u, activation="relu", name=f"spectrum_dense{i}")(hs)
+        pooled.append(hs)
+    h = layers.Concatenate(name="gap_gmp")(pooled)
     h_x = layers.Dense(config.embed_dim, activation="relu", name="h_x")(h)
     return keras.Model(x_in, h_x, name="encoder")
 
@@ -152,6 +166,7 @@ def build_model(
     mean: np.ndarray | None = None,
     variance: np.ndarray | None = None,
     n_snapshots: int = 1,
+    size: int | None = None,
 ) -> keras.Model:
     """The two-tower ratio estimator ``[x (B,N,N,C), θ (B,K,P)] → logits (B,K)``.
 
@@ -168,6 +183,8 @@ def build_model(
     n_snapshots
         Snapshots stacked in the C input channels (snapshot-major); used by
         ``config.encoder == "per_snapshot"``, which must split C into them.
+    size
+        Image size N; needed by ``config.spectrum`` (the log-spectrum branch).
 
     Returns
     -------
@@ -180,13 +197,22 @@ def build_model(
 
         encoder = build_time_encoder(config, n_channels, int(n_snapshots), mean, variance)
     else:
-        encoder = build_encoder(config, n_channels, mean, variance)
+        encoder = build_encoder(config, n_channels, mean, variance, size=size)
     theta_net = build_theta_net(config, low, high)
     head = build_head(config)
     x_in = keras.Input(shape=(None, None, n_channels), name="x")
     t_in = keras.Input(shape=(None, len(low)), name="theta")
     z = PairConcat(name="pair")([encoder(x_in), theta_net(t_in)])
     return keras.Model([x_in, t_in], head(z), name="ratio_estimator")
+
+
+def spectrum_layer(model: keras.Model) -> Any:
+    """The ``log_spectrum`` layer of a model's encoder, or None without one."""
+    encoder = model.get_layer("encoder")
+    try:
+        return encoder.get_layer("log_spectrum")
+    except ValueError:
+        return None
 
 
 def standardization_of(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:

@@ -52,6 +52,9 @@ class NetworkConfig:
     """How several snapshots are encoded: ``stacked`` (one CNN on the snapshots stacked as channels) or
     ``per_snapshot`` (one CNN shared by all snapshots, pooled over time with a learned time embedding,
     :mod:`tdglnre.nre.time_encoder`; docs/drag.md §4). Identical for a single snapshot up to the pooling."""
+    spectrum: bool = False
+    """Add a branch on the log structure factor log S(k) of every input channel (float64 FFT, shell means;
+    :mod:`tdglnre.nre.spectrum`, docs/drag.md §4) to the stacked encoder."""
 
     def __post_init__(self) -> None:
         for name in ("filters", "theta_units", "head_units"):
@@ -66,6 +69,10 @@ class NetworkConfig:
             raise ConfigError("embed_dim and convs_per_block must be >= 1")
         if self.encoder not in ENCODERS:
             raise ConfigError(f"`encoder` must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if not isinstance(self.spectrum, bool):
+            raise ConfigError(f"`spectrum` must be true or false, got {self.spectrum!r}")
+        if self.spectrum and self.encoder != "stacked":
+            raise ConfigError("the log-spectrum branch (`spectrum`) is only available with the stacked encoder")
 
     @classmethod
     def paper(cls) -> "NetworkConfig":

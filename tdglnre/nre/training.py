@@ -280,6 +280,15 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
     return res
 
 
+def _fit_spectrum(model: Any, stream: Any) -> None:
+    """Standardise the log-spectrum branch on the first training inputs (as the network sees them)."""
+    from .network import spectrum_layer
+    from .spectrum import fit_spectrum_statistics
+
+    n = fit_spectrum_statistics(spectrum_layer(model), (xb for (xb, _), _ in stream()))
+    log.info("log-spectrum features standardised on %d training inputs", n)
+
+
 def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | None,
          checkpoint: Any, selection: Any, scan: Any, train_idx: np.ndarray,
          val_idx: np.ndarray, fingerprint: str, *, quiet: bool,
@@ -288,7 +297,7 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
     ensure_tensorflow(cfg.threads)
     import keras
 
-    from . import time_encoder  # noqa: F401  (registers its layers: a per_snapshot checkpoint loads on resume)
+    from . import spectrum, time_encoder  # noqa: F401  (registers their layers: such a checkpoint loads on resume)
     from .losses import make_loss
     from .model_io import build_metadata
     from .network import build_model
@@ -327,7 +336,10 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
             b = source.bounds
             model = build_model(cfg.network, stream_train.input_shape[-1], b.low, b.high,
                                 mean=scan.mean, variance=scan.variance,
-                                n_snapshots=len(selection.snapshot_indices))
+                                n_snapshots=len(selection.snapshot_indices),
+                                size=stream_train.input_shape[0])
+            if cfg.network.spectrum:
+                _fit_spectrum(model, stream_train)
             opt = (keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
                    if cfg.weight_decay > 0 else keras.optimizers.Adam(cfg.learning_rate))
             model.compile(optimizer=opt, loss=make_loss(cfg.loss, lam=cfg.lam, gamma=cfg.gamma))

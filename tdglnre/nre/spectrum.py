@@ -1,0 +1,147 @@
+"""Log structure-factor features of the observation, a second branch of the encoder (docs/drag.md §4).
+
+The drag ν leaves its fingerprint in the radially averaged structure factor
+S(k, t) far below its peak (docs/drag.md §3): 10⁻⁶–10⁻⁷ of the peak in
+amplitude, which a CNN on standardised linear pixel values does not resolve.
+With ``NetworkConfig(spectrum=True)`` (``tdglnre train --spectrum``) the
+encoder gets a second branch::
+
+    x (B, N, N, C) ──float64──► S(k) = |FFT(x_c − ⟨x_c⟩)|² / N⁴ per channel
+        ──shell means (m − ½ ≤ |m| < m + ½)──► log(S + 1e-300) (B, C·M)
+        ──standardise (training-split mean, std)──► Dense ──► Dense ──► concatenated to [GAP ‖ GMP]
+
+S(k) is the package's definition (docs/physics.md, "Observables";
+:mod:`tdglnre.physics.fourier`, whose integer shell assignment is reused, so
+the features equal ``log radial_structure_factor`` up to the 1e-300 guard).
+The branch takes the **raw** input (before the per-channel standardisation,
+which would only shift log S), computes in float64 — the information lives
+up to 15 decades below the peak in power, under float32's rounding floor —
+and is invariant under the lattice translations used as augmentation. The
+feature statistics are non-trainable weights fitted once on training inputs
+(:func:`fit_spectrum_statistics`), so they travel inside ``model.keras``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..physics.fourier import shell_index
+from .tf_setup import ensure_tensorflow
+
+ensure_tensorflow()
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
+
+_PACKAGE = "tdglnre"
+
+#: Guard added to S before the logarithm (a uniform channel has S = 0).
+LOG_GUARD = 1e-300
+#: Smallest standard deviation used to standardise a feature (a feature constant
+#: over the training inputs, e.g. of a uniform channel, becomes 0).
+MIN_STD = 1e-3
+
+
+def shell_matrix(N: int) -> np.ndarray:
+    """(N², M) float64 matrix averaging per-mode values over the shells m = 1..M (k = 0 left out)."""
+    shell = shell_index(N).ravel()
+    M = int(shell.max())
+    counts = np.bincount(shell, minlength=M + 1)[1:].astype(np.float64)
+    W = np.zeros((N * N, M))
+    rows = np.nonzero(shell > 0)[0]
+    W[rows, shell[rows] - 1] = 1.0 / counts[shell[rows] - 1]
+    return W
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class LogSpectrum(layers.Layer):
+    """x (B, N, N, C) → standardised log S(k) per channel and shell, (B, C·M) float32.
+
+    Parameters
+    ----------
+    size
+        Lattice (image) size N the layer is built for; other sizes are refused.
+    n_channels
+        Input channels C.
+    """
+
+    def __init__(self, size: int, n_channels: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.size = int(size)
+        self.n_channels = int(n_channels)
+        if self.size < 2 or self.n_channels < 1:
+            raise ValueError(f"LogSpectrum needs size >= 2 and n_channels >= 1, got {size}, {n_channels}")
+        self._W = shell_matrix(self.size)
+        self.n_shells = int(self._W.shape[1])
+        self.n_features = self.n_channels * self.n_shells
+        self.feature_mean = self.add_weight(shape=(self.n_features,), initializer="zeros",
+                                            trainable=False, name="feature_mean")
+        self.feature_std = self.add_weight(shape=(self.n_features,), initializer="ones",
+                                           trainable=False, name="feature_std")
+
+    def log_spectrum(self, x: Any) -> Any:
+        """Unstandardised log(S + 1e-300), (B, C·M) float64 (channel-major)."""
+        import tensorflow as tf
+
+        N = self.size
+        x = tf.convert_to_tensor(x)
+        tf.debugging.assert_equal(tf.shape(x)[1:], tf.constant([N, N, self.n_channels]),
+                                  message=f"LogSpectrum was built for {N}x{N}x{self.n_channels} inputs")
+        x = tf.cast(x, tf.float64)
+        x = tf.transpose(x, (0, 3, 1, 2))  # (B, C, N, N)
+        x = x - tf.reduce_mean(x, axis=(2, 3), keepdims=True)
+        F = tf.signal.fft2d(tf.cast(x, tf.complex128))
+        P = (tf.math.real(F) ** 2 + tf.math.imag(F) ** 2) / float(N) ** 4
+        P = tf.reshape(P, (-1, self.n_channels, N * N))
+        S = tf.einsum("bcq,qm->bcm", P, tf.constant(self._W))
+        return tf.reshape(tf.math.log(S + LOG_GUARD), (-1, self.n_features))
+
+    def call(self, x: Any) -> Any:
+        import tensorflow as tf
+
+        f = self.log_spectrum(x)
+        mean = tf.cast(self.feature_mean.value, tf.float64)
+        std = tf.cast(self.feature_std.value, tf.float64)
+        return tf.cast((f - mean) / std, tf.float32)
+
+    def set_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Set the feature standardisation (std floored at :data:`MIN_STD`)."""
+        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+        std = np.maximum(np.asarray(std, dtype=np.float64).reshape(-1), MIN_STD)
+        if mean.shape != (self.n_features,) or std.shape != (self.n_features,):
+            raise ValueError(f"need {self.n_features} feature statistics, got {mean.shape}, {std.shape}")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise ValueError("log-spectrum statistics are not finite")
+        self.feature_mean.assign(mean.astype(np.float32))
+        self.feature_std.assign(std.astype(np.float32))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (input_shape[0], self.n_features)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(size=self.size, n_channels=self.n_channels)
+        return config
+
+
+def fit_spectrum_statistics(layer: LogSpectrum, batches: Any, max_samples: int = 1024) -> int:
+    """Fit ``layer``'s feature mean/std on training inputs; returns the number of samples used.
+
+    ``batches`` yields input arrays (B, N, N, C) as the network sees them
+    (after augmentation and measurement).
+    """
+    chunks, n = [], 0
+    for xb in batches:
+        xb = np.asarray(xb)
+        take = xb[: max_samples - n]
+        chunks.append(np.asarray(layer.log_spectrum(take)))
+        n += len(take)
+        if n >= max_samples:
+            break
+    if n < 2:
+        raise ValueError("need at least 2 training inputs to standardise the log-spectrum features")
+    f = np.concatenate(chunks)
+    layer.set_statistics(f.mean(axis=0), f.std(axis=0))
+    return n
