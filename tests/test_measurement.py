@@ -204,3 +204,129 @@ def test_seeded_measurement_is_reproducible_and_independent_of_batching():
     assert abs(np.corrcoef(g1, g2)[0, 1]) < 5 / 64 and abs(np.corrcoef(g1, g3)[0, 1]) < 5 / 64
     with pytest.raises(ConfigError, match="epoch must be an integer >= 0"):
         measurement_rng(1, -1, 0)
+
+
+# ------------------------------------------------------------------ random transform parameters (ranges)
+RANGED = "blur(0.0..1.5)+noise(0.0..0.15)+poisson(50.0..500.0)+gain(0.8..1.2)+offset(-0.1..0.1)+bin(8)+channels(rho1)"
+
+
+def test_ranges_round_trip_through_text_dict_json_and_toml_tables():
+    import tomllib
+
+    m = MeasurementModel.parse("blur(0..1.5) + noise(0..0.15) + poisson(50..500) + gain(0.8..1.2) + "
+                               "offset(-0.1..0.1) + bin(8) + channels(rho1)")
+    assert str(m) == RANGED and m.is_random and m.has_ranges
+    assert MeasurementModel.parse(str(m)) == m
+    assert MeasurementModel.from_dict(m.to_dict()) == m and MeasurementModel.from_json(m.to_json()) == m
+    assert m.to_dict()["transforms"][1] == {"kind": "noise", "sigma": [0.0, 0.15]}
+    toml = tomllib.loads('measurement = [{kind = "blur", width = [0, 1.5]}, {noise = [0, 0.15]}, '
+                         '{kind = "poisson", counts = "50..500"}, {gain = [0.8, 1.2]}, '
+                         '{kind = "offset", value = [-0.1, 0.1]}, {bin = 8}, {kind = "channels", names = ["rho1"]}]')
+    assert MeasurementModel.parse(toml["measurement"]) == m
+    # lo == hi is the fixed value; a model with fixed values only has no ranges
+    assert MeasurementModel.parse("noise(0.05..0.05)") == MeasurementModel.parse("noise(0.05)")
+    assert not MeasurementModel.parse("blur(1.0)+gain(2)").is_random
+    assert MeasurementModel.parse("blur(0.5..1)+gain(2)").is_random
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("bin(4..8)", ["bin", "size is fixed", "4..8"]),
+    ("channels(rho1..rho2)", ["channels", "fixed", "rho1..rho2"]),
+    ("noise(0.2..0.1)", ["noise", "0.2..0.1", "lo <= hi"]),
+    ("noise(-0.1..0.1)", ["noise", ">= 0"]),
+    ("poisson(0..10)", ["poisson", "> 0"]),
+    ("blur(0..inf)", ["blur", "finite"]),
+    ("gain(a..1)", ["gain", "number"]),
+])
+def test_bad_ranges_are_refused_with_one_line(spec, words):
+    with pytest.raises(ConfigError) as exc:
+        MeasurementModel.parse(spec)
+    msg = str(exc.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+    with pytest.raises(ConfigError):
+        MeasurementModel.parse([{"bin": [4, 8]}])
+
+
+def _fixed_equivalent(kind, lo, hi, rng):
+    """The value a range draws first from ``rng`` (uniform, log-uniform for poisson), as a fixed spec."""
+    v = math.exp(rng.uniform(math.log(lo), math.log(hi))) if kind == "poisson" else rng.uniform(lo, hi)
+    return f"{kind}({v!r})"
+
+
+@pytest.mark.parametrize("kind, lo, hi", [("noise", 0.0, 0.15), ("blur", 0.0, 1.5), ("poisson", 50.0, 500.0),
+                                          ("gain", 0.8, 1.2), ("offset", -0.1, 0.1)])
+def test_a_range_draws_its_value_first_from_the_samples_generator_then_the_noise(kind, lo, hi):
+    x = _images(S=1, N=16)[0]
+    m = MeasurementModel.parse(f"{kind}({lo}..{hi})")
+    for k in range(5):
+        got = m.apply_samples(x[None], seed=7, epoch=2, indices=[k])[0]
+        rng = measurement_rng(7, 2, k)
+        fixed = MeasurementModel.parse(_fixed_equivalent(kind, lo, hi, rng))
+        assert np.array_equal(got, fixed.apply(x, rng))  # the same generator goes on to draw the noise
+
+
+def test_drawn_noise_levels_are_uniform_over_the_range():
+    from scipy import stats
+
+    S, lo, hi = 400, 0.0, 0.15
+    x = np.repeat(_images(S=1, N=32), S, axis=0)
+    y = MeasurementModel.parse(f"noise({lo}..{hi})").apply_samples(x, seed=11, epoch=0, indices=range(S))
+    level = ((y - x) / x.std(axis=(1, 2), keepdims=True)).std(axis=(1, 2, 3))  # per-sample σ estimate
+    assert level.min() < lo + 0.02 * (hi - lo) and level.max() > hi - 0.02 * (hi - lo)
+    assert stats.kstest(level, stats.uniform(lo, hi - lo).cdf).pvalue > 1e-3
+    # counts: log-uniform over [50, 500]
+    rngs = [measurement_rng(11, 0, k) for k in range(S)]
+    n = np.array([math.exp(r.uniform(math.log(50), math.log(500))) for r in rngs])
+    assert stats.kstest(np.log(n), stats.uniform(math.log(50), math.log(10)).cdf).pvalue > 1e-3
+
+
+def test_ranges_are_reproducible_and_independent_of_batching():
+    x = _images(S=10, N=16)
+    m = MeasurementModel.parse(RANGED)
+    batch = m.apply_samples(x, seed=3, epoch=1, indices=range(10))
+    one = np.concatenate([m.apply_samples(x[k:k + 1], seed=3, epoch=1, indices=[k]) for k in range(10)])
+    assert np.array_equal(batch, one)
+    assert np.array_equal(batch, m.apply_samples(x, seed=3, epoch=1, indices=range(10)))
+    assert not np.array_equal(batch, m.apply_samples(x, seed=3, epoch=2, indices=range(10)))
+    rev = m.apply_samples(x[::-1], seed=3, epoch=1, indices=range(9, -1, -1))
+    assert np.array_equal(rev[::-1], batch)
+    with pytest.raises(ConfigError):  # a range is random: apply needs a generator
+        MeasurementModel.parse("gain(0.8..1.2)").apply(x)
+
+
+def test_fixed_parameters_draw_exactly_what_they_drew_before_ranges():
+    x = _images(S=2, N=16)
+    # noise(s): x + s·std·N(0, 1) from the generator, nothing drawn before
+    got = MeasurementModel.parse("noise(0.05)").apply(x, measurement_rng(1, 0, 4))
+    rng = measurement_rng(1, 0, 4)
+    assert np.array_equal(got, x + (0.05 * x.std(axis=(-3, -2), keepdims=True)) * rng.standard_normal(x.shape))
+    # poisson(n): the first draw of the generator is the Poisson one
+    c = 2.0
+    flat = np.full((1, 8, 8, 3), c)
+    got = MeasurementModel.parse("poisson(40)").apply(flat, measurement_rng(1, 0, 5))
+    assert np.array_equal(got, measurement_rng(1, 0, 5).poisson(np.full(flat.shape, 40.0)) / (40.0 / c))
+    # deterministic transforms with fixed values draw nothing: the noise after them is unshifted
+    a = MeasurementModel.parse("blur(1.0)+gain(2)+offset(0.5)+noise(0.05)").apply(x, measurement_rng(1, 0, 6))
+    pre = MeasurementModel.parse("blur(1.0)+gain(2)+offset(0.5)").apply(x)
+    assert np.array_equal(a, MeasurementModel.parse("noise(0.05)").apply(pre, measurement_rng(1, 0, 6)))
+
+
+@pytest.mark.parametrize("other, covered", [
+    ("noise(0.05)", True), ("noise(0)", True), ("noise(0.15)", True), ("noise(0.02..0.1)", True),
+    ("noise(0..0.15)", True), ("noise(0.2)", False), ("noise(0.1..0.2)", False), ("blur(0.5)", False),
+    ("noise(0.05)+bin(8)", False), ("none", False),
+])
+def test_covers_single_transform(other, covered):
+    assert MeasurementModel.parse("noise(0..0.15)").covers(other) is covered
+
+
+def test_covers_compositions():
+    fam = MeasurementModel.parse("blur(0.5..1.5)+noise(0.05)+bin(8)+channels(rho1)")
+    assert fam.covers(fam) and fam.covers("blur(1)+noise(0.05)+bin(8)+channels(rho1)")
+    assert not fam.covers("blur(1)+noise(0.06)+bin(8)+channels(rho1)")      # fixed value differs
+    assert not fam.covers("blur(1)+noise(0.05)+bin(16)+channels(rho1)")     # bin size differs
+    assert not fam.covers("blur(1)+noise(0.05)+bin(8)+channels(rho2)")      # channels differ
+    assert not fam.covers("noise(0.05)+blur(1)+bin(8)+channels(rho1)")      # order differs
+    assert not fam.covers("blur(2)+noise(0.05)+bin(8)+channels(rho1)")      # outside the range
+    assert not MeasurementModel.parse("blur(1)").covers("blur(0.5..1.5)")   # a fixed model covers no range
+    assert MeasurementModel.parse("none").covers("none") and MeasurementModel.parse("blur(1)").covers("blur(1.0)")

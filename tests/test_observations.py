@@ -125,6 +125,60 @@ def test_posterior_applies_and_checks_the_models_measurement(tiny):
     assert np.array_equal(same.posterior.log_density, res.posterior.log_density)
 
 
+RANGED = "blur(0.5..1.5)+noise(0.0..0.15)"
+
+
+@pytest.fixture(scope="module")
+def ranged(tiny):
+    """A model trained on the tiny ensemble with random measurement parameters (a family of instruments)."""
+    import tdglnre as tg
+
+    tg.train(tiny / "train.h5", tiny / "ranged", measurement="blur(0.5..1.5)+noise(0..0.15)", seed=5, epochs=2,
+             batch_size=32, quiet=True)
+    return tiny / "ranged"
+
+
+@_filter
+def test_posterior_accepts_a_declared_measurement_the_models_ranges_cover(ranged):
+    model = P.load_model(ranged)
+    assert str(model.measurement) == RANGED and model.measurement.is_random
+    obs = P.simulate_observation(model, eta=0.8, n_v=2, seed=3)
+    res = P.posterior(model, obs, grid_points=32, ood=False)
+    assert res.source["measurement"] == RANGED and res.source["noise_seed"] == 3
+    x = res.x[None]
+    # a member of the family: accepted, recorded as covered, same network input as declaring the family itself
+    inside = P.posterior(model, P.Observation(x, {}, measurement="blur(1.0)+noise(0.05)", as_input=True),
+                         grid_points=32, ood=False)
+    assert inside.source["measurement_declared"] == "blur(1.0)+noise(0.05)"
+    assert inside.source["measurement_match"] == "covered" and inside.source["measurement"] == RANGED
+    same = P.posterior(model, P.Observation(x, {}, measurement=RANGED, as_input=True), grid_points=32, ood=False)
+    assert same.source["measurement_match"] == "equal"
+    assert np.array_equal(same.posterior.log_density, inside.posterior.log_density)
+    # outside the ranges, or another composition: refused with one line naming both
+    for bad in ("blur(1.0)+noise(0.2)", "noise(0.05)", "none"):
+        with pytest.raises(ConfigError) as exc:
+            P.posterior(model, P.Observation(x, {}, measurement=bad, as_input=True), grid_points=32, ood=False)
+        msg = _one_line(exc)
+        assert str(MeasurementModel.parse(bad)) in msg and RANGED in msg and "not covered" in msg
+
+
+@_filter
+def test_run_posterior_records_a_covered_file_declaration(ranged, tmp_path):
+    model = P.load_model(ranged)
+    x = P.posterior(model, P.simulate_observation(model, eta=0.8, n_v=2, seed=3), grid_points=16, ood=False).x
+    np.save(tmp_path / "obs.npy", x[None])
+    # an .npy without pixel size or channels is read in the training layout: (T, N, N, C) clean-layout input
+    rec = P.run_posterior(ranged, tmp_path / "out", observation=tmp_path / "obs.npy", grid_points=16, ood=False,
+                          measurement="blur(1.2)+noise(0.1)")
+    src = json.loads((tmp_path / "out" / "posterior.json").read_text())["source"]
+    assert src["measurement_match"] == "covered" and src["measurement_declared"] == "blur(1.2)+noise(0.1)"
+    assert rec["source"] == src
+    with pytest.raises(ConfigError) as exc:
+        P.run_posterior(ranged, tmp_path / "out2", observation=tmp_path / "obs.npy", grid_points=16, ood=False,
+                        measurement="blur(2.0)+noise(0.1)")
+    assert "not covered" in _one_line(exc)
+
+
 @_filter
 def test_calibration_measures_the_test_set_with_a_fixed_seed(tiny):
     from tdglnre.workflows.calibrate import calibrate

@@ -27,6 +27,13 @@ JSON form is a list of tables ``[{kind = "blur", width = 1.0}, …]`` (or
 ``{"transforms": [...]}``, or shorthand ``{blur = 1.0}``). ``str(model)``
 and :meth:`MeasurementModel.to_dict` round-trip through :meth:`MeasurementModel.parse`.
 
+An instrument known only within bounds: any parameter but ``bin``'s and
+``channels``' may be a range, ``noise(0..0.15)`` / ``{kind = "noise", sigma =
+[0, 0.15]}``, drawn per sample from that sample's generator just before the
+transform's own noise (uniform; log-uniform for ``poisson``);
+:meth:`MeasurementModel.covers` tells whether a model is a member of such a
+family (:mod:`tdglnre.io._measurement_params`).
+
 Randomness comes only from the explicit ``numpy.random.Generator`` given to
 :meth:`MeasurementModel.apply`; :func:`measurement_rng` derives one per
 (seed, epoch, sample) so that augmentation is reproducible whatever the
@@ -37,7 +44,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
@@ -46,10 +52,11 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..physics.observables import CHANNELS
+from ._measurement_params import Range, draw, interval, param as _param, text as _text, to_json as _to_json
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MeasurementModel", "Transform", "Blur", "Noise", "Poisson", "Bin", "Gain", "Offset", "Channels",
+__all__ = ["MeasurementModel", "Transform", "Range", "Blur", "Noise", "Poisson", "Bin", "Gain", "Offset", "Channels",
            "TRANSFORMS", "measurement_rng", "psf_kernel"]
 
 #: Entropy word that separates measurement streams from the solver's (seed, stream, k) streams.
@@ -86,27 +93,6 @@ def _psf_spectrum(ky: np.ndarray, kx: np.ndarray, width: float) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ transforms
-def _number(kind: str, name: str, value: Any, *, low: float | None = None, low_open: bool = False,
-            integer: bool = False) -> float | int:
-    """Validate one numeric transform argument; ConfigError names the transform."""
-    if isinstance(value, bool):
-        raise ConfigError(f"measurement {kind}: {name} must be a number, got {value!r}")
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"measurement {kind}: {name} must be a number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise ConfigError(f"measurement {kind}: {name} must be finite, got {value!r}")
-    if low is not None and (v < low or (low_open and v == low)):
-        rel = ">" if low_open else ">="
-        raise ConfigError(f"measurement {kind}: {name} must be {rel} {low:g}, got {value!r}")
-    if integer:
-        if v != round(v):
-            raise ConfigError(f"measurement {kind}: {name} must be an integer, got {value!r}")
-        return int(round(v))
-    return v
-
-
 class Transform:
     """One step of a measurement model (subclasses are frozen dataclasses)."""
 
@@ -119,11 +105,29 @@ class Transform:
         return tuple(getattr(self, p) for p in self.params)
 
     def __str__(self) -> str:
-        return f"{self.kind}({', '.join(repr(a) for a in self.args())})"
+        return f"{self.kind}({', '.join(_text(a) for a in self.args())})"
 
     def to_dict(self) -> dict[str, Any]:
-        """``{"kind": ..., param: value, ...}`` (plain JSON)."""
-        return {"kind": self.kind, **{p: getattr(self, p) for p in self.params}}
+        """``{"kind": ..., param: value, ...}`` (plain JSON; a range is ``[lo, hi]``)."""
+        return {"kind": self.kind, **{p: _to_json(getattr(self, p)) for p in self.params}}
+
+    @property
+    def has_range(self) -> bool:
+        """True when a parameter is a :class:`Range`, drawn per sample."""
+        return any(isinstance(a, Range) for a in self.args())
+
+    def covers(self, other: "Transform") -> bool:
+        """True when ``other`` is the same kind with every parameter (value or range) inside this one's."""
+        if type(other) is not type(self):
+            return False
+        for a, b in zip(self.args(), other.args()):
+            (alo, ahi), (blo, bhi) = interval(a), interval(b)
+            if isinstance(a, tuple) or isinstance(b, tuple):  # channel names
+                if a != b:
+                    return False
+            elif not (alo <= blo and bhi <= ahi):
+                return False
+        return True
 
     def out_size(self, N: int) -> int:
         """Side of the output image for an N×N input."""
@@ -147,14 +151,15 @@ class Blur(Transform):
     params: ClassVar[tuple[str, ...]] = ("width",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "width", _number(self.kind, "width", self.width, low=0.0))
+        object.__setattr__(self, "width", _param(self.kind, "width", self.width, low=0.0))
 
     def apply(self, x, channels, rng):
-        if self.width == 0:
+        width = draw(self.width, rng)
+        if width == 0:
             return x
         N = x.shape[-2]
         k = 2.0 * np.pi * np.fft.fftfreq(N)
-        spec = _psf_spectrum(k, k, self.width)[:, :, None]
+        spec = _psf_spectrum(k, k, width)[:, :, None]
         return np.fft.ifft2(np.fft.fft2(x, axes=(-3, -2)) * spec, axes=(-3, -2)).real
 
 
@@ -167,11 +172,12 @@ class Noise(Transform):
     params: ClassVar[tuple[str, ...]] = ("sigma",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sigma", _number(self.kind, "sigma", self.sigma, low=0.0))
+        object.__setattr__(self, "sigma", _param(self.kind, "sigma", self.sigma, low=0.0))
 
     def apply(self, x, channels, rng):
+        sigma = draw(self.sigma, rng)  # before the noise, from the same generator
         spread = x.std(axis=(-3, -2), keepdims=True)
-        return x + (self.sigma * spread) * rng.standard_normal(x.shape)
+        return x + (sigma * spread) * rng.standard_normal(x.shape)
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,8 @@ class Poisson(Transform):
     (non-negative; only a channel with negative values, such as curl J, is
     shifted), converted to counts with mean ``counts`` per pixel, drawn from a
     Poisson law and converted back: E[x'] = x and Var[x'] = I·mean(I)/counts.
+    A range of counts is drawn log-uniformly (counts span decades; the
+    relative shot noise goes as 1/sqrt(counts)).
     """
 
     counts: float
@@ -189,13 +197,14 @@ class Poisson(Transform):
     params: ClassVar[tuple[str, ...]] = ("counts",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "counts", _number(self.kind, "counts", self.counts, low=0.0, low_open=True))
+        object.__setattr__(self, "counts", _param(self.kind, "counts", self.counts, low=0.0, low_open=True))
 
     def apply(self, x, channels, rng):
+        counts = draw(self.counts, rng, log=True)
         shift = np.minimum(0.0, x.min(axis=(-3, -2), keepdims=True))
         inten = x - shift
         mean = inten.mean(axis=(-3, -2), keepdims=True)
-        scale = np.where(mean > 0, self.counts / np.where(mean > 0, mean, 1.0), 0.0)
+        scale = np.where(mean > 0, counts / np.where(mean > 0, mean, 1.0), 0.0)
         lam = inten * scale
         drawn = rng.poisson(lam).astype(np.float64)
         back = np.divide(drawn, scale, out=np.zeros_like(drawn), where=scale > 0)
@@ -211,7 +220,7 @@ class Bin(Transform):
     params: ClassVar[tuple[str, ...]] = ("size",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size", _number(self.kind, "size", self.size, low=1.0, integer=True))
+        object.__setattr__(self, "size", _param(self.kind, "size", self.size, ranged=False, low=1.0, integer=True))
 
     def out_size(self, N: int) -> int:
         if N % self.size:
@@ -236,10 +245,10 @@ class Gain(Transform):
     params: ClassVar[tuple[str, ...]] = ("factor",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "factor", _number(self.kind, "factor", self.factor))
+        object.__setattr__(self, "factor", _param(self.kind, "factor", self.factor))
 
     def apply(self, x, channels, rng):
-        return x * self.factor
+        return x * draw(self.factor, rng)
 
 
 @dataclass(frozen=True)
@@ -251,10 +260,10 @@ class Offset(Transform):
     params: ClassVar[tuple[str, ...]] = ("value",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "value", _number(self.kind, "value", self.value))
+        object.__setattr__(self, "value", _param(self.kind, "value", self.value))
 
     def apply(self, x, channels, rng):
-        return x + self.value
+        return x + draw(self.value, rng)
 
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -273,6 +282,8 @@ class Channels(Transform):
         if not names:
             raise ConfigError("measurement channels(): name at least one channel")
         for n in names:
+            if isinstance(n, (str, Range)) and ".." in str(n):
+                raise ConfigError(f"measurement channels: the channel list is fixed, a range ({n}) is not supported")
             if not isinstance(n, str) or not _NAME_RE.match(n):
                 raise ConfigError(f"measurement channels: {n!r} is not a channel name")
         if len(set(names)) != len(names):
@@ -351,6 +362,8 @@ def _from_entry(entry: Any) -> Transform:
             return _make(str(kind), (), d)
         if len(d) == 1:
             (kind, val), = d.items()
+            if isinstance(val, (list, tuple)) and TRANSFORMS.get(str(kind)) not in (None, Channels):
+                return _make(str(kind), [val])  # {noise = [0, 0.15]}: the one parameter is a range
             if isinstance(val, (list, tuple)):
                 return _make(str(kind), list(val))
             return _make(str(kind), [val])
@@ -430,8 +443,24 @@ class MeasurementModel:
 
     @property
     def is_random(self) -> bool:
-        """True when :meth:`apply` draws random numbers (noise or shot noise)."""
-        return any(isinstance(t, (Noise, Poisson)) for t in self.transforms)
+        """True when :meth:`apply` draws random numbers (noise, shot noise or a parameter range)."""
+        return any(isinstance(t, (Noise, Poisson)) or t.has_range for t in self.transforms)
+
+    @property
+    def has_ranges(self) -> bool:
+        """True when a transform parameter is a range ``lo..hi``, drawn per sample."""
+        return any(t.has_range for t in self.transforms)
+
+    def covers(self, other: Any) -> bool:
+        """True when ``other`` (a model or anything :meth:`parse` takes) is a member of this model's family.
+
+        Same transform kinds in the same order; each of ``other``'s values or
+        ranges inside this model's range (or equal to its fixed value); fixed
+        parameters (``bin`` size, ``channels``) equal. A model covers itself.
+        """
+        other = MeasurementModel.parse(other)
+        return len(other.transforms) == len(self.transforms) and all(
+            a.covers(b) for a, b in zip(self.transforms, other.transforms))
 
     def output_channels(self, channels: Sequence[str] = CHANNELS) -> tuple[str, ...]:
         """Channel names of the measured image, given the input's."""
@@ -457,8 +486,9 @@ class MeasurementModel:
         """Measure images ``x`` (..., N, N, C); returns (..., M, M, C′) in ``x``'s float dtype.
 
         ``rng`` is required when the model is random (:attr:`is_random`); all
-        images in ``x`` share its stream, so use :meth:`apply_samples` for
-        results that do not depend on how samples are batched.
+        images in ``x`` share its stream and one draw of each parameter range,
+        so use :meth:`apply_samples` for per-sample draws that do not depend on
+        how samples are batched.
         """
         ch = tuple(channels)
         x = np.asarray(x)

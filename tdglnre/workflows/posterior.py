@@ -187,8 +187,11 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     measurement
         The measurement the observation went through (text form,
         docs/observations.md), overriding ``observation.measurement``; must
-        match the model's. A plain array counts as measured with the model's
-        measurement when the model has one (as its network input).
+        equal the model's or be covered by it (``MeasurementModel.covers``:
+        e.g. ``noise(0.05)`` for a model trained with ``noise(0..0.15)``);
+        ``source`` records ``measurement_declared`` and ``measurement_match``
+        (``"equal"`` or ``"covered"``). A plain array counts as measured with
+        the model's measurement when the model has one (as its network input).
     drag_classifier
         Directory of a ν = 0 vs ν > 0 classifier (``model_comparison.keras``,
         :mod:`tdglnre.nre.model_comparison`); by default the model directory
@@ -205,8 +208,24 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
                                   measurement=None if model.measurement.is_identity else str(model.measurement))
     if isinstance(grid_points, bool) or int(grid_points) < 2:
         raise ConfigError(f"`grid_points` must be an integer >= 2, got {grid_points!r}")
+    declared = measurement if measurement is not None else observation.measurement
+    match: dict[str, Any] = {}
+    if declared is not None and not model.measurement.is_identity:
+        # a declared measurement the model's covers (noise(0.05) inside noise(0..0.15)) is a member of the
+        # family the model was trained on: accept it as the model's; anything else is refused with one line
+        from ..io.measurement import MeasurementModel
+
+        got = MeasurementModel.parse(declared)
+        equal = str(got) == str(model.measurement)
+        if not equal and model.measurement.has_ranges and not model.measurement.covers(got):
+            raise ConfigError(f"`measurement` of the observation is {str(got)!r}, not covered by the model's "
+                              f"{str(model.measurement)!r} (same transforms, values inside its ranges); "
+                              "measure within the model's ranges or train a model for this one")
+        if equal or model.measurement.covers(got):
+            measurement = str(model.measurement)
+            match = {"measurement_declared": str(got), "measurement_match": "equal" if equal else "covered"}
     x, measured = network_input(model, observation, measurement)
-    source = {**observation.source, **measured}
+    source = {**observation.source, **measured, **match}
     grid = Grid.from_prior(model.prior, int(grid_points), model.parameter_names)
     t0 = time.perf_counter()
     posts, _ = posteriors_on_grid(model, x, grid)
@@ -268,7 +287,8 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
 
     ``measurement`` declares what the instrument did to an ``observation``
     file (default ``"none"``, a perfect measurement) and must equal the
-    model's measurement model. Ensemble samples and simulations are clean:
+    model's measurement model or be covered by it (a member of its ranges,
+    ``MeasurementModel.covers``). Ensemble samples and simulations are clean:
     they get the model's measurement applied (noise seeded by the simulation
     seed, or by the sample index); a ``measurement`` given with them must
     also equal the model's. ``pixel_size`` (coherence lengths) and
