@@ -33,14 +33,17 @@ def test_features_equal_the_packages_radial_structure_factor_in_float64() -> Non
     # a steep spectrum: smooth large-scale mode plus a component 1e-6 smaller in amplitude
     yy, xx = np.meshgrid(np.arange(N), np.arange(N), indexing="ij")
     x[..., 0] = np.cos(2 * np.pi * xx / N)[None] + 1e-6 * x[..., 0]
+    x[..., 1] += 3.0  # a channel mean (shell m = 0 is <x>^2)
     x = x.astype(np.float32)
     layer = LogSpectrum(N, C)
     got = np.asarray(layer.log_spectrum(x)).reshape(4, C, -1)
     for c in range(C):
-        _, S, counts = radial_structure_factor(x[..., c].astype(np.float64), 1.0)
-        np.testing.assert_allclose(got[:, c], np.log(S), rtol=0, atol=1e-8)
-    assert got.shape[-1] == layer.n_shells == shell_matrix(N).shape[1]
-    assert np.ptp(got[:, 0]) > np.log(1e11)  # the tail is kept, not flushed by float32 rounding
+        xc = x[..., c].astype(np.float64)
+        _, S, counts = radial_structure_factor(xc, 1.0)
+        np.testing.assert_allclose(got[:, c, 1:], np.log(S), rtol=0, atol=1e-8)
+        np.testing.assert_allclose(got[:, c, 0], np.log(xc.mean(axis=(1, 2)) ** 2), rtol=0, atol=1e-8)
+    assert got.shape[-1] == layer.n_shells == shell_matrix(N).shape[1] == len(counts) + 1
+    assert np.ptp(got[:, 0, 1:]) > np.log(1e11)  # the tail is kept, not flushed by float32 rounding
     # standardisation with the default statistics (0, 1) is the identity, output float32
     out = np.asarray(layer(x))
     assert out.dtype == np.float32 and out.shape == (4, C * layer.n_shells)

@@ -6,13 +6,15 @@ amplitude, which a CNN on standardised linear pixel values does not resolve.
 With ``NetworkConfig(spectrum=True)`` (``tdglnre train --spectrum``) the
 encoder gets a second branch::
 
-    x (B, N, N, C) ──float64──► S(k) = |FFT(x_c − ⟨x_c⟩)|² / N⁴ per channel
-        ──shell means (m − ½ ≤ |m| < m + ½)──► log(S + 1e-300) (B, C·M)
+    x (B, N, N, C) ──float64──► |FFT(x_c)|² / N⁴ per channel
+        ──shell means (m − ½ ≤ |m| < m + ½, m = 0..M)──► log(· + 1e-300) (B, C·(M+1))
         ──standardise (training-split mean, std)──► Dense ──► Dense ──► concatenated to [GAP ‖ GMP]
 
-S(k) is the package's definition (docs/physics.md, "Observables";
-:mod:`tdglnre.physics.fourier`, whose integer shell assignment is reused, so
-the features equal ``log radial_structure_factor`` up to the 1e-300 guard).
+For m ≥ 1 the shell means are the package's S(k) (docs/physics.md,
+"Observables"; :mod:`tdglnre.physics.fourier`, whose integer shell
+assignment is reused, so they equal ``log radial_structure_factor`` up to the
+1e-300 guard); the m = 0 entry is ⟨x_c⟩², the squared channel mean, which
+carries the growth of the condensate (and so η, docs/physics.md).
 The branch takes the **raw** input (before the per-channel standardisation,
 which would only shift log S), computes in float64 — the information lives
 up to 15 decades below the peak in power, under float32's rounding floor —
@@ -45,19 +47,18 @@ MIN_STD = 1e-3
 
 
 def shell_matrix(N: int) -> np.ndarray:
-    """(N², M) float64 matrix averaging per-mode values over the shells m = 1..M (k = 0 left out)."""
+    """(N², M + 1) float64 matrix averaging per-mode values over the shells m = 0..M (m = 0: k = 0 alone)."""
     shell = shell_index(N).ravel()
     M = int(shell.max())
-    counts = np.bincount(shell, minlength=M + 1)[1:].astype(np.float64)
-    W = np.zeros((N * N, M))
-    rows = np.nonzero(shell > 0)[0]
-    W[rows, shell[rows] - 1] = 1.0 / counts[shell[rows] - 1]
+    counts = np.bincount(shell, minlength=M + 1).astype(np.float64)
+    W = np.zeros((N * N, M + 1))
+    W[np.arange(N * N), shell] = 1.0 / counts[shell]
     return W
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class LogSpectrum(layers.Layer):
-    """x (B, N, N, C) → standardised log S(k) per channel and shell, (B, C·M) float32.
+    """x (B, N, N, C) → standardised log power per channel and shell m = 0..M, (B, C·(M+1)) float32.
 
     Parameters
     ----------
@@ -82,7 +83,8 @@ class LogSpectrum(layers.Layer):
                                            trainable=False, name="feature_std")
 
     def log_spectrum(self, x: Any) -> Any:
-        """Unstandardised log(S + 1e-300), (B, C·M) float64 (channel-major)."""
+        """Unstandardised log(shell-mean power + 1e-300), (B, C·(M+1)) float64, channel-major; entry m = 0
+        of each channel is log ⟨x_c⟩², entries m ≥ 1 are log S(k_m)."""
         import tensorflow as tf
 
         N = self.size
@@ -90,8 +92,7 @@ class LogSpectrum(layers.Layer):
         tf.debugging.assert_equal(tf.shape(x)[1:], tf.constant([N, N, self.n_channels]),
                                   message=f"LogSpectrum was built for {N}x{N}x{self.n_channels} inputs")
         x = tf.cast(x, tf.float64)
-        x = tf.transpose(x, (0, 3, 1, 2))  # (B, C, N, N)
-        x = x - tf.reduce_mean(x, axis=(2, 3), keepdims=True)
+        x = tf.transpose(x, (0, 3, 1, 2))  # (B, C, N, N); the mean is kept: it is shell m = 0
         F = tf.signal.fft2d(tf.cast(x, tf.complex128))
         P = (tf.math.real(F) ** 2 + tf.math.imag(F) ** 2) / float(N) ** 4
         P = tf.reshape(P, (-1, self.n_channels, N * N))
