@@ -78,7 +78,8 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Random periodic lattice translations of training inputs [default: on].")
 @click.option("--measurement", default=None, metavar="SPEC",
               help="Measurement model applied to the training inputs as augmentation, fresh noise every "
-                   "epoch from --seed, e.g. 'blur(1.0)+noise(0.05)' (docs/observations.md) [default: none].")
+                   "epoch from --seed, e.g. 'blur(1.0)+noise(0.05)'; a range 'noise(0..0.15)' draws the level per "
+                   "sample (docs/observations.md) [default: none].")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="TensorFlow intra-op threads [default: usable CPU cores].")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")

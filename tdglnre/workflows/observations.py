@@ -111,8 +111,10 @@ def observation_from_file(path: str | Path, measurement: Any = "none", *, model:
     by name (docs/observations.md, "Experimental images").
 
     ``measurement`` declares what the instrument did to the data (text form,
-    docs/observations.md; ``"none"``: perfect measurement); the posterior
-    refuses a declaration that differs from the model's measurement.
+    docs/observations.md; ``"none"``: perfect measurement); a declaration
+    that differs from the model's measurement is refused here, so
+    :func:`tdglnre.workflows.posterior.posterior` first replaces a declaration
+    the model's ranges cover (``MeasurementModel.covers``) by the model's own.
     """
     from ..io.measurement import MeasurementModel
 
