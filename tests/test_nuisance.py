@@ -17,6 +17,7 @@ import pytest
 from tdglnre.errors import ConfigError
 from tdglnre.io.priors import Prior
 from tdglnre.physics import kernels, reference
+from tdglnre.physics._thermal import kick
 from tdglnre.physics.config import SimConfig, disorder_clip, rate_bound, time_step_limit
 from tdglnre.physics.lattice import gaussian_filter_field, landau_links
 from tdglnre.physics.solver import (EnergyModel, disorder_field, initial_state, simulate, state_to_psi,
@@ -42,6 +43,58 @@ def test_noise_stream_is_the_reference_transcription_and_standard_normal():
     for other in (kernels.thermal_normals(key, 10, 32), kernels.thermal_normals(kernels.noise_key(11, 6), 9, 32),
                   kernels.thermal_normals(kernels.noise_key(12, 5), 9, 32)):
         assert abs(np.corrcoef(g.ravel(), other.ravel())[0, 1]) < 5.0 / math.sqrt(n)
+
+
+def _kick(state: np.ndarray, key, step: int) -> np.ndarray:
+    """Normals of the dtype-dispatched kernel kick (float64 or float32 state) at ``step``."""
+    kick(state, 1.0, key, step)
+    return state
+
+
+def test_noise_stream_statistics_over_a_million_deviates():
+    """Mean, variance, kurtosis, KS vs N(0, 1) and lag-1 correlations of the stream, float64 and float32."""
+    from scipy import stats
+
+    key = kernels.noise_key(3, 1)
+    N = 512  # 4·512² ≈ 1e6 deviates per step
+    g = kernels.thermal_normals(key, 40, N)
+    g32 = _kick(np.zeros((4, N, N), np.float32), key, 40).astype(np.float64)
+    # the float32 kernel turns the same words into float32 normals
+    assert np.max(np.abs(g32 - g)) < 1e-4
+    nxt = kernels.thermal_normals(key, 41, N)
+    for x in (g, g32):
+        v = x.ravel()
+        n = v.size
+        assert abs(v.mean()) < 5.0 / math.sqrt(n)
+        assert abs(v.var() - 1.0) < 5.0 * math.sqrt(2.0 / n)
+        assert abs(np.mean(v**4) - 3.0) < 5.0 * math.sqrt(96.0 / n)
+        assert stats.kstest(v, "norm").pvalue > 1e-4
+        # tails: P(|g| > 4) = 6.3e-5 (about 66 of 1e6)
+        tail = np.count_nonzero(np.abs(v) > 4.0)
+        expect = n * 2.0 * stats.norm.sf(4.0)
+        assert abs(tail - expect) < 5.0 * math.sqrt(expect)
+        bound = 5.0 / math.sqrt(x[0].size)
+        pairs = [(x[:, :, :-1], x[:, :, 1:]),        # adjacent sites along j (adjacent counters)
+                 (x[:, :-1, :], x[:, 1:, :]),        # adjacent rows
+                 (x[0], x[1]), (x[2], x[3]),         # Re/Im of one band: radius shared, angle from one word
+                 (x[0], x[2]), (x[1], x[3]),         # the two bands of a site: angles from one word's halves
+                 (x, nxt)]                           # the same site at adjacent steps
+        for a, b in pairs:
+            assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < bound
+        # |g|² of the two components of a band is exponential: independence of radius and angle
+        assert abs(np.corrcoef(x[0].ravel() ** 2, x[1].ravel() ** 2)[0, 1]) < bound
+
+
+def test_float32_kick_is_the_float64_stream_rounded():
+    key = kernels.noise_key(8, 2)
+    g = kernels.thermal_normals(key, 3, 16)
+    st = np.full((4, 16, 16), 0.25, np.float32)
+    kick(st, 0.01, key, 3)
+    np.testing.assert_allclose(st, 0.25 + 0.01 * g, rtol=0, atol=5e-7)
+    # the float64 kick adds exactly amp·g
+    st64 = np.full((4, 16, 16), 0.25)
+    kick(st64, 0.01, key, 3)
+    assert np.array_equal(st64, 0.25 + 0.01 * g)
 
 
 def test_thermal_amplitude_is_the_fluctuation_dissipation_value():

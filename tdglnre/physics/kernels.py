@@ -208,86 +208,11 @@ def _sweep(src, dst, co, ly, lx, xi=None, dco=None):
 
 
 # ----------------------------------------------------------------- thermal noise
-# Counter-based Gaussian stream (docs/physics.md, "Thermal noise"): the normal
-# deviate of (seed, sample, step, site, component) is a pure function of those
-# integers, computed where it is used, so a run's noise never depends on the
-# batch, the thread or the worker that evolves the sample.
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
-_MIX2 = np.uint64(0x94D049BB133111EB)
-_THERMAL_TAG = np.uint64(0x544845524D414C31)  # b"THERMAL1": separates the key from other uses of the hash
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
-_S11 = np.uint64(11)
-_TWO_M53 = 2.0 ** -53
-_TWO_PI = 2.0 * np.pi
-
-
-@njit(inline="always")
-def _mix64(z):
-    """SplitMix64's finaliser: a bijection of uint64 with full avalanche."""
-    z = (z ^ (z >> _S30)) * _MIX1
-    z = (z ^ (z >> _S27)) * _MIX2
-    return z ^ (z >> _S31)
-
-
-@njit(cache=True)
-def _noise_key(seed, index):
-    a = _mix64(np.uint64(seed) + _GOLDEN)
-    b = _mix64((np.uint64(index) ^ _THERMAL_TAG) + _GOLDEN + _GOLDEN)
-    return _mix64(a + b)
-
-
-def noise_key(seed: int, index: int) -> np.uint64:
-    """64-bit key of sample ``index``'s thermal-noise stream in run ``seed`` (both >= 0)."""
-    return np.uint64(_noise_key(np.uint64(seed), np.uint64(index)))
-
-
-@njit(inline="always")
-def _uniform(key, counter):
-    """Uniform deviate in (0, 1) (53 bits, never 0 or 1) of ``counter`` in the stream ``key``."""
-    z = _mix64(_mix64(np.uint64(counter) + _GOLDEN) ^ np.uint64(key))
-    return (np.float64(z >> _S11) + 0.5) * _TWO_M53
-
-
-@njit(inline="always")
-def _normal_pair(key, counter):
-    """Two independent N(0, 1) deviates (Box–Muller) from counters 2·counter and 2·counter + 1."""
-    c = counter + counter
-    u1 = _uniform(key, c)
-    u2 = _uniform(key, c + np.uint64(1))
-    r = np.sqrt(-2.0 * np.log(u1))
-    return r * np.cos(_TWO_PI * u2), r * np.sin(_TWO_PI * u2)
-
-
-@njit(cache=True, nogil=True)
-def _add_noise(state, amp, key, step):
-    """state[c, i, j] += amp·g with g ~ N(0, 1) keyed by (key, step, i, j, c).
-
-    Site (i, j) of step n uses the pair counters 2·((n·N + i)·N + j) and that
-    plus one: (Re ψ1, Im ψ1) from the first pair, (Re ψ2, Im ψ2) from the second.
-    """
-    N = state.shape[1]
-    key = np.uint64(key)
-    base = np.uint64(step) * np.uint64(N) * np.uint64(N)
-    for i in range(N):
-        for j in range(N):
-            site = np.uint64(base + np.uint64(i * N + j))
-            g0, g1 = _normal_pair(key, site + site)
-            g2, g3 = _normal_pair(key, site + site + np.uint64(1))
-            state[0, i, j] += amp * g0
-            state[1, i, j] += amp * g1
-            state[2, i, j] += amp * g2
-            state[3, i, j] += amp * g3
-
-
-@njit(cache=True)
-def thermal_normals(key, step, N):
-    """The (4, N, N) standard normals :func:`_add_noise` uses at ``step`` (for tests and references)."""
-    out = np.zeros((4, N, N))
-    _add_noise(out, 1.0, key, step)
-    return out
+# Counter-based Gaussian stream (docs/physics.md, "Thermal noise"), in ._thermal:
+# the normal deviate of (seed, sample, step, site, component) is a pure function
+# of those integers, computed where it is used, so a run's noise never depends
+# on the batch, the thread or the worker that evolves the sample.
+from ._thermal import kick as _add_noise, noise_key, thermal_normals  # noqa: E402,F401
 
 
 def disorder_coefficients(alpha: tuple[float, float], delta: np.ndarray, *, scale: float,
