@@ -35,8 +35,6 @@ MAX_LINES = 500
 LONG_MODULES = {
     "tdglnre/physics/cuda.py": "the numba-cuda device functions, kernels and their launchers must agree on the "
                                "argument layouts they share; one module keeps them side by side",
-    "tdglnre/physics/kernels.py": "the numba CPU kernels (dynamics, energy, noise) share inlined site helpers; "
-                                  "503 lines, splitting would separate a helper from its only callers",
     "tdglnre/io/generate.py": "local, threaded-writer and Dask generation share the output plan; split pending "
                               "(output plan and Dask runner are the candidates)",
     "tdglnre/io/ensemble.py": "reader and writer of one HDF5 schema (docs/file-format.md) kept together so the "
