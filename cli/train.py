@@ -74,6 +74,9 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
 @click.option("--spectrum/--no-spectrum", default=None,
               help="Add a branch on the log structure factor log S(k) of every input channel (float64 FFT) to the "
                    "encoder; it carries the drag nu (docs/drag.md) [default: off].")
+@click.option("--cnn-snapshots", type=click.Choice(["all", "last"]), default=None,
+              help="Snapshots the CNN sees with the stacked encoder: all selected ones, or the last only (the "
+                   "--spectrum branch still sees all; docs/drag.md) [default: all].")
 @click.option("--augment/--no-augment", default=None,
               help="Random periodic lattice translations of training inputs [default: on].")
 @click.option("--measurement", default=None, metavar="SPEC",
@@ -92,7 +95,7 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
             batch_size: int | None, learning_rate: float | None, weight_decay: float | None,
             val_fraction: float | None, patience: int | None, lr_patience: int | None, seed: int | None,
             channels: tuple[str, ...] | None, snapshots: tuple[int, ...] | None,
-            filters: tuple[int, ...] | None, encoder: str | None, spectrum: bool | None, augment: bool | None, measurement: str | None,
+            filters: tuple[int, ...] | None, encoder: str | None, spectrum: bool | None, cnn_snapshots: str | None, augment: bool | None, measurement: str | None,
             threads: int | None, resume: bool, force: bool, quiet: bool, as_json: bool) -> None:
     """Train the two-tower neural ratio estimator on an ensemble.
 
@@ -111,7 +114,7 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
             snapshots=snapshots, augment=augment, threads=threads, measurement=measurement,
         ).items() if v is not None
     }
-    if filters is not None or encoder is not None or spectrum is not None:
+    if filters is not None or encoder is not None or spectrum is not None or cnn_snapshots is not None:
         from tdglnre.nre.settings import NetworkConfig
 
         net: dict[str, Any] = {}
@@ -121,6 +124,8 @@ def command(data: str, out: str, loss: str | None, contrastive: int | None,
             net["encoder"] = encoder
         if spectrum is not None:
             net["spectrum"] = spectrum
+        if cnn_snapshots is not None:
+            net["cnn_snapshots"] = cnn_snapshots
         settings["network"] = NetworkConfig(**net)
     result = run_library_call(train, data, out, resume=resume, force=force, quiet=quiet,
                               **settings)

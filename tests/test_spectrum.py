@@ -120,3 +120,24 @@ def test_spectrum_branch_recovers_a_parameter_that_lives_in_the_spectral_tail(tm
     raw = keras.saving.load_model(out / "model.keras", compile=False)
     th = np.zeros((3, 2, 1), dtype=np.float32)
     np.testing.assert_array_equal(est.log_ratio(xs[:3], th), np.asarray(raw([xs[:3], th])).astype(np.float64))
+
+
+def test_cnn_snapshots_last_hides_the_earlier_snapshots_from_the_cnn_only() -> None:
+    """cnn_snapshots="last": without the spectrum branch the encoder ignores the earlier snapshots; with it,
+    they reach h_x through the log-spectrum branch only."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 8, 8, 6)).astype(np.float32)  # 3 snapshots x 2 channels, snapshot-major
+    y = x.copy()
+    y[..., :4] = rng.standard_normal((2, 8, 8, 4))  # change snapshots 0 and 1 only
+    last = build_model(NetworkConfig(cnn_snapshots="last", **SMALL), 6, [0.0], [1.0], n_snapshots=3)
+    enc = last.get_layer("encoder")
+    np.testing.assert_array_equal(np.asarray(enc(x)), np.asarray(enc(y)))
+    full = build_model(NetworkConfig(**SMALL), 6, [0.0], [1.0], n_snapshots=3).get_layer("encoder")
+    assert not np.allclose(np.asarray(full(x)), np.asarray(full(y)))
+    spec = build_model(NetworkConfig(cnn_snapshots="last", spectrum=True, **SMALL), 6, [0.0], [1.0], size=8,
+                       n_snapshots=3).get_layer("encoder")
+    assert not np.allclose(np.asarray(spec(x)), np.asarray(spec(y)))
+    with pytest.raises(ConfigError, match="cnn_snapshots"):
+        NetworkConfig(cnn_snapshots="first")
+    with pytest.raises(ValueError, match="do not split"):
+        build_model(NetworkConfig(cnn_snapshots="last", **SMALL), 5, [0.0], [1.0], n_snapshots=3)

@@ -78,6 +78,26 @@ class ThetaScaler(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class LastChannels(layers.Layer):
+    """x (B, H, W, C) → its last ``n`` channels (the last snapshot of a snapshot-major stack)."""
+
+    def __init__(self, n: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.n = int(n)
+
+    def call(self, x: Any) -> Any:
+        return x[..., -self.n:]
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (*input_shape[:-1], self.n)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(n=self.n)
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class PairConcat(layers.Layer):
     """Concatenate h_x (B, Dx), broadcast over K, with h_θ (B, K, Dθ) → (B, K, Dx+Dθ)."""
 
@@ -99,6 +119,7 @@ def build_encoder(
     mean: np.ndarray | None = None,
     variance: np.ndarray | None = None,
     size: int | None = None,
+    n_snapshots: int = 1,
 ) -> keras.Model:
     """CNN encoder x (B, H, W, C) → h_x (B, embed_dim); H and W are free.
 
@@ -106,6 +127,8 @@ def build_encoder(
     default: identity (0, 1). With ``config.spectrum`` a log-spectrum branch
     (:mod:`tdglnre.nre.spectrum`, layer ``log_spectrum``) on the raw input is
     concatenated to the pooled CNN features; it needs the image ``size``.
+    With ``config.cnn_snapshots == "last"`` the CNN sees only the last of the
+    ``n_snapshots`` stacked snapshots (the spectrum branch sees all).
     """
     mean = np.zeros(n_channels) if mean is None else np.asarray(mean, dtype=float)
     variance = np.ones(n_channels) if variance is None else np.asarray(variance, dtype=float)
@@ -118,6 +141,10 @@ def build_encoder(
     h = layers.Normalization(
         axis=-1, mean=mean.tolist(), variance=variance.tolist(), name="standardize"
     )(x_in)
+    if config.cnn_snapshots == "last" and n_snapshots > 1:
+        if n_channels % n_snapshots:
+            raise ValueError(f"{n_channels} input channels do not split into {n_snapshots} snapshots")
+        h = LastChannels(n_channels // n_snapshots, name="last_snapshot")(h)
     for b, f in enumerate(config.filters):
         for c in range(config.convs_per_block):
             h = layers.Conv2D(f, 3, padding="same", activation="relu", name=f"conv{b}_{c}")(h)
@@ -197,7 +224,7 @@ def build_model(
 
         encoder = build_time_encoder(config, n_channels, int(n_snapshots), mean, variance)
     else:
-        encoder = build_encoder(config, n_channels, mean, variance, size=size)
+        encoder = build_encoder(config, n_channels, mean, variance, size=size, n_snapshots=int(n_snapshots))
     theta_net = build_theta_net(config, low, high)
     head = build_head(config)
     x_in = keras.Input(shape=(None, None, n_channels), name="x")

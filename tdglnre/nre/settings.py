@@ -55,6 +55,9 @@ class NetworkConfig:
     spectrum: bool = False
     """Add a branch on the log structure factor log S(k) of every input channel (float64 FFT, shell means;
     :mod:`tdglnre.nre.spectrum`, docs/drag.md §4) to the stacked encoder."""
+    cnn_snapshots: str = "all"
+    """Snapshots the stacked encoder's CNN sees: ``all`` selected ones, or only the ``last`` (the log-spectrum
+    branch still sees all of them; docs/drag.md §4)."""
 
     def __post_init__(self) -> None:
         for name in ("filters", "theta_units", "head_units"):
@@ -71,6 +74,10 @@ class NetworkConfig:
             raise ConfigError(f"`encoder` must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         if not isinstance(self.spectrum, bool):
             raise ConfigError(f"`spectrum` must be true or false, got {self.spectrum!r}")
+        if self.cnn_snapshots not in ("all", "last"):
+            raise ConfigError(f"`cnn_snapshots` must be all or last, got {self.cnn_snapshots!r}")
+        if self.cnn_snapshots == "last" and self.encoder != "stacked":
+            raise ConfigError("`cnn_snapshots` = last is only available with the stacked encoder")
         if self.spectrum and self.encoder != "stacked":
             raise ConfigError("the log-spectrum branch (`spectrum`) is only available with the stacked encoder")
 
