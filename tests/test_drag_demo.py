@@ -51,9 +51,11 @@ def test_drag_demo_writes_every_artifact(drag_demo):
     assert clf["info"]["n0"] == 100 and clf["info"]["n1"] == 100
     assert clf["info"]["features"]["kind"] == "log_structure"
     assert clf["info"]["features"]["L"] == 8.0
-    # the ratio estimator is trained on the last snapshot (docs/drag.md §4's measured default)
+    # the ratio estimator: CNN on the last snapshot, log-spectrum branch on all (docs/drag.md §4)
     meta = json.loads((out / "model/metadata.json").read_text())
-    assert meta["input"]["snapshot_indices"] == [2]
+    assert meta["input"]["snapshot_indices"] == [0, 1, 2]  # the time series, CNN on the last (docs/drag.md §4)
+    assert meta["training"]["network"]["spectrum"] is True
+    assert meta["training"]["network"]["cnn_snapshots"] == "last"
     assert meta["parameter_names"] == ["eta", "n_v", "nu"]
     for i in range(3):
         post = json.loads((out / f"posterior_{i}/posterior.json").read_text())

@@ -7,7 +7,8 @@ chooses small sizes.
 With a preset whose prior infers the drag ν (``drag-quick``) the demo runs the
 ν pipeline of docs/drag.md instead: a ν = 0 ensemble is simulated too, S(k, t)
 of the training set is computed (``tdglnre structure``), the ratio estimator
-is trained on the last snapshot (the measured default of docs/drag.md §4), the
+is trained with its CNN on the last snapshot and a log S(k, t) branch over all
+snapshots (``--spectrum --cnn-snapshots last``, the measured choice of docs/drag.md §4), the
 ν = 0 / ν > 0 classifier is fitted on log S(k, t) and saved into the model
 directory (so posteriors report ``p_drag``), and its ROC AUC by true ν is
 measured on independent test sets.
@@ -202,8 +203,14 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
     echo(f"      -> {st_dir}/structure.json, S_*.png, fingerprint_nu.png ({times['structure']:.0f} s)")
 
     model_dir = out / "model"
-    _train_stage(train_h5, model_dir, "[3/6] training the ratio estimator on the last snapshot", epochs=epochs,
-                 seed=seed, force=force, quiet=quiet, measurement=measurement, echo=echo, times=times)
+    from ..nre.settings import NetworkConfig
+
+    # the measured default of docs/drag.md §4: log S(k, t) of every snapshot in a spectrum branch, the CNN
+    # on the last snapshot only
+    _train_stage(train_h5, model_dir, "[3/6] training the ratio estimator (CNN on the last snapshot, log S(k, t) "
+                 "of all snapshots)", epochs=epochs, seed=seed, force=force, quiet=quiet, measurement=measurement,
+                 echo=echo, times=times, snapshots=tuple(range(len(config.snapshot_times))),
+                 network=NetworkConfig(spectrum=True, cnn_snapshots="last"))
 
     t0 = time.perf_counter()
     echo(f"[4/6] model comparison nu = 0 vs nu > 0 on log S(k, t) (≤ {classifier_epochs} epochs) ...")
@@ -273,15 +280,19 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
 
 # ------------------------------------------------------------------ stages shared by both pipelines
 def _train_stage(train_h5: Path, model_dir: Path, label: str, *, epochs: int, seed: int, force: bool, quiet: bool,
-                 measurement: str | None, echo: Callable[[str], None], times: dict[str, float]) -> Any:
-    """Train the ratio estimator (the train workflow, which also fits ood.json) and report it."""
+                 measurement: str | None, echo: Callable[[str], None], times: dict[str, float],
+                 **settings: Any) -> Any:
+    """Train the ratio estimator (the train workflow, which also fits ood.json) and report it.
+
+    ``settings``: further training settings (e.g. ``snapshots``, ``network``).
+    """
     from .train import train
 
     t0 = time.perf_counter()
     echo(f"{label} (≤ {epochs} epochs) ...")
     extra = {} if measurement is None else {"measurement": measurement}
     res = train(train_h5, model_dir, epochs=epochs, patience=12, lr_patience=5, seed=seed, force=force, quiet=quiet,
-                **extra)
+                **extra, **settings)
     times["train"] = time.perf_counter() - t0
     echo(f"      -> {model_dir} (best val loss {res.best_val_loss:.4f} at epoch {res.best_epoch + 1}, "
          f"{times['train']:.0f} s)")
