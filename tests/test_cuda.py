@@ -283,6 +283,118 @@ def test_device_channels_match_network_channels(cpu64):
     np.testing.assert_allclose(ch, ref, rtol=1e-6, atol=1e-6 * scale.max())
 
 
+# --------------------------------------------------------------------------- nuisance physics (issue 13)
+# N = 8, 4 Euler steps; per-sample T and delta with zeros in the mix (a clean sample in a noisy batch)
+NCFG = SimConfig(N=8, L=4.0, D=(1.0, 1.0), dt=0.01, eta=0.3, n_v=1, nu=0.2, snapshot_times=(0.02, 0.04))
+NPARAMS = {"n_v": [0, 1, 2], "eta": [0.1, 0.3, -0.2], "nu": [0.0, 0.2, -0.3]}
+NUISANCE = {"delta": {"delta": [0.3, 0.0, -0.2]}, "T": {"T": [0.05, 0.02, 0.0]},
+            "both": {"delta": [0.3, 0.0, 0.1], "T": [0.05, 0.0, 0.02]}}
+NIDX = [5, 0, 11]
+
+
+@pytest.fixture(scope="module")
+def cpu_nuisance() -> dict[str, SimulationResult]:
+    """solver.simulate (the CPU kernel with disorder and the thermal stream) per nuisance case, seed 3."""
+    from tdglnre.physics.solver import simulate
+
+    return {k: simulate(NCFG, {**NPARAMS, **v}, seed=3, sample_indices=NIDX) for k, v in NUISANCE.items()}
+
+
+@needs_cuda
+@pytest.mark.parametrize("case", list(NUISANCE))
+@pytest.mark.parametrize("mode", tc.MODES)
+def test_nuisance_physics_agrees_with_cpu_kernel(mode, case, cpu_nuisance):
+    """Disorder, thermal noise and both, in each kernel: the CPU result for the same seed and samples."""
+    ref = cpu_nuisance[case]
+    res = tc.simulate_cuda(NCFG, {**NPARAMS, **NUISANCE[case]}, seed=3, sample_indices=NIDX, fused=mode,
+                           check_every=2)
+    np.testing.assert_allclose(res.psi, ref.psi, **TOL64)
+    np.testing.assert_array_equal(res.sample_indices, NIDX)
+    for key in ("T", "delta"):
+        np.testing.assert_array_equal(res.params[key], ref.params[key])
+    # the nuisance moved the result: it is not the clean dynamics
+    clean = tc.simulate_cuda(NCFG, NPARAMS, seed=3, sample_indices=NIDX, fused=mode, check_every=2)
+    on = [r for r in range(3) if any(NUISANCE[case].get(k, [0.0] * 3)[r] != 0.0 for k in ("T", "delta"))]
+    off = [r for r in range(3) if r not in on]
+    assert (np.abs(res.psi[on] - clean.psi[on]).max(axis=(1, 2, 3, 4)) > 1e-4).all()
+    # a clean sample in a noisy/disordered batch runs the clean dynamics
+    np.testing.assert_allclose(res.psi[off], clean.psi[off], **TOL64)
+
+
+@needs_cuda
+def test_nuisance_float32_agrees_with_cpu_float32():
+    from tdglnre.physics.solver import simulate
+
+    cfg = NCFG.replace(dtype="float32")
+    pars = {**NPARAMS, **NUISANCE["both"]}
+    ref = simulate(cfg, pars, seed=3, sample_indices=NIDX)
+    for mode in tc.MODES:
+        res = tc.simulate_cuda(cfg, pars, seed=3, sample_indices=NIDX, fused=mode, check_every=2)
+        assert res.psi.dtype == np.complex64
+        np.testing.assert_allclose(res.psi, ref.psi, **TOL32)
+
+
+@needs_cuda
+def test_nuisance_from_config_values_and_batch_independence():
+    """T and delta as config values (not per-sample params) are accepted and run; batches do not matter."""
+    from tdglnre.physics.solver import simulate
+
+    cfg = NCFG.replace(T=0.03, delta=0.2, snapshot_times=(0.02,))
+    tc.check_supported(cfg, {"T": [0.1, 0.0], "delta": 0.3}, varied=("T", "delta"))  # nothing is refused
+    ref = simulate(cfg, seed=1, n_samples=2)
+    res = tc.simulate_cuda(cfg, seed=1, n_samples=2, check_every=2)
+    np.testing.assert_allclose(res.psi, ref.psi, **TOL64)
+    one = tc.simulate_cuda(cfg, seed=1, sample_indices=[1], batch_size=1, check_every=2)
+    np.testing.assert_array_equal(one.psi, res.psi[1:])
+
+
+@needs_cuda
+def test_clean_runs_are_bitwise_unchanged_by_zero_nuisance(dev64):
+    """T = 0 and delta = 0 given explicitly run the clean kernels: bitwise the clean output."""
+    for mode in tc.MODES:
+        res = tc.simulate_cuda(CFG, {**PARAMS, "T": [0.0] * 3, "delta": 0.0}, fused=mode, check_every=2)
+        np.testing.assert_array_equal(res.psi, dev64[mode].psi)
+
+
+@needs_cuda
+def test_device_noise_deviates_equal_cpu_stream():
+    """The device's normals for (key, step, site, component) are thermal_normals' (the CPU stream)."""
+    from tdglnre.physics import _cuda_nuisance as cn
+    from numba import cuda
+
+    N = 5
+    keys = np.array([kernels.noise_key(3, 0), kernels.noise_key(0, 7), np.uint64(2**64 - 1)], dtype=np.uint64)
+    for step in (0, 13, 10**9):
+        out = cuda.device_array((3, 4, N * N), dtype=np.float64)
+        grid, tpb = tc._grid(N * N, 3)
+        cn.normals_kernel[grid, tpb](cuda.to_device(keys), step, N, out)
+        got = out.copy_to_host().reshape(3, 4, N, N)
+        for r, key in enumerate(keys):
+            np.testing.assert_allclose(got[r], kernels.thermal_normals(key, step, N), rtol=1e-15, atol=1e-15)
+
+
+@needs_cuda
+def test_gradient_with_disorder_matches_cpu_and_energy_difference():
+    cfg = NCFG.replace(n_v=2, eta=0.2, nu=0.3, delta=0.3)
+    z = initial_state(3, 0, cfg.N)
+    dev = tc.CudaEnergyModel(cfg, seed=3, index=5)
+    cpu = EnergyModel(cfg, seed=3, index=5)
+    g_dev = dev.gradient(z)
+    g_cpu = cpu.gradient(z)
+    np.testing.assert_allclose(g_dev, g_cpu, rtol=1e-12, atol=1e-13 * np.abs(g_cpu).max())
+    # the disorder term is in it: differs from the clean gradient and matches dF of the disordered energy
+    g_clean = tc.CudaEnergyModel(cfg.replace(delta=0.0)).gradient(z)
+    assert np.abs(g_dev - g_clean).max() > 1e-3 * np.abs(g_dev).max()
+    eps = 1e-6
+    for k in (0, 77, 130, 255):
+        e = np.zeros(z.size)
+        e[k] = eps
+        fd = (cpu.energy(z.reshape(-1) + e) - cpu.energy(z.reshape(-1) - e)) / (2 * eps)
+        assert abs(fd - g_dev.reshape(-1)[k]) < 1e-6 * max(1.0, abs(fd))
+    with pytest.raises(ConfigError, match="landscape"):
+        tc.CudaEnergyModel(cfg)  # delta without seed/index or xi: the landscape is unknown
+
+
 # --------------------------------------------------------------------------- gradient and HVP
 @needs_cuda
 def test_gradient_matches_energy_model():
@@ -367,6 +479,15 @@ for t in (f32, f64):
 kern += [(tc._displace_kernel, (A(f64, 1), A(f64, 1), A(f64, 1), A(f64, 2))),
          (tc._richardson_kernel, (A(f64, 2), f64, f64, A(f64, 1))),
          (tc._central_kernel, (A(f64, 2), f64, f64, A(f64, 1)))]
+from tdglnre.physics import _cuda_nuisance as cn
+u64 = types.uint64
+for t in (f32, f64):  # disorder and thermal noise (issue 13): the variant with both
+    ks = cn.nuisance_kernels(tc._rhs_site, str(t), True, True, tc.STAGE)
+    ext = (A(t, 2), A(t, 2), A(t, 1), A(u64, 1), i64)
+    kern += [(ks["step"], (A(t, 2), A(t, 2), A(t, 2), A(t, 3), A(t, 3)) + ext),
+             (ks["fused-global"], (A(t, 2), A(t, 2), A(t, 2), A(t, 3), A(t, 3), i64) + ext),
+             (ks["fused-shared"], (A(t, 2), A(t, 2), A(t, 3), A(t, 3), i64) + ext)]
+kern += [(cn.normals_kernel, (A(u64, 1), i64, i64, A(f64, 3)))]
 for n, (k, sig) in enumerate(kern):
     ptx, _ = cuda.compile_ptx(k.py_func, sig, cc=(9, 0))
     print(n, "fma.rn" in ptx)
@@ -398,8 +519,9 @@ def test_every_kernel_compiles_to_ptx_for_a_real_gpu():
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     fma = [line.split()[1] == "True" for line in out.stdout.splitlines()]
-    assert len(fma) == 15  # 6 kernels in two precisions and the 3 HVP kernels
+    assert len(fma) == 22  # 6 kernels in two precisions, the 3 HVP kernels, 3 nuisance kernels in two, normals
     assert all(fma[0:3]) and all(fma[6:9])  # step, fused-global, fused-shared, float32 and float64
+    assert all(fma[15:21])  # their disorder + thermal-noise variants
 
 
 # --------------------------------------------------------------------------- real GPU

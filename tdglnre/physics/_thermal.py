@@ -9,12 +9,19 @@ reduction is exact by construction: ln u for u = (m + ½)·2⁻⁵², m a 52-bit
 integer, and cos/sin of 2π·t/2³² for a 32-bit integer t. With only integer
 ops, float ops, selects and bit casts inlined, LLVM vectorises the noise loop.
 
+The functions use only what numba also compiles for the CUDA target
+(``math.sqrt``, not ``np.sqrt``): the CUDA backend calls :func:`hash64`,
+:func:`radius`, :func:`cos_sin` and the float32 variants from its kernels
+(:mod:`._cuda_nuisance`), so both backends draw the same stream.
+
 numba's on-disk cache does not follow imports: the cached ``kernels._evolve_one``
 embeds the kick, so after editing this module touch kernels.py (or clear the
 cache) before measuring.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from llvmlite import ir
@@ -90,7 +97,7 @@ def radius(h):
     r = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7))) + w * (_LG2 + w * (_LG4 + w * _LG6))
     hfsq = 0.5 * f * f
     ln = k * _LN2_HI - ((hfsq - (s * (hfsq + r) + k * _LN2_LO)) - f)
-    return np.sqrt(-2.0 * ln)
+    return math.sqrt(-2.0 * ln)
 
 
 @njit(inline="always")
@@ -161,7 +168,7 @@ def radius32(h):
     for c in _P[1:]:
         p = p * f + c
     ln = f + (f * z * p + k * _LN2_LO32 - _HALF32 * z) + k * _LN2_HI32
-    return np.sqrt(_M2_32 * ln)
+    return math.sqrt(_M2_32 * ln)
 
 
 @njit(inline="always")

@@ -20,7 +20,14 @@ Kernels
   (L2-resident for small N), many steps per launch with ``syncthreads``
   between steps; used when the state does not fit shared memory, up to
   N = :data:`FUSED_GLOBAL_MAX_N`.
-* the gradient ∂F/∂z is the ``step`` kernel with (keep, scale) = (0, −2h²);
+* pinning disorder (δ) and thermal noise (T), issue 13: variants of the three
+  Euler kernels built by :mod:`._cuda_nuisance` (ξ, dco, amp and the noise key
+  of each sample prepared on the host exactly as ``solver.simulate`` does; the
+  noise deviates are the CPU stream's own ``_thermal`` functions compiled for
+  the device, so a (seed, sample, step, site) gets the same normal on both
+  backends). Runs with T = 0 and δ = 0 use the clean kernels below unchanged;
+* the gradient ∂F/∂z is the ``step`` kernel with (keep, scale) = (0, −2h²)
+  (its disorder variant when the sample has δ ≠ 0);
 * the network channels [ρ1, ρ2, curl J] are computed on the device
   (float64 arithmetic, float32 output), so only snapshots cross to the host;
 * the CPU solver's health check (NaN/Inf, and after the grace period a
@@ -55,9 +62,11 @@ import scipy.sparse.linalg as spla
 from numba import cuda
 
 from ..errors import ConfigError, DivergenceError
+from . import _cuda_nuisance as _cn
 from . import kernels
 from .config import SimConfig, as_sample_arrays
-from .solver import EnergyModel, SimulationResult, _reason_text, initial_state, state_to_psi
+from .solver import (EnergyModel, SimulationResult, _reason_text, disorder_field, initial_state, state_to_psi,
+                     thermal_amplitude)
 
 log = logging.getLogger(__name__)
 
@@ -151,28 +160,30 @@ def resolve_device(device: str) -> str:
     return "cpu"
 
 
-#: Per-sample physics of the CPU solver that the device kernels do not implement yet (issue 13).
-UNSUPPORTED = {"T": "thermal noise (T)", "delta": "pinning disorder (delta)"}
+#: Per-sample physics of the CPU solver that the device kernels do not implement (name: what it is).
+#: Empty since issue 13: thermal noise (T) and pinning disorder (delta) run on the device
+#: (:mod:`._cuda_nuisance`); kept so a future CPU-only feature is refused, not silently dropped.
+UNSUPPORTED: dict[str, str] = {}
 
 
 def check_supported(config: SimConfig, params: Mapping[str, Any] | None = None,
                     varied: Sequence[str] = ()) -> None:
-    """Refuse physics the device kernels do not implement (thermal noise, pinning disorder).
+    """Refuse physics the device kernels do not implement (:data:`UNSUPPORTED`; none at present).
 
     Parameters
     ----------
     config
-        Its defaults ``T`` and ``delta`` must be 0.
+        Its defaults of every :data:`UNSUPPORTED` name must be 0.
     params
-        Per-sample values (scalars or arrays); every ``T`` and ``delta`` must be 0.
+        Per-sample values (scalars or arrays); every :data:`UNSUPPORTED` one must be 0.
     varied
-        Names a prior draws per sample (refused if ``T`` or ``delta``).
+        Names a prior draws per sample (refused if :data:`UNSUPPORTED`).
 
     Raises
     ------
     ConfigError
         One line naming the feature and pointing to ``--device cpu``; without
-        this check the device would silently run the clean dynamics.
+        this check the device would silently run without it.
     """
     for key, what in UNSUPPORTED.items():
         values = [getattr(config, key, 0.0)]
@@ -195,10 +206,12 @@ _vertical = cuda.jit(device=True)(kernels._vertical.py_func)
 
 
 @cuda.jit(device=True)
-def _rhs_site(a, N, i, j, co, ly, lx):
+def _rhs_site(a, N, i, j, co, ly, lx, c1, c2):
     """New values (4) at site (i, j) of a flat sample ``a`` (c·N² + i·N + j).
 
-    Same operations in the same order as :func:`.kernels._sweep`.
+    Same operations in the same order as :func:`.kernels._sweep`; ``c1``, ``c2``
+    are the site's C1, C2 (``co[4]``, ``co[5]``, shifted by the pinning
+    disorder in :mod:`._cuda_nuisance`'s kernels).
     """
     NN = N * N
     ip = i + 1 if i < N - 1 else 0
@@ -234,7 +247,7 @@ def _rhs_site(a, N, i, j, co, ly, lx):
         n1i = v1i + (a[NN + me + 1] + a[NN + me - 1])
         n2r = v2r + (a[2 * NN + me + 1] + a[2 * NN + me - 1])
         n2i = v2i + (a[3 * NN + me + 1] + a[3 * NN + me - 1])
-    return _site(co[0], co[1], co[2], co[3], co[4], co[5], co[6], co[7], co[8],
+    return _site(co[0], co[1], co[2], co[3], c1, c2, co[6], co[7], co[8],
                  a[me], a[NN + me], a[2 * NN + me], a[3 * NN + me], n1r, n1i, n2r, n2i)
 
 
@@ -277,7 +290,7 @@ def _step_kernel(src, dst, co, ly, lx):
     if site < NN:
         i = site // N
         j = site - i * N
-        r1r, r1i, r2r, r2i = _rhs_site(src[s], N, i, j, co[s], ly[s], lx[s])
+        r1r, r1i, r2r, r2i = _rhs_site(src[s], N, i, j, co[s], ly[s], lx[s], co[s, 4], co[s, 5])
         d = dst[s]
         d[site] = r1r
         d[NN + site] = r1i
@@ -302,7 +315,7 @@ def _fused_global_kernel(a, b, co, ly, lx, n_steps):
         for site in range(tid, NN, T):
             i = site // N
             j = site - i * N
-            r1r, r1i, r2r, r2i = _rhs_site(src, N, i, j, cs, lys, lxs)
+            r1r, r1i, r2r, r2i = _rhs_site(src, N, i, j, cs, lys, lxs, cs[4], cs[5])
             dst[site] = r1r
             dst[NN + site] = r1i
             dst[2 * NN + site] = r2r
@@ -342,7 +355,7 @@ def _fused_shared_kernel(dtype_name: str):
             for site in range(tid, NN, T):
                 i = site // N
                 j = site - i * N
-                r1r, r1i, r2r, r2i = _rhs_site(buf, N, i, j, cs, lys, lxs)
+                r1r, r1i, r2r, r2i = _rhs_site(buf, N, i, j, cs, lys, lxs, cs[4], cs[5])
                 tmp[q] = r1r
                 tmp[q + 1] = r1i
                 tmp[q + 2] = r2r
@@ -609,9 +622,16 @@ def select_mode(N: int, dtype: str | np.dtype, fused: bool | str | None = None) 
 
 
 class _Batch:
-    """Device buffers of one batch of samples: state, work buffer, coefficients and links."""
+    """Device buffers of one batch of samples: state, work buffer, coefficients and links.
 
-    def __init__(self, states: np.ndarray, co: np.ndarray, ly: np.ndarray, lx: np.ndarray, mode: str):
+    ``nuisance`` = (xi (S, N²) or None, dco (S, 2) or None, amp (S,) or None,
+    keys (S,) or None) switches on pinning disorder and/or thermal noise
+    (:mod:`._cuda_nuisance`); ``None`` (or all four None) runs the clean kernels.
+    ``step`` counts the Euler steps done, the thermal stream's step counter.
+    """
+
+    def __init__(self, states: np.ndarray, co: np.ndarray, ly: np.ndarray, lx: np.ndarray, mode: str,
+                 nuisance: tuple | None = None):
         self.S, M = states.shape
         self.N = ly.shape[2]
         self.mode = mode
@@ -623,13 +643,26 @@ class _Batch:
         self.lx = cuda.to_device(np.ascontiguousarray(lx))
         self.sums = cuda.device_array((self.S, 5), dtype=np.float64)
         self.prev = None
+        self.step = 0
+        self.kern = None
+        if nuisance is not None and any(x is not None for x in nuisance):
+            xi, dco, amp, keys = nuisance
+            disorder, thermal = xi is not None, amp is not None
+            fill = _cn.dummies(self.dtype, self.S)  # placeholders of the features this variant compiles out
+            xi, dco = (xi.reshape(self.S, -1), dco) if disorder else fill[:2]
+            amp, keys = (amp, keys) if thermal else fill[2:]
+            self.extra = tuple(cuda.to_device(np.ascontiguousarray(x, dtype=d)) for x, d in
+                               ((xi, self.dtype), (dco, self.dtype), (amp, self.dtype), (keys, np.uint64)))
+            self.kern = _cn.nuisance_kernels(_rhs_site, self.dtype.name, disorder, thermal, STAGE)
 
     def advance(self, n: int) -> None:
         """Advance every sample by ``n`` Euler steps."""
         if n <= 0:
             return
         N = self.N
-        if self.mode == "step":
+        if self.kern is not None:
+            self._advance_nuisance(n)
+        elif self.mode == "step":
             grid, tpb = _grid(N * N, self.S)
             for _ in range(n):
                 _step_kernel[grid, tpb](self.a, self.b, self.co, self.ly, self.lx)
@@ -640,6 +673,23 @@ class _Batch:
             nbytes = 4 * N * N * self.dtype.itemsize
             kern = _fused_shared_kernel(self.dtype.name)
             kern[self.S, _block_threads(N), 0, nbytes](self.a, self.co, self.ly, self.lx, n)
+        self.step += n
+
+    def _advance_nuisance(self, n: int) -> None:
+        """:meth:`advance` with disorder and/or noise: the same launches, plus ξ, dco, amp, keys and the step."""
+        N = self.N
+        kern = self.kern[self.mode]
+        if self.mode == "step":
+            grid, tpb = _grid(N * N, self.S)
+            for k in range(n):
+                kern[grid, tpb](self.a, self.b, self.co, self.ly, self.lx, *self.extra, self.step + k)
+                self.a, self.b = self.b, self.a
+        elif self.mode == "fused-global":
+            kern[self.S, _block_threads(N)](self.a, self.b, self.co, self.ly, self.lx, n, *self.extra, self.step)
+        else:
+            nbytes = 4 * N * N * self.dtype.itemsize
+            kern[self.S, _block_threads(N), 0, nbytes](self.a, self.co, self.ly, self.lx, n, *self.extra,
+                                                       self.step)
 
     def advance_to_check(self, n: int, keep_prev: bool):
         """Advance ``n`` >= 1 steps; return the device state one step earlier (or the current one if not kept)."""
@@ -711,7 +761,15 @@ def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, ini
                               scale=config.dt, keep=1.0, dtype=dtype)
     ly, lx = kernels.link_tables(N, config.L, pars["n_v"], dtype=dtype)
     ly64, lx64 = kernels.link_tables(N, config.L, pars["n_v"], dtype=np.float64)
-    log.debug("simulate_cuda: %d samples, N=%d, %s, kernel %s", S, N, dtype.name, mode)
+    # nuisance physics exactly as solver.simulate prepares it (same field, coefficients, amplitudes, keys)
+    disordered = bool(np.any(pars["delta"] != 0.0))
+    thermal = bool(np.any(pars["T"] > 0.0))
+    dco = kernels.disorder_coefficients(config.alpha, pars["delta"], scale=config.dt, dtype=dtype) \
+        if disordered else None
+    amp = thermal_amplitude(pars["T"], config.dt, config.h).astype(dtype) if thermal else None
+    keys = np.array([kernels.noise_key(seed, int(k)) for k in idx], dtype=np.uint64) if thermal else None
+    log.debug("simulate_cuda: %d samples, N=%d, %s, kernel %s, disorder %s, thermal noise %s",
+              S, N, dtype.name, mode, disordered, thermal)
 
     states_out = np.empty((S, T, M), dtype=dtype) if want_psi else None
     chans_out = np.empty((S, T, N, N, 3), dtype=np.float32) if want_channels else None
@@ -723,7 +781,15 @@ def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, ini
         for r in range(b):
             st = initial[start + r] if initial is not None else initial_state(seed, int(idx[start + r]), N)
             host[r] = st.reshape(-1)
-        batch = _Batch(host, co[start:stop], ly[start:stop], lx[start:stop], mode)
+        xi = None
+        if disordered:
+            xi = np.zeros((b, N, N), dtype=dtype)
+            for r in range(b):
+                if pars["delta"][start + r] != 0.0:
+                    xi[r] = disorder_field(seed, int(idx[start + r]), config)
+        nuisance = (xi, None if dco is None else dco[start:stop], None if amp is None else amp[start:stop],
+                    None if keys is None else keys[start:stop])
+        batch = _Batch(host, co[start:stop], ly[start:stop], lx[start:stop], mode, nuisance)
         d_states = cuda.device_array((b, T, M), dtype=dtype) if want_psi else None
         if want_channels:
             d_chans = cuda.device_array((b, T, N, N, 3), dtype=np.float32)
@@ -757,8 +823,9 @@ def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, ini
         if failed.size:
             r = int(failed[0])
             k = start + r
-            raise DivergenceError(int(idx[k]), int(status[r]),
-                                  {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]},
+            bad_pars = {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]}
+            bad_pars.update({n: pars[n][k] for n in ("T", "delta") if pars[n][k] != 0.0})
+            raise DivergenceError(int(idx[k]), int(status[r]), bad_pars,
                                   _reason_text(int(codes[r]), float(values[r])))
         if want_psi:
             states_out[start:stop] = d_states.copy_to_host()
@@ -887,15 +954,20 @@ class CudaEnergyModel:
     """F, ∂F/∂z of one sample with the gradient on the device (float64).
 
     The same coefficients as :class:`.solver.EnergyModel` (keep = 0,
-    scale = −2h²) run through the ``step`` kernel. F itself is evaluated by the
-    CPU model (one O(N²) sweep, needed only by line searches).
+    scale = −2h²) run through the ``step`` kernel; with pinning disorder
+    (``delta`` ≠ 0) the disorder variant of that kernel with the CPU model's
+    landscape ξ and coefficients −2h²·α_b·δ, so the gradient is that of the
+    CPU energy with α_b(r) = α_b(1 + δξ(r)). ``delta``, ``seed``, ``index``
+    and ``xi`` are :class:`.solver.EnergyModel`'s. F itself is evaluated by
+    the CPU model (one O(N²) sweep, needed only by line searches).
     """
 
     def __init__(self, config: SimConfig, *, eta: float | None = None, n_v: int | None = None,
-                 nu: float | None = None):
+                 nu: float | None = None, delta: float | None = None, seed: int | None = None,
+                 index: int | None = None, xi: np.ndarray | None = None):
         _require_cuda()
         check_supported(config)
-        self.cpu = EnergyModel(config, eta=eta, n_v=n_v, nu=nu)
+        self.cpu = EnergyModel(config, eta=eta, n_v=n_v, nu=nu, delta=delta, seed=seed, index=index, xi=xi)
         self.config = self.cpu.config
         self.N = self.cpu.N
         self.shape = self.cpu.shape
@@ -903,22 +975,32 @@ class CudaEnergyModel:
         self._co = self.cpu._grad_co[None, :]
         self._ly = self.cpu._ly[None]
         self._lx = self.cpu._lx[None]
-        self._dev: dict[int, tuple[Any, Any, Any]] = {}
+        self._dev: dict[int, tuple[Any, ...]] = {}
+        self._kern = None
+        if self.cpu.xi is not None:
+            self._kern = _cn.nuisance_kernels(_rhs_site, "float64", True, False, STAGE)["step"]
 
     def _tables(self, rows: int):
-        """Device coefficient and link tables repeated for ``rows`` gradient evaluations."""
+        """Device coefficient and link tables (and disorder inputs) repeated for ``rows`` gradient evaluations."""
         if rows not in self._dev:
-            self._dev[rows] = (cuda.to_device(np.repeat(self._co, rows, axis=0)),
-                               cuda.to_device(np.repeat(self._ly, rows, axis=0)),
-                               cuda.to_device(np.repeat(self._lx, rows, axis=0)))
+            tabs = [np.repeat(self._co, rows, axis=0), np.repeat(self._ly, rows, axis=0),
+                    np.repeat(self._lx, rows, axis=0)]
+            if self._kern is not None:
+                _, _, amp, keys = _cn.dummies(np.dtype(np.float64), rows)
+                tabs += [np.repeat(self.cpu.xi.reshape(1, -1), rows, axis=0),
+                         np.repeat(self.cpu._grad_dco[None, :], rows, axis=0), amp, keys]
+            self._dev[rows] = tuple(cuda.to_device(np.ascontiguousarray(t)) for t in tabs)
         return self._dev[rows]
 
     def gradient_device(self, d_z, d_out) -> None:
         """∂F/∂z of each row of the device array ``d_z`` (R, 4N²) into ``d_out`` (R, 4N²)."""
         rows = d_z.shape[0]
-        co, ly, lx = self._tables(rows)
+        tabs = self._tables(rows)
         grid, tpb = _grid(self.N * self.N, rows)
-        _step_kernel[grid, tpb](d_z, d_out, co, ly, lx)
+        if self._kern is None:
+            _step_kernel[grid, tpb](d_z, d_out, *tabs)
+        else:
+            self._kern[grid, tpb](d_z, d_out, *tabs, 0)
 
     def energy(self, z: np.ndarray) -> float:
         """Free energy F(z) (host)."""
