@@ -312,26 +312,21 @@ def test_hessian_options_device_is_validated() -> None:
 
 
 @needs_cuda
-@pytest.mark.parametrize("extra, what", [("T=0.05", "thermal noise (T)"),
-                                         ("prior.T=uniform(0,0.05)", "thermal noise (T)"),
-                                         ("prior.delta=uniform(0,0.1)", "pinning disorder (delta)")])
-def test_cuda_refuses_nuisance_physics_it_does_not_implement(tmp_path: Path, extra: str, what: str) -> None:
-    """Thermal noise and pinning disorder run only on the CPU: --device cuda refuses them instead of dropping them."""
-    out = tmp_path / "n.h5"
-    r = CliRunner().invoke(cli, _gen_args(out, "--device", "cuda", "--set", extra))
-    assert r.exit_code == 1
-    assert r.output.strip() == f"Error: device 'cuda' does not implement {what} yet; use --device cpu"
-    assert not out.exists()
-
-
-@needs_cuda
-def test_cuda_kernels_refuse_noise_and_disorder_parameters(small: tuple) -> None:
-    config, _ = small
-    with pytest.raises(ConfigError, match=r"does not implement thermal noise \(T\)"):
-        tc.simulate_cuda(config, {"T": [0.0, 0.1]}, n_samples=2)
-    with pytest.raises(ConfigError, match=r"does not implement pinning disorder \(delta\)"):
-        tc.CudaEnergyModel(config.replace(delta=0.1))
-    tc.check_supported(config, {"T": [0.0, 0.0], "delta": 0.0})  # clean physics passes
+@pytest.mark.parametrize("extra", ["T=0.05", "prior.T=uniform(0,0.05)", "prior.delta=uniform(0,0.1)"])
+def test_cuda_generates_thermal_noise_and_disorder_like_the_cpu(tmp_path: Path, extra: str) -> None:
+    """Thermal noise and pinning disorder run on the device with the CPU's random numbers (same noise
+    stream, same disorder field): same θ, images within the CPU-vs-CUDA tolerance."""
+    runs = {}
+    for dev in ("cpu", "cuda"):
+        out = tmp_path / f"{dev}.h5"
+        r = CliRunner().invoke(cli, _gen_args(out, "--device", dev, "--set", extra))
+        assert r.exit_code == 0, r.output
+        runs[dev] = _read(out)
+    np.testing.assert_array_equal(runs["cuda"]["theta"], runs["cpu"]["theta"])
+    np.testing.assert_allclose(runs["cuda"]["x"], runs["cpu"]["x"], rtol=RTOL, atol=ATOL)
+    clean = tmp_path / "clean.h5"
+    assert CliRunner().invoke(cli, _gen_args(clean, "--device", "cpu")).exit_code == 0
+    assert not np.allclose(_read(clean)["x"], runs["cpu"]["x"], rtol=RTOL, atol=ATOL)  # the nuisance acts
 
 
 def test_simulate_dispatches_on_device():
