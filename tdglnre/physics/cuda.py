@@ -65,7 +65,7 @@ from ..errors import ConfigError, DivergenceError
 from . import _cuda_nuisance as _cn
 from . import kernels
 from .config import SimConfig, as_sample_arrays
-from .solver import (EnergyModel, SimulationResult, _reason_text, disorder_field, initial_state, state_to_psi,
+from .solver import (EnergyModel, SimulationResult, _reason_text, disorder_batch, initial_state, state_to_psi,
                      thermal_amplitude)
 
 log = logging.getLogger(__name__)
@@ -781,12 +781,7 @@ def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, ini
         for r in range(b):
             st = initial[start + r] if initial is not None else initial_state(seed, int(idx[start + r]), N)
             host[r] = st.reshape(-1)
-        xi = None
-        if disordered:
-            xi = np.zeros((b, N, N), dtype=dtype)
-            for r in range(b):
-                if pars["delta"][start + r] != 0.0:
-                    xi[r] = disorder_field(seed, int(idx[start + r]), config)
+        xi = disorder_batch(seed, idx[start:stop], pars["delta"][start:stop], config, dtype) if disordered else None
         nuisance = (xi, None if dco is None else dco[start:stop], None if amp is None else amp[start:stop],
                     None if keys is None else keys[start:stop])
         batch = _Batch(host, co[start:stop], ly[start:stop], lx[start:stop], mode, nuisance)

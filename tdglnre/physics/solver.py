@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numba
 import numpy as np
@@ -47,6 +47,17 @@ def disorder_field(seed: int, index: int, config: SimConfig) -> np.ndarray:
     xi = gaussian_filter_field(white, config.h, config.disorder_length)
     x = disorder_clip(config.N)
     return np.clip(xi, -x, x)
+
+
+def disorder_batch(seed: int, indices: np.ndarray, delta: np.ndarray, config: SimConfig,
+                   dtype: Any = np.float64) -> np.ndarray:
+    """The disorder fields ξ (b, N, N) of a batch: sample r's field where δ_r ≠ 0, zeros elsewhere."""
+    N = config.N
+    xi = np.zeros((len(indices), N, N), dtype=dtype)
+    for r, (k, d) in enumerate(zip(indices, delta)):
+        if d != 0.0:
+            xi[r] = disorder_field(seed, int(k), config)
+    return xi
 
 
 def thermal_amplitude(T: np.ndarray | float, dt: float, h: float) -> np.ndarray:
@@ -250,12 +261,8 @@ def simulate(
             value = np.zeros(b, dtype=np.float64)
             extra: tuple = ()
             if disordered or thermal:
-                xi = None
-                if disordered:
-                    xi = np.zeros((b, N, N), dtype=dtype)
-                    for r in range(b):
-                        if pars["delta"][start + r] != 0.0:
-                            xi[r] = disorder_field(seed, int(idx[start + r]), config)
+                xi = disorder_batch(seed, idx[start:stop], pars["delta"][start:stop], config, dtype) \
+                    if disordered else None
                 extra = (xi, None if dco is None else dco[start:stop],
                          None if amp is None else amp[start:stop], None if keys is None else keys[start:stop])
             kernels._evolve_batch(states, work, co[start:stop], ly[start:stop], lx[start:stop],
