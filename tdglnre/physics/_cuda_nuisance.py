@@ -115,6 +115,15 @@ def nuisance_kernels(rhs_site: Callable, dtype_name: str, disorder: bool, therma
             return cs[4] + ds[0] * x, cs[5] + ds[1] * x
         return cs[4], cs[5]
 
+    @cuda.jit(device=True)
+    def kick(r1r, r1i, r2r, r2i, a, key, n, N, site):
+        """The site's new values plus the thermal kick a·g of step n (unchanged without noise or at a = 0)."""
+        if thermal:
+            if a > 0:
+                g0, g1, g2, g3 = draw(key, n, N, site)
+                return r1r + a * g0, r1i + a * g1, r2r + a * g2, r2i + a * g3
+        return r1r, r1i, r2r, r2i
+
     @cuda.jit
     def step(src, dst, co, ly, lx, xi, dco, amp, keys, n):
         s = cuda.blockIdx.y
@@ -127,14 +136,7 @@ def nuisance_kernels(rhs_site: Callable, dtype_name: str, disorder: bool, therma
             cs = co[s]
             c1, c2 = c12(cs, xi[s], dco[s], site)
             r1r, r1i, r2r, r2i = rhs_site(src[s], N, i, j, cs, ly[s], lx[s], c1, c2)
-            if thermal:
-                a = amp[s]
-                if a > 0:
-                    g0, g1, g2, g3 = draw(keys[s], n, N, site)
-                    r1r += a * g0
-                    r1i += a * g1
-                    r2r += a * g2
-                    r2i += a * g3
+            r1r, r1i, r2r, r2i = kick(r1r, r1i, r2r, r2i, amp[s], keys[s], n, N, site)
             d = dst[s]
             d[site] = r1r
             d[NN + site] = r1i
@@ -163,13 +165,7 @@ def nuisance_kernels(rhs_site: Callable, dtype_name: str, disorder: bool, therma
                 j = site - i * N
                 c1, c2 = c12(cs, xs, ds, site)
                 r1r, r1i, r2r, r2i = rhs_site(src, N, i, j, cs, lys, lxs, c1, c2)
-                if thermal:
-                    if am > 0:
-                        g0, g1, g2, g3 = draw(key, step0 + k, N, site)
-                        r1r += am * g0
-                        r1i += am * g1
-                        r2r += am * g2
-                        r2i += am * g3
+                r1r, r1i, r2r, r2i = kick(r1r, r1i, r2r, r2i, am, key, step0 + k, N, site)
                 dst[site] = r1r
                 dst[NN + site] = r1i
                 dst[2 * NN + site] = r2r
@@ -209,13 +205,7 @@ def nuisance_kernels(rhs_site: Callable, dtype_name: str, disorder: bool, therma
                 j = site - i * N
                 c1, c2 = c12(cs, xs, ds, site)
                 r1r, r1i, r2r, r2i = rhs_site(buf, N, i, j, cs, lys, lxs, c1, c2)
-                if thermal:
-                    if am > 0:
-                        g0, g1, g2, g3 = draw(key, step0 + k, N, site)
-                        r1r += am * g0
-                        r1i += am * g1
-                        r2r += am * g2
-                        r2i += am * g3
+                r1r, r1i, r2r, r2i = kick(r1r, r1i, r2r, r2i, am, key, step0 + k, N, site)
                 tmp[q] = r1r
                 tmp[q + 1] = r1i
                 tmp[q + 2] = r2r
