@@ -342,3 +342,28 @@ def test_hessian_pipeline_passes_the_samples_disorder_landscape():
     # disorder breaks translations but not the global phase: the exact zero mode survives
     assert abs(res.eigenvalues[res.zero_mode_index]) < 1e-8 * res.lambda_max_est
     assert res.zero_mode_overlap > 1 - 1e-9
+
+
+MIXED = "noise(0.0..0.1) | blur(0.5..1.5)+noise(0.0..0.1)"
+
+
+@_filter
+def test_a_model_trained_on_alternative_instruments_accepts_members_of_each(tiny):
+    """A mixture survives training metadata; posterior accepts a member of either alternative, refuses others."""
+    import tdglnre as tg
+
+    tg.train(tiny / "train.h5", tiny / "mixed", measurement=MIXED, seed=5, epochs=1, batch_size=32, quiet=True)
+    model = P.load_model(tiny / "mixed")
+    assert str(model.measurement) == MIXED and model.measurement.is_random
+    x = P.posterior(model, P.simulate_observation(model, eta=0.8, n_v=2, seed=3), grid_points=16, ood=False).x[None]
+    dens = {}
+    for member in ("noise(0.05)", "blur(1.0)+noise(0.05)"):
+        res = P.posterior(model, P.Observation(x, {}, measurement=member, as_input=True), grid_points=16, ood=False)
+        assert res.source["measurement_match"] == "covered" and res.source["measurement"] == MIXED
+        dens[member] = res.posterior.log_density
+    # the declaration only checks membership: the network input, hence the posterior, is the same
+    assert np.array_equal(dens["noise(0.05)"], dens["blur(1.0)+noise(0.05)"])
+    for bad in ("blur(1.0)", "noise(0.2)", "blur(2.0)+noise(0.05)"):
+        with pytest.raises(ConfigError) as exc:
+            P.posterior(model, P.Observation(x, {}, measurement=bad, as_input=True), grid_points=16, ood=False)
+        assert "not covered" in _one_line(exc) and MIXED in _one_line(exc)

@@ -32,7 +32,9 @@ An instrument known only within bounds: any parameter but ``bin``'s and
 [0, 0.15]}``, drawn per sample from that sample's generator just before the
 transform's own noise (uniform; log-uniform for ``poisson``);
 :meth:`MeasurementModel.covers` tells whether a model is a member of such a
-family (:mod:`tdglnre.io._measurement_params`).
+family (:mod:`tdglnre.io._measurement_params`). Alternative instruments
+``"noise(0..0.25) | blur(0..1.5)+noise(0..0.25)"`` make a
+:class:`MeasurementMixture` (one alternative per sample).
 
 Randomness comes only from the explicit ``numpy.random.Generator`` given to
 :meth:`MeasurementModel.apply`; :func:`measurement_rng` derives one per
@@ -56,7 +58,7 @@ from ._measurement_params import Range, draw, interval, param as _param, text as
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MeasurementModel", "Transform", "Range", "Blur", "Noise", "Poisson", "Bin", "Gain", "Offset", "Channels",
+__all__ = ["MeasurementModel", "MeasurementMixture", "Transform", "Range", "Blur", "Noise", "Poisson", "Bin", "Gain", "Offset", "Channels",
            "TRANSFORMS", "measurement_rng", "psf_kernel"]
 
 #: Entropy word that separates measurement streams from the solver's (seed, stream, k) streams.
@@ -394,7 +396,9 @@ class MeasurementModel:
         """Model from text, a list of entries, a ``{"transforms": [...]}`` mapping, None or a model.
 
         Text: terms joined by ``+`` (``"blur(1.0)+noise(0.05)"``); ``""`` and
-        ``"none"`` are the identity (perfect measurement).
+        ``"none"`` are the identity (perfect measurement). Models joined by
+        ``|`` (``"none | blur(0..1.5)"``), or a mapping ``{"alternatives":
+        [...]}``, give a :class:`MeasurementMixture`: one alternative per sample.
         """
         if spec is None:
             return cls()
@@ -402,12 +406,20 @@ class MeasurementModel:
             return spec
         if isinstance(spec, str):
             text = spec.strip()
+            alternatives = split_alternatives(text)
+            if len(alternatives) > 1:
+                return MeasurementMixture(alternatives=tuple(alternatives))
             if text.lower() in ("", "none"):
                 return cls()
             terms = _split_terms(text)
             return cls(tuple(_parse_term(t) for t in terms))
         if isinstance(spec, Mapping):
             d = dict(spec)
+            if set(d) == {"alternatives"}:
+                alts = d["alternatives"]
+                if not isinstance(alts, (list, tuple)):
+                    raise ConfigError(f"measurement 'alternatives' must be a list of models, got {alts!r}")
+                return MeasurementMixture(alternatives=tuple(alts))
             if set(d) == {"transforms"}:
                 return cls.parse(d["transforms"])
             return cls((_from_entry(d),)) if "kind" in d or len(d) == 1 else cls.parse([d])
@@ -419,8 +431,10 @@ class MeasurementModel:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "MeasurementModel":
         """Inverse of :meth:`to_dict`."""
+        if isinstance(d, Mapping) and set(d) == {"alternatives"}:
+            return cls.parse(d)
         if not isinstance(d, Mapping) or "transforms" not in d:
-            raise ConfigError(f"measurement dict needs the key 'transforms', got {d!r}")
+            raise ConfigError(f"measurement dict needs the key 'transforms' (or 'alternatives'), got {d!r}")
         return cls.parse({"transforms": d["transforms"]})
 
     @classmethod
@@ -554,3 +568,103 @@ def _split_terms(text: str) -> list[str]:
     if any(not t.strip() for t in terms):
         raise ConfigError(f"measurement {text!r} has an empty term (two '+' in a row or a '+' at an end)")
     return terms
+
+
+
+# ------------------------------------------------------------------ alternative instruments ``a | b``
+def split_alternatives(text: str) -> list[str]:
+    """Split ``a | b`` at top-level ``|`` signs; one element when there is none."""
+    parts, depth, cur = [], 0, []
+    for c in text:
+        depth += (c == "(") - (c == ")")
+        if c == "|" and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+    parts.append("".join(cur))
+    if len(parts) > 1 and any(not p.strip() for p in parts):
+        raise ConfigError(f"measurement {text!r} has an empty alternative (two '|' in a row or a '|' at an end)")
+    return parts
+
+
+@dataclass(frozen=True)
+class MeasurementMixture(MeasurementModel):
+    """Measure each sample with one of ``alternatives`` (uniform choice from its generator).
+
+    A :class:`MeasurementModel` everywhere one is expected (training,
+    calibration, posterior, model metadata); :meth:`covers` accepts any model
+    one of the alternatives covers. Build with :meth:`MeasurementModel.parse`
+    (``"none | blur(0..1.5)"``) or directly from two or more models.
+    """
+
+    alternatives: tuple[MeasurementModel, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.transforms:
+            raise ConfigError("a measurement mixture holds alternatives, not transforms of its own")
+        alts = []
+        for a in self.alternatives:
+            m = MeasurementModel.parse(a)
+            alts.extend(m.alternatives if isinstance(m, MeasurementMixture) else [m])  # a | (b | c) = a | b | c
+        if len(alts) < 2:
+            raise ConfigError(f"a measurement mixture needs at least two alternatives, got {len(alts)}")
+        texts = [str(a) for a in alts]
+        dup = sorted({t for t in texts if texts.count(t) > 1})
+        if dup:
+            raise ConfigError(f"measurement alternatives repeat {dup}; each alternative is drawn with equal "
+                              "probability, so list each instrument once")
+        object.__setattr__(self, "alternatives", tuple(alts))
+
+    # ------------------------------------------------------------ description
+    def __str__(self) -> str:
+        return " | ".join(str(a) for a in self.alternatives)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"alternatives": [{"transforms": [...]}, ...]}``."""
+        return {"alternatives": [a.to_dict() for a in self.alternatives]}
+
+    @property
+    def is_identity(self) -> bool:
+        return False  # two different alternatives: at most one of them is the identity
+
+    @property
+    def is_random(self) -> bool:
+        return True  # the choice of the alternative is a draw
+
+    @property
+    def has_ranges(self) -> bool:
+        """True: a mixture is a family of instruments, like a model with ranges."""
+        return True
+
+    def covers(self, other: Any) -> bool:
+        """True when every member of ``other`` is covered by one of the alternatives."""
+        other = MeasurementModel.parse(other)
+        members = other.alternatives if isinstance(other, MeasurementMixture) else (other,)
+        return all(any(a.covers(m) for a in self.alternatives) for m in members)
+
+    def _agree(self, what: str, values: list[Any]) -> Any:
+        if any(v != values[0] for v in values[1:]):
+            detail = "; ".join(f"{a} -> {v}" for a, v in zip(self.alternatives, values))
+            raise ConfigError(f"measurement alternatives give different {what} ({detail}); a network takes one "
+                              "input shape, so every alternative must give the same")
+        return values[0]
+
+    def output_channels(self, channels: Sequence[str] = CHANNELS) -> tuple[str, ...]:
+        return self._agree("channels", [a.output_channels(channels) for a in self.alternatives])
+
+    def output_size(self, N: int) -> int:
+        return self._agree("image sizes", [a.output_size(N) for a in self.alternatives])
+
+    # ------------------------------------------------------------ application
+    def apply(self, x: np.ndarray, rng: np.random.Generator | None = None,
+              channels: Sequence[str] = CHANNELS) -> np.ndarray:
+        """Measure ``x`` with one alternative, chosen by ``rng``'s first draw (shared by all images in ``x``)."""
+        if not isinstance(rng, np.random.Generator):
+            raise ConfigError(f"measurement {self} chooses an alternative at random and needs a numpy Generator "
+                              "(see measurement_rng)")
+        x = np.asarray(x)
+        if x.ndim >= 3:
+            self.output_shape(x.shape[-2], tuple(channels))  # every alternative valid and alike, before any draw
+        choice = int(rng.integers(len(self.alternatives)))
+        return self.alternatives[choice].apply(x, rng, channels)
