@@ -314,7 +314,8 @@ def test_fixed_parameters_draw_exactly_what_they_drew_before_ranges():
 @pytest.mark.parametrize("other, covered", [
     ("noise(0.05)", True), ("noise(0)", True), ("noise(0.15)", True), ("noise(0.02..0.1)", True),
     ("noise(0..0.15)", True), ("noise(0.2)", False), ("noise(0.1..0.2)", False), ("blur(0.5)", False),
-    ("noise(0.05)+bin(8)", False), ("none", False),
+    ("noise(0.05)+bin(8)", False),
+    ("none", True),  # noise(0), the perfect measurement, is a member
 ])
 def test_covers_single_transform(other, covered):
     assert MeasurementModel.parse("noise(0..0.15)").covers(other) is covered
@@ -330,3 +331,23 @@ def test_covers_compositions():
     assert not fam.covers("blur(2)+noise(0.05)+bin(8)+channels(rho1)")      # outside the range
     assert not MeasurementModel.parse("blur(1)").covers("blur(0.5..1.5)")   # a fixed model covers no range
     assert MeasurementModel.parse("none").covers("none") and MeasurementModel.parse("blur(1)").covers("blur(1.0)")
+
+
+@pytest.mark.parametrize("family, other, covered", [
+    # a transform the other model lacks counts as present at its neutral value when the range includes it
+    ("blur(0..1.5)+noise(0..0.15)", "blur(1.0)", True),
+    ("blur(0..1.5)+noise(0..0.15)", "noise(0.05)", True),
+    ("blur(0..1.5)+noise(0..0.15)", "none", True),
+    ("blur(0.5..1.5)+noise(0..0.15)", "noise(0.05)", False),       # blur 0 is outside 0.5..1.5
+    ("blur(1.0)+noise(0..0.15)", "blur(1.0)", True),
+    ("gain(0.8..1.2)+offset(-0.1..0.1)+noise(0.05)", "noise(0.05)", True),
+    ("gain(1.1..1.2)+noise(0.05)", "noise(0.05)", False),          # gain 1 is outside the range
+    ("poisson(50..500)+noise(0..0.1)", "noise(0.05)", False),      # shot noise has no neutral value
+    ("bin(8)+noise(0..0.1)", "noise(0.05)", False),                # nor binning
+    ("blur(0..1.5)+noise(0..0.15)", "noise(0.05)+blur(1.0)", False),  # order still matters
+    ("blur(0..1.5)+noise(0..0.15)", "blur(1.0)+noise(0.05)+gain(2)", False),  # an extra transform
+    ("noise(0..0.25)", "noise(0.1) | noise(0.2)", True),           # every alternative is a member
+    ("noise(0..0.25)", "noise(0.1) | blur(1)", False),
+])
+def test_covers_with_neutral_transforms_and_mixtures(family, other, covered):
+    assert MeasurementModel.parse(family).covers(other) is covered

@@ -357,13 +357,13 @@ def test_a_model_trained_on_alternative_instruments_accepts_members_of_each(tiny
     assert str(model.measurement) == MIXED and model.measurement.is_random
     x = P.posterior(model, P.simulate_observation(model, eta=0.8, n_v=2, seed=3), grid_points=16, ood=False).x[None]
     dens = {}
-    for member in ("noise(0.05)", "blur(1.0)+noise(0.05)"):
+    for member in ("noise(0.05)", "blur(1.0)+noise(0.05)", "blur(1.0)"):
         res = P.posterior(model, P.Observation(x, {}, measurement=member, as_input=True), grid_points=16, ood=False)
         assert res.source["measurement_match"] == "covered" and res.source["measurement"] == MIXED
         dens[member] = res.posterior.log_density
     # the declaration only checks membership: the network input, hence the posterior, is the same
     assert np.array_equal(dens["noise(0.05)"], dens["blur(1.0)+noise(0.05)"])
-    for bad in ("blur(1.0)", "noise(0.2)", "blur(2.0)+noise(0.05)"):
+    for bad in ("blur(1.0)+gain(2)", "noise(0.2)", "blur(2.0)+noise(0.05)"):
         with pytest.raises(ConfigError) as exc:
             P.posterior(model, P.Observation(x, {}, measurement=bad, as_input=True), grid_points=16, ood=False)
         assert "not covered" in _one_line(exc) and MIXED in _one_line(exc)

@@ -101,6 +101,8 @@ class Transform:
     kind: ClassVar[str] = ""
     #: argument names, in text order
     params: ClassVar[tuple[str, ...]] = ()
+    #: the value of the (one) parameter at which the transform changes nothing, or None (no such value)
+    neutral: ClassVar[float | None] = None
 
     def args(self) -> tuple[Any, ...]:
         """Argument values in :attr:`params` order."""
@@ -117,6 +119,14 @@ class Transform:
     def has_range(self) -> bool:
         """True when a parameter is a :class:`Range`, drawn per sample."""
         return any(isinstance(a, Range) for a in self.args())
+
+    @property
+    def admits_identity(self) -> bool:
+        """True when the transform's value or range includes its :attr:`neutral` value (e.g. ``noise(0..0.15)``)."""
+        if self.neutral is None:
+            return False
+        lo, hi = interval(self.args()[0])
+        return lo <= self.neutral <= hi
 
     def covers(self, other: "Transform") -> bool:
         """True when ``other`` is the same kind with every parameter (value or range) inside this one's."""
@@ -150,6 +160,7 @@ class Blur(Transform):
 
     width: float
     kind: ClassVar[str] = "blur"
+    neutral: ClassVar[float | None] = 0.0
     params: ClassVar[tuple[str, ...]] = ("width",)
 
     def __post_init__(self) -> None:
@@ -178,6 +189,7 @@ class Noise(Transform):
 
     sigma: float
     kind: ClassVar[str] = "noise"
+    neutral: ClassVar[float | None] = 0.0
     params: ClassVar[tuple[str, ...]] = ("sigma",)
 
     def __post_init__(self) -> None:
@@ -251,6 +263,7 @@ class Gain(Transform):
 
     factor: float
     kind: ClassVar[str] = "gain"
+    neutral: ClassVar[float | None] = 1.0
     params: ClassVar[tuple[str, ...]] = ("factor",)
 
     def __post_init__(self) -> None:
@@ -266,6 +279,7 @@ class Offset(Transform):
 
     value: float
     kind: ClassVar[str] = "offset"
+    neutral: ClassVar[float | None] = 0.0
     params: ClassVar[tuple[str, ...]] = ("value",)
 
     def __post_init__(self) -> None:
@@ -477,11 +491,22 @@ class MeasurementModel:
 
         Same transform kinds in the same order; each of ``other``'s values or
         ranges inside this model's range (or equal to its fixed value); fixed
-        parameters (``bin`` size, ``channels``) equal. A model covers itself.
+        parameters (``bin`` size, ``channels``) equal. A transform of this
+        model that ``other`` lacks counts as present at its neutral value
+        (blur 0, noise 0, gain 1, offset 0) when its range includes that
+        value: ``blur(0..1.5)+noise(0..0.15)`` covers ``blur(1.0)``. A mixture
+        is covered when each of its alternatives is. A model covers itself.
         """
         other = MeasurementModel.parse(other)
-        return len(other.transforms) == len(self.transforms) and all(
-            a.covers(b) for a, b in zip(self.transforms, other.transforms))
+        if isinstance(other, MeasurementMixture):
+            return all(self.covers(m) for m in other.alternatives)
+        theirs, i = other.transforms, 0
+        for a in self.transforms:
+            if i < len(theirs) and a.covers(theirs[i]):
+                i += 1
+            elif not a.admits_identity:
+                return False
+        return i == len(theirs)
 
     def output_channels(self, channels: Sequence[str] = CHANNELS) -> tuple[str, ...]:
         """Channel names of the measured image, given the input's."""
@@ -638,7 +663,7 @@ class MeasurementMixture(MeasurementModel):
         return True
 
     def covers(self, other: Any) -> bool:
-        """True when every member of ``other`` is covered by one of the alternatives."""
+        """True when every member of ``other`` is covered by one of the alternatives (see the base class)."""
         other = MeasurementModel.parse(other)
         members = other.alternatives if isinstance(other, MeasurementMixture) else (other,)
         return all(any(a.covers(m) for a in self.alternatives) for m in members)
