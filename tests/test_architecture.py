@@ -39,7 +39,6 @@ LONG_MODULES = {
                               "(output plan and Dask runner are the candidates)",
     "tdglnre/io/ensemble.py": "reader and writer of one HDF5 schema (docs/file-format.md) kept together so the "
                               "schema is checked where it is written",
-    "tdglnre/io/measurement.py": "the measurement-model transforms and their one parser (being extended)",
     "tdglnre/nre/model_io.py": "loading models and their metadata, growing with the measurement-model metadata; "
                                "split pending once that work lands",
 }
