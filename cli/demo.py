@@ -28,7 +28,8 @@ from ._flags import run_library_call
 @click.option("--measurement", default=None, metavar="SPEC",
               help="Measurement model to train with and apply to the test simulations, e.g. "
                    "'blur(1.0)+noise(0.05)', or with ranges drawn per sample, 'blur(0..1.5)+noise(0..0.15)', or "
-                   "alternatives 'a | b', one per sample (docs/observations.md) [default: none].")
+                   "alternatives 'a | b', one per sample (docs/observations.md); 'none': perfect images [default: the "
+                   "preset's measurement, else none].")
 def command(out_dir, preset, overrides, n_train, n_test, epochs, seed, force, quiet, measurement) -> None:
     """Generate -> train -> posterior -> calibration on the quick preset (about 4 minutes on 2 cores).
 

@@ -42,6 +42,8 @@ def format_summary(s: dict[str, Any]) -> str:
         f"dtype={c['dtype']}",
         "parameters:",
     ]
+    if s.get("measurement"):
+        lines.insert(-1, f"measurement   {s['measurement']} (the preset's instrument; train applies it by default)")
     for name, r in s["parameter_ranges"].items():
         rng = "no samples" if r["min"] is None else f"min {r['min']:.4g}  max {r['max']:.4g}  mean {r['mean']:.4g}"
         lines.append(f"  {name:<6} ~ {r['prior']:<22} {rng}")

@@ -83,7 +83,8 @@ def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> 
               help="Measurement model applied to the training inputs as augmentation, fresh noise every "
                    "epoch from --seed, e.g. 'blur(1.0)+noise(0.05)'; a range 'noise(0..0.15)' draws the level per "
                    "sample, alternatives 'noise(0..0.25) | blur(0..1.5)+noise(0..0.25)' one instrument per sample "
-                   "(docs/observations.md) [default: none].")
+                   "(docs/observations.md); 'none': perfect images [default: the ensemble's preset's measurement, "
+                   "else none].")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="TensorFlow intra-op threads [default: usable CPU cores].")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")

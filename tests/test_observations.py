@@ -367,3 +367,27 @@ def test_a_model_trained_on_alternative_instruments_accepts_members_of_each(tiny
         with pytest.raises(ConfigError) as exc:
             P.posterior(model, P.Observation(x, {}, measurement=bad, as_input=True), grid_points=16, ood=False)
         assert "not covered" in _one_line(exc) and MIXED in _one_line(exc)
+
+
+@_filter
+def test_a_presets_instrument_is_recorded_by_generate_and_applied_by_train(tmp_path):
+    import tdglnre as tg
+    from tdglnre.io.ensemble import Ensemble
+
+    p = tmp_path / "instrument.toml"
+    p.write_text('measurement = "blur(1.0)+noise(0..0.1)"\n[config]\nN = 16\nL = 8.0\nsnapshot_times = [0.2]\n'
+                 'dtype = "float32"\n[prior]\neta = "uniform(0, 1.5)"\nn_v = "int_uniform(1, 3)"\n')
+    tg.generate(str(p), 48, 0, tmp_path / "train.h5")
+    with Ensemble(tmp_path / "train.h5") as ens:
+        assert ens.summary()["measurement"] == "blur(1.0)+noise(0.0..0.1)"
+    common = dict(epochs=1, batch_size=16, quiet=True)
+    tg.train(tmp_path / "train.h5", tmp_path / "declared", **common)
+    assert str(P.load_model(tmp_path / "declared").measurement) == "blur(1.0)+noise(0.0..0.1)"
+    tg.train(tmp_path / "train.h5", tmp_path / "perfect", measurement="none", **common)
+    assert P.load_model(tmp_path / "perfect").measurement.is_identity
+    # the simulations themselves stay clean: same data as the preset without the instrument
+    p2 = tmp_path / "plain.toml"
+    p2.write_text("\n".join(p.read_text().splitlines()[1:]) + "\n")
+    tg.generate(str(p2), 48, 0, tmp_path / "plain.h5")
+    with Ensemble(tmp_path / "train.h5") as a, Ensemble(tmp_path / "plain.h5") as b:
+        assert np.array_equal(a.x(0, 48), b.x(0, 48)) and b.summary()["measurement"] is None

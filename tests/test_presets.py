@@ -139,3 +139,32 @@ def test_prior_log_prob_and_round_trip() -> None:
     assert Prior.from_dict(pr.to_dict()).to_dict() == pr.to_dict()
     params = pr.params(np.array([[0.5, 3.0]]))
     assert params["nu"][0] == 0.0 and params["n_v"][0] == 3.0
+
+
+@pytest.mark.parametrize("entry, text", [
+    ('measurement = "blur(0..1.5) + noise(0.05)"', "blur(0.0..1.5)+noise(0.05)"),
+    ('measurement = [{kind = "blur", width = 1.0}, {noise = [0, 0.1]}]', "blur(1.0)+noise(0.0..0.1)"),
+    ('measurement = {alternatives = [[{noise = 0.05}], [{blur = 1.0}, {noise = 0.05}]]}',
+     "noise(0.05) | blur(1.0)+noise(0.05)"),
+    ('measurement = "none"', None),
+])
+def test_a_preset_declares_its_instrument(tmp_path: Path, entry: str, text: str | None) -> None:
+    from tdglnre.io.presets import preset_measurement
+
+    p = tmp_path / "inst.toml"
+    p.write_text(entry + '\n[config]\nN = 16\nL = 8.0\n[prior]\neta = "uniform(0, 1)"\nn_v = 2\n')
+    assert preset_measurement(str(p)) == text
+    assert load_preset(str(p))[0].N == 16  # the key is part of a valid preset
+    assert all(preset_measurement(name) is None for name in list_presets())  # shipped presets: perfect images
+
+
+def test_a_bad_preset_measurement_is_one_line_naming_the_preset(tmp_path: Path) -> None:
+    from tdglnre.io.presets import preset_measurement
+
+    p = tmp_path / "badinst.toml"
+    p.write_text('measurement = "blur(-1)"\n[config]\nN = 16\n')
+    for load in (load_preset, preset_measurement):
+        with pytest.raises(ConfigError) as exc:
+            load(str(p))
+        msg = str(exc.value)
+        assert "\n" not in msg and "badinst.toml" in msg and "width" in msg

@@ -325,6 +325,7 @@ class Ensemble:
             "creation_date": self.attrs.get("creation_date"),
             "device": file_device(self.attrs)[0],
             "gpu_name": file_device(self.attrs)[1],
+            "measurement": self.attrs.get("measurement"),
             "seed": self.seed,
             "n_samples": self.n_samples,
             "n_complete": self.n_complete,

@@ -308,12 +308,13 @@ def _plan_output(out: Path, resume: bool, force: bool) -> _OutputPlan:
 
 
 def _open_writer(plan: _OutputPlan, config: SimConfig, prior: Prior, seed: int, n_samples: int,
-                 store_fields: bool, device: str, gpu: str) -> EnsembleWriter:
-    if plan.action == "resume":
+                 store_fields: bool, device: str, gpu: str, measurement: str | None = None) -> EnsembleWriter:
+    if plan.action == "resume":  # the file keeps the measurement it was created with
         return EnsembleWriter.resume(plan.write, config, prior, seed=seed, n_samples=n_samples,
                                      store_fields=store_fields, device=device, gpu_name=gpu)
     return EnsembleWriter.create(plan.write, config, prior, seed=seed, n_samples=n_samples,
-                                 store_fields=store_fields, device=device, gpu_name=gpu)
+                                 store_fields=store_fields, device=device, gpu_name=gpu,
+                                 extra_attrs={"measurement": measurement} if measurement else None)
 
 
 def _fsync(path: Path, directory: bool = False) -> None:
@@ -371,6 +372,7 @@ def generate_ensemble(
     progress: bool | Callable[[int], None] = True,
     device: str = "cpu",
     writer_queue: int = WRITER_QUEUE,
+    measurement: str | None = None,
 ) -> dict[str, Any]:
     """Simulate ``n_samples`` quenches with θ ~ prior and write them to an HDF5 ensemble.
 
@@ -427,6 +429,11 @@ def generate_ensemble(
         Local mode: finished batches that may wait for the HDF5 writer thread
         (≥ 1), so that writing overlaps with computing; 0 writes in the main
         thread between batches. Never changes the file's data.
+    measurement
+        Text form of the instrument the images are meant for (a preset's
+        ``measurement``, :func:`tdglnre.io.presets.preset_measurement`);
+        recorded as the root attribute ``measurement`` of a new file, so that
+        ``train`` applies it by default. The simulations stay clean.
 
     Returns
     -------
@@ -500,7 +507,7 @@ def generate_ensemble(
         client = None
         if mode != "local":  # connect before the output is created: a bad cluster leaves no file behind
             client, threads = stack.enter_context(_dask_client(workers, scheduler, threads))
-        writer = _open_writer(plan, config, prior, seed, n_samples, store_fields, device, gpu)
+        writer = _open_writer(plan, config, prior, seed, n_samples, store_fields, device, gpu, measurement)
         n_before = writer.n_complete
         log.info("generate: %s, %d samples (%d already complete), seed %d, %s on %s%s", out_path, n_samples,
                  n_before, seed, mode, device + (f" ({gpu})" if gpu else ""),

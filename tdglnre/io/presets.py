@@ -24,6 +24,17 @@ TOML file. Its layout::
     T = "uniform(0, 0.01)"            # temperature of the thermal noise (nuisance physics)
     delta = "fixed(0)"                # pinning-disorder strength
 
+    measurement = "blur(0..1.5)+noise(0..0.15)"   # optional, top level: the instrument
+
+The optional top-level ``measurement`` (text, a list of tables or
+``{alternatives = [...]}``, as :meth:`tdglnre.io.measurement.MeasurementModel.parse`
+takes; docs/observations.md) names the instrument the preset's images go
+through. It is validated with the preset; ``generate`` records it in the
+ensemble (root attribute ``measurement``), ``train`` on such an ensemble uses
+it unless given another (``measurement="none"``: perfect images), and
+``demo --preset`` uses it unless ``--measurement`` is given.
+:func:`preset_measurement` returns its text form.
+
 Overrides (``--set key=value``, repeatable, applied in order):
 
 * a config field — ``N``, ``L``, ``dt``, ``alpha``, ``beta``, ``D``,
@@ -51,10 +62,10 @@ from ..errors import ConfigError
 from ..physics.config import ALL_SAMPLE_PARAMETERS, NUISANCE_PARAMETERS, SAMPLE_PARAMETERS, SimConfig, n_v_from_field
 from .priors import Prior, Prior1D, parse_prior_spec
 
-__all__ = ["list_presets", "load_preset", "preset_path", "apply_overrides", "override_keys",
+__all__ = ["list_presets", "load_preset", "preset_path", "preset_measurement", "apply_overrides", "override_keys",
            "parse_overrides"]
 
-_TOP_KEYS = ("description", "config", "prior")
+_TOP_KEYS = ("description", "config", "prior", "measurement")
 _CONFIG_KEYS = tuple(k for k in SimConfig.field_names() if k not in ALL_SAMPLE_PARAMETERS)
 
 
@@ -118,7 +129,23 @@ def _read_preset(path: Path) -> dict[str, Any]:
     for sect in ("config", "prior"):
         if sect in doc and not isinstance(doc[sect], dict):
             raise ConfigError(f"preset {str(path)!r}: [{sect}] must be a table")
+    if "measurement" in doc:
+        from .measurement import MeasurementModel
+
+        try:
+            model = MeasurementModel.parse(doc["measurement"])
+        except ConfigError as exc:
+            raise ConfigError(f"preset {str(path)!r}: {exc}") from None
+        doc["measurement"] = None if model.is_identity else str(model)
     return doc
+
+
+def preset_measurement(name_or_path: str | Path) -> str | None:
+    """The text form of the preset's ``measurement`` (the instrument), or None when it declares none.
+
+    Raises :class:`~tdglnre.errors.ConfigError` (naming the preset) for an invalid one.
+    """
+    return _read_preset(preset_path(name_or_path)).get("measurement")
 
 
 # ------------------------------------------------------------------ overrides

@@ -184,6 +184,9 @@ class EnsembleSource:
             }
             if self.nuisance:
                 self.info["nuisance"] = list(self.nuisance)
+            declared = getattr(ens, "attrs", {}).get("measurement")
+            if declared:  # the instrument the ensemble's preset declares (train's default measurement)
+                self.info["measurement"] = str(declared)
             probe = np.asarray(ens.x(0, 1))
             self.sample_shape = tuple(probe.shape[1:])
             expect = (len(self.snapshot_times), self.info["N"], self.info["N"], len(self.channels))

@@ -251,6 +251,10 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
                 f"{out} already holds a model ({', '.join(existing)}); pass --force to "
                 "overwrite it or --resume to continue training"
             )
+        if settings.get("measurement") is None and info.get("measurement"):
+            settings = {**settings, "measurement": info["measurement"]}
+            log.info("measurement %r: the instrument the ensemble's preset declares (measurement='none' trains on "
+                     "perfect images)", info["measurement"])
         cfg = TrainSettings.from_dict(settings)
         state = None
 

@@ -78,7 +78,8 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     measurement
         Measurement model (text form, docs/observations.md) the estimator is
         trained with; the example posteriors and the calibration apply it to
-        the clean test simulations (None: perfect measurement).
+        the clean test simulations (None: the preset's ``measurement`` if it
+        declares one, else the perfect measurement; ``"none"``: perfect).
     overrides
         Preset overrides applied to every simulated set (``["N=16", "L=8"]``;
         tests use them for tiny sizes).
@@ -91,10 +92,12 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         Paths of the artifacts, the example posteriors, the calibration figures
         and the wall time of each stage.
     """
-    from ..io.presets import load_preset
+    from ..io.presets import load_preset, preset_measurement
     from .generate import generate
 
     config, prior = load_preset(preset, overrides)
+    if measurement is None:
+        measurement = preset_measurement(preset)
     drag = "nu" in prior.inferred
     d_train, d_test, d_epochs = DEFAULT_SIZES["drag" if drag else "quick"]
     n_train = d_train if n_train is None else n_train

@@ -93,9 +93,10 @@ def generate(preset: str | Path | Any, n_samples: int, seed: int, out: str | Pat
         ``"cpu"`` (default), ``"cuda"`` or ``"auto"``, as :func:`tdglnre.io.generate.generate_ensemble`.
     """
     from ..io.generate import generate_ensemble
-    from ..io.presets import load_preset
+    from ..io.presets import load_preset, preset_measurement
     from ..physics.config import SimConfig
 
+    measurement = None
     if isinstance(preset, SimConfig):
         if prior is None:
             raise ConfigError("`prior` is required when `preset` is a SimConfig")
@@ -110,8 +111,9 @@ def generate(preset: str | Path | Any, n_samples: int, seed: int, out: str | Pat
             sets = ({**dict(overrides), "dtype": dtype} if isinstance(overrides, Mapping)
                     else [*overrides, f"dtype={dtype}"])
         config, prior = load_preset(preset, sets)
+        measurement = preset_measurement(preset)
     s = generate_ensemble(config, prior, n_samples, seed, out, resume=resume, force=force, workers=workers,
                           scheduler=scheduler, store_fields=store_fields, batch_size=batch_size, threads=threads,
-                          progress=progress, device=device)
+                          progress=progress, device=device, measurement=measurement)
     return GenerateResult(Path(s["path"]), s["n_samples"], s["n_complete"], s["n_new"], s["wall_s"],
                           s["samples_per_s"], s["write_fraction"], s)
