@@ -351,3 +351,25 @@ def test_covers_compositions():
 ])
 def test_covers_with_neutral_transforms_and_mixtures(family, other, covered):
     assert MeasurementModel.parse(family).covers(other) is covered
+
+
+# ------------------------------------------------------------------ widths in coherence lengths
+def test_blur_in_coherence_lengths_resolves_to_pixels_of_the_lattice_and_after_binning():
+    m = MeasurementModel.parse("blur_xi(1.0)+bin(16)+blur_xi(0..2)+noise(0.05)")
+    assert m.needs_pixel_size and str(m) == "blur_xi(1.0)+bin(16)+blur_xi(0.0..2.0)+noise(0.05)"
+    # h = 0.5 xi on the 64-lattice; after bin(16) one pixel is 4 lattice sites = 2 xi
+    px = m.in_pixels(0.5, 64)
+    assert str(px) == "blur(2.0)+bin(16)+blur(0.0..1.0)+noise(0.05)" and not px.needs_pixel_size
+    x = _images(S=2, N=64)
+    rng_a, rng_b = measurement_rng(0, 0, 1), measurement_rng(0, 0, 1)
+    assert np.array_equal(px.apply(x, rng_a), MeasurementModel.parse(str(px)).apply(x, rng_b))
+    assert MeasurementModel.parse("noise(0.05)").in_pixels(0.5, 64) == MeasurementModel.parse("noise(0.05)")
+    mix = MeasurementModel.parse("none | blur_xi(1)").in_pixels(0.25, 64)
+    assert str(mix) == "none | blur(4.0)"
+    with pytest.raises(ConfigError) as exc:  # unresolved: the pixel size is unknown
+        MeasurementModel.parse("blur_xi(1.0)").apply(x)
+    assert "coherence lengths" in str(exc.value) and "\n" not in str(exc.value)
+    with pytest.raises(ConfigError):
+        m.in_pixels(0.0, 64)
+    # a blur_xi(0..w) family admits the unblurred image like blur(0..w)
+    assert MeasurementModel.parse("blur_xi(0..1)+noise(0..0.1)").covers("noise(0.05)")

@@ -391,3 +391,22 @@ def test_a_presets_instrument_is_recorded_by_generate_and_applied_by_train(tmp_p
     tg.generate(str(p2), 48, 0, tmp_path / "plain.h5")
     with Ensemble(tmp_path / "train.h5") as a, Ensemble(tmp_path / "plain.h5") as b:
         assert np.array_equal(a.x(0, 48), b.x(0, 48)) and b.summary()["measurement"] is None
+
+
+@_filter
+def test_a_blur_in_coherence_lengths_is_resolved_on_the_models_lattice(tiny):
+    """TINY: L = 8, N = 16, h = 0.5 xi: blur_xi(0.5) is blur(1.0) for training, posterior and calibration."""
+    import tdglnre as tg
+    from tdglnre.workflows.calibrate import calibrate
+
+    tg.train(tiny / "train.h5", tiny / "xi", measurement="blur_xi(0.5)+noise(0.05)", seed=5, epochs=1,
+             batch_size=32, quiet=True)
+    model = P.load_model(tiny / "xi")
+    assert str(model.measurement) == NOISY  # "blur(1.0)+noise(0.05)", what the network saw
+    x = P.posterior(model, P.simulate_observation(model, eta=0.8, n_v=2, seed=3), grid_points=16, ood=False).x[None]
+    res = P.posterior(model, P.Observation(x, {}, measurement="blur_xi(0.5)+noise(0.05)", as_input=True),
+                      grid_points=16, ood=False)
+    assert res.source["measurement_match"] == "equal"
+    a = calibrate(model, tiny / "test.h5", grid_points=16, measurement="blur_xi(0.5)")
+    b = calibrate(model, tiny / "test.h5", grid_points=16, measurement="blur(1.0)")
+    assert a.report["mae"] == b.report["mae"]

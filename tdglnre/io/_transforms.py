@@ -125,6 +125,35 @@ class Blur(Transform):
 
 
 @dataclass(frozen=True)
+class BlurXi(Transform):
+    """Gaussian point-spread blur of standard deviation ``width`` coherence lengths ξ.
+
+    The width in pixels depends on the image's pixel size, which a transform
+    does not know: :meth:`tdglnre.io.measurement.MeasurementModel.in_pixels`
+    turns it into ``blur(width / h)`` (h: pixel size in ξ at this step, i.e.
+    L/N times the preceding binning factors), as training, calibration and
+    the posterior do with the model's L and N. Applying it unresolved is refused.
+    """
+
+    width: float
+    kind: ClassVar[str] = "blur_xi"
+    neutral: ClassVar[float | None] = 0.0
+    params: ClassVar[tuple[str, ...]] = ("width",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "width", _param(self.kind, "width", self.width, low=0.0))
+
+    def in_pixels(self, h: float) -> Blur:
+        """The same blur in pixels of size ``h`` coherence lengths."""
+        w = self.width
+        return Blur(Range(w.lo / h, w.hi / h) if isinstance(w, Range) else w / h)
+
+    def apply(self, x, channels, rng):
+        raise ConfigError(f"measurement {self}: a width in coherence lengths needs the pixel size; resolve the "
+                          "model with in_pixels(L/N, N) (training, calibration and posterior do)")
+
+
+@dataclass(frozen=True)
 class Noise(Transform):
     """Additive Gaussian noise of σ = ``sigma`` × each channel's standard deviation over the image."""
 
@@ -272,7 +301,8 @@ class Channels(Transform):
 
 
 #: Transform classes by text name.
-TRANSFORMS: dict[str, type[Transform]] = {c.kind: c for c in (Blur, Noise, Poisson, Bin, Gain, Offset, Channels)}
+TRANSFORMS: dict[str, type[Transform]] = {c.kind: c for c in (Blur, BlurXi, Noise, Poisson, Bin, Gain, Offset,
+                                                                Channels)}
 
 
 def _make(kind: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> Transform:

@@ -11,6 +11,8 @@ text               effect
 =================  ==========================================================
 ``blur(w)``        periodic Gaussian point-spread function, standard
                    deviation ``w`` pixels of the image it acts on
+``blur_xi(w)``     the same with ``w`` in coherence lengths, turned into
+                   pixels by :meth:`MeasurementModel.in_pixels`
 ``noise(s)``       additive Gaussian noise, σ = ``s`` × the channel's
                    standard deviation over the image (the paper's 0.01,
                    0.05, 0.15)
@@ -54,12 +56,12 @@ import numpy as np
 from ..errors import ConfigError
 from ..physics.observables import CHANNELS
 from ._measurement_params import Range
-from ._transforms import (TRANSFORMS, Bin, Blur, Channels, Gain, Noise, Offset, Poisson, Transform, _from_entry,
-                          _parse_term, psf_kernel)
+from ._transforms import (TRANSFORMS, Bin, Blur, BlurXi, Channels, Gain, Noise, Offset, Poisson, Transform,
+                          _from_entry, _parse_term, psf_kernel)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MeasurementModel", "MeasurementMixture", "Transform", "Range", "Blur", "Noise", "Poisson", "Bin", "Gain", "Offset", "Channels",
+__all__ = ["MeasurementModel", "MeasurementMixture", "Transform", "Range", "Blur", "BlurXi", "Noise", "Poisson", "Bin", "Gain", "Offset", "Channels",
            "TRANSFORMS", "measurement_rng", "psf_kernel"]
 
 #: Entropy word that separates measurement streams from the solver's (seed, stream, k) streams.
@@ -193,6 +195,29 @@ class MeasurementModel:
             elif not a.admits_identity:
                 return False
         return i == len(theirs)
+
+    @property
+    def needs_pixel_size(self) -> bool:
+        """True when a transform is given in coherence lengths (``blur_xi``): resolve with :meth:`in_pixels`."""
+        return any(isinstance(t, BlurXi) for t in self.transforms)
+
+    def in_pixels(self, h: float, N: int) -> "MeasurementModel":
+        """This model with widths in coherence lengths turned into pixels of an N×N image of pixel size ``h`` ξ.
+
+        ``blur_xi(w)`` becomes ``blur(w / h′)``, h′ being the pixel size at that
+        step (h times the binning factors before it). A model without such
+        transforms is returned unchanged.
+        """
+        if not self.needs_pixel_size:
+            return self
+        if not (isinstance(h, (int, float)) and h > 0 and np.isfinite(h)):
+            raise ConfigError(f"pixel size must be a positive number of coherence lengths, got {h!r}")
+        out, n = [], int(N)
+        for t in self.transforms:
+            out.append(t.in_pixels(h) if isinstance(t, BlurXi) else t)
+            m = t.out_size(n)
+            h, n = h * n / m, m
+        return MeasurementModel(tuple(out))
 
     def output_channels(self, channels: Sequence[str] = CHANNELS) -> tuple[str, ...]:
         """Channel names of the measured image, given the input's."""
@@ -353,6 +378,16 @@ class MeasurementMixture(MeasurementModel):
         other = MeasurementModel.parse(other)
         members = other.alternatives if isinstance(other, MeasurementMixture) else (other,)
         return all(any(a.covers(m) for a in self.alternatives) for m in members)
+
+    @property
+    def needs_pixel_size(self) -> bool:
+        return any(a.needs_pixel_size for a in self.alternatives)
+
+    def in_pixels(self, h: float, N: int) -> "MeasurementModel":
+        """Each alternative resolved (:meth:`MeasurementModel.in_pixels`)."""
+        if not self.needs_pixel_size:
+            return self
+        return MeasurementMixture(alternatives=tuple(a.in_pixels(h, N) for a in self.alternatives))
 
     def _agree(self, what: str, values: list[Any]) -> Any:
         if any(v != values[0] for v in values[1:]):

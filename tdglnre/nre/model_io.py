@@ -36,7 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import TDGLError
+from ..errors import ConfigError, TDGLError
 from .artifacts import package_versions
 from .data import Selection
 
@@ -291,6 +291,24 @@ class RatioEstimator:
 
         m = self.metadata.get("measurement")
         return MeasurementModel.from_dict(m["model"]) if m else MeasurementModel()
+
+    def resolve_measurement(self, spec: Any) -> Any:
+        """``spec`` (text or model) as a :class:`~tdglnre.io.measurement.MeasurementModel` in this model's pixels.
+
+        Widths in coherence lengths (``blur_xi``) become pixel widths of the
+        training lattice (pixel size L/N), as the model's own measurement was
+        resolved when it was trained.
+        """
+        from ..io.measurement import MeasurementModel
+
+        m = MeasurementModel.parse(spec)
+        if not m.needs_pixel_size:
+            return m
+        L = self.metadata.get("L")
+        if L is None:
+            raise ConfigError(f"measurement {str(m)!r} gives a width in coherence lengths, but the model does not "
+                              "record its lattice length L; give the width in pixels (blur)")
+        return m.in_pixels(float(L) / self.N, self.N)
 
     def measure(self, x: np.ndarray, seed: int, indices: Sequence[int] | None = None) -> np.ndarray:
         """Apply the model's measurement to clean inputs from :meth:`preprocess`.

@@ -413,10 +413,19 @@ def _measurement(cfg: TrainSettings, selection: Any, source: Any) -> Any:
     """
     if cfg.measurement is None:
         return None
+    from ..errors import ConfigError
     from ..io.measurement import MeasurementModel
 
     model = MeasurementModel.parse(cfg.measurement)
-    measured_shape(model, selection, int(source.sample_shape[1]))
+    N = int(source.sample_shape[1])
+    if model.needs_pixel_size:  # blur_xi: widths in coherence lengths -> pixels of this lattice (h = L/N)
+        L = source.info.get("L")
+        if L is None:
+            raise ConfigError(f"measurement {cfg.measurement!r} gives a width in coherence lengths, but the "
+                              "training data do not say their lattice length L; give the width in pixels (blur)")
+        model = model.in_pixels(float(L) / N, N)
+        log.info("measurement %r in pixels of this lattice (h = %g xi): %s", cfg.measurement, float(L) / N, model)
+    measured_shape(model, selection, N)
     return model
 
 

@@ -224,12 +224,11 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
 def _measure_test_set(model: Any, x: np.ndarray, measurement: Any, seed: int
                       ) -> tuple[np.ndarray, dict[str, Any] | None]:
     """Apply the test measurement to clean selected inputs ``x`` (S, N, N, C); returns the inputs and the record."""
-    from ..io.measurement import MeasurementModel
     from ..nre.data import measure_inputs
     from ..nre.selection import Selection
 
     own = model.measurement
-    test = own if measurement is None else MeasurementModel.parse(measurement)
+    test = own if measurement is None else model.resolve_measurement(measurement)
     if test.is_identity and own.is_identity:
         return x, None
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:

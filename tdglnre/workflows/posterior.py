@@ -213,9 +213,7 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     if declared is not None and not model.measurement.is_identity:
         # a declared measurement the model's covers (noise(0.05) inside noise(0..0.15)) is a member of the
         # family the model was trained on: accept it as the model's; anything else is refused with one line
-        from ..io.measurement import MeasurementModel
-
-        got = MeasurementModel.parse(declared)
+        got = model.resolve_measurement(declared)
         equal = str(got) == str(model.measurement)
         if not equal and model.measurement.has_ranges and not model.measurement.covers(got):
             raise ConfigError(f"`measurement` of the observation is {str(got)!r}, not covered by the model's "
