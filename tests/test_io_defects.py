@@ -277,16 +277,23 @@ def test_format_version_messages(tmp_path: Path, small: tuple) -> None:
 
 
 # -------------------------------------------------------------------- docs
-def _written_root_attrs(tmp_path: Path, small: tuple) -> set[str]:
-    out = tmp_path / "attrs.h5"
-    EnsembleWriter.create(out, *small, seed=0, n_samples=1).close()
+#: Root attributes the writer adds only on request (a preset's declared instrument).
+OPTIONAL_ROOT_ATTRS = {"measurement": "noise(0.05)"}
+
+
+def _written_root_attrs(tmp_path: Path, small: tuple, extra: dict | None = None) -> set[str]:
+    out = tmp_path / ("attrs-extra.h5" if extra else "attrs.h5")
+    EnsembleWriter.create(out, *small, seed=0, n_samples=1, extra_attrs=extra).close()
     with h5py.File(out, "r") as f:
         return set(f.attrs)
 
 
 def test_documented_root_attributes_are_the_written_ones(tmp_path: Path, small: tuple) -> None:
-    """ensemble.py's docstring and docs/file-format.md list exactly the root attributes the writer writes."""
-    written = _written_root_attrs(tmp_path, small)
+    """ensemble.py's docstring and docs/file-format.md list exactly the root attributes the writer writes:
+    the ones every file has, plus the optional ones, which the table marks as optional."""
+    always = _written_root_attrs(tmp_path, small)
+    written = _written_root_attrs(tmp_path, small, OPTIONAL_ROOT_ATTRS)
+    assert written - always == set(OPTIONAL_ROOT_ATTRS)
     doc = ensemble_module.__doc__
     block = doc[doc.index("attrs:"):doc.index("/theta")]
     block = re.sub(r"\(.*?\)", "", block, flags=re.S)  # drop remarks in parentheses
@@ -296,6 +303,8 @@ def test_documented_root_attributes_are_the_written_ones(tmp_path: Path, small: 
     table = text[text.index("Root attributes"):text.index("Datasets:")]
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.M))
     assert documented == written
+    optional = set(re.findall(r"^\| `([a-z_]+)` \| [^|]+ \| optional", table, flags=re.M))
+    assert optional == written - always
 
 
 def test_file_format_doc_describes_force_and_resume_of_partial_files() -> None:

@@ -12,8 +12,9 @@ Layout::
     /                      attrs: format="tdglnre-ensemble", format_version=1, generated_by,
                                   creation_date, seed, config, prior, parameter_names,
                                   channels, snapshot_times, n_complete, n_samples, store_fields,
-                                  compression, device, gpu_name (N and L live inside the JSON
-                                  ``config``; device/gpu_name since issue 11, absent in older files)
+                                  compression, device, gpu_name, measurement (N and L live inside
+                                  the JSON ``config``; device/gpu_name since issue 11, absent in older
+                                  files; measurement only when the preset declares an instrument)
     /theta   (S, P)          float64  inferred parameters, parameter_names order
     /x       (S, T, N, N, C) float32  channels [rho1, rho2, curlJ]; one sample per chunk, compressed
     /psi     (S, T, 2, N, N) complex64 (optional, --store-fields) band 1, band 2; [i, j] = [y, x]
