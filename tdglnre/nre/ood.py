@@ -9,7 +9,16 @@ lie from those of the training ensemble:
    ``rho1``, ``rho2`` and ``curlJ``, the 13 physical summaries of the ABC
    baseline (:func:`tdglnre.analysis.baselines.summaries`); for every other
    selected channel, its mean, standard deviation and log structure factor
-   on the three lowest |k| shells.
+   on the three lowest |k| shells. Every channel also gets its *spectral
+   tail* ``logS_tail``: the mean log S(k) over the upper half of its |k|
+   shells, which sits at the image's noise floor (additive noise lifts it by
+   orders of magnitude, blur lowers it), so an image measured unlike the
+   training inputs stands out even where the low-k summaries agree.
+   For a model trained with a measurement model, the training images are
+   measured first, as the network saw them (noise stream
+   ``measurement_rng(seed, MEASUREMENT_EPOCH, k)`` for sample k), so the
+   reference describes measured images and a real, noisy image is scored
+   against its own kind.
 2. A *robust centre and covariance* of the training summaries: summaries are
    centred on their median and scaled by their MAD, then a minimum-covariance-
    determinant estimate (concentration steps on the 75% most central samples,
@@ -42,12 +51,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import ConfigError, TDGLError
+from .ood_summaries import (_metadata_summaries, input_summaries, measurement_of, network_channels,  # noqa: F401
+                            spectral_tail, summary_names)
 
 log = logging.getLogger(__name__)
 
 FORMAT = "tdglnre-ood"
 # 2: summaries from the corrected structure factor (shells centred on 2πm/L, /N⁴)
-FORMAT_VERSION = 2
+# 3: the spectral tail of every channel; measured training inputs for measurement-aware models
+FORMAT_VERSION = 3
 FILENAME = "ood.json"
 #: Percentile of held-out scores used as the warning threshold.
 DEFAULT_QUANTILE = 0.99
@@ -60,99 +72,8 @@ DEFAULT_HELDOUT_FRACTION = 0.25
 #: Fewest samples a reference is built from (fit + held out).
 MIN_SAMPLES = 40
 
-_PHYS = ("rho1", "rho2", "curlJ")
-_GENERIC = ("mean", "std", "logS_k1", "logS_k2", "logS_k3")
-
-
-# ----------------------------------------------------------------------------- summaries
-def _generic_summaries(img: np.ndarray) -> np.ndarray:
-    """mean, std and log S(k) on the three lowest shells of one channel (N, N)."""
-    from ..physics.observables import structure_factor
-
-    _, s = structure_factor(img, float(img.shape[-1]))
-    s3 = np.full(3, 1e-12)
-    s3[: min(3, s.size)] = s[:3]
-    return np.concatenate([[img.mean(), img.std()], np.log(s3 + 1e-12)])
-
-
-def _layout(channels: Sequence[str], n_snapshots: int) -> list[tuple[int, str, list[int]]]:
-    """Per snapshot: (snapshot, "phys" or channel name, input-channel indices)."""
-    ch = list(channels)
-    per = len(ch)
-    out = []
-    for s in range(n_snapshots):
-        base = s * per
-        rest = list(ch)
-        if all(c in ch for c in _PHYS):
-            out.append((s, "phys", [base + ch.index(c) for c in _PHYS]))
-            rest = [c for c in ch if c not in _PHYS]
-        for c in rest:
-            out.append((s, c, [base + ch.index(c)]))
-    return out
-
-
-def summary_names(channels: Sequence[str], snapshot_times: Sequence[float]) -> list[str]:
-    """Names of the entries of :func:`input_summaries`, e.g. ``mean_rho1@t=2``."""
-    from ..analysis.baselines import SUMMARY_NAMES
-
-    names = []
-    times = list(snapshot_times)
-    for s, kind, _ in _layout(channels, len(times)):
-        tag = f"@t={times[s]:g}"
-        if kind == "phys":
-            names.extend(n + tag for n in SUMMARY_NAMES)
-        else:
-            names.extend(f"{g}_{kind}{tag}" for g in _GENERIC)
-    return names
-
-
-def input_summaries(x: np.ndarray, channels: Sequence[str], n_snapshots: int, L: float | None) -> np.ndarray:
-    """Summary statistics of network inputs.
-
-    Parameters
-    ----------
-    x
-        Preprocessed inputs (n, N, N, S·C) (snapshot-major, as
-        :meth:`tdglnre.nre.model_io.RatioEstimator.preprocess` returns), or one
-        input (N, N, S·C).
-    channels
-        The C selected channel names.
-    n_snapshots
-        S, the number of selected snapshots.
-    L
-        Side length of the system (None: the lattice size, which only shifts
-        the log structure factors by a constant).
-
-    Returns
-    -------
-    numpy.ndarray
-        (n, D) float64 summaries, in :func:`summary_names` order.
-    """
-    from ..analysis.baselines import summaries
-
-    x = np.asarray(x, dtype=np.float64)
-    if x.ndim == 3:
-        x = x[None]
-    if x.ndim != 4 or x.shape[-1] != len(channels) * n_snapshots:
-        raise ConfigError(f"summaries need inputs (n, N, N, {len(channels) * n_snapshots}), got shape {x.shape}")
-    length = float(L) if L else float(x.shape[1])
-    layout = _layout(channels, n_snapshots)
-    rows = []
-    for img in x:
-        parts = []
-        for _, kind, idx in layout:
-            if kind == "phys":
-                parts.append(summaries(img[..., idx], length))
-            else:
-                parts.append(_generic_summaries(img[..., idx[0]]))
-        rows.append(np.concatenate(parts))
-    return np.asarray(rows)
-
-
-def _metadata_summaries(metadata: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    inp = metadata["input"]
-    return input_summaries(x, inp["channels"], len(inp["snapshot_indices"]), metadata.get("L"))
-
+#: Measurement-noise epoch of the reference (training draws epochs 0, 1, ...; this one it never reaches).
+MEASUREMENT_EPOCH = 2**31 - 1
 
 # ----------------------------------------------------------------------------- robust fit
 def _robust_standardise(s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -299,7 +220,10 @@ def heldout_exceedance(reference: dict[str, Any], score: float) -> float:
 # ----------------------------------------------------------------------------- files
 def _selection_record(metadata: dict[str, Any]) -> dict[str, Any]:
     inp = metadata["input"]
-    return {k: inp.get(k) for k in ("channels", "channel_indices", "snapshot_indices", "snapshot_times")}
+    rec = {k: inp.get(k) for k in ("channels", "channel_indices", "snapshot_indices", "snapshot_times")}
+    m = measurement_of(metadata)
+    rec["measurement"] = None if m is None else str(m)
+    return rec
 
 
 def _dataset_record(metadata: dict[str, Any]) -> dict[str, Any]:
@@ -362,8 +286,11 @@ def _check_same_dataset(ens: Any, metadata: dict[str, Any], path: str) -> None:
 
 
 def reference_summaries(metadata: dict[str, Any], data_path: str | os.PathLike[str], *,
-                        max_samples: int = DEFAULT_MAX_SAMPLES) -> np.ndarray:
+                        max_samples: int = DEFAULT_MAX_SAMPLES, seed: int = 0) -> np.ndarray:
     """Summaries (n, D) of the first ``max_samples`` complete samples of the training ensemble.
+
+    For a model trained with a measurement, sample k is measured first with
+    ``measurement_rng(seed, MEASUREMENT_EPOCH, k)``, as the network saw it.
 
     Raises
     ------
@@ -375,11 +302,18 @@ def reference_summaries(metadata: dict[str, Any], data_path: str | os.PathLike[s
 
     if not Path(data_path).exists():
         raise ConfigError(f"training ensemble {data_path} does not exist")
+    from .selection import measure_inputs
+
     sel = Selection.from_dict(metadata["input"])
+    meas = measurement_of(metadata)
     with open_ensemble(data_path) as ens:
         _check_same_dataset(ens, metadata, str(data_path))
         n = min(int(ens.n_complete), int(max_samples))
-        parts = [_metadata_summaries(metadata, sel.apply(ens.x(a, min(a + 256, n)))) for a in range(0, n, 256)]
+        parts = []
+        for a in range(0, n, 256):
+            b = min(a + 256, n)
+            x = measure_inputs(meas, sel.apply(ens.x(a, b)), sel, int(seed), MEASUREMENT_EPOCH, np.arange(a, b))
+            parts.append(_metadata_summaries(metadata, x))
     if not parts:
         raise ConfigError(f"training ensemble {data_path} holds no complete samples")
     return np.concatenate(parts)
@@ -398,13 +332,13 @@ def build_ood_reference(metadata: dict[str, Any], data_path: str | os.PathLike[s
         raise ConfigError("the model's metadata records no training ensemble path")
     if not 0.0 < heldout_fraction < 1.0:
         raise ConfigError(f"heldout_fraction must lie in (0, 1), got {heldout_fraction}")
-    s = reference_summaries(metadata, path, max_samples=max_samples)
+    s = reference_summaries(metadata, path, max_samples=max_samples, seed=seed)
     if len(s) < MIN_SAMPLES:
         raise ConfigError(f"training ensemble {path} has {len(s)} samples; the OOD reference needs {MIN_SAMPLES}")
     perm = np.random.default_rng([int(seed), 0x00D]).permutation(len(s))
     n_held = max(1, int(round(heldout_fraction * len(s))))
     inp = metadata["input"]
-    names = summary_names(inp["channels"], inp["snapshot_times"])
+    names = summary_names(network_channels(metadata), inp["snapshot_times"])
     ref = fit_ood_reference(s[perm[n_held:]], s[perm[:n_held]], quantile=quantile, names=names)
     ref["selection"] = _selection_record(metadata)
     ref["dataset"] = {**_dataset_record(metadata), "path": str(path)}
@@ -488,4 +422,5 @@ def ood_for_observation(model_dir: str | os.PathLike[str], metadata: dict[str, A
 
 
 __all__ = ["fit_ood_reference", "ood_score", "fit_and_save_ood", "build_ood_reference", "load_ood_reference",
-           "save_ood_reference", "ood_for_observation", "input_summaries", "summary_names", "heldout_exceedance"]
+           "save_ood_reference", "ood_for_observation", "input_summaries", "summary_names", "heldout_exceedance",
+           "network_channels", "spectral_tail", "MEASUREMENT_EPOCH"]

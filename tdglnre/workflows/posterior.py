@@ -234,11 +234,7 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
         post.truth = {k: float(v) for k, v in truth.items() if k in grid.names}
     edges = post.prior_edges()
     warnings = list(observation.warnings) + _edge_warnings(post, edges)
-    if ood and not model.measurement.is_identity:
-        ood_res = {"ood_score": None, "ood_threshold": None,
-                   "ood_note": f"OOD score not computed (its reference summaries are of clean simulations; the "
-                               f"model's inputs went through the measurement {str(model.measurement)!r})"}
-    elif ood and model_dir is not None:
+    if ood and model_dir is not None:
         from ..nre.ood import ood_for_observation
 
         ood_res = ood_for_observation(model_dir, model.metadata, x)
