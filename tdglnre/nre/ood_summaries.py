@@ -18,28 +18,32 @@ import numpy as np
 from ..errors import ConfigError
 
 _PHYS = ("rho1", "rho2", "curlJ")
-_GENERIC = ("mean", "std", "logS_k1", "logS_k2", "logS_k3")
+_GENERIC = ("mean", "std", "logS_k1", "logS_k2", "logS_k3", "logS_tail")
 #: Floor of S(k) inside the logarithm of the spectral tail (an exactly flat channel).
 _TAIL_FLOOR = 1e-30
 
 
 # ----------------------------------------------------------------------------- summaries
+def _tail(s: np.ndarray) -> float:
+    """Mean log of the upper half of a shell-averaged S(k)."""
+    return float(np.log(np.maximum(s[s.size // 2:], _TAIL_FLOOR)).mean())
+
+
 def _generic_summaries(img: np.ndarray) -> np.ndarray:
-    """mean, std and log S(k) on the three lowest shells of one channel (N, N)."""
+    """mean, std, log S(k) on the three lowest shells and the spectral tail of one channel (N, N)."""
     from ..physics.observables import structure_factor
 
-    _, s = structure_factor(img, float(img.shape[-1]))
+    _, s = structure_factor(img, float(img.shape[-1]))  # the shell means do not depend on L, only their k do
     s3 = np.full(3, 1e-12)
     s3[: min(3, s.size)] = s[:3]
-    return np.concatenate([[img.mean(), img.std()], np.log(s3 + 1e-12)])
+    return np.concatenate([[img.mean(), img.std()], np.log(s3 + 1e-12), [_tail(s)]])
 
 
 def spectral_tail(img: np.ndarray, L: float) -> float:
     """Mean log S(k) of one channel (M, M) over the upper half of its |k| shells: its noise floor."""
     from ..physics.observables import structure_factor
 
-    _, s = structure_factor(img, float(L))
-    return float(np.log(np.maximum(s[s.size // 2:], _TAIL_FLOOR)).mean())
+    return _tail(structure_factor(img, float(L))[1])
 
 
 def _layout(channels: Sequence[str], n_snapshots: int) -> list[tuple[int, str, list[int]]]:
@@ -70,7 +74,7 @@ def summary_names(channels: Sequence[str], snapshot_times: Sequence[float]) -> l
             names.extend(n + tag for n in SUMMARY_NAMES)
             names.extend(f"logS_tail_{c}{tag}" for c in _PHYS)
         else:
-            names.extend(f"{g}_{kind}{tag}" for g in (*_GENERIC, "logS_tail"))
+            names.extend(f"{g}_{kind}{tag}" for g in _GENERIC)
     return names
 
 
@@ -111,9 +115,9 @@ def input_summaries(x: np.ndarray, channels: Sequence[str], n_snapshots: int, L:
         for _, kind, idx in layout:
             if kind == "phys":
                 parts.append(summaries(img[..., idx], length))
+                parts.append([spectral_tail(img[..., i], length) for i in idx])
             else:
                 parts.append(_generic_summaries(img[..., idx[0]]))
-            parts.append([spectral_tail(img[..., i], length) for i in idx])
         rows.append(np.concatenate(parts))
     return np.asarray(rows)
 
