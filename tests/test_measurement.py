@@ -373,3 +373,52 @@ def test_blur_in_coherence_lengths_resolves_to_pixels_of_the_lattice_and_after_b
         m.in_pixels(0.0, 64)
     # a blur_xi(0..w) family admits the unblurred image like blur(0..w)
     assert MeasurementModel.parse("blur_xi(0..1)+noise(0..0.1)").covers("noise(0.05)")
+
+
+# ------------------------------------------------------------------ bounds: float32 images stay finite (issue 18)
+@pytest.mark.parametrize("spec, words", [
+    ("noise(1e308)", ["noise", "sigma", "1e308", "at most 100"]),
+    ("noise(0..1e3)", ["noise", "sigma", "1e3"]),
+    ("offset(1e300)", ["offset", "value", "1e300", "at most 1000"]),
+    ("offset(-5e3)", ["offset", "-5e3"]),
+    ("gain(1e30)", ["gain", "factor", "1e30", "between 1e-06 and 1e+06"]),
+    ("gain(1e-30)", ["gain", "factor", "1e-30"]),
+    ("gain(0)", ["gain", "factor", "must not be 0", "all zero"]),
+    ("gain(0..2)", ["gain", "factor", "must not be 0"]),
+    ("gain(-1..1)", ["gain", "-1..1", "includes 0"]),
+    ("blur(1e300)", ["blur", "width", "1e300"]),
+    ("blur_xi(1e7)", ["blur_xi", "width", "1e7"]),
+    ("poisson(1e-300)", ["poisson", "counts", "1e-300"]),
+    ("poisson(1e300)", ["poisson", "counts", "1e300"]),
+    ("gain(1e5)+gain(1e5)", ["gain(100000.0)+gain(100000.0)", "1e+10"]),
+    ("gain(1e-4)+gain(1e-4)", ["1e-08"]),
+])
+def test_values_beyond_the_float32_bounds_are_refused_naming_the_value(spec, words):
+    with pytest.raises(ConfigError) as exc:
+        MeasurementModel.parse(spec)
+    msg = str(exc.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+
+
+@pytest.mark.parametrize("spec", ["noise(100)", "offset(-1000)", "gain(1e6)", "gain(-1e-6)", "gain(-2..-1)",
+                                  "poisson(1e-3)", "poisson(1e12)", "blur(1e6)", "gain(1e6)+noise(99)"])
+def test_values_at_the_bounds_give_finite_float32_images(spec):
+    m = MeasurementModel.parse(spec)
+    x = _images(S=2, N=16).astype(np.float32)
+    y = m.apply_samples(x, seed=1, epoch=0, indices=[0, 1])
+    assert y.dtype == np.float32 and np.isfinite(y).all()
+    # the standardisation statistics the network is built with stay finite too
+    assert np.isfinite(y.var(axis=(0, 1, 2), dtype=np.float32)).all()
+    assert np.isfinite(np.sum(np.square(y, dtype=np.float32), dtype=np.float32))
+
+
+@pytest.mark.parametrize("spec", ["noise(0...1)", "noise(0..0.1..0.2)", "noise(0.1...)", "noise(0...)",
+                                  "blur(1...2)", "noise(0. ..1)"])
+def test_a_range_needs_exactly_two_dots_between_two_numbers(spec):
+    with pytest.raises(ConfigError) as exc:
+        MeasurementModel.parse(spec)
+    msg = str(exc.value)
+    assert "\n" not in msg and "lo..hi" in msg and spec[spec.index("(") + 1:-1] in msg, msg
+    # the two-dot forms still parse, including numbers with a decimal point inside
+    assert str(MeasurementModel.parse("noise(0.0..0.1)")) == "noise(0.0..0.1)"
+    assert str(MeasurementModel.parse("offset(-1.5..1e-1)")) == "offset(-1.5..0.1)"

@@ -114,3 +114,18 @@ def test_alternatives_with_different_outputs_are_refused_before_any_draw():
         MeasurementModel.parse(MIX).apply(_images(1))
     assert "Generator" in str(exc.value)
     assert json.loads(MeasurementModel.parse(MIX).to_json())["alternatives"]
+
+
+@pytest.mark.parametrize("spec, names", [
+    ("none | noise(0)", ["'none'", "'noise(0.0)'"]),
+    ("blur(1) | blur(1.0)+gain(1)", ["'blur(1.0)'", "'blur(1.0)+gain(1.0)'"]),
+    ("noise(0.1) | offset(0)+noise(0.1)+blur(0) | blur(2)", ["'noise(0.1)'", "'offset(0.0)+noise(0.1)+blur(0.0)'"]),
+    ("blur_xi(0) | none", ["'blur_xi(0.0)'", "'none'"]),
+])
+def test_one_instrument_written_twice_is_refused_counting_neutral_transforms_as_none(spec, names):
+    with pytest.raises(ConfigError) as exc:
+        MeasurementModel.parse(spec)
+    msg = str(exc.value)
+    assert "\n" not in msg and "repeat an instrument" in msg and all(n in msg for n in names), msg
+    # ranges through the neutral value are other instruments: a family is not its neutral member
+    assert len(MeasurementModel.parse("none | noise(0..0.1)").alternatives) == 2

@@ -36,8 +36,13 @@ class Range:
 
 
 def number(kind: str, name: str, value: Any, *, low: float | None = None, low_open: bool = False,
-           integer: bool = False) -> float | int:
-    """Validate one fixed numeric transform argument; ConfigError names the transform."""
+           integer: bool = False, magnitude: tuple[float, float] | None = None) -> float | int:
+    """Validate one fixed numeric transform argument; ConfigError names the transform and the value.
+
+    ``magnitude=(a, b)``: besides ``low``, |v| must lie in [a, b] (0 allowed
+    when a is 0): the range in which float32 images stay finite and keep their
+    signal (docs/observations.md, "Bounds").
+    """
     if isinstance(value, bool):
         raise ConfigError(f"measurement {kind}: {name} must be a number, got {value!r}")
     try:
@@ -49,6 +54,15 @@ def number(kind: str, name: str, value: Any, *, low: float | None = None, low_op
     if low is not None and (v < low or (low_open and v == low)):
         rel = ">" if low_open else ">="
         raise ConfigError(f"measurement {kind}: {name} must be {rel} {low:g}, got {value!r}")
+    if magnitude is not None:
+        a, b = magnitude
+        if a > 0 and v == 0:
+            raise ConfigError(f"measurement {kind}: {name} must not be 0 (the images would be all zero), "
+                              f"got {value!r}")
+        if not a <= abs(v) <= b:
+            where = f"at most {b:g}" if a == 0 else f"between {a:g} and {b:g}"
+            raise ConfigError(f"measurement {kind}: {name} must be {where} in magnitude (beyond, float32 images "
+                              f"overflow or lose their signal; docs/observations.md), got {value!r}")
     if integer:
         if v != round(v):
             raise ConfigError(f"measurement {kind}: {name} must be an integer, got {value!r}")
@@ -56,13 +70,16 @@ def number(kind: str, name: str, value: Any, *, low: float | None = None, low_op
     return v
 
 
-def _ends(value: Any) -> tuple[Any, Any] | None:
+def _ends(value: Any, where: str = "a measurement range") -> tuple[Any, Any] | None:
     """(lo, hi) when ``value`` is written as a range (``Range``, ``"lo..hi"``, ``[lo, hi]``), else None."""
     if isinstance(value, Range):
         return value.lo, value.hi
     if isinstance(value, str) and ".." in value:
-        lo, hi = value.split("..", 1)
-        return lo.strip(), hi.strip()
+        parts = value.split("..")
+        if len(parts) != 2 or "..." in value or any(p.strip().startswith(".") or p.strip().endswith(".")
+                                                    for p in parts):
+            raise ConfigError(f"{where} is written lo..hi, two dots between two numbers, got {value.strip()!r}")
+        return parts[0].strip(), parts[1].strip()
     if isinstance(value, (list, tuple)):
         if len(value) != 2:
             raise ConfigError(f"a measurement range is [lo, hi] (two numbers), got {list(value)!r}")
@@ -72,7 +89,7 @@ def _ends(value: Any) -> tuple[Any, Any] | None:
 
 def param(kind: str, name: str, value: Any, *, ranged: bool = True, **bounds: Any) -> float | int | Range:
     """A fixed number or a :class:`Range` (``ranged=False``: ranges refused); ends obey ``bounds`` (:func:`number`)."""
-    ends = _ends(value)
+    ends = _ends(value, f"measurement {kind}: a range of {name}")
     if ends is None:
         return number(kind, name, value, **bounds)
     text = f"{ends[0]}..{ends[1]}"
@@ -81,6 +98,10 @@ def param(kind: str, name: str, value: Any, *, ranged: bool = True, **bounds: An
     lo, hi = (number(kind, f"{name} range end", e, **bounds) for e in ends)
     if lo > hi:
         raise ConfigError(f"measurement {kind}: the range {text} of {name} needs lo <= hi")
+    mag = bounds.get("magnitude")
+    if mag is not None and mag[0] > 0 and lo < 0 < hi:
+        raise ConfigError(f"measurement {kind}: the range {text} of {name} includes 0 (all-zero images); "
+                          "keep both ends on one side of 0")
     return lo if lo == hi else Range(lo, hi)
 
 

@@ -20,6 +20,22 @@ import numpy as np
 from ..errors import ConfigError
 from ._measurement_params import Range, draw, interval, param as _param, text as _text, to_json as _to_json
 
+#: Bounds of the transform parameters (docs/observations.md, "Bounds"): within them float32 images stay
+#: finite and keep their signal. |width| of blur / blur_xi (pixels / coherence lengths):
+BLUR_MAX = 1e6
+#: noise σ in units of the channel's spread (σ = 100: the image is noise)
+NOISE_MAX = 100.0
+#: poisson expected counts per pixel (fewer: one count is > 1000 times the mean; more: Poisson overflows int64)
+POISSON_COUNTS = (1e-3, 1e12)
+#: |gain| (0 gives all-zero images; beyond, the input variance over- or underflows float32)
+GAIN_MAGNITUDE = (1e-6, 1e6)
+#: |offset| (float32 keeps ~7 digits: an offset of 1e3 leaves 1e-4 resolution on unit-scale channels)
+OFFSET_MAX = 1e3
+#: the largest factor the transforms of one model may scale an image by together (product of |gain|,
+#: 1 + noise σ and poisson's 1/counts)
+MAX_AMPLIFICATION = 1e8
+
+
 def psf_kernel(N: int, width: float) -> np.ndarray:
     """The periodic point-spread function (N, N) of ``blur(width)``, centred on pixel (0, 0).
 
@@ -82,6 +98,21 @@ class Transform:
                 return False
         return True
 
+    @property
+    def is_neutral(self) -> bool:
+        """True when the transform is fixed at its :attr:`neutral` value (changes nothing, e.g. ``noise(0)``)."""
+        return self.neutral is not None and not self.has_range and self.args()[0] == self.neutral
+
+    @property
+    def amplification(self) -> float:
+        """The largest factor by which the transform can scale an image's values (bounded per model)."""
+        return 1.0
+
+    @property
+    def attenuation(self) -> float:
+        """The smallest factor by which the transform can scale an image's values (bounded per model)."""
+        return 1.0
+
     def out_size(self, N: int) -> int:
         """Side of the output image for an N×N input."""
         return N
@@ -105,7 +136,8 @@ class Blur(Transform):
     params: ClassVar[tuple[str, ...]] = ("width",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "width", _param(self.kind, "width", self.width, low=0.0))
+        object.__setattr__(self, "width", _param(self.kind, "width", self.width, low=0.0,
+                                                 magnitude=(0.0, BLUR_MAX)))
 
     def apply(self, x, channels, rng):
         width = draw(self.width, rng)
@@ -141,7 +173,8 @@ class BlurXi(Transform):
     params: ClassVar[tuple[str, ...]] = ("width",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "width", _param(self.kind, "width", self.width, low=0.0))
+        object.__setattr__(self, "width", _param(self.kind, "width", self.width, low=0.0,
+                                                 magnitude=(0.0, BLUR_MAX)))
 
     def in_pixels(self, h: float) -> Blur:
         """The same blur in pixels of size ``h`` coherence lengths."""
@@ -163,7 +196,12 @@ class Noise(Transform):
     params: ClassVar[tuple[str, ...]] = ("sigma",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "sigma", _param(self.kind, "sigma", self.sigma, low=0.0))
+        object.__setattr__(self, "sigma", _param(self.kind, "sigma", self.sigma, low=0.0,
+                                                 magnitude=(0.0, NOISE_MAX)))
+
+    @property
+    def amplification(self) -> float:
+        return 1.0 + interval(self.sigma)[1]
 
     def apply(self, x, channels, rng):
         sigma = draw(self.sigma, rng)  # before the noise, from the same generator
@@ -188,7 +226,12 @@ class Poisson(Transform):
     params: ClassVar[tuple[str, ...]] = ("counts",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "counts", _param(self.kind, "counts", self.counts, low=0.0, low_open=True))
+        object.__setattr__(self, "counts", _param(self.kind, "counts", self.counts, low=0.0, low_open=True,
+                                                  magnitude=POISSON_COUNTS))
+
+    @property
+    def amplification(self) -> float:
+        return max(1.0, 1.0 / interval(self.counts)[0])  # one count back in units of the mean
 
     def apply(self, x, channels, rng):
         counts = draw(self.counts, rng, log=True)
@@ -237,7 +280,15 @@ class Gain(Transform):
     params: ClassVar[tuple[str, ...]] = ("factor",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "factor", _param(self.kind, "factor", self.factor))
+        object.__setattr__(self, "factor", _param(self.kind, "factor", self.factor, magnitude=GAIN_MAGNITUDE))
+
+    @property
+    def amplification(self) -> float:
+        return max(abs(v) for v in interval(self.factor))
+
+    @property
+    def attenuation(self) -> float:
+        return min(abs(v) for v in interval(self.factor))  # a range never spans 0 (refused)
 
     def apply(self, x, channels, rng):
         return x * draw(self.factor, rng)
@@ -253,7 +304,7 @@ class Offset(Transform):
     params: ClassVar[tuple[str, ...]] = ("value",)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "value", _param(self.kind, "value", self.value))
+        object.__setattr__(self, "value", _param(self.kind, "value", self.value, magnitude=(0.0, OFFSET_MAX)))
 
     def apply(self, x, channels, rng):
         return x + draw(self.value, rng)

@@ -56,13 +56,13 @@ import numpy as np
 from ..errors import ConfigError
 from ..physics.observables import CHANNELS
 from ._measurement_params import Range
-from ._transforms import (TRANSFORMS, Bin, Blur, BlurXi, Channels, Gain, Noise, Offset, Poisson, Transform,
-                          _from_entry, _parse_term, psf_kernel)
+from ._transforms import (GAIN_MAGNITUDE, MAX_AMPLIFICATION, TRANSFORMS, Bin, Blur, BlurXi, Channels, Gain, Noise,
+                          Offset, Poisson, Transform, _from_entry, _parse_term, psf_kernel)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["MeasurementModel", "MeasurementMixture", "Transform", "Range", "Blur", "BlurXi", "Noise", "Poisson", "Bin", "Gain", "Offset", "Channels",
-           "TRANSFORMS", "measurement_rng", "psf_kernel"]
+           "TRANSFORMS", "measurement_rng", "psf_kernel", "resolve_on_lattice"]
 
 #: Entropy word that separates measurement streams from the solver's (seed, stream, k) streams.
 MEASUREMENT_STREAM = 0x4D454153  # "MEAS"
@@ -91,6 +91,13 @@ class MeasurementModel:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "transforms", tuple(_from_entry(t) for t in self.transforms))
+        up = down = 1.0
+        for t in self.transforms:
+            up, down = up * t.amplification, down * t.attenuation
+        if up > MAX_AMPLIFICATION or down < GAIN_MAGNITUDE[0]:
+            raise ConfigError(f"measurement {self}: together its transforms scale the images by up to {up:g} and "
+                              f"down to {down:g}; keep that within {GAIN_MAGNITUDE[0]:g}..{MAX_AMPLIFICATION:g} "
+                              "(beyond, float32 images overflow or lose their signal; docs/observations.md)")
 
     # ------------------------------------------------------------ construction
     @classmethod
@@ -163,6 +170,12 @@ class MeasurementModel:
     def is_identity(self) -> bool:
         """True when the model changes nothing (no transforms)."""
         return not self.transforms
+
+    @property
+    def instrument(self) -> str:
+        """Text of the model without transforms fixed at their neutral value (``noise(0)``, ``gain(1)``, …):
+        two models with the same instrument measure alike (``none`` and ``noise(0)`` are one instrument)."""
+        return str(MeasurementModel(tuple(t for t in self.transforms if not t.is_neutral)))
 
     @property
     def is_random(self) -> bool:
@@ -283,6 +296,24 @@ class MeasurementModel:
         return out
 
 
+def resolve_on_lattice(model: MeasurementModel, L: float | None, N: int, *,
+                       lacking: str = "the data do not say their lattice length L") -> MeasurementModel:
+    """``model`` with widths in coherence lengths (``blur_xi``) in pixels of an N×N lattice of length ``L`` ξ.
+
+    The one place where a measurement is resolved against a lattice (training
+    on an ensemble, a trained model's declared measurements): the pixel size is
+    h = L/N (:meth:`MeasurementModel.in_pixels`). A model without such widths
+    is returned unchanged whatever ``L``; one with them and ``L`` None is a
+    :class:`ConfigError` ending in ``lacking``.
+    """
+    if not model.needs_pixel_size:
+        return model
+    if L is None:
+        raise ConfigError(f"measurement {str(model)!r} gives a width in coherence lengths, but {lacking}; give the "
+                          "width in pixels (blur)")
+    return model.in_pixels(float(L) / int(N), int(N))
+
+
 def _split_terms(text: str) -> list[str]:
     """Split ``a(..)+b(..)`` at top-level ``+`` signs (a ``+`` inside parentheses, as in 1e+3, stays)."""
     terms, depth, cur = [], 0, []
@@ -345,11 +376,12 @@ class MeasurementMixture(MeasurementModel):
             alts.extend(m.alternatives if isinstance(m, MeasurementMixture) else [m])  # a | (b | c) = a | b | c
         if len(alts) < 2:
             raise ConfigError(f"a measurement mixture needs at least two alternatives, got {len(alts)}")
-        texts = [str(a) for a in alts]
-        dup = sorted({t for t in texts if texts.count(t) > 1})
+        keys = [a.instrument for a in alts]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
-            raise ConfigError(f"measurement alternatives repeat {dup}; each alternative is drawn with equal "
-                              "probability, so list each instrument once")
+            same = "; ".join(" = ".join(repr(str(a)) for a, k in zip(alts, keys) if k == d) for d in dup)
+            raise ConfigError(f"measurement alternatives repeat an instrument ({same}); each alternative is drawn "
+                              "with equal probability, so list each instrument once")
         object.__setattr__(self, "alternatives", tuple(alts))
 
     # ------------------------------------------------------------ description
