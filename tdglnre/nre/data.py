@@ -29,7 +29,6 @@ stacked as channels, snapshot-major: channel index = s · C_sel + c.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -37,7 +36,7 @@ import numpy as np
 from .selection import Selection, measure_inputs, measured_shape, resolve_selection
 from .settings import TrainingDataError
 from .sources import ArraySource, EnsembleSource, ParameterBounds, gaussian_toy
-from .stream import BatchStream, contrastive_theta, make_dataset, n_batches, random_translate
+from .stream import BatchStream, ScanResult, contrastive_theta, make_dataset, n_batches, random_translate
 
 log = logging.getLogger(__name__)
 
@@ -73,23 +72,6 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
 
 
 # ---------------------------------------------------------------------- scan
-@dataclass
-class ScanResult:
-    """Outcome of :func:`scan_source`."""
-
-    mean: np.ndarray
-    """Per-input-channel mean over the training split."""
-    variance: np.ndarray
-    """Per-input-channel variance over the training split (floored at 1e-12)."""
-    theta: np.ndarray
-    """All θ (S, P), float32."""
-    x: np.ndarray | None
-    """All selected inputs (S, N, N, C') when they fit in memory, else None."""
-    nbytes: int
-    """Size of the selected inputs of all samples."""
-    in_memory: bool = field(default=False)
-
-
 def scan_source(
     source: Any,
     selection: Selection,

@@ -10,15 +10,31 @@ stream in ``tf.data`` with prefetching.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Iterator
 
 import numpy as np
 
-from .selection import measure_inputs, measured_shape
+from .selection import Selection, measure_inputs, measured_shape
 
-if TYPE_CHECKING:  # annotations only: .data imports this module
-    from .data import ScanResult
-    from .selection import Selection
+
+@dataclass
+class ScanResult:
+    """Outcome of :func:`tdglnre.nre.data.scan_source` (here, below both modules, so the stream can
+    annotate with it without an import circle)."""
+
+    mean: np.ndarray
+    """Per-input-channel mean over the training split."""
+    variance: np.ndarray
+    """Per-input-channel variance over the training split (floored at 1e-12)."""
+    theta: np.ndarray
+    """All θ (S, P), float32."""
+    x: np.ndarray | None
+    """All selected inputs (S, N, N, C') when they fit in memory, else None."""
+    nbytes: int
+    """Size of the selected inputs of all samples."""
+    in_memory: bool = field(default=False)
+
 
 
 # -------------------------------------------------------------------- stream
