@@ -12,16 +12,40 @@ before it saves figures.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from ._common import save_figure
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..analysis.hessian import HessianResult
-    from ..analysis.slq import SpectralDensity
+
+
+class SpectralDensity(Protocol):
+    """What :func:`plot_dos` reads of a density of states (``analysis.slq.SpectralDensity`` has it).
+
+    The figures take the analysis results by their attributes, so this layer
+    imports nothing above it, not even for annotations (docs/architecture.md).
+    """
+
+    density: np.ndarray
+    edges: np.ndarray
+    n_probes: int
+    n_steps: int
+
+
+class HessianResult(Protocol):
+    """What the figures read of ``analysis.hessian.HessianResult``."""
+
+    config: Any
+    state: np.ndarray
+    eigenvalues: np.ndarray
+    lambda_max_est: float
+    zero_mode_index: int
+    softest_index: int
+    softest_vector: np.ndarray
+    is_saddle: bool
+    dos: SpectralDensity | None
 
 
 def plot_dos(dos: "SpectralDensity", path: str | Path | None, *, reference: "SpectralDensity | None" = None,
