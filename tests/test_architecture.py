@@ -67,15 +67,19 @@ def _is_type_checking(test: ast.expr) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _import_nodes(tree: ast.AST):
-    """Import statements that can run: everywhere except the body of ``if TYPE_CHECKING:``."""
+def _import_nodes(tree: ast.AST, type_checking: bool = False):
+    """Import statements that can run: everywhere except the body of ``if TYPE_CHECKING:``.
+
+    With ``type_checking`` those bodies count too (a circle closed only for a
+    type checker is still a circle between two modules' designs).
+    """
     stack = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             yield node
             continue
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
+        if isinstance(node, ast.If) and _is_type_checking(node.test) and not type_checking:
             stack.extend(node.orelse)
             continue
         stack.extend(ast.iter_child_nodes(node))
@@ -93,13 +97,13 @@ def _known(name: str, modules: dict[str, tuple[Path, bool]]) -> str | None:
 
 
 def imports_of(source: str, module: str, is_package: bool,
-               modules: dict[str, tuple[Path, bool]]) -> set[tuple[str, str | None]]:
+               modules: dict[str, tuple[Path, bool]], type_checking: bool = False) -> set[tuple[str, str | None]]:
     """(target module, imported name or None) of every import in ``source`` that resolves to one of ``modules``.
 
     ``from .x import y`` targets ``pkg.x.y`` when that is a module, else ``pkg.x`` with name ``y``.
     """
     found: set[tuple[str, str | None]] = set()
-    for node in _import_nodes(ast.parse(source)):
+    for node in _import_nodes(ast.parse(source), type_checking):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 target = _known(alias.name, modules)
@@ -132,9 +136,9 @@ def layer(module: str, name: str | None = None) -> str:
     return module.split(".")[1]
 
 
-def import_graph() -> dict[str, set[tuple[str, str | None]]]:
+def import_graph(type_checking: bool = False) -> dict[str, set[tuple[str, str | None]]]:
     modules = package_modules()
-    return {m: imports_of(path.read_text(encoding="utf-8"), m, is_pkg, modules)
+    return {m: imports_of(path.read_text(encoding="utf-8"), m, is_pkg, modules, type_checking)
             for m, (path, is_pkg) in modules.items()}
 
 
@@ -268,6 +272,16 @@ def test_layers_import_only_the_layers_below():
 def test_no_import_cycle():
     cycles = [" -> ".join(c) for c in find_cycles(module_edges(import_graph()))]
     assert cycles == []
+
+
+def test_no_cycle_through_type_checking_imports_and_no_upward_annotation():
+    """Annotations are design too: no circle closed under ``if TYPE_CHECKING:`` and no layer violation there."""
+    graph = import_graph(type_checking=True)
+    cycles = [" -> ".join(c) for c in find_cycles(module_edges(graph))]
+    assert cycles == []
+    upward = [f"{m} imports {t}" for m, targets in graph.items() for t, name in targets
+              if layer(t, name) not in ALLOWED[layer(m)]]
+    assert upward == []
 
 
 def test_only_nre_imports_tensorflow_or_keras():
