@@ -105,38 +105,61 @@ def relax(
     n_lbfgs = 0
     message = ""
     if r0 > residual_tol:
-        count = [0]
-
-        def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-            return model.energy(x), model.gradient(x)
-
-        def cb(xk: np.ndarray) -> None:
-            count[0] += 1
-            if count[0] % (500 if method == "lbfgs" else 10) == 0:
-                gk = model.gradient(xk)
-                log.info("relax: %s iteration %d, F = %.12g, residual %.3e", method, count[0], model.energy(xk),
-                         residual(model, gk))
-            if progress is not None:
-                progress("relax", count[0], max_iter)
-
-        if method == "lbfgs":
-            res = scipy.optimize.minimize(
-                fun, z, jac=True, method="L-BFGS-B", callback=cb,
-                options={"maxiter": max_iter, "maxfun": 2 * max_iter, "maxcor": 20, "ftol": 1e-15,
-                         "gtol": 0.1 * residual_tol * scale / math.sqrt(model.size)},
-            )
-        else:
-            def hessp(x: np.ndarray, v: np.ndarray) -> np.ndarray:
-                return Hessian(model, x).matvec(v)
-
-            res = scipy.optimize.minimize(fun, z, jac=True, hessp=hessp, method="trust-krylov", callback=cb,
-                                          options={"maxiter": max_iter, "gtol": residual_tol * scale})
-        z = np.ascontiguousarray(res.x)
-        n_lbfgs = int(res.nit)
-        message = str(res.message)
+        gtol = (0.1 * residual_tol * scale / math.sqrt(model.size) if method == "lbfgs"
+                else residual_tol * scale)
+        z, n_lbfgs, message = _first_stage(model, z, method, gtol, max_iter, progress)
         g = model.gradient(z)
         log.info("relax: %s stopped after %d iterations (%s): F = %.12g, residual %.3e",
                  method, n_lbfgs, message, model.energy(z), residual(model, g))
+    z, g, r, n_newton = _newton_polish(model, z, g, residual_tol, newton_steps, progress)
+    F1 = model.energy(z)
+    conv = r <= residual_tol
+    if not conv:
+        log.warning("relax: residual %.3e above the target %.1e after %d %s + %d Newton steps",
+                    r, residual_tol, n_lbfgs, method, n_newton)
+    return RelaxResult(z=z, F_before=F0, F_after=F1, grad_norm_before=gn0,
+                       grad_norm_after=float(np.linalg.norm(g)), residual_before=r0, residual_after=r,
+                       converged=conv, n_lbfgs=n_lbfgs, n_newton=n_newton,
+                       message=message or "already stationary")
+
+
+def _first_stage(model: EnergyModel, z: np.ndarray, method: str, gtol: float, max_iter: int,
+                 progress: Progress | None) -> tuple[np.ndarray, int, str]:
+    """L-BFGS or trust-krylov from ``z`` with scipy's ``gtol`` (L-BFGS: a max-norm, trust-krylov: ‖∇F‖₂).
+
+    Returns (z, iterations, message)."""
+    count = [0]
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return model.energy(x), model.gradient(x)
+
+    def cb(xk: np.ndarray) -> None:
+        count[0] += 1
+        if count[0] % (500 if method == "lbfgs" else 10) == 0:
+            gk = model.gradient(xk)
+            log.info("relax: %s iteration %d, F = %.12g, residual %.3e", method, count[0], model.energy(xk),
+                     residual(model, gk))
+        if progress is not None:
+            progress("relax", count[0], max_iter)
+
+    if method == "lbfgs":
+        res = scipy.optimize.minimize(
+            fun, z, jac=True, method="L-BFGS-B", callback=cb,
+            options={"maxiter": max_iter, "maxfun": 2 * max_iter, "maxcor": 20, "ftol": 1e-15,
+                     "gtol": gtol},
+        )
+    else:
+        def hessp(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+            return Hessian(model, x).matvec(v)
+
+        res = scipy.optimize.minimize(fun, z, jac=True, hessp=hessp, method="trust-krylov", callback=cb,
+                                      options={"maxiter": max_iter, "gtol": gtol})
+    return np.ascontiguousarray(res.x), int(res.nit), str(res.message)
+
+
+def _newton_polish(model: EnergyModel, z: np.ndarray, g: np.ndarray, residual_tol: float, newton_steps: int,
+                   progress: Progress | None) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Newton–MINRES steps with step halving until the residual ≤ ``residual_tol``: (z, g, residual, steps)."""
     n_newton = 0
     r = residual(model, g)
     while r > residual_tol and n_newton < newton_steps:
@@ -159,15 +182,7 @@ def relax(
         log.info("relax: Newton step %d (%d HVPs, step %.3g): residual %.3e", n_newton, hess.n_matvec, t, r)
         if progress is not None:
             progress("newton", n_newton, newton_steps)
-    F1 = model.energy(z)
-    conv = r <= residual_tol
-    if not conv:
-        log.warning("relax: residual %.3e above the target %.1e after %d %s + %d Newton steps",
-                    r, residual_tol, n_lbfgs, method, n_newton)
-    return RelaxResult(z=z, F_before=F0, F_after=F1, grad_norm_before=gn0,
-                       grad_norm_after=float(np.linalg.norm(g)), residual_before=r0, residual_after=r,
-                       converged=conv, n_lbfgs=n_lbfgs, n_newton=n_newton,
-                       message=message or "already stationary")
+    return z, g, r, n_newton
 
 
 def unrelaxed(model: EnergyModel, z: np.ndarray, residual_tol: float) -> RelaxResult:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -24,17 +24,9 @@ log = logging.getLogger(__name__)
 THRESHOLDS = (1e-8, 1e-6, 1e-4, 1e-2)
 
 
-def lowest_eigenpairs(
-    hess: Hessian,
-    k: int,
-    *,
-    method: str = "shift-invert",
-    tol: float = 0.0,
-    ncv: int | None = None,
-    maxiter: int | None = None,
-    seed: int = 0,
-    progress: Progress | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
+def lowest_eigenpairs(hess: Hessian, k: int, *, method: str = "shift-invert", tol: float = 0.0,
+                      ncv: int | None = None, maxiter: int | None = None, seed: int = 0,
+                      progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` lowest eigenpairs of the Hessian with ARPACK (``eigsh``).
 
     Methods
@@ -87,50 +79,61 @@ def lowest_eigenpairs(
         ncv = max(2 * k + 1, 64) if method == "lanczos" else max(2 * k + 1, 20)
     ncv = int(min(max(ncv, k + 2), n))
     v0 = np.random.default_rng(seed).standard_normal(n)
-    t0 = time.perf_counter()
-    calls = [0]
-
-    def counted(f: Callable[[np.ndarray], np.ndarray], what: str) -> Callable[[np.ndarray], np.ndarray]:
-        def g(v: np.ndarray) -> np.ndarray:
-            calls[0] += 1
-            if calls[0] % 200 == 0:
-                log.info("eigsh: %d %s, %.1f s", calls[0], what, time.perf_counter() - t0)
-                if progress is not None:
-                    progress("eigsh", calls[0], None)
-            return f(v)
-        return g
-
+    counted = _Counted(progress)
     if method == "lanczos":
         mv = counted(hess.matvec, "Hessian-vector products")
         op = spla.LinearOperator((n, n), matvec=mv, rmatvec=mv, dtype=np.float64)
         vals, vecs = spla.eigsh(op, k=k, which="SA", tol=tol, ncv=ncv, maxiter=maxiter, v0=v0)
     else:
         A = hess.sparse()
-        t_asm = time.perf_counter() - t0
-        lo, hi = spectral_scale(hess, n_steps=40, seed=seed)
-        sigma = min(lo, 0.0) - 1e-3 * max(abs(hi), 1e-300)
-        eye = sp.identity(n, format="csc")
-        for attempt in range(30):
-            lu = spla.splu((A - sigma * eye).tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
-                           options={"SymmetricMode": True})
-            below = int(np.sum(lu.U.diagonal() < 0))
-            if below == 0:
-                break
-            log.info("shift-invert: %d eigenvalue(s) below sigma = %.6g; lowering sigma", below, sigma)
-            sigma -= max(1e-3 * abs(hi), 2.0 * abs(sigma))
-        else:
-            raise ConfigError("could not place the shift below the spectrum (30 attempts)")
+        t_asm = time.perf_counter() - counted.t0
+        lu, sigma = _factor_below_spectrum(hess, A, seed)
         log.info("shift-invert: sparse H (%d nnz) from %d products in %.2f s; LU (%d nnz) of H - sigma I, "
-                 "sigma = %.6g", A.nnz, hess.sparse_products, t_asm,
-                 lu.L.nnz + lu.U.nnz, sigma)
+                 "sigma = %.6g", A.nnz, hess.sparse_products, t_asm, lu.L.nnz + lu.U.nnz, sigma)
         solve = counted(lu.solve, "solves")
         opinv = spla.LinearOperator((n, n), matvec=solve, dtype=np.float64)
         vals, vecs = spla.eigsh(A, k=k, sigma=sigma, which="LM", OPinv=opinv, tol=tol, ncv=ncv,
                                 maxiter=maxiter, v0=v0)
     order = np.argsort(vals)
-    log.info("eigsh (%s): %d eigenpairs, %d operator applications, %.2f s (ncv=%d)", method, k, calls[0],
-             time.perf_counter() - t0, ncv)
+    log.info("eigsh (%s): %d eigenpairs, %d operator applications, %.2f s (ncv=%d)", method, k, counted.calls,
+             time.perf_counter() - counted.t0, ncv)
     return vals[order], vecs[:, order]
+
+
+class _Counted:
+    """Wraps operator applications to count them, log and report progress every 200 calls."""
+
+    def __init__(self, progress: Progress | None):
+        self.progress = progress
+        self.calls = 0
+        self.t0 = time.perf_counter()
+
+    def __call__(self, f: Callable[[np.ndarray], np.ndarray], what: str) -> Callable[[np.ndarray], np.ndarray]:
+        def g(v: np.ndarray) -> np.ndarray:
+            self.calls += 1
+            if self.calls % 200 == 0:
+                log.info("eigsh: %d %s, %.1f s", self.calls, what, time.perf_counter() - self.t0)
+                if self.progress is not None:
+                    self.progress("eigsh", self.calls, None)
+            return f(v)
+        return g
+
+
+def _factor_below_spectrum(hess: Hessian, A: sp.spmatrix, seed: int) -> tuple[Any, float]:
+    """A shift σ below the whole spectrum of ``A`` and the sparse LU of A − σI (Sylvester's inertia checked)."""
+    n = A.shape[0]
+    lo, hi = spectral_scale(hess, n_steps=40, seed=seed)
+    sigma = min(lo, 0.0) - 1e-3 * max(abs(hi), 1e-300)
+    eye = sp.identity(n, format="csc")
+    for attempt in range(30):
+        lu = spla.splu((A - sigma * eye).tocsc(), permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
+                       options={"SymmetricMode": True})
+        below = int(np.sum(lu.U.diagonal() < 0))
+        if below == 0:
+            return lu, sigma
+        log.info("shift-invert: %d eigenvalue(s) below sigma = %.6g; lowering sigma", below, sigma)
+        sigma -= max(1e-3 * abs(hi), 2.0 * abs(sigma))
+    raise ConfigError("could not place the shift below the spectrum (30 attempts)")
 
 
 def identify_zero_mode(eigenvectors: np.ndarray, z: np.ndarray) -> tuple[int, float]:
