@@ -80,12 +80,14 @@ def command(preset: str, n_samples: int, seed: int, out: str, overrides: tuple[s
     checked before any file is written; a new file that fails before its first
     sample is removed, and a killed run is continued with --resume.
     """
+    from tdglnre.errors import ConfigError
+    from tdglnre.io.generate import check_exclusive
     from tdglnre.workflows.generate import generate
 
-    if workers is not None and scheduler is not None:
-        raise click.UsageError("--workers and --scheduler are mutually exclusive")
-    if resume and force:
-        raise click.UsageError("--resume and --force are mutually exclusive")
+    try:
+        check_exclusive(resume=resume, force=force, workers=workers, scheduler=scheduler)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
     summary = run_library_call(
         generate, preset, n_samples, seed, out, overrides=list(overrides), dtype=dtype or None, resume=resume,
         force=force, workers=workers, scheduler=scheduler, store_fields=store_fields, batch_size=batch_size,

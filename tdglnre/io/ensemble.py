@@ -26,6 +26,7 @@ The reader checks these shapes against the stored config (N), snapshot times
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
 import logging
 import os
@@ -39,25 +40,35 @@ from .. import __version__
 from ..errors import ConfigError, TDGLError
 from ..physics.config import SimConfig
 from ..physics.observables import CHANNELS
-from ..physics.rng import SEED_MAX  # largest run seed: the root attribute ``seed`` is a signed 64-bit integer
+from ..physics.rng import SEED_MAX, check_seed  # SEED_MAX: the root attribute ``seed`` is a signed 64-bit integer
 from .priors import Prior
 
 log = logging.getLogger(__name__)
 
 FORMAT = "tdglnre-ensemble"
 FORMAT_VERSION = 1
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 #: Compression of the x and psi chunks: (filter, options, shuffle).
 #: Measured on paper-preset channels: gzip level 1 with byte-shuffle, see docs/file-format.md.
 DEFAULT_COMPRESSION: tuple[str, int | None, bool] = ("gzip", 1, True)
 
-__all__ = ["Ensemble", "EnsembleError", "EnsembleWriter", "FORMAT", "FORMAT_VERSION", "SEED_MAX",
+__all__ = ["DiskFullError", "Ensemble", "EnsembleError", "EnsembleWriter", "FORMAT", "FORMAT_VERSION", "SEED_MAX",
            "file_device", "open_ensemble", "read_header"]
 
 
 class EnsembleError(TDGLError, ValueError):
     """An ensemble file is missing, unreadable, of the wrong kind, or incomplete; the message says which."""
+
+
+class DiskFullError(EnsembleError):
+    """The disk is full or the file size limit is reached; the samples written before are kept in the file."""
+
+
+def check_count(name: str, value: Any) -> int:
+    """``value`` as an int >= 1 (Python or NumPy integers; bools, floats such as 16.7 or 16.0, NaN refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def file_device(attrs: Any) -> tuple[str, str]:
@@ -385,11 +396,81 @@ def _hold_metadata(f: h5py.File) -> None:
         log.debug("could not disable HDF5 metadata-cache evictions: %s", exc)
 
 
+#: Bytes reserved for HDF5 metadata (chunk index, attributes) on top of a batch's uncompressed size.
+WRITE_MARGIN = 1 << 16
+_DISK_FULL_ERRNOS = (errno.EFBIG, errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+_DISK_FULL_TEXT = ("file too large", "no space left", "quota exceeded", "errno = 27", "errno = 28")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an OSError or an HDF5 RuntimeError says that the disk is full or the file size limit is reached."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return True
+    return isinstance(exc, (OSError, RuntimeError)) and any(t in str(exc).lower() for t in _DISK_FULL_TEXT)
+
+
+def _fallocate_keep_size(fd: int, offset: int, length: int) -> int:
+    """Allocate disk blocks for ``[offset, offset+length)`` without changing the file size; 0 or an errno.
+
+    Linux ``fallocate(FALLOC_FL_KEEP_SIZE)``; where it does not exist or the
+    file system does not support it, ``errno.EOPNOTSUPP``.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.fallocate
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return errno.EOPNOTSUPP
+    fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    fn.restype = ctypes.c_int
+    if fn(fd, 1, offset, length) == 0:  # 1 = FALLOC_FL_KEEP_SIZE
+        return 0
+    return ctypes.get_errno() or errno.EIO
+
+
+def reserve_space(fd: int, nbytes: int) -> None:
+    """Make sure the file open as ``fd`` can grow by ``nbytes``, before HDF5 writes anything.
+
+    HDF5 cannot recover from a failed write (it has already updated the
+    superblock in its flush; the file is then truncated and unreadable), so
+    the room is checked first: against the file size limit
+    (``RLIMIT_FSIZE``, ``ulimit -f``) and by allocating the blocks on disk
+    without changing the file size (the file system's free space and quota).
+
+    Raises
+    ------
+    OSError
+        ``EFBIG`` (file size limit) or ``ENOSPC``/``EDQUOT`` (disk full).
+    """
+    size = os.fstat(fd).st_size
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if soft == resource.RLIM_INFINITY:
+            soft = -1
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not Unix
+        soft = -1
+    if soft >= 0 and size + nbytes > soft:
+        raise OSError(errno.EFBIG, f"{os.strerror(errno.EFBIG)} (the file size limit, ulimit -f, is {soft} bytes)")
+    err = _fallocate_keep_size(fd, size, nbytes)
+    if err in _DISK_FULL_ERRNOS:
+        raise OSError(err, os.strerror(err))
+    if err:  # no fallocate here: compare with the free space instead
+        st = os.fstatvfs(fd)
+        if st.f_bavail * st.f_frsize < nbytes:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
 class EnsembleWriter:
     """Single writer of an ensemble file: create or resume, then append batches in order.
 
-    Every :meth:`write_batch` writes ``theta``, ``x`` (and ``psi``), flushes,
-    then advances ``n_complete`` and flushes again.
+    Every :meth:`write_batch` reserves the room the batch needs
+    (:func:`reserve_space`), writes ``theta``, ``x`` (and ``psi``), flushes,
+    then advances ``n_complete`` and flushes again. A full disk or the file
+    size limit raises :class:`DiskFullError` before anything is written, so
+    the file keeps its complete samples and ``--resume`` continues it.
     """
 
     def __init__(self, f: h5py.File, path: str, n_complete: int):
@@ -399,6 +480,7 @@ class EnsembleWriter:
         self.n_complete = n_complete
         self.n_samples = int(f["x"].shape[0])
         self.write_seconds = 0.0
+        self._broken = False
 
     # ---------------------------------------------------------------- create
     @classmethod
@@ -417,15 +499,8 @@ class EnsembleWriter:
         if device not in ("cpu", "cuda"):
             raise ConfigError(f"device must be 'cpu' or 'cuda' (a resolved device), got {device!r}")
         p = Path(path)
-        try:
-            seed_ok = not isinstance(seed, (bool, np.bool_)) and int(seed) == seed and 0 <= int(seed) <= SEED_MAX
-        except (TypeError, ValueError, OverflowError):
-            seed_ok = False
-        if not seed_ok:
-            raise ConfigError(f"seed must be an integer in 0..{SEED_MAX} (2**63 - 1), got {seed!r}")
-        if isinstance(n_samples, (bool, np.bool_)) or int(n_samples) != n_samples or n_samples < 1:
-            raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
-        seed, n_samples = int(seed), int(n_samples)
+        seed = check_seed(seed)
+        n_samples = check_count("n_samples", n_samples)
         if p.parent and not p.parent.exists():
             raise EnsembleError(f"cannot create {p}: directory {p.parent} does not exist")
         try:
@@ -473,12 +548,18 @@ class EnsembleWriter:
             if store_fields:
                 f.create_dataset("psi", shape=(n_samples, T, 2, N, N), dtype="c8", chunks=(1, T, 2, N, N), **comp)
             f.flush()
-        except BaseException:
-            f.close()
+        except BaseException as exc:
+            try:
+                f.close()
+            except (OSError, RuntimeError):  # the failure that got us here, again
+                pass
             try:
                 p.unlink()
             except OSError:  # pragma: no cover - e.g. removed meanwhile
                 pass
+            if isinstance(exc, (OSError, RuntimeError)) and is_disk_full(exc):
+                raise DiskFullError(f"cannot create output file {p}: disk full or file too large "
+                                    f"({' '.join(str(exc).split())})") from None
             raise
         return cls(f, str(p), 0)
 
@@ -529,9 +610,21 @@ class EnsembleWriter:
 
     # ----------------------------------------------------------------- write
     def write_batch(self, start: int, theta: np.ndarray, x: np.ndarray, psi: np.ndarray | None = None) -> None:
-        """Write samples ``start .. start+len(theta)-1`` (must continue at ``n_complete``)."""
+        """Write samples ``start .. start+len(theta)-1`` (must continue at ``n_complete``).
+
+        Raises
+        ------
+        DiskFullError
+            No room for the batch (nothing of it was written; the file keeps
+            ``n_complete`` samples), or HDF5 failed to write for lack of room.
+        EnsembleError
+            Out-of-order batch, or HDF5 failed to write; the writer then
+            accepts no more batches.
+        """
         import time
 
+        if self._broken:
+            raise EnsembleError(f"{self.path}: an earlier write failed; no more samples can be written")
         if start != self.n_complete:
             raise EnsembleError(f"{self.path}: batches must be written in order: got start={start}, "
                                 f"expected {self.n_complete}")
@@ -539,25 +632,64 @@ class EnsembleWriter:
         stop = start + n
         if stop > self.n_samples:
             raise EnsembleError(f"{self.path}: batch [{start}, {stop}) exceeds the {self.n_samples} allocated samples")
+        if psi is not None and "psi" not in self._f:
+            raise EnsembleError(f"{self.path}: file was created without fields (psi)")
         t0 = time.perf_counter()
+        nbytes = theta.nbytes + x.nbytes + (0 if psi is None else psi.nbytes)
+        try:
+            reserve_space(self._f.id.get_vfd_handle(), nbytes + nbytes // 16 + WRITE_MARGIN)
+        except OSError as exc:
+            raise self._disk_full(exc, start, stop) from None
+        try:
+            self._write(start, stop, theta, x, psi)
+        except (OSError, RuntimeError) as exc:
+            self._freeze()
+            if is_disk_full(exc):
+                raise self._disk_full(exc, start, stop) from None
+            raise EnsembleError(f"{self.path}: writing samples {start}..{stop - 1} failed: "
+                                f"{' '.join(str(exc).split())}") from None
+        self.n_complete = stop
+        self.write_seconds += time.perf_counter() - t0
+        log.debug("wrote samples %d..%d; n_complete=%d", start, stop - 1, stop)
+
+    def _write(self, start: int, stop: int, theta: np.ndarray, x: np.ndarray, psi: np.ndarray | None) -> None:
         f = self._f
         f["theta"][start:stop] = theta
         f["x"][start:stop] = x
         if psi is not None:
-            if "psi" not in f:
-                raise EnsembleError(f"{self.path}: file was created without fields (psi)")
             f["psi"][start:stop] = psi
         f.flush()  # data is on disk before n_complete says so
         f.attrs.modify("n_complete", stop)
         f.flush()
-        self.n_complete = stop
-        self.write_seconds += time.perf_counter() - t0
-        log.debug("wrote samples %d..%d; n_complete=%d", start, stop - 1, stop)
+
+    def _disk_full(self, exc: BaseException, start: int, stop: int) -> DiskFullError:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else " ".join(str(exc).split())
+        return DiskFullError(
+            f"{self.path}: disk full or file too large ({reason}) while writing samples {start}..{stop - 1}; "
+            f"the {self.n_complete} of {self.n_samples} samples before are kept: free some space and continue "
+            "with --resume")
+
+    def _freeze(self) -> None:
+        """After a failed HDF5 write: make further writes to the file fail, so that closing cannot damage it more."""
+        self._broken = True
+        try:
+            fd = self._f.id.get_vfd_handle()
+            ro = os.open(self.path, os.O_RDONLY)
+            try:
+                os.dup2(ro, fd)
+            finally:
+                os.close(ro)
+        except (OSError, RuntimeError, ValueError) as exc:  # pragma: no cover - platform dependent
+            log.debug("could not protect %s after a failed write: %s", self.path, exc)
 
     def close(self) -> None:
         if self._f is not None:
             try:
                 self._f.close()
+            except (OSError, RuntimeError) as exc:
+                if not self._broken:
+                    raise
+                log.debug("closing %s after a failed write: %s", self.path, exc)
             finally:
                 self._f = None
 

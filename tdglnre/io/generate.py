@@ -30,6 +30,8 @@ that fails before its first sample removes the file it created
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import errno
 import logging
 import math
 import os
@@ -48,8 +50,8 @@ import numpy as np
 from ..errors import ConfigError, DivergenceError
 from ..physics.config import SimConfig
 from ..physics.solver import simulate
-from ..physics.rng import SEED_MAX
-from .ensemble import EnsembleError, EnsembleWriter
+from ..physics.rng import check_seed
+from .ensemble import EnsembleError, EnsembleWriter, check_count
 from .priors import Prior
 
 log = logging.getLogger(__name__)
@@ -97,12 +99,16 @@ def check_device(device: Any) -> str:
     return resolve_device(device)
 
 
-def simulate_batch(config_json: str, prior_json: str, seed: int, start: int, stop: int,
+def simulate_batch(config: SimConfig | str, prior: Prior | str, seed: int, start: int, stop: int,
                    store_fields: bool = False, threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
     """Simulate global samples ``start .. stop-1`` (runs in this process or on a Dask worker).
 
-    ``device`` is a resolved device (``"cpu"`` or ``"cuda"``); on ``"cuda"``
-    the channels (and ψ) are computed on the GPU and ``threads`` is unused.
+    ``config`` and ``prior`` are the objects, or their JSON text where the
+    batch crosses to a Dask worker (:meth:`SimConfig.to_json`,
+    :meth:`Prior.to_json`); they are not validated again here (the caller,
+    :func:`generate_ensemble`, did). ``device`` is a resolved device
+    (``"cpu"`` or ``"cuda"``); on ``"cuda"`` the channels (and ψ) are
+    computed on the GPU and ``threads`` is unused.
 
     Returns a dict with ``start``, ``theta`` (n, P) float64, ``x`` (n, T, N, N, C)
     float32, ``psi`` (n, T, 2, N, N) complex64 or None, and ``seconds``; if a
@@ -110,8 +116,10 @@ def simulate_batch(config_json: str, prior_json: str, seed: int, start: int, sto
     the error crosses process boundaries intact).
     """
     t0 = time.perf_counter()
-    config = SimConfig.from_json(config_json)
-    prior = Prior.from_json(prior_json)
+    if isinstance(config, str):
+        config = SimConfig.from_json(config)
+    if isinstance(prior, str):
+        prior = Prior.from_json(prior)
     idx = np.arange(start, stop, dtype=np.int64)
     theta = prior.sample(seed, idx)
     params = prior.params(theta)
@@ -166,21 +174,6 @@ SCHEDULER_PROTOCOLS = ("tcp", "tls", "ws", "wss", "ucx")
 _ADDRESS_RE = re.compile(
     r"^(?:(?P<proto>[A-Za-z][A-Za-z0-9+.-]*)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})$"
 )
-
-
-def check_seed(seed: Any) -> int:
-    """Return ``seed`` as an int, or raise :class:`ConfigError` unless it is an integer in 0..2**63−1.
-
-    The seed is stored as a signed 64-bit HDF5 attribute (see
-    :data:`tdglnre.io.ensemble.SEED_MAX`), so larger values cannot be recorded.
-    """
-    try:
-        ok = not isinstance(seed, (bool, np.bool_)) and int(seed) == seed
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok or not 0 <= int(seed) <= SEED_MAX:
-        raise ConfigError(f"seed must be an integer in 0..{SEED_MAX} (2**63 - 1), got {seed!r}")
-    return int(seed)
 
 
 def check_threads(threads: Any, *, this_machine: bool = True) -> int | None:
@@ -273,8 +266,10 @@ def _plan_output(out: Path, resume: bool, force: bool) -> _OutputPlan:
     * ``force`` over an existing ``out`` (or a stale ``out.partial``): written
       to ``out.partial``, which replaces ``out`` only on success.
     """
-    if resume and force:
-        raise ConfigError("--resume and --force are mutually exclusive (resume continues a file, force starts over)")
+    for name, flag in (("resume", resume), ("force", force)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ConfigError(f"`{name}` must be True or False, got {flag!r}")
+    check_exclusive(resume=resume, force=force)
     if out.is_dir():
         raise EnsembleError(f"output {out} is a directory; give a file name such as {out / 'ensemble.h5'}")
     parent = out.parent if str(out.parent) else Path(".")
@@ -303,18 +298,45 @@ def _plan_output(out: Path, resume: bool, force: bool) -> _OutputPlan:
     if not os.access(parent, os.W_OK):
         raise EnsembleError(f"cannot create output file {out}: directory {parent} is not writable")
     if force and (out.exists() or part.exists()):
+        refuse_if_locked(out, "--force cannot replace it")
+        refuse_if_locked(part, "--force cannot start over")
         return _OutputPlan("create", out, part)
     return _OutputPlan("create", out, out)
 
 
-def _open_writer(plan: _OutputPlan, config: SimConfig, prior: Prior, seed: int, n_samples: int,
-                 store_fields: bool, device: str, gpu: str, measurement: str | None = None) -> EnsembleWriter:
+def refuse_if_locked(path: Path, what: str) -> None:
+    """Raise :class:`EnsembleError` if another process holds ``path`` open for writing (HDF5's file lock).
+
+    HDF5 locks a file it writes with ``flock(LOCK_EX)``; a shared lock that
+    cannot be taken means a writer (a ``generate`` run) has it open. Readers
+    hold shared locks and do not count. Where ``flock`` does not exist
+    nothing is checked.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not Unix
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # missing or unreadable: the caller's other checks speak
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise EnsembleError(f"{path} is being written by another process (is a generate run still writing "
+                                f"it?); {what}") from None
+    finally:
+        os.close(fd)  # releases this shared lock only
+
+
+def _open_writer(plan: _OutputPlan, run: "_Run") -> EnsembleWriter:
     if plan.action == "resume":  # the file keeps the measurement it was created with
-        return EnsembleWriter.resume(plan.write, config, prior, seed=seed, n_samples=n_samples,
-                                     store_fields=store_fields, device=device, gpu_name=gpu)
-    return EnsembleWriter.create(plan.write, config, prior, seed=seed, n_samples=n_samples,
-                                 store_fields=store_fields, device=device, gpu_name=gpu,
-                                 extra_attrs={"measurement": measurement} if measurement else None)
+        return EnsembleWriter.resume(plan.write, run.config, run.prior, seed=run.seed, n_samples=run.n_samples,
+                                     store_fields=run.store_fields, device=run.device, gpu_name=run.gpu)
+    return EnsembleWriter.create(plan.write, run.config, run.prior, seed=run.seed, n_samples=run.n_samples,
+                                 store_fields=run.store_fields, device=run.device, gpu_name=run.gpu,
+                                 extra_attrs={"measurement": run.measurement} if run.measurement else None)
 
 
 def _fsync(path: Path, directory: bool = False) -> None:
@@ -335,6 +357,8 @@ def _finish_output(plan: _OutputPlan) -> None:
     """After a complete run: move ``plan.write`` over ``plan.target`` (atomic rename)."""
     if not plan.replaces:
         return
+    refuse_if_locked(plan.target, f"the completed ensemble is kept in {plan.write}: rerun with --resume to "
+                                  "move it into place once that run has finished")
     _fsync(plan.write)
     os.replace(plan.write, plan.target)
     _fsync(plan.target.parent if str(plan.target.parent) else Path("."), directory=True)
@@ -460,117 +484,181 @@ def generate_ensemble(
         a ``force`` run is kept).
     """
     t_start = time.perf_counter()
-    # --- validate everything before the output is touched --------------------
+    run = _check_run(config, prior, n_samples, seed, workers=workers, scheduler=scheduler,
+                     store_fields=store_fields, batch_size=batch_size, threads=threads, device=device,
+                     writer_queue=writer_queue, measurement=measurement)
+    if not isinstance(out, (str, os.PathLike)) or str(out) == "":
+        raise ConfigError(f"`out` must be a file path, got {out!r}")
+    out_path = Path(out)
+    plan = _plan_output(out_path, resume, force)
+    with contextlib.ExitStack() as stack:
+        client = None
+        if run.mode != "local":  # connect before the output is created: a bad cluster leaves no file behind
+            client, threads = stack.enter_context(_dask_client(run.workers, run.scheduler, run.threads))
+            run = dataclasses.replace(run, threads=threads)
+        n_before, n_complete, write_s, wait_s, loop_s = _write_samples(run, plan, client, progress)
+    _finish_output(plan)
+    summary = _summary(run, plan, n_before, n_complete, write_s, wait_s, loop_s, time.perf_counter() - t_start)
+    log.info("generate summary: %s", summary)
+    return summary
+
+
+@dataclass(frozen=True)
+class _Run:
+    """The checked arguments of one :func:`generate_ensemble` call (everything but the output)."""
+
+    config: SimConfig
+    prior: Prior
+    n_samples: int
+    seed: int
+    store_fields: bool
+    batch_size: int
+    threads: int | None
+    device: str  # resolved: "cpu" | "cuda"
+    gpu: str
+    workers: int | None
+    scheduler: str | None
+    writer_queue: int
+    measurement: str | None
+
+    @property
+    def mode(self) -> str:
+        if self.workers is not None:
+            return f"dask-local({self.workers})"
+        return "local" if self.scheduler is None else f"dask({self.scheduler})"
+
+
+def check_exclusive(*, resume: bool = False, force: bool = False, workers: Any = None, scheduler: Any = None) -> None:
+    """The one check of the option pairs that exclude each other: resume/force and workers/scheduler."""
+    if resume and force:
+        raise ConfigError("--resume and --force are mutually exclusive (resume continues a file, force starts over)")
+    if workers is not None and scheduler is not None:
+        raise ConfigError("--workers and --scheduler are mutually exclusive: give either --workers (local Dask "
+                          "cluster) or --scheduler (existing cluster), not both")
+
+
+def _check_run(config: Any, prior: Any, n_samples: Any, seed: Any, *, workers: Any, scheduler: Any,
+               store_fields: Any, batch_size: Any, threads: Any, device: Any, writer_queue: Any,
+               measurement: Any) -> _Run:
+    """Validate every argument of a run once, before the output is touched (ConfigError naming the argument)."""
     if not isinstance(config, SimConfig):
         raise ConfigError(f"config must be a SimConfig, got {type(config).__name__}")
     if not isinstance(prior, Prior):
         raise ConfigError(f"prior must be a Prior, got {type(prior).__name__}")
     config.validate()
     prior.validate(config)
-    if isinstance(n_samples, bool) or int(n_samples) != n_samples or n_samples < 1:
-        raise ConfigError(f"n_samples must be a positive integer, got {n_samples!r}")
-    n_samples = int(n_samples)
+    n_samples = check_count("n_samples", n_samples)
     seed = check_seed(seed)
-    if workers is not None and scheduler is not None:
-        raise ConfigError("give either --workers (local Dask cluster) or --scheduler (existing cluster), not both")
-    if workers is not None and (isinstance(workers, bool) or workers < 1):
-        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
-    if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
-        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_exclusive(workers=workers, scheduler=scheduler)
+    if workers is not None:
+        workers = check_count("workers", workers)
+    if batch_size is not None:
+        batch_size = check_count("batch_size", batch_size)
     if scheduler is not None:
         scheduler = check_scheduler_address(scheduler)
     threads = check_threads(threads, this_machine=scheduler is None)
-    if isinstance(writer_queue, bool) or not isinstance(writer_queue, (int, np.integer)) or writer_queue < 0:
+    if isinstance(writer_queue, (bool, np.bool_)) or not isinstance(writer_queue, (int, np.integer)) or writer_queue < 0:
         raise ConfigError(f"writer_queue must be an integer >= 0 (0: write in the main thread), got {writer_queue!r}")
-    mode = "local" if workers is None and scheduler is None else (
-        f"dask-local({workers})" if workers is not None else f"dask({scheduler})")
+    if not isinstance(store_fields, (bool, np.bool_)):
+        raise ConfigError(f"store_fields must be True or False, got {store_fields!r}")
+    if measurement is not None and not isinstance(measurement, str):
+        raise ConfigError(f"measurement must be text (a preset's measurement) or None, got {measurement!r}")
+    local = workers is None and scheduler is None
+    device, gpu = _resolve_device(device, local, config, prior)
+    if batch_size is None:
+        batch_size = (cuda_batch_size(config, n_samples) if device == "cuda" else
+                      default_batch_size(threads) if local else 16)
+    return _Run(config, prior, n_samples, seed, bool(store_fields), batch_size, threads, device, gpu, workers,
+                scheduler, int(writer_queue), measurement)
+
+
+def _resolve_device(device: Any, local: bool, config: SimConfig, prior: Prior) -> tuple[str, str]:
+    """The device that runs (``"cpu"``/``"cuda"``) and the GPU's name; CUDA runs in this process only."""
     requested = device
     device = check_device(device)
-    if device == "cuda" and mode != "local":
+    if device == "cuda" and not local:
         if requested != "auto":
             raise ConfigError("--device cuda runs in this process only; drop --workers/--scheduler (Dask workers "
                               "run the CPU solver)")
         log.info("device auto: Dask workers run the CPU solver")
         device = "cpu"
-    gpu = ""
-    if device == "cuda":
-        from ..physics.cuda import check_supported, gpu_name
+    if device != "cuda":
+        return device, ""
+    from ..physics.cuda import check_supported, gpu_name
 
-        check_supported(config, prior.fixed_values(), varied=prior.inferred)
-        gpu = gpu_name()
-    out_path = Path(out)
-    plan = _plan_output(out_path, resume, force)
-    if batch_size is None:
-        batch_size = (cuda_batch_size(config, n_samples) if device == "cuda" else
-                      16 if mode != "local" else default_batch_size(threads))
-    with contextlib.ExitStack() as stack:
-        client = None
-        if mode != "local":  # connect before the output is created: a bad cluster leaves no file behind
-            client, threads = stack.enter_context(_dask_client(workers, scheduler, threads))
-        writer = _open_writer(plan, config, prior, seed, n_samples, store_fields, device, gpu, measurement)
-        n_before = writer.n_complete
-        log.info("generate: %s, %d samples (%d already complete), seed %d, %s on %s%s", out_path, n_samples,
-                 n_before, seed, mode, device + (f" ({gpu})" if gpu else ""),
-                 f" (writing {plan.write})" if plan.replaces else "")
+    check_supported(config, prior.fixed_values(), varied=prior.inferred)
+    return device, gpu_name()
 
-        callback = progress if callable(progress) else None
-        bar = _Progress(bool(progress) and callback is None, n_samples, n_before, out_path.name)
 
-        def written(n: int) -> None:
-            bar.update(n)
-            if callback is not None:
-                callback(n)
+def _write_samples(run: _Run, plan: _OutputPlan, client: Any,
+                   progress: bool | Callable[[int], None]) -> tuple[int, int, float, float, float]:
+    """Open the output and simulate the missing samples into it.
 
-        t_sim = time.perf_counter()
-        ok = False
-        wait = [0.0]
-        try:
-            if n_before < n_samples:
-                if client is None:
-                    wait[0] = _run_local(writer, config, prior, seed, n_samples, store_fields, batch_size, threads,
-                                         written, device, int(writer_queue))
-                else:
-                    _run_dask(writer, client, config, prior, seed, n_samples, store_fields, batch_size,
-                              threads, written)
-                    wait[0] = writer.write_seconds  # written synchronously by this thread
-            ok = writer.n_complete == n_samples
-            if not ok:  # pragma: no cover - defensive
-                raise EnsembleError(f"internal error: {writer.n_complete} of {n_samples} samples written")
-        finally:
-            bar.close()
-            n_complete = writer.n_complete
-            write_s = writer.write_seconds
-            writer.close()
-            if not ok:
-                _clean_up_failed(plan, n_complete, n_samples)
-    _finish_output(plan)
-    t_end = time.perf_counter()
+    Returns (samples complete before, samples complete now, writer seconds,
+    seconds waited for the writer, loop seconds). A failed run removes a file
+    it created without any sample and says where the complete samples are.
+    """
+    writer = _open_writer(plan, run)
+    n_before = writer.n_complete
+    log.info("generate: %s, %d samples (%d already complete), seed %d, %s on %s%s", plan.target, run.n_samples,
+             n_before, run.seed, run.mode, run.device + (f" ({run.gpu})" if run.gpu else ""),
+             f" (writing {plan.write})" if plan.replaces else "")
+    callback = progress if callable(progress) else None
+    bar = _Progress(bool(progress) and callback is None, run.n_samples, n_before, plan.target.name)
+
+    def written(n: int) -> None:
+        bar.update(n)
+        if callback is not None:
+            callback(n)
+
+    t_loop = time.perf_counter()
+    ok = False
+    wait_s = 0.0
+    try:
+        if n_before < run.n_samples:
+            if client is None:
+                wait_s = _run_local(writer, run, written)
+            else:
+                _run_dask(writer, client, run, written)
+                wait_s = writer.write_seconds  # written synchronously by this thread
+        ok = writer.n_complete == run.n_samples
+        if not ok:  # pragma: no cover - defensive
+            raise EnsembleError(f"internal error: {writer.n_complete} of {run.n_samples} samples written")
+    finally:
+        bar.close()
+        n_complete, write_s = writer.n_complete, writer.write_seconds
+        writer.close()
+        if not ok:
+            _clean_up_failed(plan, n_complete, run.n_samples)
+    return n_before, n_complete, write_s, wait_s, time.perf_counter() - t_loop
+
+
+def _summary(run: _Run, plan: _OutputPlan, n_before: int, n_complete: int, write_s: float, wait_s: float,
+             loop_s: float, wall_s: float) -> dict[str, Any]:
+    """The figures :func:`generate_ensemble` returns (see its docstring)."""
     n_new = n_complete - n_before
-    loop_s = t_end - t_sim
-    summary = {
-        "path": str(out_path),
-        "n_samples": n_samples,
+    return {
+        "path": str(plan.target),
+        "n_samples": run.n_samples,
         "n_complete": n_complete,
         "n_new": n_new,
         "resumed": plan.action == "resume",
-        "seed": seed,
-        "mode": mode,
-        "device": device,
-        "gpu_name": gpu,
-        "batch_size": batch_size,
-        "store_fields": bool(store_fields),
-        "dtype": config.dtype,
-        "wall_s": t_end - t_start,
+        "seed": run.seed,
+        "mode": run.mode,
+        "device": run.device,
+        "gpu_name": run.gpu,
+        "batch_size": run.batch_size,
+        "store_fields": run.store_fields,
+        "dtype": run.config.dtype,
+        "wall_s": wall_s,
         "loop_s": loop_s,
         "samples_per_s": n_new / loop_s if loop_s > 0 else math.nan,
         "write_s": write_s,
         "write_fraction": write_s / loop_s if loop_s > 0 else 0.0,
-        "write_wait_s": wait[0],
-        "write_wait_fraction": wait[0] / loop_s if loop_s > 0 else 0.0,
-        "file_size_bytes": out_path.stat().st_size,
+        "write_wait_s": wait_s,
+        "write_wait_fraction": wait_s / loop_s if loop_s > 0 else 0.0,
+        "file_size_bytes": plan.target.stat().st_size,
     }
-    log.info("generate summary: %s", summary)
-    return summary
 
 
 def _batches(n_from: int, n_to: int, batch_size: int) -> list[tuple[int, int]]:
@@ -652,27 +740,27 @@ class _WriterThread:
         self._thread.join()
 
 
-def _run_local(writer: EnsembleWriter, config: SimConfig, prior: Prior, seed: int, n_samples: int,
-               store_fields: bool, batch_size: int, threads: int | None,
-               written: Callable[[int], None], device: str = "cpu", writer_queue: int = WRITER_QUEUE) -> float:
-    """Compute the batches here; write them on a writer thread (``writer_queue`` ≥ 1) or inline (0).
+def _run_local(writer: EnsembleWriter, run: _Run, written: Callable[[int], None]) -> float:
+    """Compute the batches here; write them on a writer thread (``run.writer_queue`` ≥ 1) or inline (0).
 
     Returns the seconds the main thread waited for writing.
     """
-    cj, pj = config.to_json(), prior.to_json()
-    batches = _batches(writer.n_complete, n_samples, batch_size)
-    if writer_queue == 0:
+    def batch(start: int, stop: int) -> dict[str, Any]:
+        r = simulate_batch(run.config, run.prior, run.seed, start, stop, run.store_fields, run.threads, run.device)
+        _raise_if_diverged(r)
+        return r
+
+    batches = _batches(writer.n_complete, run.n_samples, run.batch_size)
+    if run.writer_queue == 0:
         for start, stop in batches:
-            r = simulate_batch(cj, pj, seed, start, stop, store_fields, threads, device)
-            _raise_if_diverged(r)
+            r = batch(start, stop)
             writer.write_batch(start, r["theta"], r["x"], r["psi"])
             written(stop - start)
         return writer.write_seconds
-    wt = _WriterThread(writer, written, writer_queue)
+    wt = _WriterThread(writer, written, run.writer_queue)
     try:
         for start, stop in batches:
-            r = simulate_batch(cj, pj, seed, start, stop, store_fields, threads, device)
-            _raise_if_diverged(r)
+            r = batch(start, stop)
             wt.put(start, r["theta"], r["x"], r["psi"])
         wt.finish()
     except Exception:
@@ -723,17 +811,19 @@ def _dask_client(workers: int | None, scheduler: str | None,
         dlog.setLevel(old_level)
 
 
-def _run_dask(writer: EnsembleWriter, client: Any, config: SimConfig, prior: Prior, seed: int, n_samples: int,
-              store_fields: bool, batch_size: int, threads: int | None, written: Callable[[int], None]) -> None:
+def _run_dask(writer: EnsembleWriter, client: Any, run: _Run, written: Callable[[int], None]) -> None:
+    """Submit the batches to the Dask cluster (config and prior as JSON); write them here in index order."""
     from dask.distributed import as_completed
+
+    seed, n_samples, store_fields, threads = run.seed, run.n_samples, run.store_fields, run.threads
 
     n_threads = sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values())
     window = max(4, 2 * max(n_threads, 1))
     log.info("dask: %d worker threads, %d tasks in flight, %d numba threads per task",
              n_threads, window, threads or 0)
 
-    cj, pj = config.to_json(), prior.to_json()
-    todo = deque(_batches(writer.n_complete, n_samples, batch_size))
+    cj, pj = run.config.to_json(), run.prior.to_json()  # the Dask boundary: plain text crosses it
+    todo = deque(_batches(writer.n_complete, n_samples, run.batch_size))
     ac = as_completed()
 
     def submit_next() -> None:

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["SEED_MAX", "STREAM_DISORDER", "STREAM_INITIAL_STATE", "STREAM_PRIOR", "initial_state", "sample_rng"]
+__all__ = ["SEED_MAX", "STREAM_DISORDER", "STREAM_INITIAL_STATE", "STREAM_PRIOR", "check_seed", "initial_state",
+           "is_seed", "sample_rng"]
 
 #: Independent random streams derived from (seed, k).
 STREAM_INITIAL_STATE = 0
@@ -22,6 +23,25 @@ STREAM_DISORDER = 2
 SEED_MAX = 2**63 - 1
 
 
+def is_seed(seed: object) -> bool:
+    """Whether ``seed`` is a run seed: a Python or NumPy integer (not a bool, not a float) in 0..:data:`SEED_MAX`.
+
+    The one rule every seed check applies (:func:`check_seed`, :func:`sample_rng`).
+    """
+    return (isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_))
+            and 0 <= int(seed) <= SEED_MAX)
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` as an int, or :class:`ConfigError` unless it is an integer in 0..2**63−1 (:func:`is_seed`).
+
+    The seed is stored as a signed 64-bit HDF5 attribute, so larger values cannot be recorded.
+    """
+    if not is_seed(seed):
+        raise ConfigError(f"seed must be an integer in 0..{SEED_MAX} (2**63 - 1), got {seed!r}")
+    return int(seed)  # type: ignore[arg-type]
+
+
 def sample_rng(seed: int, index: int, stream: int = STREAM_INITIAL_STATE) -> np.random.Generator:
     """Generator that depends only on (seed, stream, sample index).
 
@@ -30,7 +50,7 @@ def sample_rng(seed: int, index: int, stream: int = STREAM_INITIAL_STATE) -> np.
     ConfigError
         If ``seed`` is not an integer in 0..2**63 − 1 or ``index`` is negative.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= SEED_MAX:
+    if not is_seed(seed):
         raise ConfigError(f"seed must be an integer in 0..2**63-1 (0..{SEED_MAX}), got {seed!r}")
     if index < 0:
         raise ConfigError(f"sample index must be non-negative, got index={index}")
