@@ -108,3 +108,42 @@ def test_contrastive_columns_never_repeat_the_own_theta(batch: int) -> None:
     assert (cols[:, 1:, 0] != theta).all()
     if batch > 9:  # enough samples: all 9 columns of a row are distinct samples
         assert all(len(set(row)) == 9 for row in cols[:, :, 0])
+
+
+def test_one_class_per_loss_over_a_shared_base_and_the_registry_feeds_the_cli() -> None:
+    from tdglnre.cli.train import command
+    from tdglnre.nre.losses import LOSS_CLASSES, BNRELoss, NRECLoss, NRELoss
+    from tdglnre.nre.settings import LOSS_KINDS, LOSS_NAMES
+
+    assert LOSS_CLASSES == {"nre": NRELoss, "bnre": BNRELoss, "nrec": NRECLoss}
+    assert tuple(LOSS_KINDS) == LOSS_NAMES == tuple(LOSS_CLASSES)
+    for kind, cls in LOSS_CLASSES.items():
+        loss = make_loss(kind, lam=3.0, gamma=2.0)
+        assert type(loss) is cls and isinstance(loss, RatioLoss) and loss.kind == kind
+        assert type(RatioLoss(kind)) is cls  # the base builds the kind's class
+        assert loss.name == f"{kind}_loss"
+    # each class computes its own loss, matching the per-sample functions
+    assert float(NRELoss()(np.zeros(3), LOGITS)) == pytest.approx(_nre_by_hand(LOGITS), rel=1e-6)
+    assert float(NRECLoss(gamma=0.5)(np.zeros(3), LOGITS)) == pytest.approx(_nrec_by_hand(LOGITS, 0.5), rel=1e-5)
+    assert float(BNRELoss(lam=0.0)(np.zeros(3), LOGITS)) == pytest.approx(_nre_by_hand(LOGITS), rel=1e-6)
+    with pytest.raises(ValueError, match="unknown loss 'foo'"):
+        make_loss("foo")
+    with pytest.raises(ValueError, match="is the 'nre' loss, not 'nrec'"):
+        NRELoss("nrec")
+    # --loss offers exactly the registry's names
+    (opt,) = [p for p in command.params if p.name == "loss"]
+    assert tuple(opt.type.choices) == LOSS_NAMES
+
+
+def test_a_model_saved_with_the_former_single_class_loads_its_kind(tmp_path) -> None:
+    import keras
+
+    # the config the former RatioLoss wrote: registered name "tdglnre>RatioLoss" with the kind in its config
+    cfg = {"module": None, "class_name": "RatioLoss", "registered_name": "tdglnre>RatioLoss",
+           "config": {"kind": "bnre", "lam": 7.0, "gamma": 1.0, "name": "bnre_loss"}}
+    loss = keras.saving.deserialize_keras_object(cfg)
+    from tdglnre.nre.losses import BNRELoss
+
+    assert type(loss) is BNRELoss and loss.lam == 7.0
+    new = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(make_loss("nrec", gamma=3.0)))
+    assert (new.kind, new.gamma) == ("nrec", 3.0)

@@ -32,12 +32,18 @@ off the optimum, exactly for ``nrec`` at the optimum).
 
 The ``y_true`` argument Keras passes is ignored (the labels are implied by the
 column layout).
+
+One Keras class per loss (:class:`NRELoss`, :class:`BNRELoss`,
+:class:`NRECLoss`) over the shared base :class:`RatioLoss`;
+:data:`LOSS_CLASSES` maps the names of :data:`tdglnre.nre.settings.LOSS_KINDS`
+(the list ``--loss`` offers) to them. ``RatioLoss("nrec", ...)`` and models
+saved with the former single ``RatioLoss`` class still give the right one.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 from .settings import LOSS_NAMES, n_theta_columns
 from .tf_setup import ensure_tensorflow
@@ -87,43 +93,98 @@ def nrec_per_sample(logits: Any, gamma: float = 1.0) -> Any:
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class RatioLoss(keras.losses.Loss):
-    """Keras loss wrapper for ``nre``, ``bnre`` and ``nrec``.
+    """Shared base of the ratio-estimation losses; ``RatioLoss(kind, ...)`` builds the class of ``kind``.
 
     Parameters
     ----------
     kind
-        ``"nre"``, ``"bnre"`` or ``"nrec"``.
+        ``"nre"``, ``"bnre"`` or ``"nrec"`` (:data:`LOSS_CLASSES`); a subclass
+        takes its own kind or None.
     lam
-        Balancing penalty weight λ of ``bnre``.
+        Balancing penalty weight λ of ``bnre`` (kept by every kind, used by ``bnre``).
     gamma
-        Class-ratio γ of ``nrec``.
+        Class-ratio γ of ``nrec`` (kept by every kind, used by ``nrec``).
     """
 
-    def __init__(self, kind: str = "nre", lam: float = 100.0, gamma: float = 1.0,
+    kind: ClassVar[str] = ""
+
+    def __new__(cls, kind: str | None = None, *args: Any, **kwargs: Any) -> "RatioLoss":
+        if cls is RatioLoss:  # the base as a factory (and models saved when it was the only class)
+            cls = loss_class(kind if kind is not None else "nre")
+        return super().__new__(cls)
+
+    def __init__(self, kind: str | None = None, lam: float = 100.0, gamma: float = 1.0,
                  name: str | None = None, **kwargs: Any):
-        if kind not in LOSS_NAMES:
-            raise ValueError(f"unknown loss {kind!r}; choose one of {LOSS_NAMES}")
+        if kind is not None and kind != self.kind:
+            raise ValueError(f"{type(self).__name__} is the {self.kind!r} loss, not {kind!r}")
         if lam < 0:
             raise ValueError(f"bnre penalty lambda must be >= 0, got {lam}")
         if not gamma > 0:
             raise ValueError(f"nrec gamma must be > 0, got {gamma}")
         kwargs.pop("reduction", None)
-        super().__init__(name=name or f"{kind}_loss", reduction="sum_over_batch_size", **kwargs)
-        self.kind = kind
+        super().__init__(name=name or f"{self.kind}_loss", reduction="sum_over_batch_size", **kwargs)
         self.lam = float(lam)
         self.gamma = float(gamma)
 
+    def per_sample(self, logits: Any) -> Any:
+        """The loss of each row of the (B, K') logits, shape (B,) (or a scalar added to every row)."""
+        raise NotImplementedError
+
     def call(self, y_true: Any, y_pred: Any) -> Any:  # noqa: ARG002 - labels implied
-        if self.kind == "nre":
-            return nre_per_sample(y_pred)
-        if self.kind == "bnre":
-            return nre_per_sample(y_pred) + self.lam * balance_penalty(y_pred)
-        return nrec_per_sample(y_pred, self.gamma)
+        return self.per_sample(y_pred)
 
     def get_config(self) -> dict[str, Any]:
         return {"kind": self.kind, "lam": self.lam, "gamma": self.gamma, "name": self.name}
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class NRELoss(RatioLoss):
+    """``nre``: binary cross-entropy, joint vs marginal, equal class weights."""
+
+    kind: ClassVar[str] = "nre"
+
+    def per_sample(self, logits: Any) -> Any:
+        return nre_per_sample(logits)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class BNRELoss(RatioLoss):
+    """``bnre``: the ``nre`` loss plus λ × the balance penalty."""
+
+    kind: ClassVar[str] = "bnre"
+
+    def per_sample(self, logits: Any) -> Any:
+        return nre_per_sample(logits) + self.lam * balance_penalty(logits)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class NRECLoss(RatioLoss):
+    """``nrec``: contrastive NRE with K = K' − 1 classes and class ratio γ."""
+
+    kind: ClassVar[str] = "nrec"
+
+    def per_sample(self, logits: Any) -> Any:
+        return nrec_per_sample(logits, self.gamma)
+
+
+#: The Keras class of each loss, by the names of :data:`tdglnre.nre.settings.LOSS_KINDS`.
+LOSS_CLASSES: dict[str, type[RatioLoss]] = {c.kind: c for c in (NRELoss, BNRELoss, NRECLoss)}
+if tuple(LOSS_CLASSES) != LOSS_NAMES:  # pragma: no cover - a programming error
+    raise RuntimeError(f"loss classes {tuple(LOSS_CLASSES)} do not match the loss names {LOSS_NAMES}")
+
+
+def loss_class(kind: str) -> type[RatioLoss]:
+    """The class of the loss named ``kind`` (ValueError naming the valid ones)."""
+    cls = LOSS_CLASSES.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown loss {kind!r}; choose one of {LOSS_NAMES}")
+    return cls
+
+
 def make_loss(kind: str, *, lam: float = 100.0, gamma: float = 1.0) -> RatioLoss:
     """The loss object for ``kind`` (see the module docstring)."""
-    return RatioLoss(kind, lam=lam, gamma=gamma)
+    return loss_class(kind)(lam=lam, gamma=gamma)
+
+
+__all__ = ["RatioLoss", "NRELoss", "BNRELoss", "NRECLoss", "LOSS_CLASSES", "loss_class", "make_loss",
+           "n_theta_columns", "nre_per_sample", "balance_penalty", "nrec_per_sample"]

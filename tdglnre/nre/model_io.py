@@ -36,7 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, TDGLError
+from ..errors import TDGLError
 from .artifacts import package_versions
 from .data import Selection
 
@@ -299,16 +299,10 @@ class RatioEstimator:
         training lattice (pixel size L/N), as the model's own measurement was
         resolved when it was trained.
         """
-        from ..io.measurement import MeasurementModel
+        from ..io.measurement import MeasurementModel, resolve_on_lattice
 
-        m = MeasurementModel.parse(spec)
-        if not m.needs_pixel_size:
-            return m
-        L = self.metadata.get("L")
-        if L is None:
-            raise ConfigError(f"measurement {str(m)!r} gives a width in coherence lengths, but the model does not "
-                              "record its lattice length L; give the width in pixels (blur)")
-        return m.in_pixels(float(L) / self.N, self.N)
+        return resolve_on_lattice(MeasurementModel.parse(spec), self.metadata.get("L"), self.N,
+                                  lacking="the model does not record its lattice length L")
 
     def measure(self, x: np.ndarray, seed: int, indices: Sequence[int] | None = None) -> np.ndarray:
         """Apply the model's measurement to clean inputs from :meth:`preprocess`.

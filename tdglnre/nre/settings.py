@@ -13,7 +13,35 @@ from typing import Any
 from ..errors import ConfigError, TDGLError, reject_unknown_keys
 
 
-LOSS_NAMES = ("nre", "bnre", "nrec")
+@dataclass(frozen=True)
+class LossKind:
+    """One ratio-estimation loss, as the settings and the command line know it (TensorFlow-free).
+
+    The Keras class that computes it is registered under the same ``name`` in
+    :data:`tdglnre.nre.losses.LOSS_CLASSES`.
+    """
+
+    name: str
+    summary: str
+    """One line for help texts."""
+    min_contrastive: int
+    """Smallest contrastive size K."""
+    extra_column: bool = False
+    """True: K + 1 logit columns (joint and marginal sets overlap), else K."""
+
+    def n_theta_columns(self, k: int) -> int:
+        """Columns K' of the logit matrix for contrastive size ``k``."""
+        return k + 1 if self.extra_column else k
+
+
+#: The losses, by name: the one list that settings validation, the loss classes and ``--loss`` share.
+LOSS_KINDS: dict[str, LossKind] = {k.name: k for k in (
+    LossKind("nre", "binary cross-entropy, joint vs marginal pairs (Hermans et al. 2020)", 2),
+    LossKind("bnre", "nre plus the balancing penalty lambda (Delaunoy et al. 2022)", 2),
+    LossKind("nrec", "contrastive NRE with K classes and class ratio gamma (Miller et al. 2022)", 1,
+             extra_column=True),
+)}
+LOSS_NAMES = tuple(LOSS_KINDS)
 
 #: Encoders of the observation tower (:attr:`NetworkConfig.encoder`).
 ENCODERS = ("stacked", "per_snapshot")
@@ -24,14 +52,13 @@ def n_theta_columns(loss: str, k: int) -> int:
 
     ``nre``/``bnre``: K' = k (one joint + k−1 marginal). ``nrec``: K' = k + 1.
     """
-    if loss not in LOSS_NAMES:
+    kind = LOSS_KINDS.get(loss)
+    if kind is None:
         raise ValueError(f"unknown loss {loss!r}; choose one of {LOSS_NAMES}")
-    if k < 1 or (loss != "nrec" and k < 2):
-        raise ValueError(
-            f"contrastive size K={k} is too small for loss {loss!r} "
-            f"(nre/bnre need K >= 2, nrec needs K >= 1)"
-        )
-    return k + 1 if loss == "nrec" else k
+    if k < kind.min_contrastive:
+        need = ", ".join(f"{n} needs K >= {c.min_contrastive}" for n, c in LOSS_KINDS.items())
+        raise ValueError(f"contrastive size K={k} is too small for loss {loss!r} ({need})")
+    return kind.n_theta_columns(k)
 
 
 @dataclass(frozen=True)
@@ -166,10 +193,12 @@ class TrainSettings:
     """Learning-rate reduction factor on a plateau (1: constant learning rate)."""
     min_learning_rate: float = 1e-5
     """Floor of the plateau schedule."""
-    measurement: str | None = None
-    """Measurement model applied to every training input as augmentation, in the text form of
-    :class:`tdglnre.io.measurement.MeasurementModel` (``"blur(1.0)+noise(0.05)"``; fresh noise
-    every epoch, seeded by ``seed``); None: perfect measurement (docs/observations.md)."""
+    measurement: Any = None
+    """Measurement model applied to every training input as augmentation: a
+    :class:`tdglnre.io.measurement.MeasurementModel` (fresh noise every epoch, seeded by ``seed``),
+    None for a perfect measurement (docs/observations.md). Construction also takes anything
+    :meth:`~tdglnre.io.measurement.MeasurementModel.parse` does (the text ``"blur(1.0)+noise(0.05)"``,
+    a list of tables), parsed here once; :meth:`to_dict` writes the text form."""
 
     def __post_init__(self) -> None:
         if isinstance(self.network, dict):
@@ -177,8 +206,8 @@ class TrainSettings:
         if self.measurement is not None:
             from ..io.measurement import MeasurementModel  # NumPy only when a measurement is set
 
-            model = MeasurementModel.parse(self.measurement)
-            object.__setattr__(self, "measurement", None if model.is_identity else str(model))
+            model = MeasurementModel.parse(self.measurement)  # a model passes through unchanged
+            object.__setattr__(self, "measurement", None if model.is_identity else model)
         for name in ("channels", "snapshots"):
             v = getattr(self, name)
             if v is not None:
@@ -228,6 +257,7 @@ class TrainSettings:
         """Plain-JSON dictionary."""
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["network"] = self.network.to_dict()
+        d["measurement"] = None if self.measurement is None else str(self.measurement)
         for k in ("channels", "snapshots"):
             d[k] = None if d[k] is None else list(d[k])
         return d

@@ -191,8 +191,9 @@ def train(data_path: str | os.PathLike[str], out_dir: str | os.PathLike[str], *,
         dataset that differs.
     """
     path = Path(data_path)
+    settings = _parsed_measurement(settings)  # the text is parsed here, once; bad settings fail before the file opens
     if not resume:
-        TrainSettings.from_dict(settings)  # bad settings fail before the file is opened
+        TrainSettings.from_dict(settings)
     if not path.exists():
         raise TrainingDataError(f"{path}: no such file")
     with EnsembleSource(str(path)) as source:
@@ -229,18 +230,21 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
                 f"{str(state.get('fingerprint'))[:12]}…, this file {fingerprint[:12]}…); "
                 "resume needs the same ensemble"
             )
-        base = TrainSettings.from_dict(state["settings"]).to_dict()
+        trained = TrainSettings.from_dict(state["settings"])
+        base = trained.to_dict()
+        settings = _parsed_measurement(settings)
         if "measurement" in settings:
             asked = TrainSettings(measurement=settings["measurement"]).measurement
-            if asked != base.get("measurement"):
+            if asked != trained.measurement:
                 raise TrainingError(
-                    f"{out}: resume with `measurement` {asked or 'none'!r}, but the checkpoint was "
+                    f"{out}: resume with `measurement` {str(asked or 'none')!r}, but the checkpoint was "
                     f"trained with {base.get('measurement') or 'none'!r}; train a new model instead")
         for k, v in settings.items():
             if k in RESUMABLE_OVERRIDES:
                 base[k] = v
-            elif k in base and _normalise(v) != base[k]:
+            elif k in base and k != "measurement" and _normalise(v) != base[k]:
                 log.warning("resume: ignoring %s=%r (the checkpoint used %r)", k, v, base[k])
+        base["measurement"] = trained.measurement  # the parsed model, not its text again
         cfg = TrainSettings.from_dict(base)
     else:
         if out.exists() and not out.is_dir():
@@ -252,7 +256,7 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
                 "overwrite it or --resume to continue training"
             )
         if settings.get("measurement") is None and info.get("measurement"):
-            settings = {**settings, "measurement": info["measurement"]}
+            settings = _parsed_measurement({**settings, "measurement": info["measurement"]})
             log.info("measurement %r: the instrument the ensemble's preset declares (measurement='none' trains on "
                      "perfect images)", info["measurement"])
         cfg = TrainSettings.from_dict(settings)
@@ -405,26 +409,37 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
     return res
 
 
+def _parsed_measurement(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with a ``measurement`` given as text (or tables) replaced by its parsed model.
+
+    ``none`` stays an explicit identity model (it overrides the ensemble's
+    declared measurement); a model passes through, so a text is parsed once
+    however many settings objects are built from it.
+    """
+    spec = settings.get("measurement")
+    if spec is None:
+        return settings
+    from ..io.measurement import MeasurementModel
+
+    return {**settings, "measurement": MeasurementModel.parse(spec)}
+
+
 def _measurement(cfg: TrainSettings, selection: Any, source: Any) -> Any:
-    """The run's measurement model (None for a perfect measurement), checked against the input.
+    """The run's measurement model in pixels of the training lattice (None for a perfect measurement).
 
     Raises :class:`~tdglnre.errors.ConfigError` before any file is written when
     it names a channel the selection lacks or bins to a size that does not divide N.
     """
     if cfg.measurement is None:
         return None
-    from ..errors import ConfigError
-    from ..io.measurement import MeasurementModel
+    from ..io.measurement import resolve_on_lattice
 
-    model = MeasurementModel.parse(cfg.measurement)
     N = int(source.sample_shape[1])
-    if model.needs_pixel_size:  # blur_xi: widths in coherence lengths -> pixels of this lattice (h = L/N)
-        L = source.info.get("L")
-        if L is None:
-            raise ConfigError(f"measurement {cfg.measurement!r} gives a width in coherence lengths, but the "
-                              "training data do not say their lattice length L; give the width in pixels (blur)")
-        model = model.in_pixels(float(L) / N, N)
-        log.info("measurement %r in pixels of this lattice (h = %g xi): %s", cfg.measurement, float(L) / N, model)
+    model = resolve_on_lattice(cfg.measurement, source.info.get("L"), N,
+                               lacking="the training data do not say their lattice length L")
+    if model is not cfg.measurement:  # blur_xi: widths in coherence lengths -> pixels of this lattice (h = L/N)
+        log.info("measurement %r in pixels of this lattice (h = %g xi): %s", str(cfg.measurement),
+                 float(source.info["L"]) / N, model)
     measured_shape(model, selection, N)
     return model
 
