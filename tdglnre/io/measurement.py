@@ -29,6 +29,13 @@ JSON form is a list of tables ``[{kind = "blur", width = 1.0}, …]`` (or
 ``{"transforms": [...]}``, or shorthand ``{blur = 1.0}``). ``str(model)``
 and :meth:`MeasurementModel.to_dict` round-trip through :meth:`MeasurementModel.parse`.
 
+Every parameter is bounded so that float32 images stay finite and keep their
+signal (``noise`` σ ≤ 100, 10⁻⁶ ≤ |gain| ≤ 10⁶ and never 0, |offset| ≤ 10³,
+10⁻³ ≤ ``poisson`` counts ≤ 10¹², widths ≤ 10⁶, and the transforms of one
+model together scaling by 10⁻⁶ … 10⁸; docs/observations.md, "Bounds"): a
+value outside is a one-line :class:`~tdglnre.errors.ConfigError` naming it,
+raised by :meth:`MeasurementModel.parse`.
+
 An instrument known only within bounds: any parameter but ``bin``'s and
 ``channels``' may be a range, ``noise(0..0.15)`` / ``{kind = "noise", sigma =
 [0, 0.15]}``, drawn per sample from that sample's generator just before the
@@ -395,6 +402,11 @@ class MeasurementMixture(MeasurementModel):
     @property
     def is_identity(self) -> bool:
         return False  # two different alternatives: at most one of them is the identity
+
+    @property
+    def instrument(self) -> str:
+        """The alternatives' instruments (:attr:`MeasurementModel.instrument`), joined by ``|``."""
+        return " | ".join(a.instrument for a in self.alternatives)
 
     @property
     def is_random(self) -> bool:
