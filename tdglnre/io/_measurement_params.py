@@ -61,7 +61,8 @@ def number(kind: str, name: str, value: Any, *, low: float | None = None, low_op
                               f"got {value!r}")
         if not a <= abs(v) <= b:
             where = f"at most {b:g}" if a == 0 else f"between {a:g} and {b:g}"
-            raise ConfigError(f"measurement {kind}: {name} must be {where} in magnitude (beyond, float32 images "
+            signed = "" if low is not None and low >= 0 else " in magnitude"
+            raise ConfigError(f"measurement {kind}: {name} must be {where}{signed} (beyond, float32 images "
                               f"overflow or lose their signal; docs/observations.md), got {value!r}")
     if integer:
         if v != round(v):

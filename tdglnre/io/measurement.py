@@ -101,10 +101,11 @@ class MeasurementModel:
         up = down = 1.0
         for t in self.transforms:
             up, down = up * t.amplification, down * t.attenuation
-        if up > MAX_AMPLIFICATION or down < GAIN_MAGNITUDE[0]:
-            raise ConfigError(f"measurement {self}: together its transforms scale the images by up to {up:g} and "
-                              f"down to {down:g}; keep that within {GAIN_MAGNITUDE[0]:g}..{MAX_AMPLIFICATION:g} "
-                              "(beyond, float32 images overflow or lose their signal; docs/observations.md)")
+        bad = (f"up to {up:g} (at most {MAX_AMPLIFICATION:g})" if up > MAX_AMPLIFICATION else
+               f"down to {down:g} (at least {GAIN_MAGNITUDE[0]:g})" if down < GAIN_MAGNITUDE[0] else None)
+        if bad:
+            raise ConfigError(f"measurement {self}: together its transforms scale the images by {bad}; beyond, "
+                              "float32 images overflow or lose their signal (docs/observations.md)")
 
     # ------------------------------------------------------------ construction
     @classmethod
