@@ -101,10 +101,10 @@ class MeasurementModel:
         up = down = 1.0
         for t in self.transforms:
             up, down = up * t.amplification, down * t.attenuation
-        bad = (f"up to {up:g} (at most {MAX_AMPLIFICATION:g})" if up > MAX_AMPLIFICATION else
-               f"down to {down:g} (at least {GAIN_MAGNITUDE[0]:g})" if down < GAIN_MAGNITUDE[0] else None)
+        bad = (f"by up to {up:g} (at most {MAX_AMPLIFICATION:g})" if up > MAX_AMPLIFICATION else
+               f"by as little as {down:g} (at least {GAIN_MAGNITUDE[0]:g})" if down < GAIN_MAGNITUDE[0] else None)
         if bad:
-            raise ConfigError(f"measurement {self}: together its transforms scale the images by {bad}; beyond, "
+            raise ConfigError(f"measurement {self}: together its transforms scale the images {bad}; beyond, "
                               "float32 images overflow or lose their signal (docs/observations.md)")
 
     # ------------------------------------------------------------ construction
