@@ -44,13 +44,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError, TDGLError
+from .atomic import write_text_atomic
 from .ood_summaries import (_metadata_summaries, input_summaries, measurement_of, network_channels,  # noqa: F401
                             spectral_tail, summary_names)
 
@@ -233,16 +233,7 @@ def _dataset_record(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def save_ood_reference(reference: dict[str, Any], model_dir: str | os.PathLike[str]) -> Path:
     """Write ``ood.json`` into a model directory (atomically: temporary file, then rename)."""
-    d = Path(model_dir)
-    fd, tmp = tempfile.mkstemp(prefix=".ood-", suffix=".json.tmp", dir=d)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(reference, f, indent=1)
-        os.replace(tmp, d / FILENAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return d / FILENAME
+    return write_text_atomic(Path(model_dir) / FILENAME, json.dumps(reference, indent=1))
 
 
 def load_ood_reference(model_dir: str | os.PathLike[str],

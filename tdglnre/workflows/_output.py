@@ -13,12 +13,35 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from .._validate import as_bool, as_path
 from ..errors import ConfigError
+from ..nre.atomic import remove_stale, remove_stale_checkpoint_temporaries
+
+__all__ = ["check_output_dir", "remove_stale_checkpoint_temporaries", "remove_stale_staging", "staged_output"]
+
+
+def _staging_pattern(name: str) -> re.Pattern[str]:
+    """Names of the temporary and the displaced directories :func:`staged_output` creates beside ``name``."""
+    return re.compile(rf"^\.{re.escape(name)}\.(tmp|old)-(?P<pid>\d+)-[0-9a-f]{{8}}$")
+
+
+def remove_stale_staging(out_dir: str | Path) -> list[Path]:
+    """Remove the ``.OUT.tmp-PID-…``/``.OUT.old-PID-…`` siblings a killed run left beside ``out_dir``.
+
+    Only those whose process is gone: a run still writing keeps its own.
+    Returns the paths removed.
+    """
+    out = Path(out_dir).absolute()
+    if not out.parent.is_dir():
+        return []
+    pattern = _staging_pattern(out.name)
+    return remove_stale((p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")), pattern)
 
 
 def check_output_dir(out_dir: str | Path, *, force: bool = False,
@@ -40,7 +63,8 @@ def check_output_dir(out_dir: str | Path, *, force: bool = False,
     ConfigError
         With a one-line reason.
     """
-    out = Path(out_dir)
+    out = as_path("`out_dir`", out_dir)
+    as_bool("`force`", force)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"`out_dir` {out} exists and is not a directory")
     res = out.resolve()
@@ -61,9 +85,12 @@ def staged_output(out_dir: str | Path, *, force: bool = False) -> Iterator[Path]
 
     On any exception the temporary directory, and any parent directories this
     call created, are removed, so a failed run leaves no (empty or partial)
-    output behind and an existing ``out_dir`` is untouched.
+    output behind and an existing ``out_dir`` is untouched. Staging
+    directories of an earlier run killed before it could clean up (kill -9)
+    are removed first (:func:`remove_stale_staging`).
     """
     out = check_output_dir(out_dir, force=force)
+    remove_stale_staging(out)
     parent = out.absolute().parent
     created = []
     for p in [parent, *parent.parents]:
