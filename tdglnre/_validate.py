@@ -1,14 +1,32 @@
-"""One coercion helper for settings objects: check a value, return it typed, or raise ConfigError naming the field.
+"""One coercion helper per kind of value: check it, return it typed, or raise ConfigError naming it.
 
-Every settings object (``SimConfig``, ``TrainSettings``, ``NetworkConfig``,
-``HessianOptions``, presets) validates on construction with these helpers, so one
-field is checked one way and every message has the form ``<field> must be …, got …``.
+Messages have the form ``<name> must be …, got …``; a workflow passes the
+argument's name in backticks (`` "`grid_points`" ``) so the command line can
+show the flag instead (:func:`tdglnre.cli._flags.to_flags`).
+
+Who validates where:
+
+* :class:`~tdglnre.analysis.hessian.HessianOptions` on construction
+  (``__post_init__``), with these helpers;
+* :class:`~tdglnre.physics.config.SimConfig` in ``SimConfig.validate()``
+  (called by the solver, ``generate`` and the preset loader, not on
+  construction), with :func:`as_int`; the preset loader parses ``--set``
+  values with :func:`parse_number`;
+* ``TrainSettings`` and ``NetworkConfig`` on construction, with their own
+  checks (:mod:`tdglnre.nre.settings`);
+* the public workflow functions (``posterior``, ``calibrate``,
+  ``load_model``, ``simulate_observation``, ``observation_from_*``,
+  ``image_to_input``, ``structure``, ``hessian``) at their entry, once,
+  with these helpers, before any work.
+
 A leaf module: imports only :mod:`tdglnre.errors`.
 """
 
 from __future__ import annotations
 
 import math
+import os
+from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
 import numpy as np
@@ -17,7 +35,8 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
-__all__ = ["as_bool", "as_choice", "as_float", "as_int", "as_pos_float", "int_if_integral", "parse_number"]
+__all__ = ["as_bool", "as_choice", "as_float", "as_int", "as_optional_path", "as_path", "as_pos_float",
+           "int_if_integral", "parse_number"]
 
 
 def as_int(name: str, value: Any, low: int | None = None) -> int:
@@ -32,6 +51,25 @@ def as_int(name: str, value: Any, low: int | None = None) -> int:
             low is not None and value < low):
         raise ConfigError(f"{name} must be an integer{'' if low is None else f' >= {low}'}, got {value!r}")
     return int(value)
+
+
+def as_path(name: str, value: Any) -> Path:
+    """``value`` as a :class:`~pathlib.Path` (a ``str`` or an ``os.PathLike``; not an array, a number or ``""``).
+
+    Raises
+    ------
+    ConfigError
+        ``<name> must be a file or directory path, got <type>``.
+    """
+    if isinstance(value, bytes) or not isinstance(value, (str, os.PathLike)) or value == "":
+        what = repr(value) if isinstance(value, (str, bytes, int, float)) else f"a {type(value).__name__}"
+        raise ConfigError(f"{name} must be a file or directory path, got {what}")
+    return Path(value)
+
+
+def as_optional_path(name: str, value: Any) -> Path | None:
+    """:func:`as_path`, or None for None."""
+    return None if value is None else as_path(name, value)
 
 
 def as_float(name: str, value: Any, *, positive: bool | None = None) -> float:

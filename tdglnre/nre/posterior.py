@@ -26,6 +26,9 @@ REFINE = 16
 #: marginal density there is at least this fraction of its peak (a Gaussian whose mode lies
 #: within 1.18 sigma of the bound; at 1.5 sigma, where 7% of the mass would lie beyond, it is not).
 EDGE_DENSITY_FRACTION = 0.5
+#: Most grid points a posterior grid may have (all axes together): 2^24 points hold 400 MB of
+#: coordinates and take minutes to evaluate; the defaults (512 or 256 per continuous axis) stay far below.
+MAX_GRID_SIZE = 2 ** 24
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,38 @@ def make_axis(name: str, kind: str, low: float, high: float, n_points: int) -> A
     raise ConfigError(f"cannot build a grid axis for prior kind {kind!r} of parameter {name!r}")
 
 
+def check_grid_size(prior: Any, n_points: Any, names: Sequence[str], name: str = "`grid_points`") -> int:
+    """``n_points`` as an int >= 2 whose grid over ``names`` has at most :data:`MAX_GRID_SIZE` points.
+
+    Checked before any axis is built, so an absurd request fails at once
+    with one line instead of allocating gigabytes.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``name`` (the caller's argument) and the largest value allowed.
+    """
+    if isinstance(n_points, (bool, np.bool_)) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
+        raise ConfigError(f"{name} must be an integer >= 2, got {n_points!r}")
+    n_points = int(n_points)
+    n_cont, discrete = 0, 1
+    for n in names:
+        if prior.kind(n) == "int_uniform":
+            discrete *= int(round(prior.high(n))) - int(round(prior.low(n))) + 1
+        else:
+            n_cont += 1
+    size = discrete * n_points ** n_cont
+    if size > MAX_GRID_SIZE:
+        most = int((MAX_GRID_SIZE / discrete) ** (1.0 / max(n_cont, 1)))
+        while (most + 1) ** n_cont * discrete <= MAX_GRID_SIZE:
+            most += 1
+        while most > 2 and most ** n_cont * discrete > MAX_GRID_SIZE:
+            most -= 1
+        raise ConfigError(f"{name} {n_points} gives a grid of {float(size):.3g} points over {', '.join(names)}; "
+                          f"at most {MAX_GRID_SIZE} (2^24) are allowed: use {name} <= {most}")
+    return n_points
+
+
 @dataclass(frozen=True)
 class Grid:
     """Tensor-product grid over the inferred parameters."""
@@ -86,6 +121,7 @@ class Grid:
     def from_prior(cls, prior: Any, n_points: int = 128, names: Sequence[str] | None = None) -> "Grid":
         """Grid over ``names`` (default: the prior's inferred parameters)."""
         names = list(prior.inferred if names is None else names)
+        check_grid_size(prior, n_points, names)
         return cls(tuple(make_axis(n, prior.kind(n), prior.low(n), prior.high(n), n_points) for n in names))
 
     @property

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import as_int, as_optional_path, as_path, as_pos_float
 from ..errors import ConfigError
 from ..nre.calibration import table_csv, table_markdown
 from ..nre.inference import (
@@ -29,7 +30,7 @@ from ..nre.inference import (
     evaluate_test_set,
     prior_mismatch,
 )
-from ..nre.posterior import Grid
+from ..nre.posterior import Grid, check_grid_size
 from ..progress import ProgressLike, tracker
 from ._output import check_output_dir, staged_output
 from .observations import _as_model
@@ -124,6 +125,14 @@ def _nuisance_only(mismatch: dict[str, Any] | None, inferred: Any) -> dict[str, 
                      "SBC measure calibration under that misspecification")}
 
 
+def _check_test_set(test_set: Any) -> None:
+    """``test_set`` is the path of an ensemble file (not its array)."""
+    if isinstance(test_set, np.ndarray):
+        raise ConfigError("`test_set` must be the path of an ensemble file (tdglnre generate), got an array; "
+                          "write the simulations with tg.generate first")
+    as_path("`test_set`", test_set)
+
+
 def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_samples: int | None = None,
               reference: str | Path | None = None, seed: int = 0, n_draws: int = 99, half_window: float = 0.05,
               progress: ProgressLike = False, measurement: Any = None,
@@ -165,12 +174,25 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
     """
     from ..analysis.baselines import summaries_batch
     from ..io.ensemble import open_ensemble
+    from ..io.measurement import MeasurementModel
 
     t0 = time.perf_counter()
     model = _as_model(model)
+    _check_test_set(test_set)
+    grid_points = check_grid_size(model.prior, grid_points, list(model.parameter_names))
+    if max_samples is not None:
+        max_samples = as_int("`max_samples`", max_samples, 1)
+    as_optional_path("`reference`", reference)
+    seed = as_int("`seed`", seed, 0)
+    n_draws = as_int("`n_draws`", n_draws, 1)
+    half_window = as_pos_float("`half_window`", half_window)
+    if measurement is not None and not isinstance(measurement, (str, MeasurementModel)):
+        raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got "
+                          f"{type(measurement).__name__}")
+    measurement_seed = as_int("`measurement_seed`", measurement_seed, 0)
     with open_ensemble(test_set) as ens:
         model.check_compatible(ens)
-        S = ens.n_complete if max_samples is None else min(ens.n_complete, int(max_samples))
+        S = ens.n_complete if max_samples is None else min(ens.n_complete, max_samples)
         if S < 1:
             raise ConfigError(f"test set {test_set} holds no complete samples")
         raw = ens.x(0, S)
@@ -245,6 +267,9 @@ def _measure_test_set(model: Any, x: np.ndarray, measurement: Any, seed: int
 def run_calibration(model_dir: str | Path, test_set: str | Path, out_dir: str | Path, *, force: bool = False,
                     **kwargs: Any) -> dict[str, Any]:
     """:func:`calibrate` and save into ``out_dir`` (checked first, written at the end); returns the report dict."""
+    as_path("`model_dir`", model_dir)
+    _check_test_set(test_set)
+    as_optional_path("`reference`", kwargs.get("reference"))
     check_output_dir(out_dir, force=force, protect=(model_dir, test_set, kwargs.get("reference")))
     rep = calibrate(model_dir, test_set, **kwargs)
     rep.save(out_dir, force=force)

@@ -11,13 +11,21 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._validate import as_float, as_int, as_path, as_pos_float
 from ..errors import ConfigError
+from .images import (IMAGE_SUFFIXES, as_image, channel_names, crop_resample, load_hdf5_array, load_image,
+                     load_numpy, real_array)
+
+__all__ = ["IMAGE_SUFFIXES", "Observation", "channel_names", "image_to_input", "load_image", "load_model",
+           "load_observation", "network_input", "observation_from_ensemble", "observation_from_file",
+           "observation_labels", "parse_simulate_spec", "simulate_observation"]
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +37,19 @@ def load_model(model_dir: str | Path) -> Any:
     """Load a trained ratio estimator (:class:`tdglnre.nre.model_io.RatioEstimator`) from its directory."""
     from ..nre.model_io import load_estimator
 
+    as_path("`model_dir`", model_dir)  # checked, passed as given: the model records the text of its directory
     return load_estimator(model_dir)
 
 
 def _as_model(model: Any) -> Any:
-    return load_model(model) if isinstance(model, (str, Path)) else model
+    """A loaded estimator: ``model`` itself, or loaded from its directory; anything else is refused."""
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(model)
+    # duck-typed, so a wrapper of a RatioEstimator serves as well
+    if not all(hasattr(model, a) for a in ("metadata", "prior", "parameter_names", "measurement")):
+        raise ConfigError(f"`model` must be a loaded model (tg.load_model) or its directory, got "
+                          f"{type(model).__name__}")
+    return model
 
 
 @dataclass
@@ -66,10 +82,13 @@ def observation_from_ensemble(path: str | Path, index: int, model: Any = None) -
     """Sample ``index`` of an ensemble file (checked against ``model`` when given)."""
     from ..io.ensemble import open_ensemble
 
+    as_path("`path`", path)  # checked; recorded as given
+    index = as_int("`index`", index, 0)
+    model = None if model is None else _as_model(model)
     with open_ensemble(path) as ens:
         if model is not None:
-            _as_model(model).check_compatible(ens)
-        if isinstance(index, bool) or not 0 <= int(index) < ens.n_complete:
+            model.check_compatible(ens)
+        if not 0 <= index < ens.n_complete:
             raise ConfigError(f"`index` {index} out of range: {path} holds {ens.n_complete} complete samples")
         index = int(index)
         x = ens.x(index, index + 1)[0]
@@ -79,23 +98,12 @@ def observation_from_ensemble(path: str | Path, index: int, model: Any = None) -
 
 def load_observation(path: str | Path) -> np.ndarray:
     """An observation array from .npy (N, N, C) or an HDF5 file with one such dataset."""
-    path = Path(path)
-    if not path.exists():
+    path = as_path("`observation`", path)
+    if not path.is_file():
         raise ConfigError(f"observation file {path} does not exist")
     if path.suffix == ".npy":
-        return np.load(path)
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            cands = [k for k in f if isinstance(f[k], h5py.Dataset) and f[k].ndim in (3, 4)]
-            if "x" in f and f["x"].ndim in (3, 4):
-                cands = ["x"]
-            if len(cands) != 1:
-                raise ConfigError(f"{path}: expected exactly one 3-D dataset (N, N, C), found {cands or 'none'}")
-            return f[cands[0]][()]
-    except OSError as e:
-        raise ConfigError(f"{path} is neither .npy nor a readable HDF5 file: {e}") from None
+        return real_array(load_numpy(path, "`observation`"), path, "`observation`")
+    return real_array(load_hdf5_array(path, "`observation`", (3, 4)), path, "`observation`")
 
 
 def observation_from_file(path: str | Path, measurement: Any = "none", *, model: Any = None,
@@ -119,7 +127,11 @@ def observation_from_file(path: str | Path, measurement: Any = "none", *, model:
     from ..io.measurement import MeasurementModel
 
     declared = str(MeasurementModel.parse(measurement))
-    path = Path(path)
+    path = as_path("`path`", path)
+    if pixel_size is not None:
+        pixel_size = as_pos_float("`pixel_size`", pixel_size)
+    if channels is not None:
+        channel_names(channels)
     if path.suffix.lower() not in IMAGE_SUFFIXES and pixel_size is None and channels is None:
         return Observation(load_observation(path), {"observation": str(path)}, measurement=declared)
     if model is None:
@@ -130,84 +142,6 @@ def observation_from_file(path: str | Path, measurement: Any = "none", *, model:
 
 
 # ------------------------------------------------------------------ experimental images
-#: File suffixes read as images (channels last) rather than ensemble-layout arrays.
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".npz")
-
-
-def load_image(path: str | Path) -> np.ndarray:
-    """An image file as a float64 array (H, W, C), row i ↔ y, column j ↔ x.
-
-    PNG and TIFF through Pillow: greyscale (``L``, ``I;16``, ``I``) and
-    float32 TIFF (mode ``F``) give one channel, ``RGB`` three (``RGBA``: the
-    alpha channel is dropped); the pixel values are taken as they are (no
-    rescaling of 8- or 16-bit integers). ``.npy``/``.npz``/``.h5``: a 2-D
-    (H, W) or 3-D (H, W, C) array (the ``.npz``/``.h5`` key ``x``, or the only
-    array in the file). Row 0 is the first row of the file: y grows downwards
-    in the file as i does in the simulation (docs/physics.md, "Lattice").
-    """
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"`observation` file {path} does not exist")
-    suffix = path.suffix.lower()
-    if suffix in (".png", ".tif", ".tiff"):
-        from PIL import Image
-
-        try:
-            with Image.open(path) as im:
-                if im.mode == "RGBA":
-                    im = im.convert("RGB")
-                elif im.mode in ("P", "LA", "1"):
-                    im = im.convert("L")
-                a = np.asarray(im)
-        except OSError as exc:
-            raise ConfigError(f"`observation` {path} is not a readable image: {exc}") from None
-    elif suffix == ".npz":
-        with np.load(path) as z:
-            keys = ["x"] if "x" in z.files else list(z.files)
-            if len(keys) != 1:
-                raise ConfigError(f"`observation` {path}: expected one array (or one named x), found {keys}")
-            a = z[keys[0]]
-    elif suffix == ".npy":
-        a = np.load(path)
-    else:
-        a = load_observation(path)
-    a = np.asarray(a, dtype=np.float64)
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3:
-        raise ConfigError(f"`observation` {path}: an image must be (H, W) or (H, W, C), got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ConfigError(f"`observation` {path} contains NaN/Inf pixels")
-    return a
-
-
-def _crop_resample(img: np.ndarray, pixel_size: float, M: int, L: float) -> tuple[np.ndarray, dict[str, Any]]:
-    """Central L×L crop of ``img`` (H, W, C) with square pixels of ``pixel_size``, resampled to M×M."""
-    from scipy import ndimage
-
-    H, W = img.shape[:2]
-    n_c = int(round(L / pixel_size))  # pixels across the field of view
-    if n_c < 1 or n_c > min(H, W):
-        raise ConfigError(f"`observation` covers {H * pixel_size:g} x {W * pixel_size:g} coherence lengths "
-                          f"(`pixel_size` {pixel_size:g}), less than the model's field of view {L:g} x {L:g}")
-    r0, c0 = (H - n_c) // 2, (W - n_c) // 2
-    crop = img[r0:r0 + n_c, c0:c0 + n_c]
-    if n_c == M:
-        out, how = crop, "none"
-    elif n_c % M == 0:  # integer factor: area average, as bin() does
-        f = n_c // M
-        out, how = crop.reshape(M, f, M, f, -1).mean(axis=(1, 3)), f"block mean {f}x{f}"
-    else:  # pixel areas aligned (grid_mode): edges of the crop map onto edges of the lattice
-        out = np.stack([ndimage.zoom(crop[..., c], M / n_c, order=1, mode="nearest", grid_mode=True)
-                        for c in range(crop.shape[-1])], axis=-1)
-        how = f"linear interpolation x{M / n_c:.4g}"
-    if out.shape[:2] != (M, M):
-        raise ConfigError(f"`observation`: resampling {n_c}x{n_c} pixels gave {out.shape[:2]}, not {M}x{M}")
-    rec = {"image_shape": [int(H), int(W), int(img.shape[2])], "pixel_size": float(pixel_size),
-           "crop": [int(r0), int(c0), int(n_c)], "field_of_view": float(n_c * pixel_size), "resampling": how}
-    return out, rec
-
-
 def image_to_input(model: Any, img: np.ndarray, *, pixel_size: float | None = None,
                    channels: Any = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Map an image (H, W, C) onto the network input (M, M, C′) of ``model``.
@@ -238,6 +172,8 @@ def image_to_input(model: Any, img: np.ndarray, *, pixel_size: float | None = No
         One line: the image cannot cover the field of view, a channel the
         model needs is missing, or the model stacks several snapshots.
     """
+    model = _as_model(model)
+    img = as_image(img)
     meta = model.metadata
     inp = meta["input"]
     if len(inp["snapshot_indices"]) != 1:
@@ -250,7 +186,7 @@ def image_to_input(model: Any, img: np.ndarray, *, pixel_size: float | None = No
             raise ConfigError(f"`channels`: name the image's {C} channel(s); the model needs {', '.join(need)}")
         names = list(need)
     else:
-        names = [c.strip() for c in channels.split(",")] if isinstance(channels, str) else [str(c) for c in channels]
+        names = channel_names(channels)
         if len(names) != C:
             raise ConfigError(f"`channels` names {len(names)} channel(s) ({', '.join(names)}) but the image has {C}")
     missing = [c for c in need if c not in names]
@@ -267,10 +203,8 @@ def image_to_input(model: Any, img: np.ndarray, *, pixel_size: float | None = No
             raise ConfigError(f"`pixel_size`: a {H}x{W} image is not square; give its pixel size in coherence "
                               "lengths")
         pixel_size = float(L) / H
-    pixel_size = float(pixel_size)
-    if not (math.isfinite(pixel_size) and pixel_size > 0):
-        raise ConfigError(f"`pixel_size` must be a positive number of coherence lengths, got {pixel_size!r}")
-    out, rec = _crop_resample(img[..., [names.index(c) for c in need]], pixel_size, M, float(L))
+    pixel_size = as_pos_float("`pixel_size`", pixel_size)
+    out, rec = crop_resample(img[..., [names.index(c) for c in need]], pixel_size, M, float(L))
     rec["channels"] = names
     rec["input_channels"] = need
     return np.ascontiguousarray(out, dtype=np.float32), rec
@@ -324,9 +258,11 @@ def simulate_observation(model: Any, *, seed: int = 0, **params: float) -> Obser
     unknown = sorted(set(params) - set(valid))
     if unknown:
         raise ConfigError(f"`simulate`: unknown key(s) {unknown}; valid: {', '.join(valid)}, seed")
-    if isinstance(seed, bool) or float(seed) != int(seed) or not 0 <= int(seed) < 2**63:
+    if (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer, float, np.floating))
+            or not math.isfinite(seed) or float(seed) != int(seed) or not 0 <= int(seed) < 2**63):
         raise ConfigError(f"`simulate`: seed must be an integer in [0, 2^63), got {seed!r}")
     seed = int(seed)
+    params = {k: as_float(f"`simulate`: {k}", v) for k, v in params.items()}
     cfg = _training_config(model)
     prior = model.prior
     inferred = list(model.parameter_names)

@@ -22,13 +22,15 @@ from typing import Any
 
 import numpy as np
 
+from .._validate import as_bool, as_float, as_int, as_optional_path, as_path
 from ..errors import ConfigError
 from ..nre.inference import posteriors_on_grid
-from ..nre.posterior import Grid, GridPosterior
+from ..nre.posterior import Grid, GridPosterior, check_grid_size
 from ._output import check_output_dir, staged_output
 from .observations import (
     _SIM_EXTRA,
     IMAGE_SUFFIXES,
+    channel_names,
     Observation,
     _as_model,
     image_to_input,
@@ -165,6 +167,40 @@ class PosteriorResult:
         return Path(out_dir)
 
 
+def _as_array_observation(observation: Any) -> np.ndarray:
+    """A plain-array observation as a real numeric array (T, N, N, C) or (N, N, C); anything else is refused."""
+    if isinstance(observation, (str, Path)):
+        raise ConfigError(f"`observation` {str(observation)!r} is a path; read it with "
+                          "tg.observation_from_file(path, model=model) and pass the Observation")
+    if not isinstance(observation, np.ndarray):
+        raise ConfigError(f"`observation` must be an Observation or a NumPy array (N, N, C), got "
+                          f"{type(observation).__name__}")
+    if np.iscomplexobj(observation) or observation.dtype.kind not in "biuf":
+        raise ConfigError(f"`observation` must hold real numbers, got dtype {observation.dtype}")
+    if observation.ndim not in (3, 4) or 0 in observation.shape:
+        raise ConfigError(f"`observation` must be a non-empty array (N, N, C) or (T, N, N, C), got shape "
+                          f"{observation.shape}")
+    return observation
+
+
+def _as_truth(truth: Any) -> dict[str, float] | None:
+    """``truth`` as a dict of finite floats, or None."""
+    if truth is None:
+        return None
+    if not isinstance(truth, dict):
+        raise ConfigError(f"`truth` must be a dict of parameter values like {{'eta': 0.8}}, got {type(truth).__name__}")
+    return {str(k): as_float(f"`truth` {k}", v) for k, v in truth.items()}
+
+
+def _check_measurement_arg(measurement: Any) -> None:
+    """A measurement argument is None, its text form or a MeasurementModel."""
+    from ..io.measurement import MeasurementModel
+
+    if measurement is not None and not isinstance(measurement, (str, MeasurementModel)):
+        raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got "
+                          f"{type(measurement).__name__}")
+
+
 def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points: int = 512, ood: bool = True,
               truth: dict[str, float] | None = None, measurement: Any = None,
               drag_classifier: str | Path | None = None) -> PosteriorResult:
@@ -203,11 +239,14 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     """
     model_dir = str(model) if isinstance(model, (str, Path)) else getattr(model, "model_dir", None)
     model = _as_model(model)
+    grid_points = check_grid_size(model.prior, grid_points, list(model.parameter_names))
+    ood = as_bool("`ood`", ood)
+    truth = _as_truth(truth)
+    _check_measurement_arg(measurement)
+    drag_classifier = as_optional_path("`drag_classifier`", drag_classifier)
     if not isinstance(observation, Observation):
-        observation = Observation(np.asarray(observation), {"array": list(np.shape(observation))},
+        observation = Observation(_as_array_observation(observation), {"array": list(np.shape(observation))},
                                   measurement=None if model.measurement.is_identity else str(model.measurement))
-    if isinstance(grid_points, bool) or int(grid_points) < 2:
-        raise ConfigError(f"`grid_points` must be an integer >= 2, got {grid_points!r}")
     declared = measurement if measurement is not None else observation.measurement
     match: dict[str, Any] = {}
     if declared is not None and not model.measurement.is_identity:
@@ -224,7 +263,7 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
             match = {"measurement_declared": str(got), "measurement_match": "equal" if equal else "covered"}
     x, measured = network_input(model, observation, measurement)
     source = {**observation.source, **measured, **match}
-    grid = Grid.from_prior(model.prior, int(grid_points), model.parameter_names)
+    grid = Grid.from_prior(model.prior, grid_points, model.parameter_names)
     t0 = time.perf_counter()
     posts, _ = posteriors_on_grid(model, x, grid)
     elapsed = time.perf_counter() - t0
@@ -289,6 +328,20 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
     ``channels`` (the image's channel names) describe an image
     ``observation`` (see :func:`observation_from_file`).
     """
+    as_path("`model_dir`", model_dir)  # checked, not normalised: the paths are recorded as given
+    as_optional_path("`data`", data)
+    as_optional_path("`observation`", observation)
+    index = None if index is None else as_int("`index`", index, 0)
+    grid_points = as_int("`grid_points`", grid_points, 2)
+    force, ood = as_bool("`force`", force), as_bool("`ood`", ood)
+    if simulate is not None and not isinstance(simulate, (str, dict)):
+        raise ConfigError(f"`simulate` must be a text like 'eta=0.8,n_v=4,seed=1' or a dict, got "
+                          f"{type(simulate).__name__}")
+    _check_measurement_arg(measurement)
+    if pixel_size is not None:
+        pixel_size = as_float("`pixel_size`", pixel_size, positive=True)
+    if channels is not None:
+        channel_names(channels)
     given = [s for s in (data, observation, simulate) if s is not None]
     if len(given) != 1:
         raise ConfigError("give exactly one of `data` (with `index`), `observation`, `simulate`")
@@ -305,6 +358,7 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
 
         measurement = str(MeasurementModel.parse(measurement))  # a malformed spec fails before any work
     model = load_model(model_dir)
+    check_grid_size(model.prior, grid_points, list(model.parameter_names))  # before any simulation
     if measurement is not None and observation is None and measurement != str(model.measurement):
         raise ConfigError(f"`measurement` {measurement!r} differs from the model's {str(model.measurement)!r}; "
                           "simulations and ensemble samples get the model's measurement")
@@ -324,6 +378,6 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
         if seed != int(seed):
             raise ConfigError(f"`simulate`: seed must be an integer in [0, 2^63), got {seed:g}")
         obs = simulate_observation(model, seed=int(seed), **spec)
-    res = posterior(model_dir, obs, grid_points=grid_points, ood=ood, drag_classifier=drag_classifier)
+    res = posterior(model, obs, grid_points=grid_points, ood=ood, drag_classifier=drag_classifier)
     res.save(out_dir, force=force)
     return res.summary()

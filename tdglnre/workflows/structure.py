@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -24,6 +25,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from ..analysis.structure import StructureSeries, structure_series
+from .._validate import as_bool, as_int, as_optional_path
 from ..errors import ConfigError
 from ._output import staged_output
 
@@ -325,6 +327,21 @@ def structure(data: str | Path | None = None, index: int | None = None, all: boo
     -------
     StructureResult
     """
+    as_optional_path("`data`", data)
+    if index is not None:
+        index = as_int("`index`", index, 0)
+    all = as_bool("`all`", all)  # noqa: A001
+    if preset is not None and not isinstance(preset, (str, os.PathLike)):
+        raise ConfigError(f"`preset` must be a preset name or the path of a preset file, got {type(preset).__name__}")
+    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, (Mapping, list, tuple)):
+        raise ConfigError(f"`overrides` must be a list of 'key=value' texts or a dict, got {overrides!r}")
+    if seed is not None and (isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer))
+                             or not 0 <= seed < 2 ** 63):
+        raise ConfigError(f"`seed` must be an integer in [0, 2^63), got {seed!r}")
+    n_samples = as_int("`n_samples`", n_samples, 1)
+    if max_samples is not None:
+        max_samples = as_int("`max_samples`", max_samples, 1)
+    nu_bins, eta_bins = as_int("`nu_bins`", nu_bins, 1), as_int("`eta_bins`", eta_bins, 1)
     if (data is None) == (preset is None):
         raise ConfigError("give exactly one of `data` and `preset`")
     if data is not None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence, Union
 
 import numpy as np
 
+from ..._validate import as_float, as_path
 from ...errors import ConfigError
 from ...physics.config import SimConfig
 from ...physics.solver import psi_to_state
@@ -165,6 +167,7 @@ class FromEnsemble:
     snapshot: int = -1
 
     def __post_init__(self) -> None:
+        as_path("path", self.path)
         _check_index("index", self.index)
         _check_index("snapshot", self.snapshot, None)
 
@@ -185,6 +188,8 @@ class FromPreset:
     index: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, (str, os.PathLike)):
+            raise ConfigError(f"name must be a preset name or the path of a preset file, got {self.name!r}")
         if isinstance(self.overrides, str):
             raise ConfigError(f"overrides must be a list of 'key=value' strings, got the string {self.overrides!r}")
         object.__setattr__(self, "overrides", tuple(self.overrides))
@@ -213,6 +218,8 @@ class FromParams:
     index: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("L", "eta", "n_v", "nu", "t"):  # checked, not converted: record() keeps the values given
+            as_float(name, getattr(self, name))
         _check_index("seed", self.seed)
         _check_index("index", self.index)
 
