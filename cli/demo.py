@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._flags import run_library_call
+from ._types import SEED
 
 
 @click.command("demo")
@@ -22,7 +23,7 @@ from ._flags import run_library_call
               help="Test simulations [default: 500; drag-quick: 400, and as many with nu = 0].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Maximum epochs [default: 60; drag-quick: 40].")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Run seed.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Run seed.")
 @click.option("--force", is_flag=True, help="Overwrite an earlier demo in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--measurement", default=None, metavar="SPEC",

@@ -1,4 +1,4 @@
-"""``tdglnre hessian``: parse the options, call :func:`tdglnre.analysis.hessian.hessian`, save and report.
+"""``tdglnre hessian``: parse the options, call :func:`tdglnre.workflows.hessian.run_hessian`, report.
 
 The state comes from ``--data FILE --index I [--snapshot T]`` (an ensemble
 stored with ``--store-fields``), ``--preset NAME [--set k=v ...] --seed S
@@ -8,62 +8,16 @@ options ``--N --L --eta --n-v --nu --t --seed``. Details: docs/hessian.md §6.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-from typing import Any, Iterator
+from typing import Any
 
 import click
 
 from ._flags import run_library_call
 
-#: HessianOptions field -> the flag that sets it (library errors name the field).
-_FLAGS = {"n_eig": "--n-eig", "residual_tol": "--tol", "max_iter": "--max-iter", "dos_probes": "--dos-probes",
-          "dos_steps": "--dos-steps", "seed": "--seed", "index": "--index", "snapshot": "--snapshot"}
-
-
-@contextlib.contextmanager
-def _flag_names() -> Iterator[None]:
-    """Re-raise a library error that starts with an argument's name with the flag's name instead."""
-    from tdglnre.errors import ConfigError
-
-    try:
-        yield
-    except ConfigError as exc:
-        name = str(exc).split(" ", 1)[0]
-        if name not in _FLAGS:
-            raise
-        raise ConfigError(str(exc).replace(name, _FLAGS[name], 1)) from exc
-
-
-_SOURCE_KEYS = ("data", "index", "snapshot", "preset", "sets", "seed", "N", "L", "eta", "n_v", "nu", "t")
-
-
-def run(kw: dict[str, Any], out: str, progress_on: bool) -> tuple[Any, list[str]]:
-    """Build the source and options from the parsed flags, analyse, then (only on success) write into ``out``."""
-    from tdglnre.analysis.hessian import FromEnsemble, FromParams, FromPreset, HessianOptions, hessian
-    from tdglnre.errors import ConfigError
-    from tdglnre.progress import stage_bars
-
-    s = {k: kw.pop(k) for k in _SOURCE_KEYS}
-    if s["data"] is not None and s["preset"] is not None:
-        raise ConfigError("give either --data or --preset, not both")
-    if s["sets"] and s["preset"] is None:
-        raise ConfigError("--set needs --preset")
-    if s["data"] is not None and s["index"] is None:
-        raise ConfigError("--data needs --index I (the sample to analyse)")
-    k = 0 if s["index"] is None else s["index"]
-    with _flag_names():
-        source = (FromEnsemble(s["data"], k, s["snapshot"]) if s["data"] is not None else
-                  FromPreset(s["preset"], s["sets"], s["seed"], k) if s["preset"] is not None else
-                  FromParams(s["N"], s["L"], s["eta"], s["n_v"], s["nu"], s["t"], s["seed"], k))
-        options = HessianOptions(seed=s["seed"], relax=not kw.pop("no_relax"), **kw)
-        with stage_bars(progress_on) as progress:
-            result = hessian(source, options, progress=progress)
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no GUI backend needed
-    return result, [str(p) for p in (result.save(out), *result.plot(out))]
+#: run_hessian argument -> the flag that sets it, where the names differ (library errors name the argument).
+_FLAGS = {"residual_tol": "--tol", "sets": "--set", "relax": "--no-relax"}
 
 
 @click.command("hessian")
@@ -99,11 +53,17 @@ def run(kw: dict[str, Any], out: str, progress_on: bool) -> tuple[Any, list[str]
                    "eigsh/MINRES drive from the host) or auto (cuda on a usable GPU, else cpu).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(out: str, as_json: bool, quiet: bool, **kw: Any) -> None:
+def command(out: str, as_json: bool, quiet: bool, no_relax: bool, **kw: Any) -> None:
     """Soft-mode Hessian spectrum of one state: relax, lowest eigenvalues, phase zero mode, DOS."""
-    result, files = run_library_call(run, kw, out, progress_on=not (quiet or as_json) and sys.stderr.isatty())
+    from tdglnre.workflows.hessian import run_hessian
+
+    progress = not (quiet or as_json) and sys.stderr.isatty()
+    run = run_library_call(run_hessian, out, relax=not no_relax, progress=progress, flags=_FLAGS, **kw)
+    result, files = run.result, run.files
     if as_json:
-        click.echo(json.dumps({**result.summary(), "files": files}))
+        click.echo(json.dumps({**result.summary(), "files": files, **({"notes": run.notes} if run.notes else {})}))
         return
     click.echo(result.report())
+    for note in run.notes:
+        click.echo(note)
     click.echo(f"wall time {result.wall_seconds:.1f} s; wrote " + ", ".join(files))

@@ -7,6 +7,7 @@ import json
 import click
 
 from ._flags import run_library_call
+from ._types import SEED, UNIQUE_STR_LIST
 
 #: library argument -> flag, where the names differ
 _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
@@ -25,7 +26,7 @@ _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
 @click.option("--pixel-size", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Pixel pitch of an image --observation in coherence lengths (the simulation's length unit) "
                    "[default: the image spans the model's field of view L].")
-@click.option("--channels", default=None, metavar="rho1,curlJ",
+@click.option("--channels", type=UNIQUE_STR_LIST, default=None, metavar="rho1,curlJ",
               help="Names of an image --observation's channels, in file order [default: the model's input "
                    "channels] (docs/observations.md).")
 @click.option("--simulate", default=None, metavar="eta=0.8,n_v=4,seed=1",
@@ -41,7 +42,7 @@ _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
 @click.option("--force", is_flag=True, help="Replace an existing non-empty --out.")
 @click.option("--grid", "grid_points", type=click.IntRange(min=2), default=None,
               help="Grid points per continuous parameter [512 for one observation, 256 for --test-set].")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the SBC posterior draws.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the SBC posterior draws.")
 @click.option("--measurement", default=None, metavar="SPEC",
               help="What the instrument did to --observation (e.g. 'blur(1.0)+noise(0.05)'; must equal the "
                    "model's or lie within its ranges (or one of its alternatives), e.g. 'noise(0.05)' for a model trained with "

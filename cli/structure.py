@@ -7,6 +7,7 @@ import json
 import click
 
 from ._flags import run_library_call
+from ._types import SEED
 
 #: Library argument name (as in its error messages, in backticks) -> the flag that sets it.
 _FLAGS = {"data": "--data", "index": "--index", "all": "--all", "preset": "--preset",
@@ -22,7 +23,7 @@ _FLAGS = {"data": "--data", "index": "--index", "all": "--all", "preset": "--pre
 @click.option("--max-samples", type=click.IntRange(min=1), default=None, help="With --all: only the first samples.")
 @click.option("--preset", default=None, metavar="NAME|PATH", help="Simulate from this preset instead of --data.")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a preset entry (repeatable).")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=None, help="Run seed (with --preset).")
+@click.option("--seed", type=SEED, default=None, help="Run seed (with --preset).")
 @click.option("--n-samples", type=click.IntRange(min=1), default=1, show_default=True,
               help="Samples to simulate (with --preset).")
 @click.option("--nu-bins", type=click.IntRange(min=1), default=4, show_default=True, help="Equal-width nu bins.")

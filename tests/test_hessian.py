@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -477,3 +478,38 @@ def test_files_without_options_still_load_and_foreign_files_are_refused(tmp_path
         load_result(tmp_path / "other.h5")
     with pytest.raises(ConfigError, match=r"must end in \.h5, \.hdf5 or \.npz"):
         res.to_file(tmp_path / "spec.txt")
+
+
+def test_cli_device_auto_says_when_it_ran_on_the_cpu(tmp_path):
+    """Issue 18: --device auto on a machine without a usable GPU says so in the report and the JSON."""
+    from click.testing import CliRunner
+
+    from tdglnre.cli.main import cli
+
+    args = ["hessian", "--N", "6", "--L", "4", "--t", "0.1", "--n-eig", "4", "--device", "auto"]
+    r = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "a"), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.stdout)
+    on_cpu = d["device"] == "cpu"
+    assert on_cpu == any(n.startswith("device auto: ran on the CPU (") for n in d.get("notes", []))
+    r = CliRunner().invoke(cli, [*args, "--out", str(tmp_path / "b")])
+    assert r.exit_code == 0 and ("device auto: ran on the CPU (" in r.output) == on_cpu, r.output
+    # an explicit --device cpu is what was asked for: no note
+    r = CliRunner().invoke(cli, [*args[:-2], "--out", str(tmp_path / "c"), "--json"])
+    assert r.exit_code == 0 and "notes" not in json.loads(r.stdout)
+
+
+def test_run_hessian_names_its_arguments_and_writes_only_on_success(tmp_path):
+    from tdglnre.workflows.hessian import run_hessian
+
+    with pytest.raises(ConfigError, match=r"^`n_eig` must be an integer >= 1, got 0$"):
+        run_hessian(tmp_path / "a", N=6, L=4.0, t=0.1, n_eig=0)
+    with pytest.raises(ConfigError, match=r"^`seed` must be an integer >= 0"):
+        run_hessian(tmp_path / "a", N=6, L=4.0, t=0.1, seed=-1)
+    with pytest.raises(ConfigError, match="`data` needs `index`"):
+        run_hessian(tmp_path / "a", data=tmp_path / "e.h5")
+    with pytest.raises(ConfigError, match="`out` must be a file or directory path"):
+        run_hessian(3)
+    assert not (tmp_path / "a").exists()
+    run = run_hessian(tmp_path / "a", N=6, L=4.0, t=0.1, n_eig=4)
+    assert run.notes == [] and run.files[0].endswith("spectrum.h5") and all(Path(f).exists() for f in run.files)
