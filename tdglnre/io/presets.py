@@ -208,6 +208,7 @@ def apply_overrides(config: SimConfig, prior: Prior,
     pairs = parse_overrides(overrides)
     cfg_changes: dict[str, Any] = {}
     prior_changes: dict[str, Prior1D] = {}
+    set_by: dict[str, tuple[str, Any]] = {}  # parameter -> the override that set it
     field_B: Any = None
     for key, value in pairs:
         try:
@@ -216,6 +217,7 @@ def apply_overrides(config: SimConfig, prior: Prior,
             elif key in ALL_SAMPLE_PARAMETERS or (key.startswith("prior.") and key[6:] in ALL_SAMPLE_PARAMETERS):
                 name = key[6:] if key.startswith("prior.") else key
                 prior_changes[name] = parse_prior_spec(name, value)
+                _refuse_value_and_prior(name, key, value, prior_changes[name], set_by)
                 if name == "n_v":
                     field_B = None  # a later n_v override wins over an earlier B
             elif key == "B":
@@ -225,7 +227,7 @@ def apply_overrides(config: SimConfig, prior: Prior,
                 raise ConfigError(f"unknown override key {key!r}; valid keys: {', '.join(override_keys())}")
         except ConfigError as exc:
             msg = str(exc)
-            if msg.startswith("unknown override key"):
+            if msg.startswith(("unknown override key", "conflicting overrides")):
                 raise
             raise ConfigError(f"bad override {key}={value!r}: {msg}") from None
     try:
@@ -240,6 +242,22 @@ def apply_overrides(config: SimConfig, prior: Prior,
         prior_changes["n_v"] = Prior1D("n_v", "fixed", n, n)
     pr = prior.replace(**prior_changes) if prior_changes else prior
     return _sync_fixed(cfg, pr)
+
+
+def _refuse_value_and_prior(name: str, key: str, value: Any, spec: Prior1D,
+                            set_by: dict[str, tuple[str, Any]]) -> None:
+    """Refuse a fixed value and a prior for the same parameter (``T=0.01`` and ``prior.T=uniform(0,0.02)``).
+
+    Which one should win is not clear, so neither does: one :class:`ConfigError` names the parameter and
+    both overrides. Two values, or two priors, keep the later one (overrides apply in order).
+    """
+    if name in set_by:
+        k0, (v0, fixed0) = set_by[name][0], set_by[name][1]
+        if fixed0 != (spec.kind == "fixed"):
+            (kf, vf), (kp, vp) = ((k0, v0), (key, value)) if fixed0 else ((key, value), (k0, v0))
+            raise ConfigError(f"conflicting overrides for {name!r}: {kf}={vf!r} fixes it and {kp}={vp!r} "
+                              f"gives it a prior; give only one of them")
+    set_by[name] = (key, (value, spec.kind == "fixed"))
 
 
 def _sync_fixed(config: SimConfig, prior: Prior) -> tuple[SimConfig, Prior]:

@@ -473,7 +473,10 @@ def as_sample_arrays(
     unknown = sorted(set(params) - set(ALL_SAMPLE_PARAMETERS))
     if unknown:
         raise ConfigError(f"unknown sample parameter(s) {unknown}; valid: {list(ALL_SAMPLE_PARAMETERS)}")
-    arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
+    try:
+        arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
+    except (TypeError, ValueError):
+        raise ConfigError(f"sample parameters must be numbers or arrays of numbers, got {params!r}") from None
     lengths = {k: a.shape[0] for k, a in arrays.items() if a.shape[0] != 1}
     if len(set(lengths.values())) > 1:
         raise ConfigError(f"per-sample parameters have different lengths: {lengths}")

@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ConfigError
 
 __all__ = ["SEED_MAX", "STREAM_DISORDER", "STREAM_INITIAL_STATE", "STREAM_PRIOR", "check_seed", "initial_state",
-           "is_seed", "sample_rng"]
+           "is_seed", "sample_rng", "seed_error"]
 
 #: Independent random streams derived from (seed, k).
 STREAM_INITIAL_STATE = 0
@@ -30,6 +30,11 @@ def is_seed(seed: object) -> bool:
     """
     return (isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_))
             and 0 <= int(seed) <= SEED_MAX)
+
+
+def seed_error(seed: object) -> ConfigError:
+    """The error of an invalid seed given to the simulation (:func:`sample_rng`, ``tdglnre.simulate``)."""
+    return ConfigError(f"seed must be an integer in 0..2**63-1 (0..{SEED_MAX}), got {seed!r}")
 
 
 def check_seed(seed: object) -> int:
@@ -51,7 +56,7 @@ def sample_rng(seed: int, index: int, stream: int = STREAM_INITIAL_STATE) -> np.
         If ``seed`` is not an integer in 0..2**63 − 1 or ``index`` is negative.
     """
     if not is_seed(seed):
-        raise ConfigError(f"seed must be an integer in 0..2**63-1 (0..{SEED_MAX}), got {seed!r}")
+        raise seed_error(seed)
     if index < 0:
         raise ConfigError(f"sample index must be non-negative, got index={index}")
     return np.random.default_rng(np.random.SeedSequence([int(seed), int(stream), int(index)]))

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import ConfigError, DivergenceError
 from . import kernels
+from ._args import check_run_arguments
 from .config import SimConfig, as_sample_arrays, disorder_clip
 from .lattice import gaussian_filter_field
 from .rng import (SEED_MAX, STREAM_DISORDER, STREAM_INITIAL_STATE, STREAM_PRIOR,  # noqa: F401  (re-exported)
@@ -222,6 +223,8 @@ def simulate(
         A sample produced NaN/Inf or a grid-scale oscillation (names the
         sample, its parameters, the step and the reason).
     """
+    check_run_arguments(config, params, seed=seed, n_samples=n_samples, batch_size=batch_size, threads=threads,
+                        check_every=check_every)
     pars, idx, initial = prepare_run(config, params, sample_indices, n_samples, initial, check_every)
     S = idx.shape[0]
     if batch_size < 1:

@@ -96,6 +96,7 @@ def generate(preset: str | Path | Any, n_samples: int, seed: int, out: str | Pat
     from ..io.presets import load_preset, preset_measurement
     from ..physics.config import SimConfig
 
+    _check_generate_arguments(preset, overrides, dtype)
     measurement = None
     if isinstance(preset, SimConfig):
         if prior is None:
@@ -117,3 +118,16 @@ def generate(preset: str | Path | Any, n_samples: int, seed: int, out: str | Pat
                           progress=progress, device=device, measurement=measurement)
     return GenerateResult(Path(s["path"]), s["n_samples"], s["n_complete"], s["n_new"], s["wall_s"],
                           s["samples_per_s"], s["write_fraction"], s)
+
+
+def _check_generate_arguments(preset: Any, overrides: Any, dtype: Any) -> None:
+    """Types of the arguments :func:`generate` uses itself; the rest are checked by ``generate_ensemble``."""
+    from ..physics.config import SimConfig
+
+    if not isinstance(preset, (str, Path, SimConfig)) or (isinstance(preset, str) and not preset.strip()):
+        raise ConfigError(f"`preset` must be a preset name, a preset TOML path or a SimConfig, got {preset!r}")
+    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, (Mapping, Iterable)):
+        raise ConfigError("`overrides` must be a list of 'key=value' strings or a mapping key -> value, got "
+                          f"{overrides!r}")
+    if dtype is not None and dtype not in ("float32", "float64"):
+        raise ConfigError(f"`dtype` must be 'float32', 'float64' or None, got {dtype!r}")
