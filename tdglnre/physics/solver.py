@@ -249,7 +249,6 @@ def simulate(
     if disordered or thermal:
         log.debug("simulate: nuisance physics on (disorder: %s, thermal noise: %s)", disordered, thermal)
 
-    done = 0
     with numba_threads(threads):
         for start in range(0, S, batch_size):
             stop = min(S, start + batch_size)
@@ -280,7 +279,6 @@ def simulate(
                 raise DivergenceError(int(idx[k]), int(status[r]), bad_pars,
                                       _reason_text(int(reason[r]), float(value[r])))
             psi[start:stop] = state_to_psi(out)
-            done += b
             if progress is not None:
                 progress(b)
             log.debug("simulated samples %d..%d of %d", start, stop - 1, S)
