@@ -197,7 +197,7 @@ CFG = tg.SimConfig(N=8, L=4.0, snapshot_times=(0.01,))
     ((None,), {}, "`config` must be a SimConfig, got NoneType"),
     (([CFG],), {}, "`config` must be a SimConfig, got list"),
     ((CFG, "eta=1"), {}, "`params` must be a mapping"),
-    ((CFG, {"eta": "x"}), {}, "sample parameters must be numbers or arrays of numbers, got {.eta.: .x.}"),
+    ((CFG, {"eta": "x"}), {}, "sample parameter eta must be a number or an array of numbers, got .x."),
     ((CFG,), {"n_samples": 16.7}, r"`n_samples` must be an integer >= 1, got 16.7"),
     ((CFG,), {"n_samples": float("nan")}, r"`n_samples` must be an integer >= 1, got nan"),
     ((CFG,), {"seed": 1.5}, "seed must be an integer"),

@@ -313,8 +313,11 @@ class Prior:
         largest magnitude is checked; T does not enter the bound (T >= 0 is
         checked by :class:`Prior1D` and at the box's T bound). n_v bounds must
         be integers.
-        Returns ``self``.
+        Returns ``self``; a prior is checked once per config it passed for.
         """
+        passed = self.__dict__.setdefault("_valid_for", set())
+        if config in passed:
+            return self
         for n, e in self._entries.items():
             if n == "n_v" and (e.low != round(e.low) or e.high != round(e.high)):
                 raise ConfigError(f"prior for n_v: bounds must be integers, got {e.describe()}")
@@ -339,6 +342,7 @@ class Prior:
                         extra = f", delta={delta:g}" if delta != 0 else ""
                         raise ConfigError(f"prior box {where} (eta={eta:g}, n_v={n_v:g}, nu={nu:g}{extra}) is "
                                           f"invalid; narrow the prior: {exc}") from None
+        passed.add(config)
         return self
 
     # --------------------------------------------------------------- serialise

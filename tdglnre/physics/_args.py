@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .._validate import as_int
 from ..errors import ConfigError
 from .config import ALL_SAMPLE_PARAMETERS, SimConfig
@@ -32,6 +34,12 @@ def check_run_arguments(config: Any, params: Any = None, *, seed: Any = 0, n_sam
     if params is not None and not isinstance(params, dict) and not hasattr(params, "keys"):
         raise ConfigError(f"`params` must be a mapping of sample parameters {list(ALL_SAMPLE_PARAMETERS)} "
                           f"to values or arrays, got {type(params).__name__}")
+    for name, value in dict(params or {}).items():
+        try:
+            np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"sample parameter {name} must be a number or an array of numbers, "
+                              f"got {value!r}") from None
     if not is_seed(seed):
         raise seed_error(seed)
     for name, value, low in (("n_samples", n_samples, 1), ("batch_size", batch_size, 1),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import numpy as np
@@ -322,8 +322,11 @@ class SimConfig:
     def validate(self) -> "SimConfig":
         """Check every field; raise :class:`ConfigError` naming the problem.
 
-        Returns ``self`` so that calls can be chained.
+        Returns ``self`` so that calls can be chained. A config that passed is
+        not checked again (it is frozen; :meth:`replace` makes a new, unchecked one).
         """
+        if self.__dict__.get("_valid"):
+            return self
         as_int("N", self.N, 4)
         if not (math.isfinite(self.L) and self.L > 0):
             raise ConfigError(f"L must be positive and finite, got {self.L!r}")
@@ -359,6 +362,7 @@ class SimConfig:
             if t <= prev and prev > 0:
                 raise ConfigError(f"snapshot_times must be strictly increasing, got {list(self.snapshot_times)}")
             prev = t
+        object.__setattr__(self, "_valid", True)  # not a field: equality, hashing and to_dict ignore it
         return self
 
     def validate_sample(self, eta: float, n_v: Any, nu: float, T: float = 0.0, delta: float = 0.0) -> None:
@@ -473,10 +477,7 @@ def as_sample_arrays(
     unknown = sorted(set(params) - set(ALL_SAMPLE_PARAMETERS))
     if unknown:
         raise ConfigError(f"unknown sample parameter(s) {unknown}; valid: {list(ALL_SAMPLE_PARAMETERS)}")
-    try:
-        arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
-    except (TypeError, ValueError):
-        raise ConfigError(f"sample parameters must be numbers or arrays of numbers, got {params!r}") from None
+    arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
     lengths = {k: a.shape[0] for k, a in arrays.items() if a.shape[0] != 1}
     if len(set(lengths.values())) > 1:
         raise ConfigError(f"per-sample parameters have different lengths: {lengths}")
