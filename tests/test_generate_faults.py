@@ -239,3 +239,27 @@ def test_generate_refuses_wrong_types_naming_the_argument(tmp_path: Path, change
     with pytest.raises(TDGLError, match=match):
         tg.generate(kw.pop("preset"), kw.pop("n_samples"), kw.pop("seed"), kw.pop("out"), **kw)
     assert not (tmp_path / "e.h5").exists()
+
+
+def test_generate_validates_the_config_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: the preset loader, generate_ensemble and every batch's solver call used to re-check the config."""
+    import tdglnre.physics.config as config_module
+
+    full_checks = []
+    as_int = config_module.as_int
+
+    def counting_as_int(name, value, low=None):  # SimConfig.validate() starts with as_int("N", ...)
+        if name == "N":
+            full_checks.append(value)
+        return as_int(name, value, low)
+
+    monkeypatch.setattr(config_module, "as_int", counting_as_int)
+    res = tg.generate("quick", 12, 1, tmp_path / "e.h5", overrides=SETS, batch_size=3)
+    assert res.n_complete == 12 and len(full_checks) == 1
+    config, prior = load_preset("quick", SETS)
+    assert len(full_checks) == 2  # a new config object is checked (once) again
+    config.validate()
+    prior.validate(config)
+    assert len(full_checks) == 2
+    with pytest.raises(ConfigError, match="dt="):  # replace() makes a new, unchecked config
+        config.replace(dt=1.0).validate()
