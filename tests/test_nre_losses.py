@@ -126,8 +126,11 @@ def test_one_class_per_loss_over_a_shared_base_and_the_registry_feeds_the_cli() 
     assert float(NRELoss()(np.zeros(3), LOGITS)) == pytest.approx(_nre_by_hand(LOGITS), rel=1e-6)
     assert float(NRECLoss(gamma=0.5)(np.zeros(3), LOGITS)) == pytest.approx(_nrec_by_hand(LOGITS, 0.5), rel=1e-5)
     assert float(BNRELoss(lam=0.0)(np.zeros(3), LOGITS)) == pytest.approx(_nre_by_hand(LOGITS), rel=1e-6)
-    with pytest.raises(ValueError, match="unknown loss 'foo'"):
+    from tdglnre.errors import TDGLError
+
+    with pytest.raises(ValueError, match="unknown loss 'foo'") as exc:
         make_loss("foo")
+    assert isinstance(exc.value, TDGLError)  # the package's error, so the command line prints one Error: line
     with pytest.raises(ValueError, match="is the 'nre' loss, not 'nrec'"):
         NRELoss("nrec")
     # --loss offers exactly the registry's names

@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from .settings import LOSS_NAMES, n_theta_columns
+from .settings import LOSS_NAMES, TrainSettingsError, n_theta_columns
 from .tf_setup import ensure_tensorflow
 
 ensure_tensorflow()
@@ -116,11 +116,11 @@ class RatioLoss(keras.losses.Loss):
     def __init__(self, kind: str | None = None, lam: float = 100.0, gamma: float = 1.0,
                  name: str | None = None, **kwargs: Any):
         if kind is not None and kind != self.kind:
-            raise ValueError(f"{type(self).__name__} is the {self.kind!r} loss, not {kind!r}")
+            raise TrainSettingsError(f"{type(self).__name__} is the {self.kind!r} loss, not {kind!r}")
         if lam < 0:
-            raise ValueError(f"bnre penalty lambda must be >= 0, got {lam}")
+            raise TrainSettingsError(f"bnre penalty lambda must be >= 0, got {lam}")
         if not gamma > 0:
-            raise ValueError(f"nrec gamma must be > 0, got {gamma}")
+            raise TrainSettingsError(f"nrec gamma must be > 0, got {gamma}")
         kwargs.pop("reduction", None)
         super().__init__(name=name or f"{self.kind}_loss", reduction="sum_over_batch_size", **kwargs)
         self.lam = float(lam)
@@ -174,10 +174,10 @@ if tuple(LOSS_CLASSES) != LOSS_NAMES:  # pragma: no cover - a programming error
 
 
 def loss_class(kind: str) -> type[RatioLoss]:
-    """The class of the loss named ``kind`` (ValueError naming the valid ones)."""
+    """The class of the loss named ``kind`` (a TrainSettingsError, also a ValueError, naming the valid ones)."""
     cls = LOSS_CLASSES.get(kind)
     if cls is None:
-        raise ValueError(f"unknown loss {kind!r}; choose one of {LOSS_NAMES}")
+        raise TrainSettingsError(f"unknown loss {kind!r}; choose one of {LOSS_NAMES}")
     return cls
 
 

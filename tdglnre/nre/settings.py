@@ -51,13 +51,14 @@ def n_theta_columns(loss: str, k: int) -> int:
     """Columns K' of the logit matrix a loss needs for contrastive size ``k``.
 
     ``nre``/``bnre``: K' = k (one joint + k−1 marginal). ``nrec``: K' = k + 1.
+    :class:`TrainSettingsError` (a ValueError) for an unknown loss or a K too small for it.
     """
     kind = LOSS_KINDS.get(loss)
     if kind is None:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {LOSS_NAMES}")
+        raise TrainSettingsError(f"unknown loss {loss!r}; choose one of {LOSS_NAMES}")
     if k < kind.min_contrastive:
         need = ", ".join(f"{n} needs K >= {c.min_contrastive}" for n, c in LOSS_KINDS.items())
-        raise ValueError(f"contrastive size K={k} is too small for loss {loss!r} ({need})")
+        raise TrainSettingsError(f"contrastive size K={k} is too small for loss {loss!r} ({need})")
     return kind.n_theta_columns(k)
 
 
