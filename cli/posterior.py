@@ -82,15 +82,11 @@ def command(model_dir, data, index, observation, pixel_size, channels, simulate,
             slim = {k: v for k, v in res.items() if k != "sbc_ranks"}
             click.echo(json.dumps(slim, indent=1))
             return
-        from tdglnre.nre.inference import calibration_summary_lines
+        from tdglnre.workflows.calibrate import report_lines as calibration_lines
 
         click.echo(f"calibration on {res['n_test']} test samples -> {out_dir}/calibration.json")
-        for line in calibration_summary_lines(res):
-            click.echo("  " + line)
-        if "table" in res:
-            from tdglnre.nre.calibration import table_markdown
-
-            click.echo(table_markdown(res["table"]["rows"], res["table"]["parameter"]))
+        for line in calibration_lines(res):
+            click.echo(line)
         return
 
     from tdglnre.workflows.posterior import report_lines

@@ -86,6 +86,10 @@ def _calls(model):
         (lambda: tg.hessian(tg.FromPreset(3)), "name", "3"),
         (lambda: tg.hessian(tg.FromParams(L="a")), "L must be a number", "'a'"),
         (lambda: P.image_to_input(model, "img.png"), "`img`", "load_image"),
+        (lambda: tg.run_demo(3), "`out_dir`", "path"),
+        (lambda: tg.run_demo("d", n_train=2.5), "`n_train`", "2.5"),
+        (lambda: tg.run_demo("d", overrides="N=8"), "`overrides`", "N=8"),
+        (lambda: tg.run_demo("d", preset=3), "`preset`", "3"),
     ]
 
 

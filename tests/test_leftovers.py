@@ -48,6 +48,18 @@ def test_ood_json_gets_the_mode_of_every_other_file_of_the_model_directory(tmp_p
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
 
 
+def test_a_temporary_left_by_a_killed_atomic_writer_is_removed_by_the_next_write(tmp_path):
+    dead = _dead_pid()
+    stale = tmp_path / f".ood.json.tmp-{dead}-x1y2z3"
+    live = tmp_path / f".ood.json.tmp-{os.getpid()}-a1b2c3"
+    other = tmp_path / f".meta.json.tmp-{dead}-x1y2z3"
+    for p in (stale, live, other):
+        p.write_text("partial")
+    write_text_atomic(tmp_path / "ood.json", "{}")
+    assert not stale.exists() and live.exists() and other.exists()
+    assert (tmp_path / "ood.json").read_text() == "{}"
+
+
 def test_atomic_text_writes_follow_the_umask(tmp_path):
     old = os.umask(0o077)
     try:

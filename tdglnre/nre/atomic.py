@@ -41,9 +41,14 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 
     A reader never sees a half-written file; the file gets ``0666 & ~umask``
     like any other file written with :func:`open` (not mkstemp's 0600).
+    Temporaries of this path left by a writer killed before its rename are
+    removed first.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent)
+    prefix = f".{path.name}.tmp-"
+    remove_stale((p for p in path.parent.iterdir() if p.name.startswith(prefix)),
+                 re.compile(rf"^{re.escape(prefix)}(?P<pid>\d+)-"))  # left by a writer killed before its rename
+    fd, tmp = tempfile.mkstemp(prefix=f"{prefix}{os.getpid()}-", dir=path.parent)
     try:
         os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "w") as f:

@@ -264,6 +264,14 @@ def _measure_test_set(model: Any, x: np.ndarray, measurement: Any, seed: int
                 "matches_model": str(test) == str(own)}
 
 
+def report_lines(report: dict[str, Any]) -> list[str]:
+    """What ``tdglnre posterior --test-set`` prints under its first line: the summary (indented), then the table."""
+    lines = ["  " + line for line in calibration_summary_lines(report)]
+    if "table" in report:
+        lines.append(table_markdown(report["table"]["rows"], report["table"]["parameter"]))
+    return lines
+
+
 def run_calibration(model_dir: str | Path, test_set: str | Path, out_dir: str | Path, *, force: bool = False,
                     **kwargs: Any) -> dict[str, Any]:
     """:func:`calibrate` and save into ``out_dir`` (checked first, written at the end); returns the report dict."""

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
+
+from .._validate import as_bool, as_int, as_path
+from ..errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,20 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     from ..io.presets import load_preset, preset_measurement
     from .generate import generate
 
+    as_path("`out_dir`", out_dir)
+    if not isinstance(preset, (str, os.PathLike)):
+        raise ConfigError(f"`preset` must be a preset name or the path of a preset file, got {preset!r}")
+    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, (Mapping, list, tuple)):
+        raise ConfigError(f"`overrides` must be a list of 'key=value' texts or a dict, got {overrides!r}")
+    n_train, n_test, epochs = (None if v is None else as_int(f"`{n}`", v, 1)
+                               for n, v in (("n_train", n_train), ("n_test", n_test), ("epochs", epochs)))
+    seed, n_examples = as_int("`seed`", seed, 0), as_int("`n_examples`", n_examples, 0)
+    classifier_epochs = as_int("`classifier_epochs`", classifier_epochs, 1)
+    force, quiet = as_bool("`force`", force), as_bool("`quiet`", quiet)
+    if not callable(echo):
+        raise ConfigError(f"`echo` must be a function taking a line, got {echo!r}")
+    if measurement is not None and not isinstance(measurement, str):
+        raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got {measurement!r}")
     config, prior = load_preset(preset, overrides)
     if measurement is None:
         measurement = preset_measurement(preset)
