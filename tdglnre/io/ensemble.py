@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
+import functools
 import json
 import logging
 import os
@@ -409,23 +410,33 @@ def is_disk_full(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, RuntimeError)) and any(t in str(exc).lower() for t in _DISK_FULL_TEXT)
 
 
+@functools.lru_cache(maxsize=1)
+def _libc_fallocate() -> Any:
+    """libc's ``fallocate`` (Linux), or None."""
+    try:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).fallocate
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return None
+    fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    fn.restype = ctypes.c_int
+    return fn
+
+
 def _fallocate_keep_size(fd: int, offset: int, length: int) -> int:
     """Allocate disk blocks for ``[offset, offset+length)`` without changing the file size; 0 or an errno.
 
     Linux ``fallocate(FALLOC_FL_KEEP_SIZE)``; where it does not exist or the
     file system does not support it, ``errno.EOPNOTSUPP``.
     """
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.fallocate
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
+    fn = _libc_fallocate()
+    if fn is None:  # pragma: no cover - not Linux
         return errno.EOPNOTSUPP
-    fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
-    fn.restype = ctypes.c_int
     if fn(fd, 1, offset, length) == 0:  # 1 = FALLOC_FL_KEEP_SIZE
         return 0
+    import ctypes
+
     return ctypes.get_errno() or errno.EIO
 
 
