@@ -50,7 +50,9 @@ def format_table(result: dict[str, Any]) -> str:
         f"{'N':>6} {'batch':>6} {'steps':>7} {'threads':>7} "
         f"{'numba f64':>11} {'numba f32':>11} {'numpy':>9} {'speedup':>8}"
     )
-    lines = [
+    lines = [f"device auto: no usable GPU, ran on the CPU ({result['fallback']})", ""] \
+        if result.get("fallback") else []
+    lines += [
         "Throughput in million site-updates per second (Msites/s);",
         "speedup = numba float64 / NumPy reference.",
         "",

@@ -13,8 +13,12 @@ import pytest
 import scipy.sparse.linalg as spla
 
 from tdglnre.errors import ConfigError, DivergenceError
+from tdglnre.physics import bench as tb
 from tdglnre.physics import cuda as tc
 from tdglnre.physics import kernels
+from tdglnre.physics.cuda import device as tcd
+from tdglnre.physics.cuda import kernels as tk
+from tdglnre.physics.cuda import run as tr
 from tdglnre.physics.config import SimConfig, as_sample_arrays
 from tdglnre.physics.lattice import landau_links
 from tdglnre.physics.observables import winding_numbers
@@ -78,7 +82,7 @@ def test_resolve_device_cpu_and_bad_name():
 
 def test_cuda_without_backend_is_one_line_error_and_auto_falls_back(monkeypatch):
     reason = 'numba-cuda is not installed; install the CUDA extra with pip install "tdglnre[cuda]"'
-    monkeypatch.setattr(tc, "cuda_status", lambda: (False, reason))
+    monkeypatch.setattr(tcd, "cuda_status", lambda: (False, reason))
     with pytest.raises(ConfigError) as err:
         tc.resolve_device("cuda")
     msg = str(err.value)
@@ -91,7 +95,7 @@ def test_cuda_without_backend_is_one_line_error_and_auto_falls_back(monkeypatch)
 def test_status_names_missing_numba_cuda(monkeypatch):
     import importlib.util
 
-    monkeypatch.setattr(tc, "simulator_enabled", lambda: False)
+    monkeypatch.setattr(tcd, "simulator_enabled", lambda: False)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "numba_cuda" else real(name, *a))
     ok, why = tc.cuda_status()
@@ -228,7 +232,7 @@ def test_health_sums_match_host_sums(dtype):
     rng = np.random.default_rng(2)
     cur = rng.normal(size=(2, 4, N, N)).astype(dtype)
     prev = rng.normal(size=(2, 4, N, N)).astype(dtype)
-    b = tc._Batch(cur.reshape(2, -1), np.zeros((2, 9), dtype), np.zeros((2, 2, N), dtype),
+    b = tr._Batch(cur.reshape(2, -1), np.zeros((2, 9), dtype), np.zeros((2, 2, N), dtype),
                   np.zeros((2, 2, N), dtype), "step")
     sums = b.health(tc.cuda.to_device(prev.reshape(2, -1)))
     c64, p64 = cur.astype(np.float64), prev.astype(np.float64)
@@ -340,7 +344,6 @@ def test_nuisance_from_config_values_and_batch_independence():
     from tdglnre.physics.solver import simulate
 
     cfg = NCFG.replace(T=0.03, delta=0.2, snapshot_times=(0.02,))
-    tc.check_supported(cfg, {"T": [0.1, 0.0], "delta": 0.3}, varied=("T", "delta"))  # nothing is refused
     ref = simulate(cfg, seed=1, n_samples=2)
     res = tc.simulate_cuda(cfg, seed=1, n_samples=2, check_every=2)
     np.testing.assert_allclose(res.psi, ref.psi, **TOL64)
@@ -366,7 +369,7 @@ def test_device_noise_deviates_equal_cpu_stream():
     keys = np.array([kernels.noise_key(3, 0), kernels.noise_key(0, 7), np.uint64(2**64 - 1)], dtype=np.uint64)
     for step in (0, 13, 10**9):
         out = cuda.device_array((3, 4, N * N), dtype=np.float64)
-        grid, tpb = tc._grid(N * N, 3)
+        grid, tpb = tk.grid(N * N, 3)
         cn.normals_kernel[grid, tpb](cuda.to_device(keys), step, N, out)
         got = out.copy_to_host().reshape(3, 4, N, N)
         for r, key in enumerate(keys):
@@ -449,13 +452,13 @@ def test_hvp_matches_cpu_richardson_and_uniform_state_modes():
 # --------------------------------------------------------------------------- benchmark
 @needs_cuda
 def test_bench_cuda_reports_rates_per_case():
-    out = tc.bench_cuda(cases=[(4, 2)], steps=2, dtypes=("float32",), repeats=1)
+    out = tb.bench_cuda(cases=[(4, 2)], steps=2, dtypes=("float32",), repeats=1)
     assert out["device"] == tc.gpu_name()
     assert out["cuda_float32_msites"] > 0
     (row,) = out["per_size"]
     assert row["N"] == 4 and row["batch"] == 2 and row["dtype"] == "float32" and row["kernel"] == "fused-shared"
     assert row["msites"] == out["cuda_float32_msites"]
-    assert [c[0] for c in tc.BENCH_CASES] == [64, 64, 256, 1024]
+    assert [c[0] for c in tb.BENCH_CASES] == [64, 64, 256, 1024]
 
 
 # --------------------------------------------------------------------------- PTX compilation
@@ -465,28 +468,30 @@ from numba import cuda, types
 import numba.cuda.dispatcher as disp
 if not cuda.is_available():  # device functions ask the driver for the compute capability
     disp.get_current_device = lambda: _t.SimpleNamespace(compute_capability=(9, 0))
-from tdglnre.physics import cuda as tc
-A = lambda t, nd: types.Array(t, nd, "C")
-f32, f64, i64 = types.float32, types.float64, types.int64
-kern = []
-for t in (f32, f64):
-    kern += [(tc._step_kernel, (A(t, 2), A(t, 2), A(t, 2), A(t, 3), A(t, 3))),
-             (tc._fused_global_kernel, (A(t, 2), A(t, 2), A(t, 2), A(t, 3), A(t, 3), i64)),
-             (tc._fused_shared_kernel(str(t)), (A(t, 2), A(t, 2), A(t, 3), A(t, 3), i64)),
-             (tc._health_kernel(256), (A(t, 2), A(t, 2), A(f64, 2), i64)),
-             (tc._store_kernel, (A(t, 2), A(t, 3), i64)),
-             (tc._channels_kernel, (A(t, 2), A(f32, 5), i64, A(f64, 3), A(f64, 3), A(f64, 1), f64, f64, f64))]
-kern += [(tc._displace_kernel, (A(f64, 1), A(f64, 1), A(f64, 1), A(f64, 2))),
-         (tc._richardson_kernel, (A(f64, 2), f64, f64, A(f64, 1))),
-         (tc._central_kernel, (A(f64, 2), f64, f64, A(f64, 1)))]
+from tdglnre.physics.cuda import kernels as tk
 from tdglnre.physics import _cuda_nuisance as cn
-u64 = types.uint64
+A = lambda t, nd: types.Array(t, nd, "C")
+f32, f64, i64, u64 = types.float32, types.float64, types.int64, types.uint64
+ext = lambda t: (A(t, 2), A(t, 2), A(t, 1), A(u64, 1), i64)  # xi, dco, amp, keys, first step
+kern = []
+for t in (f32, f64):  # the clean kernels: both nuisance features compiled out
+    ks = tk.euler_kernels(str(t), False, False)
+    kern += [(ks["step"], (A(t, 2), A(t, 2), A(t, 2), A(t, 3), A(t, 3)) + ext(t)),
+             (ks["fused-global"], (A(t, 2), A(t, 2), A(t, 2), A(t, 3), A(t, 3), i64) + ext(t)),
+             (ks["fused-shared"], (A(t, 2), A(t, 2), A(t, 3), A(t, 3), i64) + ext(t)),
+             (tk.health_kernel(256), (A(t, 2), A(t, 2), A(f64, 2), i64, i64, i64, f64, f64, A(i64, 1), A(i64, 1),
+                                      A(f64, 1))),
+             (tk.store_kernel, (A(t, 2), A(t, 3), i64)),
+             (tk.channels_kernel, (A(t, 2), A(f32, 5), i64, A(f64, 3), A(f64, 3), A(f64, 1), f64, f64, f64))]
+from tdglnre.physics.cuda import hessian as th
+kern += [(th.displace_kernel, (A(f64, 1), A(f64, 1), A(f64, 1), A(f64, 2))),
+         (th.richardson_kernel, (A(f64, 2), f64, f64, A(f64, 1))),
+         (th.central_kernel, (A(f64, 2), f64, f64, A(f64, 1)))]
 for t in (f32, f64):  # disorder and thermal noise (issue 13): the variant with both
-    ks = cn.nuisance_kernels(tc._rhs_site, str(t), True, True, tc.STAGE)
-    ext = (A(t, 2), A(t, 2), A(t, 1), A(u64, 1), i64)
-    kern += [(ks["step"], (A(t, 2), A(t, 2), A(t, 2), A(t, 3), A(t, 3)) + ext),
-             (ks["fused-global"], (A(t, 2), A(t, 2), A(t, 2), A(t, 3), A(t, 3), i64) + ext),
-             (ks["fused-shared"], (A(t, 2), A(t, 2), A(t, 3), A(t, 3), i64) + ext)]
+    ks = tk.euler_kernels(str(t), True, True)
+    kern += [(ks["step"], (A(t, 2), A(t, 2), A(t, 2), A(t, 3), A(t, 3)) + ext(t)),
+             (ks["fused-global"], (A(t, 2), A(t, 2), A(t, 2), A(t, 3), A(t, 3), i64) + ext(t)),
+             (ks["fused-shared"], (A(t, 2), A(t, 2), A(t, 3), A(t, 3), i64) + ext(t))]
 kern += [(cn.normals_kernel, (A(u64, 1), i64, i64, A(f64, 3)))]
 for n, (k, sig) in enumerate(kern):
     ptx, _ = cuda.compile_ptx(k.py_func, sig, cc=(9, 0))
@@ -551,5 +556,5 @@ def test_gpu_gradient_and_bench_at_n64():
     z = initial_state(0, 0, 64)
     g = EnergyModel(cfg).gradient(z)
     np.testing.assert_allclose(tc.CudaEnergyModel(cfg).gradient(z), g, rtol=1e-11, atol=1e-12 * np.abs(g).max())
-    out = tc.bench_cuda(cases=[(64, 8)], steps=200, dtypes=("float32",))
+    out = tb.bench_cuda(cases=[(64, 8)], steps=200, dtypes=("float32",))
     assert out["per_size"][0]["kernel"] == "fused-global" and out["cuda_float32_msites"] > 0

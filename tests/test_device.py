@@ -20,7 +20,9 @@ from tdglnre.errors import ConfigError
 from tdglnre.io.ensemble import EnsembleError, file_device, open_ensemble
 from tdglnre.io.generate import generate_ensemble
 from tdglnre.io.presets import load_preset
+from tdglnre.physics import bench as tb
 from tdglnre.physics import cuda as tc
+from tdglnre.physics.cuda import device as tcd
 
 USABLE, WHY = tc.cuda_status()
 needs_cuda = pytest.mark.skipif(not USABLE, reason=WHY)
@@ -110,7 +112,7 @@ def test_cuda_summary_and_batch_independence(tmp_path: Path, small: tuple, cuda_
 
 
 def test_cuda_unusable_fails_with_one_line_and_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tc, "cuda_status", lambda: (False, REASON))
+    monkeypatch.setattr(tcd, "cuda_status", lambda: (False, REASON))
     out = tmp_path / "x.h5"
     r = CliRunner().invoke(cli, _gen_args(out, "--device", "cuda"))
     assert r.exit_code == 1
@@ -129,7 +131,7 @@ def test_auto_falls_back_to_cpu(tmp_path: Path, small: tuple, cpu_file: Path,
     # under the simulator auto never picks CUDA; without CUDA at all it must not either
     s = generate_ensemble(*small, 3, 4, tmp_path / "a.h5", store_fields=True, progress=False, device="auto")
     assert s["device"] == "cpu" and s["gpu_name"] == ""
-    monkeypatch.setattr(tc, "cuda_status", lambda: (False, REASON))
+    monkeypatch.setattr(tcd, "cuda_status", lambda: (False, REASON))
     out = tmp_path / "b.h5"
     r = CliRunner().invoke(cli, _gen_args(out, "--device", "auto", "--store-fields"))
     assert r.exit_code == 0, r.output
@@ -240,12 +242,12 @@ def test_bench_cuda_default_cases_are_the_issue_cases(monkeypatch: pytest.Monkey
         calls.append((tuple(cases), steps, repeats))
         return {"device": "GPU X", "cuda_float32_msites": 1.0, "cuda_float64_msites": 0.5, "per_size": []}
 
-    monkeypatch.setattr(tc, "bench_cuda", fake)
+    monkeypatch.setattr(tb, "bench_cuda", fake)
     out = run_benchmark(device="cuda", steps=7)
     assert calls == [(((64, 8), (64, 1024), (256, 64), (1024, 8)), 7, 2)]
     assert out["device"] == "cuda" and out["gpu_name"] == "GPU X" and out["per_size"] == []
     r = CliRunner().invoke(cli, ["bench", "--device", "cuda", "--json", "--steps", "3"])
-    assert r.exit_code == 0 and calls[-1][0] == tc.BENCH_CASES  # no --sizes/--batch: the issue's cases
+    assert r.exit_code == 0 and calls[-1][0] == tb.BENCH_CASES  # no --sizes/--batch: the issue's cases
     r = CliRunner().invoke(cli, ["bench", "--device", "cuda", "--json", "--batch", "5"])
     assert r.exit_code == 0 and calls[-1][0] == ((64, 5), (128, 5))
     with pytest.raises(ConfigError, match=r"bench case N must be an integer >= 4, got 2"):

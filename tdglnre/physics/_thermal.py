@@ -189,6 +189,7 @@ def cos_sin32(t):
 
 # ----------------------------------------------------------------- the stream
 _THERMAL_TAG = np.uint64(0x544845524D414C31)  # b"THERMAL1": separates the key from other uses of the hash
+_U1 = np.uint64(1)
 _U2 = np.uint64(2)
 
 
@@ -202,6 +203,34 @@ def _noise_key(seed, index):
 def noise_key(seed: int, index: int) -> np.uint64:
     """64-bit key of sample ``index``'s thermal-noise stream in run ``seed`` (both >= 0)."""
     return np.uint64(_noise_key(np.uint64(seed), np.uint64(index)))
+
+
+@njit(inline="always")
+def site_normals(key, c):
+    """The four float64 normals of the site whose first stream counter is ``c`` (the word layout, once).
+
+    Words H(c), H(c + 1) are the radii of band 1 and band 2, H(c + 2) holds the
+    two angles (high and low 32 bits); (Re ψ_b, Im ψ_b) get r_b·(cos θ_b, sin θ_b).
+    Both backends draw through this function (:func:`add_noise` here, the CUDA
+    kernels through ``_cuda_nuisance.normals``).
+    """
+    r1 = radius(hash64(key, c))
+    r2 = radius(hash64(key, c + _U1))
+    h = hash64(key, c + _U2)
+    c1, s1 = cos_sin(np.int64(h >> _U32))
+    c2, s2 = cos_sin(np.int64(h & _LOW32))
+    return r1 * c1, r1 * s1, r2 * c2, r2 * s2
+
+
+@njit(inline="always")
+def site_normals32(key, c):
+    """float32 :func:`site_normals`: the same words, Cephes float32 arithmetic."""
+    r1 = radius32(hash64(key, c))
+    r2 = radius32(hash64(key, c + _U1))
+    h = hash64(key, c + _U2)
+    c1, s1 = cos_sin32(np.int64(h >> _U32))
+    c2, s2 = cos_sin32(np.int64(h & _LOW32))
+    return r1 * c1, r1 * s1, r2 * c2, r2 * s2
 
 
 @njit(cache=True, nogil=True, error_model="numpy")  # error_model: no ZeroDivisionError branch (2 + f > 0)
@@ -222,16 +251,11 @@ def add_noise(state, amp, key, step):
         a2 = state[2, i]
         a3 = state[3, i]
         for j in range(N):
-            c = (base + np.uint64(j)) << _U2
-            r1 = radius(hash64(key, c))
-            r2 = radius(hash64(key, c + np.uint64(1)))
-            h = hash64(key, c + _U2)
-            c1, s1 = cos_sin(np.int64(h >> _U32))
-            c2, s2 = cos_sin(np.int64(h & _LOW32))
-            a0[j] += amp * (r1 * c1)
-            a1[j] += amp * (r1 * s1)
-            a2[j] += amp * (r2 * c2)
-            a3[j] += amp * (r2 * s2)
+            g0, g1, g2, g3 = site_normals(key, (base + np.uint64(j)) << _U2)
+            a0[j] += amp * g0
+            a1[j] += amp * g1
+            a2[j] += amp * g2
+            a3[j] += amp * g3
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -247,16 +271,11 @@ def add_noise32(state, amp, key, step):
         a2 = state[2, i]
         a3 = state[3, i]
         for j in range(N):
-            c = (base + np.uint64(j)) << _U2
-            r1 = radius32(hash64(key, c))
-            r2 = radius32(hash64(key, c + np.uint64(1)))
-            h = hash64(key, c + _U2)
-            c1, s1 = cos_sin32(np.int64(h >> _U32))
-            c2, s2 = cos_sin32(np.int64(h & _LOW32))
-            a0[j] += amp * (r1 * c1)
-            a1[j] += amp * (r1 * s1)
-            a2[j] += amp * (r2 * c2)
-            a3[j] += amp * (r2 * s2)
+            g0, g1, g2, g3 = site_normals32(key, (base + np.uint64(j)) << _U2)
+            a0[j] += amp * g0
+            a1[j] += amp * g1
+            a2[j] += amp * g2
+            a3[j] += amp * g3
 
 
 def kick(state, amp, key, step):

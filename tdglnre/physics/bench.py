@@ -3,8 +3,9 @@
 Measures site-updates per second (one site of both bands advanced one step)
 of the numba kernel in float64 and float32 and of the NumPy reference, all in
 one run so that the ratios are meaningful on a noisy machine. With
-``device="cuda"`` it times the GPU kernels instead
-(:func:`tdglnre.physics.cuda.bench_cuda`, docs/gpu.md "Benchmark").
+``device="cuda"`` it times the GPU kernels instead (:func:`bench_cuda`,
+docs/gpu.md "Benchmark"); ``device="auto"`` without a usable GPU runs the CPU
+benchmark and says so in the result (``fallback``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -134,6 +135,108 @@ def check_cases(cases: Sequence[tuple[int, int]]) -> tuple[tuple[int, int], ...]
     return tuple(out)
 
 
+# --------------------------------------------------------------------------- CUDA kernels
+#: Per-size cases of the issue-11 benchmark: (N, batch).
+BENCH_CASES = ((64, 8), (64, 1024), (256, 64), (1024, 8))
+#: Cases that measure the kernel-choice crossovers of issue 22 #6 (UNMEASURED so far: no GPU was lent):
+#: fused-global against step around ``cuda.kernels.FUSED_GLOBAL_MAX_N`` and the L2 spill (N ≈ 76 float64,
+#: ≈ 100 float32), and a small batch (8 samples on a 132-SM GPU) against a full one. Run them with
+#: ``bench_cuda(CROSSOVER_CASES, fused=mode)`` for each mode; docs/gpu.md, "Benchmark".
+CROSSOVER_CASES = ((39, 8), (39, 1024), (76, 8), (76, 1024), (100, 8), (100, 1024), (128, 8), (128, 256),
+                   (160, 8), (160, 256))
+
+
+def _bench_config(N: int, steps: int, dtype: str) -> SimConfig:
+    return _config(N, steps, dtype)
+
+
+def _time_case(N: int, batch: int, steps: int, dtype: str, fused, repeats: int) -> tuple[float, str]:
+    """Site-update rate (millions/s) of one (N, batch, dtype) and the kernel mode that ran."""
+    from . import kernels
+    from .config import as_sample_arrays
+    from .cuda import kernels as dk
+    from .cuda import run as dr
+    from numba import cuda
+
+    if batch > dr.MAX_BATCH:
+        raise ConfigError(f"bench case batch must be <= {dr.MAX_BATCH} (the CUDA grid's y limit), got {batch}")
+    dr.check_device_memory(batch * dr.bytes_per_sample(N, 0, dtype), f"bench case N={N} batch={batch} {dtype}")
+    cfg = _bench_config(N, steps, dtype)
+    mode = dk.select_mode(N, dtype, fused)
+    pars = as_sample_arrays(cfg, {}, batch)
+    co = kernels.coefficients(cfg.D, cfg.alpha, cfg.beta, cfg.h, pars["eta"], pars["nu"],
+                              scale=cfg.dt, keep=1.0, dtype=np.dtype(dtype))
+    ly, lx = kernels.link_tables(N, cfg.L, pars["n_v"], dtype=np.dtype(dtype))
+    host = np.stack([initial_state(0, k, N).reshape(-1) for k in range(batch)]).astype(dtype)
+    b = dr._Batch(host, co, ly, lx, mode)
+    b.advance(1)  # compile
+    cuda.synchronize()
+    best = np.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        b.advance(steps)
+        cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return batch * N * N * steps / best / 1e6, mode
+
+
+def bench_cuda(cases: Sequence[tuple[int, int]] = BENCH_CASES, *, steps: int = 1000,
+               dtypes: Sequence[str] = ("float32", "float64"), fused: bool | str | None = None,
+               repeats: int = 2) -> dict:
+    """Device site-update rates (millions per second) of the Euler kernels.
+
+    A site-update advances both bands of one site by one step. The time covers
+    the kernels only (state already on the device, no snapshots, no NaN checks).
+
+    Parameters
+    ----------
+    cases
+        (N, batch) pairs; the issue-11 cases by default (:data:`CROSSOVER_CASES`
+        measure the kernel-choice thresholds).
+    steps
+        Euler steps per timed run.
+    dtypes
+        Precisions to time.
+    fused
+        Kernel choice, see :func:`tdglnre.physics.cuda.select_mode`.
+    repeats
+        Timed runs per case; the fastest counts.
+
+    Returns
+    -------
+    dict
+        ``device`` (GPU name), ``cuda_float32_msites`` / ``cuda_float64_msites``
+        (first case, for each timed dtype) and ``per_size``: one dict per case
+        and dtype with ``N``, ``batch``, ``steps``, ``dtype``, ``kernel`` and
+        ``msites``.
+
+    Raises
+    ------
+    ConfigError
+        CUDA not usable, bad counts, or a batch above the grid's limit.
+    ResourceError
+        A case larger than the GPU's free memory.
+    """
+    from .cuda import gpu_name, require_cuda
+
+    require_cuda()
+    if steps < 1 or repeats < 1:
+        raise ConfigError(f"steps and repeats must be >= 1, got steps={steps}, repeats={repeats}")
+    per_size = []
+    for N, batch in cases:
+        for dt in dtypes:
+            log.info("benchmarking CUDA N=%d batch=%d %s", N, batch, dt)
+            rate, mode = _time_case(int(N), int(batch), steps, dt, fused, repeats)
+            per_size.append({"N": int(N), "batch": int(batch), "steps": int(steps), "dtype": dt,
+                             "kernel": mode, "msites": rate})
+    out: dict[str, Any] = {"device": gpu_name()}
+    for dt in dtypes:
+        first = next(r for r in per_size if r["dtype"] == dt)
+        out[f"cuda_{dt}_msites"] = first["msites"]
+    out["per_size"] = per_size
+    return out
+
+
 def run_cuda_benchmark(cases: Sequence[tuple[int, int]] | None = None, steps: int = 1000,
                        repeats: int = 2) -> dict:
     """Site-updates per second (millions) of the CUDA Euler kernels (issue 11's cases by default).
@@ -141,7 +244,7 @@ def run_cuda_benchmark(cases: Sequence[tuple[int, int]] | None = None, steps: in
     Parameters
     ----------
     cases
-        (N, batch) pairs; default :data:`tdglnre.physics.cuda.BENCH_CASES`
+        (N, batch) pairs; default :data:`BENCH_CASES`
         (N = 64 with batch 8 and 1024, N = 256 × 64, N = 1024 × 8).
     steps
         Euler steps per timed run.
@@ -161,13 +264,11 @@ def run_cuda_benchmark(cases: Sequence[tuple[int, int]] | None = None, steps: in
     ConfigError
         Bad cases or counts, or CUDA not usable here.
     """
-    from . import cuda
-
-    cases = cuda.BENCH_CASES if cases is None else check_cases(cases)
+    cases = BENCH_CASES if cases is None else check_cases(cases)
     for name, v in (("steps", steps), ("repeats", repeats)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ConfigError(f"bench {name} must be an integer >= 1, got {v!r}")
-    res = cuda.bench_cuda(cases, steps=int(steps), repeats=int(repeats))
+    res = bench_cuda(cases, steps=int(steps), repeats=int(repeats))
     return {"device": "cuda", "gpu_name": res["device"], "steps": int(steps),
             **{k: v for k, v in res.items() if k != "device"}}
 
@@ -195,7 +296,8 @@ def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int
         ``"cpu"`` (default: this benchmark), ``"cuda"`` (the GPU kernels:
         :func:`run_cuda_benchmark` with ``cases``, ``steps``, ``repeats``;
         ``sizes``, ``batch``, ``numpy_steps``, ``threads`` are then unused) or
-        ``"auto"`` (cuda on a usable GPU, else cpu).
+        ``"auto"`` (cuda on a usable GPU, else cpu; the CPU result then
+        carries ``fallback``, the one-line reason, so it is never silent).
     cases
         (N, batch) pairs of the CUDA benchmark (default: issue 11's cases).
 
@@ -215,11 +317,14 @@ def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int
     ResourceError
         Not enough memory for the largest size (checked before allocating).
     """
+    fallback = None
     if device != "cpu":  # the CUDA module is imported only when asked for
-        from .cuda import resolve_device
+        from .cuda import auto_fallback_reason, resolve_device
 
         if resolve_device(device) == "cuda":
             return run_cuda_benchmark(cases, steps=steps, repeats=repeats)
+        fallback = auto_fallback_reason()
+        log.warning("bench --device auto: no usable GPU, benchmarking the CPU (%s)", fallback)
     sizes = tuple(sizes)
     check_benchmark_request(sizes, batch, steps, numpy_steps)
     per_size = []
@@ -240,4 +345,6 @@ def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int
             })
     out = {"device": "cpu", **per_size[0]}
     out["per_size"] = per_size
+    if fallback is not None:
+        out["fallback"] = fallback
     return out

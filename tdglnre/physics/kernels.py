@@ -33,6 +33,8 @@ its results are bitwise unchanged.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
@@ -108,6 +110,35 @@ def _vertical(c, s, ur, ui, dr, di):
     return c * (ur + dr) + s * (ui - di), c * (ui + di) - s * (ur - dr)
 
 
+#: ``side`` of :func:`neighbour_sums`: an interior column, the seam's left column j = 0, its right column j = N−1.
+INTERIOR, SEAM_LEFT, SEAM_RIGHT = 0, -1, 1
+
+
+@njit(inline="always")
+def neighbour_sums(cy, sy, cx, sx, side,
+                   u1r, u1i, d1r, d1i, u2r, u2i, d2r, d2i, r1r, l1r, r1i, l1i, r2r, l2r, r2i, l2i):
+    """Covariant neighbour sums (n1r, n1i, n2r, n2i) of one site, the seam included.
+
+    The one definition of the stencil for both backends: the CPU sweep calls it
+    with a constant ``side`` (the branches fold away after inlining, so the
+    interior loop stays branch-free and vectorises) and the CUDA site update
+    (:mod:`.cuda.kernels`) with the site's own. ``u``/``d`` are the values of
+    the site above (i+1) and below (i−1), ``r``/``l`` those of the right and
+    left neighbours; (cy, sy) the column's y link, (cx, sx) the row's seam
+    phase. At j = 0 the left neighbour crosses the seam (U* = cx + i sx), at
+    j = N−1 the right one (U = cx − i sx).
+    """
+    v1r, v1i = _vertical(cy, sy, u1r, u1i, d1r, d1i)
+    v2r, v2i = _vertical(cy, sy, u2r, u2i, d2r, d2i)
+    if side < 0:
+        return (v1r + (r1r + (cx * l1r - sx * l1i)), v1i + (r1i + (cx * l1i + sx * l1r)),
+                v2r + (r2r + (cx * l2r - sx * l2i)), v2i + (r2i + (cx * l2i + sx * l2r)))
+    if side > 0:
+        return (v1r + ((cx * r1r + sx * r1i) + l1r), v1i + ((cx * r1i - sx * r1r) + l1i),
+                v2r + ((cx * r2r + sx * r2i) + l2r), v2i + ((cx * r2i - sx * r2r) + l2i))
+    return v1r + (r1r + l1r), v1i + (r1i + l1i), v2r + (r2r + l2r), v2i + (r2i + l2i)
+
+
 @njit(cache=True, nogil=True)
 def _sweep(src, dst, co, ly, lx, xi=None, dco=None):
     """One full-lattice update of one sample: dst = keep·src + scale·rhs(src).
@@ -152,12 +183,11 @@ def _sweep(src, dst, co, ly, lx, xi=None, dco=None):
         sx = lx[1, i]
         # ---- interior columns: no seam, vectorisable
         for j in range(1, N - 1):
-            v1r, v1i = _vertical(cy[j], sy[j], a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j])
-            v2r, v2i = _vertical(cy[j], sy[j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j])
-            n1r = v1r + (a1r[i, j + 1] + a1r[i, j - 1])
-            n1i = v1i + (a1i[i, j + 1] + a1i[i, j - 1])
-            n2r = v2r + (a2r[i, j + 1] + a2r[i, j - 1])
-            n2i = v2i + (a2i[i, j + 1] + a2i[i, j - 1])
+            n1r, n1i, n2r, n2i = neighbour_sums(
+                cy[j], sy[j], cx, sx, INTERIOR,
+                a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j],
+                a1r[i, j + 1], a1r[i, j - 1], a1i[i, j + 1], a1i[i, j - 1],
+                a2r[i, j + 1], a2r[i, j - 1], a2i[i, j + 1], a2i[i, j - 1])
             if xi is None:
                 r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
             else:
@@ -171,12 +201,10 @@ def _sweep(src, dst, co, ly, lx, xi=None, dco=None):
         j = 0
         jr = 1
         jl = N - 1
-        v1r, v1i = _vertical(cy[j], sy[j], a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j])
-        v2r, v2i = _vertical(cy[j], sy[j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j])
-        n1r = v1r + (a1r[i, jr] + (cx * a1r[i, jl] - sx * a1i[i, jl]))
-        n1i = v1i + (a1i[i, jr] + (cx * a1i[i, jl] + sx * a1r[i, jl]))
-        n2r = v2r + (a2r[i, jr] + (cx * a2r[i, jl] - sx * a2i[i, jl]))
-        n2i = v2i + (a2i[i, jr] + (cx * a2i[i, jl] + sx * a2r[i, jl]))
+        n1r, n1i, n2r, n2i = neighbour_sums(
+            cy[j], sy[j], cx, sx, SEAM_LEFT,
+            a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j],
+            a1r[i, jr], a1r[i, jl], a1i[i, jr], a1i[i, jl], a2r[i, jr], a2r[i, jl], a2i[i, jr], a2i[i, jl])
         if xi is None:
             r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
         else:
@@ -190,12 +218,10 @@ def _sweep(src, dst, co, ly, lx, xi=None, dco=None):
         j = N - 1
         jr = 0
         jl = N - 2
-        v1r, v1i = _vertical(cy[j], sy[j], a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j])
-        v2r, v2i = _vertical(cy[j], sy[j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j])
-        n1r = v1r + ((cx * a1r[i, jr] + sx * a1i[i, jr]) + a1r[i, jl])
-        n1i = v1i + ((cx * a1i[i, jr] - sx * a1r[i, jr]) + a1i[i, jl])
-        n2r = v2r + ((cx * a2r[i, jr] + sx * a2i[i, jr]) + a2r[i, jl])
-        n2i = v2i + ((cx * a2i[i, jr] - sx * a2r[i, jr]) + a2i[i, jl])
+        n1r, n1i, n2r, n2i = neighbour_sums(
+            cy[j], sy[j], cx, sx, SEAM_RIGHT,
+            a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j],
+            a1r[i, jr], a1r[i, jl], a1i[i, jr], a1i[i, jl], a2r[i, jr], a2r[i, jl], a2i[i, jr], a2i[i, jl])
         if xi is None:
             r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
         else:
@@ -282,21 +308,35 @@ def _check_state(cur, prev, stag_max, change_max, oscillation_checks, value):
             e2 = x2r - np.float64(prev[2, i, j])
             e3 = x2i - np.float64(prev[3, i, j])
             dd += e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
+    code, ratio = health_verdict(t1, t2, st1, st2, dd, oscillation_checks, stag_max, change_max)
+    if code == STAGGERED or code == OSCILLATION:
+        value[0] = ratio
+    return code
+
+
+@njit(inline="always")
+def health_verdict(t1, t2, st1, st2, dd, oscillation_checks, stag_max, change_max):
+    """(code, offending ratio) of one sample's health sums; the one decision of both backends.
+
+    The sums are (Σρ1, Σρ2, Σρ1(−1)^(i+j), Σρ2(−1)^(i+j), ||ψ − ψ_prev||²) in
+    float64. Non-finite sums are NONFINITE; with ``oscillation_checks`` a band
+    whose staggered ratio exceeds ``stag_max`` is STAGGERED and a relative
+    step-to-step change above ``change_max`` an OSCILLATION; else OK (ratio 0).
+    Compiled into :func:`_check_state` and into the CUDA health kernel
+    (:mod:`.cuda.kernels`), so the devices judge a sample alike.
+    """
     tot = t1 + t2
     if not (tot - tot == 0) or not (dd - dd == 0) or not (st1 - st1 == 0) or not (st2 - st2 == 0):
-        return NONFINITE
+        return NONFINITE, 0.0
     if not oscillation_checks:
-        return OK
+        return OK, 0.0
     if abs(st1) > stag_max * t1 and t1 > 0.0:
-        value[0] = abs(st1) / t1
-        return STAGGERED
+        return STAGGERED, abs(st1) / t1
     if abs(st2) > stag_max * t2 and t2 > 0.0:
-        value[0] = abs(st2) / t2
-        return STAGGERED
+        return STAGGERED, abs(st2) / t2
     if dd > change_max * change_max * tot and tot > 0.0:
-        value[0] = np.sqrt(dd / tot)
-        return OSCILLATION
-    return OK
+        return OSCILLATION, math.sqrt(dd / tot)
+    return OK, 0.0
 
 
 @njit(cache=True, nogil=True)

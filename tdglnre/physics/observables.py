@@ -66,6 +66,26 @@ def supercurrent(psi1: np.ndarray, psi2: np.ndarray, links: Links, D: tuple[floa
     return out[0], out[1]
 
 
+def link_current(a1r, a1i, a2r, a2i, b1r, b1i, b2r, b2i, c, s, D1, D2, nu):
+    """Supercurrent on the link a → b with U = c − i s (float64 values), see :func:`supercurrent`.
+
+    The formula of :func:`supercurrent` for one link, a plain function (this
+    module imports no numba) that the CUDA channels kernel compiles as a
+    device function (:mod:`.cuda.kernels`); with q = U b, Im(a* q) = a_r q_i − a_i q_r
+    for each band pair. :func:`supercurrent` keeps NumPy's complex products:
+    evaluating this function on arrays instead changes the last bit of some
+    currents (NumPy's SIMD complex multiply rounds differently), and the
+    network channels x must stay bitwise unchanged.
+    """
+    q1r = c * b1r + s * b1i
+    q1i = c * b1i - s * b1r
+    q2r = c * b2r + s * b2i
+    q2i = c * b2i - s * b2r
+    jj = 2.0 * (D1 * (a1r * q1i - a1i * q1r) + D2 * (a2r * q2i - a2i * q2r))
+    jj += 2.0 * nu * ((a1r * q2i - a1i * q2r) + (a2r * q1i - a2i * q1r))
+    return jj
+
+
 def current_curl(jx: np.ndarray, jy: np.ndarray, h: float) -> np.ndarray:
     """Discrete curl of the link current on plaquettes: circulation / h²."""
     return circulation(jx, jy) / (h * h)

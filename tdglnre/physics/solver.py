@@ -95,6 +95,18 @@ def _reason_text(code: int, value: float) -> str:
     return DivergenceError.NONFINITE
 
 
+def divergence_error(pars: Mapping[str, np.ndarray], idx: np.ndarray, k: int, step: int, code: int,
+                     value: float) -> DivergenceError:
+    """The :class:`DivergenceError` of run row ``k`` (both backends report a failed sample with it).
+
+    Names the global sample index, the step, the sample's η, n_v, ν (and T, δ
+    where nonzero) and the health check's reason (:func:`_reason_text`).
+    """
+    bad_pars = {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]}
+    bad_pars.update({n: pars[n][k] for n in ("T", "delta") if pars[n][k] != 0.0})
+    return DivergenceError(int(idx[k]), int(step), bad_pars, _reason_text(int(code), float(value)))
+
+
 @contextlib.contextmanager
 def numba_threads(n: int | None) -> Iterator[None]:
     """Temporarily set numba's thread count (None: leave as is)."""
@@ -273,11 +285,7 @@ def simulate(
             bad = np.flatnonzero(status >= 0)
             if bad.size:
                 r = int(bad[0])
-                k = start + r
-                bad_pars = {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]}
-                bad_pars.update({n: pars[n][k] for n in ("T", "delta") if pars[n][k] != 0.0})
-                raise DivergenceError(int(idx[k]), int(status[r]), bad_pars,
-                                      _reason_text(int(reason[r]), float(value[r])))
+                raise divergence_error(pars, idx, start + r, int(status[r]), int(reason[r]), float(value[r]))
             psi[start:stop] = state_to_psi(out)
             if progress is not None:
                 progress(b)

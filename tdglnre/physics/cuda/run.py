@@ -1,0 +1,403 @@
+"""The run driver of the CUDA backend: batches, check points, snapshots (issue 11; see :mod:`.kernels`).
+
+A run validates its arguments with the CPU solver's ``prepare_run``, prepares
+pinning disorder and thermal noise exactly as ``solver.simulate`` does (the
+same field ξ, coefficients, amplitudes and noise keys), and runs each batch
+through the Euler kernel that :func:`.kernels.select_mode` picks from (N,
+dtype) alone, so two runs on one device are bitwise identical whatever
+``batch_size``. CPU and CUDA results agree to floating-point tolerance only
+on a real GPU (the device contracts multiply-adds into FMAs; docs/gpu.md).
+
+The CPU solver's health check (NaN/Inf, and after the grace period a
+checkerboard density or a step-to-step oscillation; docs/physics.md,
+"Runtime detection of grid-scale oscillation") runs at the same check points:
+the health kernel forms the same float64 sums and applies the CPU's own
+verdict on the device, recording each sample's first failure there, so the
+host reads the outcome once per batch, not at every check point.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from numba import cuda
+
+from ...errors import ConfigError, ResourceError
+from .. import kernels as K
+from ..config import SimConfig
+from ..solver import (SimulationResult, disorder_batch, divergence_error, initial_state, prepare_run, state_to_psi,
+                      thermal_amplitude)
+from . import kernels as dk
+from .device import require_cuda, simulator_enabled
+
+log = logging.getLogger(__name__)
+
+#: Device memory a default batch may take (bytes), see :func:`auto_batch_size`.
+BATCH_BYTES = 2 * 2**30
+#: Largest batch: samples run along the grid's y axis, which CUDA limits to 65535 blocks.
+MAX_BATCH = 65535
+
+
+class _Batch:
+    """Device buffers of one batch of samples: state, work buffer, coefficients, links and nuisance inputs.
+
+    ``nuisance`` = (xi (S, N²) or None, dco (S, 2) or None, amp (S,) or None,
+    keys (S,) or None) switches on pinning disorder and/or thermal noise;
+    ``None`` (or all four None) runs the clean variant of the same kernels.
+    ``step`` counts the Euler steps done, the thermal stream's step counter.
+    """
+
+    def __init__(self, states: np.ndarray, co: np.ndarray, ly: np.ndarray, lx: np.ndarray, mode: str,
+                 nuisance: tuple | None = None):
+        self.S = states.shape[0]
+        self.N = ly.shape[2]
+        self.mode = mode
+        self.dtype = states.dtype
+        self.a = cuda.to_device(np.ascontiguousarray(states))
+        self.b = cuda.device_array_like(self.a) if mode != "fused-shared" else None
+        self.co = cuda.to_device(np.ascontiguousarray(co))
+        self.ly = cuda.to_device(np.ascontiguousarray(ly))
+        self.lx = cuda.to_device(np.ascontiguousarray(lx))
+        self.sums = cuda.device_array((self.S, 5), dtype=np.float64)
+        self.prev = None
+        self.step = 0
+        xi, dco, amp, keys = nuisance if nuisance is not None else (None, None, None, None)
+        disorder, thermal = xi is not None, amp is not None
+        fill = dk.placeholders(self.dtype, self.S)  # inputs of the features this variant compiles out
+        xi, dco = (xi.reshape(self.S, -1), dco) if disorder else fill[:2]
+        amp, keys = (amp, keys) if thermal else fill[2:]
+        self.extra = tuple(cuda.to_device(np.ascontiguousarray(x, dtype=d)) for x, d in
+                           ((xi, self.dtype), (dco, self.dtype), (amp, self.dtype), (keys, np.uint64)))
+        sites = dk.shared_sites(self.N) if mode == "fused-shared" else dk.KMAX
+        self.kern = dk.euler_kernels(self.dtype.name, disorder, thermal, sites)[mode]
+        self.threads = None
+        if mode != "step":
+            args = (self.a, self.co, self.ly, self.lx, 1, *self.extra, 0)
+            if mode == "fused-global":
+                args = (self.a, self.b) + args[1:]
+                self.threads = dk.fit_threads(self.kern, args, dk.block_threads(self.N, mode))
+            else:
+                self.threads = dk.fused_shared_threads(self.kern, args, self.N, sites)
+
+    def advance(self, n: int) -> None:
+        """Advance every sample by ``n`` Euler steps."""
+        if n <= 0:
+            return
+        N = self.N
+        if self.mode == "step":
+            grid, tpb = dk.grid(N * N, self.S)
+            for k in range(n):
+                self.kern[grid, tpb](self.a, self.b, self.co, self.ly, self.lx, *self.extra, self.step + k)
+                self.a, self.b = self.b, self.a
+        elif self.mode == "fused-global":
+            self.kern[self.S, self.threads](self.a, self.b, self.co, self.ly, self.lx, n, *self.extra, self.step)
+        else:
+            nbytes = 4 * N * N * self.dtype.itemsize
+            self.kern[self.S, self.threads, 0, nbytes](self.a, self.co, self.ly, self.lx, n, *self.extra,
+                                                       self.step)
+        self.step += n
+
+    def advance_to_check(self, n: int, keep_prev: bool):
+        """Advance ``n`` >= 1 steps; return the device state one step earlier (or the current one if not kept)."""
+        if not keep_prev:
+            self.advance(n)
+            return self.a
+        if self.mode == "step":
+            self.advance(n)
+            return self.b  # the ping-pong partner holds the previous step
+        self.advance(n - 1)
+        if self.prev is None:
+            self.prev = cuda.device_array_like(self.a)
+        self.prev.copy_to_device(self.a)
+        self.advance(1)
+        return self.prev
+
+    def check(self, prev, step: int, osc: bool, verdict) -> None:
+        """Health sums of the current state against ``prev``, judged on the device.
+
+        ``verdict`` = (status, codes, values) device arrays (S,): a sample's
+        first failure is written there (see :func:`.kernels.health_kernel`).
+        """
+        stag_max, change_max, _ = health_limits()
+        threads = dk.health_threads(self.N)
+        dk.health_kernel(threads)[self.S, threads](self.a, prev, self.sums, self.N, int(step), int(osc),
+                                                   stag_max, change_max, *verdict)
+
+    def health(self, prev) -> np.ndarray:
+        """Health sums (S, 5) of the current state against ``prev`` on the host (for tests and inspection)."""
+        verdict = (cuda.to_device(np.full(self.S, -1, dtype=np.int64)), cuda.device_array(self.S, dtype=np.int64),
+                   cuda.device_array(self.S, dtype=np.float64))
+        self.check(prev, 0, False, verdict)
+        return self.sums.copy_to_host()
+
+
+def health_limits() -> tuple[float, float, int]:
+    """(staggered-ratio max, relative-change max, grace steps) of the CPU solver's health check.
+
+    Read from :mod:`tdglnre.physics.kernels` at call time, so both backends use one definition
+    (docs/physics.md, "Runtime detection of grid-scale oscillation").
+    """
+    return float(K.STAGGERED_MAX), float(K.CHANGE_MAX), int(K.GRACE_STEPS)
+
+
+def judge_health(sums: np.ndarray, oscillation_checks: bool, stag_max: float,
+                 change_max: float) -> tuple[int, float]:
+    """Outcome code (``kernels.OK`` …) and offending ratio of one sample's health sums, on the host.
+
+    The CPU's and the device's own decision (``kernels.health_verdict``), for
+    sums read back from the device.
+    """
+    t1, t2, st1, st2, dd = (float(x) for x in sums)
+    code, value = K.health_verdict(t1, t2, st1, st2, dd, bool(oscillation_checks), float(stag_max),
+                                   float(change_max))
+    return int(code), float(value)
+
+
+def checkpoints(snap: np.ndarray, check_every: int) -> list[int]:
+    """Steps at which the CPU solver checks a sample: multiples of check_every and the snapshots (all > 0)."""
+    pts = set(range(check_every, int(snap.max()) + 1, check_every)) | {int(s) for s in snap}
+    return sorted(pts)
+
+
+def bytes_per_sample(N: int, n_snapshots: int, dtype: str | np.dtype) -> int:
+    """Device bytes one sample of a batch takes: state, work and previous-step buffers, snapshots, channels."""
+    item = np.dtype(dtype).itemsize
+    return (3 + n_snapshots) * 4 * N * N * item + n_snapshots * 3 * N * N * 4
+
+
+def auto_batch_size(n_samples: int, N: int, n_snapshots: int, dtype: str | np.dtype) -> int:
+    """Samples per device batch so that a batch's buffers take at most :data:`BATCH_BYTES`.
+
+    Never changes results (they are bitwise independent of it).
+    """
+    per_sample = bytes_per_sample(N, n_snapshots, dtype)
+    return int(max(1, min(n_samples, BATCH_BYTES // per_sample, MAX_BATCH)))
+
+
+def check_device_memory(nbytes: int, what: str) -> None:
+    """Refuse (ResourceError) a device allocation of ``nbytes`` larger than the GPU's free memory.
+
+    Skipped under the simulator (host memory) or where the driver cannot say.
+    """
+    if simulator_enabled():
+        return
+    try:
+        free, _ = cuda.current_context().get_memory_info()
+    except Exception:  # no context query on this driver: let the allocation report it
+        return
+    if nbytes > free:
+        raise ResourceError(f"{what} needs {nbytes / 2**30:.3g} GiB of GPU memory but {free / 2**30:.3g} GiB "
+                            "is free; use a smaller batch_size or fewer samples")
+
+
+def _check_batch_size(batch_size) -> None:
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
+                                   or batch_size < 1):
+        raise ConfigError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
+
+
+def _nuisance_inputs(config: SimConfig, pars: Mapping[str, np.ndarray], idx: np.ndarray, seed: int,
+                     dtype: np.dtype):
+    """(disordered, thermal, dco, amp, keys) of a run, exactly as ``solver.simulate`` prepares them."""
+    disordered = bool(np.any(pars["delta"] != 0.0))
+    thermal = bool(np.any(pars["T"] > 0.0))
+    dco = K.disorder_coefficients(config.alpha, pars["delta"], scale=config.dt, dtype=dtype) \
+        if disordered else None
+    amp = thermal_amplitude(pars["T"], config.dt, config.h).astype(dtype) if thermal else None
+    keys = np.array([K.noise_key(seed, int(k)) for k in idx], dtype=np.uint64) if thermal else None
+    return disordered, thermal, dco, amp, keys
+
+
+def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, initial, batch_size: int | None,
+         check_every: int, progress, fused, want_psi: bool, want_channels: bool):
+    require_cuda()
+    pars, idx, initial = prepare_run(config, params, sample_indices, n_samples, initial, check_every)
+    _check_batch_size(batch_size)
+    S = pars["eta"].shape[0]
+    dtype = np.dtype(config.dtype)
+    N = config.N
+    snap = np.asarray(config.snapshot_steps, dtype=np.int64)
+    T = snap.shape[0]
+    snap_index = {int(s): t for t, s in enumerate(snap)}
+    points = checkpoints(snap, check_every)
+    mode = dk.select_mode(N, dtype, fused)
+    grace = health_limits()[2]
+    co = K.coefficients(config.D, config.alpha, config.beta, config.h, pars["eta"], pars["nu"],
+                        scale=config.dt, keep=1.0, dtype=dtype)
+    ly, lx = K.link_tables(N, config.L, pars["n_v"], dtype=dtype)
+    ly64, lx64 = K.link_tables(N, config.L, pars["n_v"], dtype=np.float64)
+    disordered, thermal, dco, amp, keys = _nuisance_inputs(config, pars, idx, seed, dtype)
+    log.debug("simulate_cuda: %d samples, N=%d, %s, kernel %s, disorder %s, thermal noise %s",
+              S, N, dtype.name, mode, disordered, thermal)
+
+    M = 4 * N * N
+    states_out = np.empty((S, T, M), dtype=dtype) if want_psi else None
+    chans_out = np.empty((S, T, N, N, 3), dtype=np.float32) if want_channels else None
+    batch_size = auto_batch_size(S, N, T, dtype) if batch_size is None else min(batch_size, MAX_BATCH)
+    check_device_memory(min(S, batch_size) * bytes_per_sample(N, T, dtype), f"a batch of {min(S, batch_size)}")
+    for start in range(0, S, batch_size):
+        stop = min(S, start + batch_size)
+        b = stop - start
+        host = np.empty((b, M), dtype=dtype)
+        for r in range(b):
+            st = initial[start + r] if initial is not None else initial_state(seed, int(idx[start + r]), N)
+            host[r] = st.reshape(-1)
+        xi = disorder_batch(seed, idx[start:stop], pars["delta"][start:stop], config, dtype) if disordered else None
+        nuisance = (xi, None if dco is None else dco[start:stop], None if amp is None else amp[start:stop],
+                    None if keys is None else keys[start:stop])
+        batch = _Batch(host, co[start:stop], ly[start:stop], lx[start:stop], mode, nuisance)
+        d_states = cuda.device_array((b, T, M), dtype=dtype) if want_psi else None
+        if want_channels:
+            d_chans = cuda.device_array((b, T, N, N, 3), dtype=np.float32)
+            d_ly64 = cuda.to_device(np.ascontiguousarray(ly64[start:stop]))
+            d_lx64 = cuda.to_device(np.ascontiguousarray(lx64[start:stop]))
+            d_nu = cuda.to_device(np.ascontiguousarray(pars["nu"][start:stop], dtype=np.float64))
+        verdict = (cuda.to_device(np.full(b, -1, dtype=np.int64)), cuda.to_device(np.zeros(b, dtype=np.int64)),
+                   cuda.to_device(np.zeros(b, dtype=np.float64)))
+        step = 0
+        for p in points:
+            osc = p >= grace
+            prev = batch.advance_to_check(p - step, keep_prev=osc)
+            step = p
+            batch.check(prev, step, osc, verdict)
+            t = snap_index.get(step)
+            if t is None:
+                continue  # snapshots after a divergence are stored and dropped: the run raises below
+            if want_psi:
+                grid, tpb = dk.grid(M, b)
+                dk.store_kernel[grid, tpb](batch.a, d_states, t)
+            if want_channels:
+                grid, tpb = dk.grid(N * N, b)
+                dk.channels_kernel[grid, tpb](batch.a, d_chans, t, d_ly64, d_lx64, d_nu,
+                                              float(config.D[0]), float(config.D[1]), float(config.h))
+        status = verdict[0].copy_to_host()
+        failed = np.flatnonzero(status >= 0)
+        if failed.size:
+            r = int(failed[0])
+            raise divergence_error(pars, idx, start + r, int(status[r]), int(verdict[1].copy_to_host()[r]),
+                                   float(verdict[2].copy_to_host()[r]))
+        if want_psi:
+            states_out[start:stop] = d_states.copy_to_host()
+        if want_channels:
+            chans_out[start:stop] = d_chans.copy_to_host()
+        if progress is not None:
+            progress(b)
+        log.debug("simulated samples %d..%d of %d on the device", start, stop - 1, S)
+    return pars, idx, states_out, chans_out
+
+
+def simulate_cuda(
+    config: SimConfig,
+    params: Mapping[str, Sequence[float] | float] | None = None,
+    *,
+    seed: int = 0,
+    sample_indices: Sequence[int] | None = None,
+    n_samples: int | None = None,
+    initial: np.ndarray | None = None,
+    batch_size: int | None = None,
+    check_every: int = 100,
+    progress: Callable[[int], None] | None = None,
+    fused: bool | str | None = None,
+) -> SimulationResult:
+    """Simulate quenches on the GPU; same contract as :func:`tdglnre.physics.solver.simulate`.
+
+    Parameters
+    ----------
+    config, params, seed, sample_indices, n_samples, initial, check_every, progress
+        As in :func:`tdglnre.physics.solver.simulate`; sample k starts from
+        ``solver.initial_state(seed, k, N)`` (made on the host), so a CUDA run
+        and a CPU run start identically.
+    batch_size
+        Samples resident on the device at once (bounds memory; does not change
+        results, which are bitwise identical for any value). Default:
+        :func:`auto_batch_size` (at most :data:`BATCH_BYTES` of device buffers).
+        Larger values than :data:`MAX_BATCH` (the grid's y limit) are reduced to it.
+    fused
+        Kernel choice, see :func:`.kernels.select_mode` (default: by N and dtype).
+
+    Returns
+    -------
+    SimulationResult
+
+    Raises
+    ------
+    ConfigError
+        Invalid configuration, or CUDA not usable here.
+    ResourceError
+        A batch larger than the GPU's free memory.
+    DivergenceError
+        A sample produced NaN/Inf or a grid-scale oscillation (the lowest-index
+        one; the first check step at which it was seen, with the CPU solver's
+        check points, thresholds and reason text).
+    """
+    pars, idx, states, _ = _run(config, params, seed=seed, sample_indices=sample_indices, n_samples=n_samples,
+                                initial=initial, batch_size=batch_size, check_every=check_every,
+                                progress=progress, fused=fused, want_psi=True, want_channels=False)
+    N = config.N
+    psi = state_to_psi(states.reshape(states.shape[0], states.shape[1], 4, N, N))
+    times = np.asarray(config.snapshot_times, dtype=np.float64)
+    return SimulationResult(config=config, times=times, psi=psi, params=pars, sample_indices=idx)
+
+
+def simulate_channels_cuda(
+    config: SimConfig,
+    params: Mapping[str, Sequence[float] | float] | None = None,
+    *,
+    seed: int = 0,
+    sample_indices: Sequence[int] | None = None,
+    n_samples: int | None = None,
+    initial: np.ndarray | None = None,
+    batch_size: int | None = None,
+    check_every: int = 100,
+    progress: Callable[[int], None] | None = None,
+    fused: bool | str | None = None,
+) -> np.ndarray:
+    """Network channels [ρ1, ρ2, curl J] of every snapshot, float32 (S, T, N, N, 3).
+
+    Same arguments as :func:`simulate_cuda`; the channels are computed on the
+    device (as :meth:`tdglnre.physics.solver.SimulationResult.channels` does on
+    the host), so only they cross to the host.
+    """
+    _, _, _, chans = _run(config, params, seed=seed, sample_indices=sample_indices, n_samples=n_samples,
+                          initial=initial, batch_size=batch_size, check_every=check_every,
+                          progress=progress, fused=fused, want_psi=False, want_channels=True)
+    return chans
+
+
+def simulate_outputs_cuda(
+    config: SimConfig,
+    params: Mapping[str, Sequence[float] | float] | None = None,
+    *,
+    seed: int = 0,
+    sample_indices: Sequence[int] | None = None,
+    want_psi: bool = False,
+    batch_size: int | None = None,
+    check_every: int = 100,
+    fused: bool | str | None = None,
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """Channels and (optionally) ψ of one run, both from the device (used by ensemble generation).
+
+    Parameters
+    ----------
+    config, params, seed, sample_indices, batch_size, check_every, fused
+        As in :func:`simulate_cuda`.
+    want_psi
+        Also return ψ (S, T, 2, N, N) complex (the channels are computed on the
+        device from the same states either way, so ``x`` does not depend on it).
+
+    Returns
+    -------
+    psi, channels
+        ψ or None, and float32 channels (S, T, N, N, 3).
+    """
+    _, _, states, chans = _run(config, params, seed=seed, sample_indices=sample_indices, n_samples=None,
+                               initial=None, batch_size=batch_size, check_every=check_every, progress=None,
+                               fused=fused, want_psi=want_psi, want_channels=True)
+    psi = None
+    if want_psi:
+        N = config.N
+        psi = state_to_psi(states.reshape(states.shape[0], states.shape[1], 4, N, N))
+    return psi, chans
+
