@@ -345,3 +345,17 @@ def test_simulate_dispatches_on_device():
     np.testing.assert_array_equal(auto.psi, cpu.psi)
     with pytest.raises(tg.ConfigError):
         tg.simulate(cfg, n_samples=1, device="tpu")
+
+
+def test_bench_auto_without_gpu_says_it_ran_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 18: ``bench --device auto`` falling back to the CPU says so (result key and table line)."""
+    from tdglnre.physics.bench import run_benchmark
+
+    monkeypatch.setattr(tcd, "cuda_status", lambda: (False, REASON))
+    out = run_benchmark(sizes=(4,), batch=1, steps=1, numpy_steps=1, threads=1, repeats=1, device="auto")
+    assert out["device"] == "cpu" and out["fallback"] == REASON
+    assert "fallback" not in run_benchmark(sizes=(4,), batch=1, steps=1, numpy_steps=1, threads=1, repeats=1)
+    r = CliRunner().invoke(cli, ["bench", "--device", "auto", "--sizes", "4", "--batch", "1", "--steps", "1",
+                                 "--numpy-steps", "1"])
+    assert r.exit_code == 0, r.output
+    assert r.output.splitlines()[0] == f"device auto: no usable GPU, ran on the CPU ({REASON})"
