@@ -3,9 +3,11 @@
 Adding a subcommand
 -------------------
 Write ``cli/<name>.py`` defining a click command called ``command`` that
-parses strings and calls one library function through
+parses strings (with the shared parameter types of :mod:`._types`: seeds,
+comma-separated lists) and calls one workflow function through
 :func:`._flags.run_library_call` (``flags=`` maps argument names to flags),
-then add its module to the import line and the ``_COMMAND_MODULES`` tuple at the
+then prints its result; checks and orchestration belong in the workflow.
+Add its module to the import line and the ``_COMMAND_MODULES`` tuple at the
 bottom of this file (a two-line change).
 """
 

@@ -100,7 +100,7 @@ def as_pos_float(name: str, value: Any) -> float:
 
 def as_bool(name: str, value: Any) -> bool:
     """``value`` as a bool (True/False or NumPy bools only, not 0/1 or strings)."""
-    if value not in (True, False) or not isinstance(value, (bool, np.bool_)):
+    if not isinstance(value, (bool, np.bool_)):
         raise ConfigError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 

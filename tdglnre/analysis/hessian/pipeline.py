@@ -179,6 +179,8 @@ def hessian(source: StateSource, options: HessianOptions | None = None, *,
     >>> res.save("out"); res.plot("out")  # doctest: +SKIP
     """
     opts = _options(options, {})
+    if progress is not None and not callable(progress):
+        raise ConfigError(f"progress must be None or a function progress(stage, done, total), got {progress!r}")
     resolve = getattr(source, "resolve", None)
     if resolve is None:
         raise ConfigError(f"source must be FromEnsemble, FromPreset or FromParams, got {type(source).__name__}")
