@@ -449,6 +449,13 @@ def test_hvp_matches_cpu_richardson_and_uniform_state_modes():
     assert top == pytest.approx(2 * cfg.h ** 2 * (8 / cfg.h ** 2 + cfg.alpha[0] + 3 * u2 + cfg.eta), rel=1e-8)
 
 
+def test_device_hvp_default_steps_are_the_cpu_hessians():
+    """Issue 18: CudaHessian.DEFAULT_REL_STEP (physics may not import analysis) equals the CPU Hessian's."""
+    from tdglnre.analysis.hessian import DEFAULT_REL_STEP
+
+    assert tc.CudaHessian.DEFAULT_REL_STEP == {m: DEFAULT_REL_STEP[m] for m in tc.CudaHessian.METHODS}
+
+
 # --------------------------------------------------------------------------- benchmark
 @needs_cuda
 def test_bench_cuda_reports_rates_per_case():
