@@ -169,7 +169,8 @@ def test_force_does_not_rename_over_a_file_that_became_busy(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize("sets", [["T=0.01", "prior.T=uniform(0,0.02)"], ["prior.T=uniform(0,0.02)", "T=0.01"],
-                                  ["eta=0.5", "prior.eta=uniform(0,1)"], ["prior.nu=fixed(0)", "nu=uniform(0,0.1)"]])
+                                  ["eta=0.5", "prior.eta=uniform(0,1)"], ["prior.nu=fixed(0)", "nu=uniform(0,0.1)"],
+                                  ["T=uniform(0,0.02)", "prior.T=0.01"]])
 def test_a_value_and_a_prior_for_the_same_parameter_are_refused(sets: list[str]) -> None:
     name = sets[0].split("=")[0].removeprefix("prior.")
     with pytest.raises(ConfigError, match=f"conflicting overrides for '{name}'.*fixes it and .*gives it a prior"):
@@ -187,6 +188,8 @@ def test_repeating_a_value_or_a_prior_keeps_the_last() -> None:
     assert prior.fixed_values()["T"] == 0.02
     _, prior = load_preset("quick", ["prior.eta=uniform(0,1)", "eta=uniform(0,0.5)"])
     assert prior.high("eta") == 0.5
+    _, prior = load_preset("quick", ["prior.nu=uniform(0,0.3)", "prior.nu=fixed(0)"])  # the drag demo's nu = 0 sets
+    assert prior.fixed_values()["nu"] == 0.0 and "nu" not in prior.inferred
 
 
 CFG = tg.SimConfig(N=8, L=4.0, snapshot_times=(0.01,))

@@ -249,11 +249,13 @@ def _refuse_value_and_prior(name: str, key: str, value: Any, spec: Prior1D,
     """Refuse a fixed value and a prior for the same parameter (``T=0.01`` and ``prior.T=uniform(0,0.02)``).
 
     Which one should win is not clear, so neither does: one :class:`ConfigError` names the parameter and
-    both overrides. Two values, or two priors, keep the later one (overrides apply in order).
+    both overrides. Two values, or two priors, keep the later one (overrides apply in order), and so does
+    the same key given twice (``prior.nu=uniform(0,0.3)`` then ``prior.nu=fixed(0)``: how a script such
+    as the drag demo layers its own setting over the user's).
     """
     if name in set_by:
         k0, (v0, fixed0) = set_by[name][0], set_by[name][1]
-        if fixed0 != (spec.kind == "fixed"):
+        if fixed0 != (spec.kind == "fixed") and k0 != key:
             (kf, vf), (kp, vp) = ((k0, v0), (key, value)) if fixed0 else ((key, value), (k0, v0))
             raise ConfigError(f"conflicting overrides for {name!r}: {kf}={vf!r} fixes it and {kp}={vp!r} "
                               f"gives it a prior; give only one of them")

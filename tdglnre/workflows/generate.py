@@ -10,6 +10,7 @@ thread count, Dask worker count and after ``resume``.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -124,7 +125,7 @@ def _check_generate_arguments(preset: Any, overrides: Any, dtype: Any) -> None:
     """Types of the arguments :func:`generate` uses itself; the rest are checked by ``generate_ensemble``."""
     from ..physics.config import SimConfig
 
-    if not isinstance(preset, (str, Path, SimConfig)) or (isinstance(preset, str) and not preset.strip()):
+    if not isinstance(preset, (str, os.PathLike, SimConfig)) or (isinstance(preset, str) and not preset.strip()):
         raise ConfigError(f"`preset` must be a preset name, a preset TOML path or a SimConfig, got {preset!r}")
     if isinstance(overrides, (str, bytes)) or not isinstance(overrides, (Mapping, Iterable)):
         raise ConfigError("`overrides` must be a list of 'key=value' strings or a mapping key -> value, got "
