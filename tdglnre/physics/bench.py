@@ -146,10 +146,6 @@ CROSSOVER_CASES = ((39, 8), (39, 1024), (76, 8), (76, 1024), (100, 8), (100, 102
                    (160, 8), (160, 256))
 
 
-def _bench_config(N: int, steps: int, dtype: str) -> SimConfig:
-    return _config(N, steps, dtype)
-
-
 def _time_case(N: int, batch: int, steps: int, dtype: str, fused, repeats: int) -> tuple[float, str]:
     """Site-update rate (millions/s) of one (N, batch, dtype) and the kernel mode that ran."""
     from . import kernels
@@ -161,7 +157,7 @@ def _time_case(N: int, batch: int, steps: int, dtype: str, fused, repeats: int) 
     if batch > dr.MAX_BATCH:
         raise ConfigError(f"bench case batch must be <= {dr.MAX_BATCH} (the CUDA grid's y limit), got {batch}")
     dr.check_device_memory(batch * dr.bytes_per_sample(N, 0, dtype), f"bench case N={N} batch={batch} {dtype}")
-    cfg = _bench_config(N, steps, dtype)
+    cfg = _config(N, steps, dtype)
     mode = dk.select_mode(N, dtype, fused)
     pars = as_sample_arrays(cfg, {}, batch)
     co = kernels.coefficients(cfg.D, cfg.alpha, cfg.beta, cfg.h, pars["eta"], pars["nu"],
@@ -324,7 +320,7 @@ def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int
         if resolve_device(device) == "cuda":
             return run_cuda_benchmark(cases, steps=steps, repeats=repeats)
         fallback = auto_fallback_reason()
-        log.warning("bench --device auto: no usable GPU, benchmarking the CPU (%s)", fallback)
+        log.info("bench --device auto: no usable GPU, benchmarking the CPU (%s)", fallback)
     sizes = tuple(sizes)
     check_benchmark_request(sizes, batch, steps, numpy_steps)
     per_size = []
