@@ -74,6 +74,22 @@ def test_no_top_level_cli_module(tmp_path: Path) -> None:
     assert has_sub
 
 
+def test_setup_cfg_lists_every_package() -> None:
+    """A non-editable install ships only the packages setup.cfg names: every folder with an
+    ``__init__.py`` under tdglnre/ and cli/ must be listed (tdglnre.physics.cuda once was not)."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    listed = {line.strip() for line in cfg["options"]["packages"].splitlines() if line.strip()}
+    found = {"tdglnre.cli", "tdglnre.data"}
+    for init in (REPO / "tdglnre").rglob("__init__.py"):
+        found.add(".".join(init.parent.relative_to(REPO).parts))
+    for init in (REPO / "cli").rglob("__init__.py"):
+        found.add(".".join(("tdglnre", *init.parent.relative_to(REPO).parts)))
+    assert found == listed, f"missing from setup.cfg: {sorted(found - listed)}; stale: {sorted(listed - found)}"
+
+
 def test_presets_shipped_as_package_data() -> None:
     from importlib.resources import files
 
