@@ -148,3 +148,82 @@ def langevin_step(psi1, psi2, links: Links, dt: float, T: float, normals: np.nda
     p1, p2 = euler_step(psi1, psi2, links, dt, **params)
     amp = np.sqrt(T * dt) / links.h
     return p1 + amp * (normals[0] + 1j * normals[1]), p2 + amp * (normals[2] + 1j * normals[3])
+
+
+# ----------------------------------------------------------------- screening (λ < ∞)
+# docs/physics.md, "Screening (λ < ∞)": link phases θ = θ⁰ + a with θ⁰ the
+# Landau-gauge background of ``links`` and a a periodic per-link field; the
+# plaquette flux is Φ_p = B h² + (curl a)_p and the field energy (c/h²) Σ_p Φ_p².
+
+
+def screened_links(links: Links, ax: np.ndarray, ay: np.ndarray) -> Links:
+    """The links θ⁰ + a that ψ sees (``links`` holds the background θ⁰)."""
+    return Links(links.theta_x + ax, links.theta_y + ay, links.h, links.flux)
+
+
+def plaquette_flux(links: Links, ax: np.ndarray, ay: np.ndarray) -> np.ndarray:
+    """Φ_p = B h² + (curl a)_p of every plaquette (lower-left corner [i, j]); B_p = Φ_p / h²."""
+    return links.flux + ax + np.roll(ay, -1, axis=1) - np.roll(ax, -1, axis=0) - ay
+
+
+def field_energy(links: Links, ax: np.ndarray, ay: np.ndarray, c: float) -> float:
+    """h² Σ_p c B_p² = (c/h²) Σ_p Φ_p²."""
+    phi = plaquette_flux(links, ax, ay)
+    return float(c / links.h**2 * np.sum(phi * phi))
+
+
+def field_force(links: Links, ax: np.ndarray, ay: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+    """∂/∂a_μ of the field energy: (2c/h²)(Φ_{p⁺} − Φ_{p⁻}) on every link.
+
+    The x-link [i, j] runs counter-clockwise around plaquette [i, j] and
+    clockwise around [i−1, j]; the y-link [i, j] counter-clockwise around
+    [i, j−1] and clockwise around [i, j].
+    """
+    phi = plaquette_flux(links, ax, ay)
+    k = 2.0 * c / links.h**2
+    return k * (phi - np.roll(phi, 1, axis=0)), k * (np.roll(phi, 1, axis=1) - phi)
+
+
+def _link_current(psi1, psi2, links: Links, D, nu):
+    """J_μ = −∂F/∂θ_μ (the formula of :func:`.observables.supercurrent`)."""
+    out = []
+    for U, axis in ((links.Ux, 1), (links.Uy, 0)):
+        q1 = U * np.roll(psi1, -1, axis=axis)
+        q2 = U * np.roll(psi2, -1, axis=axis)
+        j = 2.0 * (D[0] * np.imag(np.conj(psi1) * q1) + D[1] * np.imag(np.conj(psi2) * q2))
+        j += 2.0 * nu * (np.imag(np.conj(psi1) * q2) + np.imag(np.conj(psi2) * q1))
+        out.append(j)
+    return out[0], out[1]
+
+
+def screened_energy(psi1, psi2, ax, ay, links: Links, *, c: float, alpha, beta, D, eta, nu) -> float:
+    """F(ψ, a) = F_ψ(links θ⁰ + a) + (c/h²) Σ_p Φ_p²."""
+    full = screened_links(links, ax, ay)
+    return energy(psi1, psi2, full, alpha=alpha, beta=beta, D=D, eta=eta, nu=nu) + field_energy(links, ax, ay, c)
+
+
+def screened_rhs(psi1, psi2, ax, ay, links: Links, *, c: float, sigma: float, alpha, beta, D, eta, nu):
+    """(∂ₜψ₁, ∂ₜψ₂, ∂ₜa_x, ∂ₜa_y) of the gradient flow in the temporal gauge.
+
+    ∂ₜψᵢ = −(1/h²) ∂F/∂ψᵢ* as at λ = ∞ (with the links θ⁰ + a) and
+    σ ∂ₜa_μ = −∂F/∂a_μ = J_μ − (2c/h²)(Φ_{p⁺} − Φ_{p⁻}).
+    """
+    full = screened_links(links, ax, ay)
+    r1, r2 = rhs(psi1, psi2, full, alpha=alpha, beta=beta, D=D, eta=eta, nu=nu)
+    jx, jy = _link_current(psi1, psi2, full, D, nu)
+    fx, fy = field_force(links, ax, ay, c)
+    return r1, r2, (jx - fx) / sigma, (jy - fy) / sigma
+
+
+def screened_euler_step(psi1, psi2, ax, ay, links: Links, dt: float, **params):
+    """One explicit Euler step of (ψ₁, ψ₂, a_x, a_y)."""
+    r1, r2, sx, sy = screened_rhs(psi1, psi2, ax, ay, links, **params)
+    return psi1 + dt * r1, psi2 + dt * r2, ax + dt * sx, ay + dt * sy
+
+
+def screened_gradient(psi1, psi2, ax, ay, links: Links, *, c: float, alpha, beta, D, eta, nu):
+    """∂F/∂(Re ψ₁, Im ψ₁, Re ψ₂, Im ψ₂, a_x, a_y), for minimisers (sigma plays no part)."""
+    r1, r2, sx, sy = screened_rhs(psi1, psi2, ax, ay, links, c=c, sigma=1.0,
+                                  alpha=alpha, beta=beta, D=D, eta=eta, nu=nu)
+    h2 = links.h**2
+    return (-2.0 * h2 * r1.real, -2.0 * h2 * r1.imag, -2.0 * h2 * r2.real, -2.0 * h2 * r2.imag, -sx, -sy)
