@@ -29,6 +29,7 @@ _NAMES = {
     "SimConfig": ".physics.config",
     "SimulationResult": ".physics.solver",
     "simulate": ".physics.backends",
+    "SolverOptions": ".physics.options",
     # data
     "Prior": ".io.priors",
     "load_preset": ".io.presets",

@@ -362,7 +362,7 @@ def test_clean_runs_are_bitwise_unchanged_by_zero_nuisance(dev64):
 @needs_cuda
 def test_device_noise_deviates_equal_cpu_stream():
     """The device's normals for (key, step, site, component) are thermal_normals' (the CPU stream)."""
-    from tdglnre.physics import _cuda_nuisance as cn
+    from tdglnre.physics.cuda import noise as cn
     from numba import cuda
 
     N = 5
@@ -476,7 +476,7 @@ import numba.cuda.dispatcher as disp
 if not cuda.is_available():  # device functions ask the driver for the compute capability
     disp.get_current_device = lambda: _t.SimpleNamespace(compute_capability=(9, 0))
 from tdglnre.physics.cuda import kernels as tk
-from tdglnre.physics import _cuda_nuisance as cn
+from tdglnre.physics.cuda import noise as cn
 A = lambda t, nd: types.Array(t, nd, "C")
 f32, f64, i64, u64 = types.float32, types.float64, types.int64, types.uint64
 ext = lambda t: (A(t, 2), A(t, 2), A(t, 1), A(u64, 1), i64)  # xi, dco, amp, keys, first step

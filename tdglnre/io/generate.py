@@ -49,7 +49,8 @@ import numpy as np
 
 from ..errors import ConfigError, DivergenceError
 from ..physics.config import SimConfig
-from ..physics.solver import simulate
+from ..physics.backends import simulate
+from ..physics.options import SolverOptions
 from ..physics.rng import check_seed
 from .ensemble import EnsembleError, EnsembleWriter, check_count
 from .priors import Prior
@@ -100,15 +101,17 @@ def check_device(device: Any) -> str:
 
 
 def simulate_batch(config: SimConfig | str, prior: Prior | str, seed: int, start: int, stop: int,
-                   store_fields: bool = False, threads: int | None = None, device: str = "cpu") -> dict[str, Any]:
+                   store_fields: bool = False, options: SolverOptions | str | None = None) -> dict[str, Any]:
     """Simulate global samples ``start .. stop-1`` (runs in this process or on a Dask worker).
 
-    ``config`` and ``prior`` are the objects, or their JSON text where the
-    batch crosses to a Dask worker (:meth:`SimConfig.to_json`,
-    :meth:`Prior.to_json`); they are not validated again here (the caller,
-    :func:`generate_ensemble`, did). ``device`` is a resolved device
-    (``"cpu"`` or ``"cuda"``); on ``"cuda"`` the channels (and ψ) are
-    computed on the GPU and ``threads`` is unused.
+    ``config``, ``prior`` and the run's :class:`~tdglnre.physics.options.SolverOptions`
+    are the objects, or their JSON text where the batch crosses to a Dask
+    worker (:meth:`SimConfig.to_json`, :meth:`Prior.to_json`,
+    :meth:`SolverOptions.to_json`); the config and prior are not validated
+    again here (the caller, :func:`generate_ensemble`, did). The batch runs
+    through :func:`tdglnre.physics.backends.simulate` on the options' device
+    (a resolved ``"cpu"`` or ``"cuda"``; on ``"cuda"`` the channels, and ψ,
+    are computed on the GPU).
 
     Returns a dict with ``start``, ``theta`` (n, P) float64, ``x`` (n, T, N, N, C)
     float32, ``psi`` (n, T, 2, N, N) complex64 or None, and ``seconds``; if a
@@ -120,25 +123,19 @@ def simulate_batch(config: SimConfig | str, prior: Prior | str, seed: int, start
         config = SimConfig.from_json(config)
     if isinstance(prior, str):
         prior = Prior.from_json(prior)
+    if isinstance(options, str):
+        options = SolverOptions.from_json(options)
     idx = np.arange(start, stop, dtype=np.int64)
     theta = prior.sample(seed, idx)
     params = prior.params(theta)
     try:
-        if device == "cuda":
-            from ..physics.cuda import simulate_outputs_cuda
-
-            # batch_size=None: device batches within the 2 GiB buffer budget (results do not depend on it)
-            psi_full, x = simulate_outputs_cuda(config, params, seed=seed, sample_indices=idx,
-                                                want_psi=store_fields, batch_size=None)
-        else:
-            res = simulate(config, params, seed=seed, sample_indices=idx, batch_size=max(1, stop - start),
-                           threads=threads)
-            psi_full, x = res.psi, res.channels()
+        res = simulate(config, params, seed=seed, sample_indices=idx, options=options, want_psi=store_fields,
+                       want_channels=True)
     except DivergenceError as exc:
         return {"start": start, "stop": stop,
                 "divergence": (exc.sample, exc.step, {k: float(v) for k, v in exc.params.items()}, exc.reason)}
-    psi = psi_full.astype(np.complex64) if store_fields else None
-    return {"start": start, "stop": stop, "theta": theta, "x": x, "psi": psi,
+    psi = res.psi.astype(np.complex64) if store_fields else None
+    return {"start": start, "stop": stop, "theta": theta, "x": res.channels(), "psi": psi,
             "seconds": time.perf_counter() - t0}
 
 
@@ -522,6 +519,12 @@ class _Run:
     measurement: str | None
 
     @property
+    def options(self) -> SolverOptions:
+        """The solver options of every batch (on the CPU one kernel call a batch; on the GPU automatic batches)."""
+        return SolverOptions.from_config(self.config, batch_size=self.batch_size if self.device == "cpu" else None,
+                                         threads=self.threads, device=self.device)
+
+    @property
     def mode(self) -> str:
         if self.workers is not None:
             return f"dask-local({self.workers})"
@@ -564,7 +567,7 @@ def _check_run(config: Any, prior: Any, n_samples: Any, seed: Any, *, workers: A
     if measurement is not None and not isinstance(measurement, str):
         raise ConfigError(f"measurement must be text (a preset's measurement) or None, got {measurement!r}")
     local = workers is None and scheduler is None
-    device, gpu = _resolve_device(device, local, config, prior)
+    device, gpu = _resolve_device(device, local)
     if batch_size is None:
         batch_size = (cuda_batch_size(config, n_samples) if device == "cuda" else
                       default_batch_size(threads) if local else 16)
@@ -572,7 +575,7 @@ def _check_run(config: Any, prior: Any, n_samples: Any, seed: Any, *, workers: A
                 scheduler, int(writer_queue), measurement)
 
 
-def _resolve_device(device: Any, local: bool, config: SimConfig, prior: Prior) -> tuple[str, str]:
+def _resolve_device(device: Any, local: bool) -> tuple[str, str]:
     """The device that runs (``"cpu"``/``"cuda"``) and the GPU's name; CUDA runs in this process only."""
     requested = device
     device = check_device(device)
@@ -584,9 +587,8 @@ def _resolve_device(device: Any, local: bool, config: SimConfig, prior: Prior) -
         device = "cpu"
     if device != "cuda":
         return device, ""
-    from ..physics.cuda import check_supported, gpu_name
+    from ..physics.cuda import gpu_name
 
-    check_supported(config, prior.fixed_values(), varied=prior.inferred)
     return device, gpu_name()
 
 
@@ -745,8 +747,10 @@ def _run_local(writer: EnsembleWriter, run: _Run, written: Callable[[int], None]
 
     Returns the seconds the main thread waited for writing.
     """
+    options = run.options
+
     def batch(start: int, stop: int) -> dict[str, Any]:
-        r = simulate_batch(run.config, run.prior, run.seed, start, stop, run.store_fields, run.threads, run.device)
+        r = simulate_batch(run.config, run.prior, run.seed, start, stop, run.store_fields, options)
         _raise_if_diverged(r)
         return r
 
@@ -822,14 +826,15 @@ def _run_dask(writer: EnsembleWriter, client: Any, run: _Run, written: Callable[
     log.info("dask: %d worker threads, %d tasks in flight, %d numba threads per task",
              n_threads, window, threads or 0)
 
-    cj, pj = run.config.to_json(), run.prior.to_json()  # the Dask boundary: plain text crosses it
+    # the Dask boundary: plain text crosses it
+    cj, pj, oj = run.config.to_json(), run.prior.to_json(), run.options.to_json()
     todo = deque(_batches(writer.n_complete, n_samples, run.batch_size))
     ac = as_completed()
 
     def submit_next() -> None:
         if todo:
             a, b = todo.popleft()
-            ac.add(client.submit(simulate_batch, cj, pj, seed, a, b, store_fields, threads,
+            ac.add(client.submit(simulate_batch, cj, pj, seed, a, b, store_fields, oj,
                                  pure=False, key=f"tdglnre-batch-{a}-{b}-{os.getpid()}-{time.time_ns()}"))
 
     for _ in range(window):

@@ -18,14 +18,17 @@ __all__ = ["check_run_arguments"]
 
 
 def check_run_arguments(config: Any, params: Any = None, *, seed: Any = 0, n_samples: Any = None,
-                        batch_size: Any = 1, threads: Any = None, check_every: Any = 1) -> None:
+                        batch_size: Any = None, threads: Any = None, check_every: Any = None,
+                        **solver_keywords: Any) -> None:
     """Check the types of a simulation call's arguments (``tdglnre.simulate``) before any work.
 
     Raises :class:`ConfigError` naming the argument: ``config`` that is not a
     :class:`SimConfig` (a preset name is pointed to ``load_preset``), ``params``
     that is not a mapping, a seed outside 0..2**63−1, and counts that are not
-    integers (16.7 or NaN are refused, never truncated). The values themselves
-    are judged by ``config.validate()`` and the per-sample checks.
+    integers (16.7 or NaN are refused, never truncated), with the keyword's
+    name. The values themselves are judged by ``config.validate()``, the
+    per-sample checks and :class:`~.options.SolverOptions` (``solver_keywords``: its
+    other keywords, judged there).
     """
     if not isinstance(config, SimConfig):
         hint = (f"; for a preset use tdglnre.load_preset({config!r}) -> (config, prior)"
@@ -44,5 +47,5 @@ def check_run_arguments(config: Any, params: Any = None, *, seed: Any = 0, n_sam
         raise seed_error(seed)
     for name, value, low in (("n_samples", n_samples, 1), ("batch_size", batch_size, 1),
                              ("threads", threads, 1), ("check_every", check_every, 1)):
-        if value is not None or name in ("batch_size", "check_every"):
+        if value is not None:
             as_int(f"`{name}`", value, low)

@@ -12,7 +12,7 @@ ops, float ops, selects and bit casts inlined, LLVM vectorises the noise loop.
 The functions use only what numba also compiles for the CUDA target
 (``math.sqrt``, not ``np.sqrt``): the CUDA backend calls :func:`hash64`,
 :func:`radius`, :func:`cos_sin` and the float32 variants from its kernels
-(:mod:`._cuda_nuisance`), so both backends draw the same stream.
+(:mod:`.cuda.noise`), so both backends draw the same stream.
 
 numba's on-disk cache does not follow imports: the cached ``kernels._evolve_one``
 embeds the kick, so after editing this module touch kernels.py (or clear the
@@ -212,7 +212,7 @@ def site_normals(key, c):
     Words H(c), H(c + 1) are the radii of band 1 and band 2, H(c + 2) holds the
     two angles (high and low 32 bits); (Re ψ_b, Im ψ_b) get r_b·(cos θ_b, sin θ_b).
     Both backends draw through this function (:func:`add_noise` here, the CUDA
-    kernels through ``_cuda_nuisance.normals``).
+    kernels through ``cuda.noise.normals``).
     """
     r1 = radius(hash64(key, c))
     r2 = radius(hash64(key, c + _U1))

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._validate import as_int, int_if_integral
 from ..errors import ConfigError, reject_unknown_keys
+from .options import DTYPES, as_times, check_dt, check_snapshot_times, snapshot_steps
 
 #: Physical parameters of the quench that may vary from sample to sample inside
 #: one batch: Josephson coupling, flux quanta, drag.
@@ -35,8 +36,6 @@ ALL_SAMPLE_PARAMETERS = SAMPLE_PARAMETERS + NUISANCE_PARAMETERS
 #: Chance, per sample, that any site's disorder value ξ(r) would exceed the
 #: clip :func:`disorder_clip` (union bound over the N² sites).
 DISORDER_TAIL = 1e-9
-
-_DTYPES = ("float64", "float32")
 
 
 def field_from_n_v(n_v: int | float, L: float) -> float:
@@ -292,10 +291,7 @@ class SimConfig:
         object.__setattr__(self, "alpha", _pair("alpha", self.alpha))
         object.__setattr__(self, "beta", _pair("beta", self.beta))
         object.__setattr__(self, "D", _pair("D", self.D))
-        times = self.snapshot_times
-        if np.isscalar(times):
-            times = (times,)
-        object.__setattr__(self, "snapshot_times", tuple(float(t) for t in times))
+        object.__setattr__(self, "snapshot_times", as_times(self.snapshot_times))
 
     # ------------------------------------------------------------------ derived
     @property
@@ -311,7 +307,7 @@ class SimConfig:
     @property
     def snapshot_steps(self) -> tuple[int, ...]:
         """Step index of each snapshot time."""
-        return tuple(int(round(t / self.dt)) for t in self.snapshot_times)
+        return snapshot_steps(self.snapshot_times, self.dt)
 
     @property
     def n_steps(self) -> int:
@@ -335,33 +331,18 @@ class SimConfig:
                 raise ConfigError(f"{name} must be positive in both bands, got {name}=({a:g}, {b:g})")
         if not all(math.isfinite(a) for a in self.alpha):
             raise ConfigError(f"alpha must be finite, got {self.alpha}")
-        if self.dtype not in _DTYPES:
-            raise ConfigError(f"dtype must be one of {_DTYPES}, got {self.dtype!r}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {DTYPES}, got {self.dtype!r}")
         if not math.isfinite(self.eta):
             raise ConfigError(f"eta must be finite, got {self.eta!r}")
-        if not (self.dt > 0 and math.isfinite(self.dt)):
-            raise ConfigError(f"dt must be positive, got {self.dt!r}")
+        check_dt(self.dt)
         if isinstance(self.disorder_length, bool) or not (
                 isinstance(self.disorder_length, (int, float, np.integer, np.floating))
                 and math.isfinite(self.disorder_length) and self.disorder_length >= 0):
             raise ConfigError(f"disorder_length must be a finite number >= 0 (0: uncorrelated sites), "
                               f"got {self.disorder_length!r}")
         self.validate_sample(self.eta, self.n_v, self.nu, self.T, self.delta)
-        if not self.snapshot_times:
-            raise ConfigError("snapshot_times must list at least one time")
-        prev = 0.0
-        for t in self.snapshot_times:
-            if not (t > 0 and math.isfinite(t)):
-                raise ConfigError(f"snapshot time {t:g} must be positive (the run starts at t=0)")
-            k = t / self.dt
-            if abs(k - round(k)) > 1e-6 * max(1.0, k):
-                raise ConfigError(
-                    f"snapshot time {t:g} is not a multiple of dt={self.dt:g} "
-                    f"(t/dt = {k:.6g}); nearest: {math.floor(k) * self.dt:g} or {math.ceil(k) * self.dt:g}"
-                )
-            if t <= prev and prev > 0:
-                raise ConfigError(f"snapshot_times must be strictly increasing, got {list(self.snapshot_times)}")
-            prev = t
+        check_snapshot_times(self.snapshot_times, self.dt)
         object.__setattr__(self, "_valid", True)  # not a field: equality, hashing and to_dict ignore it
         return self
 

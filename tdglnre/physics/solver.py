@@ -17,64 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numba
 import numpy as np
 
-from ..errors import ConfigError, DivergenceError
+from ..errors import ConfigError
 from . import kernels
-from ._args import check_run_arguments
-from .config import SimConfig, as_sample_arrays, disorder_clip
-from .lattice import gaussian_filter_field
+from .config import SimConfig
+from .options import CPU_BATCH, SolverOptions
+from .plan import (RunPlan, SimulationResult, disorder_batch, disorder_field,  # noqa: F401  (re-exported)
+                   divergence_error, plan_run, prepare_run, state_to_psi, thermal_amplitude)
 from .rng import (SEED_MAX, STREAM_DISORDER, STREAM_INITIAL_STATE, STREAM_PRIOR,  # noqa: F401  (re-exported)
                   initial_state, sample_rng)
 
 log = logging.getLogger(__name__)
-
-
-def disorder_field(seed: int, index: int, config: SimConfig) -> np.ndarray:
-    """Sample ``index``'s pinning-disorder field ξ(r) (N, N) float64.
-
-    White noise from ``SeedSequence([seed, 2, index])`` filtered to the
-    correlation length ``config.disorder_length`` and unit variance
-    (:func:`.lattice.gaussian_filter_field`), then clipped to ±ξ_max
-    (:func:`.config.disorder_clip`, reached with chance <= 1e-9 per sample)
-    so that the time-step bound holds at every site. It does not depend on δ:
-    samples differing only in δ see the same landscape, scaled.
-    """
-    white = sample_rng(seed, index, STREAM_DISORDER).standard_normal((config.N, config.N))
-    xi = gaussian_filter_field(white, config.h, config.disorder_length)
-    x = disorder_clip(config.N)
-    return np.clip(xi, -x, x)
-
-
-def disorder_batch(seed: int, indices: np.ndarray, delta: np.ndarray, config: SimConfig,
-                   dtype: Any = np.float64) -> np.ndarray:
-    """The disorder fields ξ (b, N, N) of a batch: sample r's field where δ_r ≠ 0, zeros elsewhere."""
-    N = config.N
-    xi = np.zeros((len(indices), N, N), dtype=dtype)
-    for r, (k, d) in enumerate(zip(indices, delta)):
-        if d != 0.0:
-            xi[r] = disorder_field(seed, int(k), config)
-    return xi
-
-
-def thermal_amplitude(T: np.ndarray | float, dt: float, h: float) -> np.ndarray:
-    """Standard deviation sqrt(T·dt)/h of the thermal kick of each real component per Euler step.
-
-    Fluctuation–dissipation for ∂_t z = −(1/2h²) ∂F/∂z (docs/physics.md,
-    "Thermal noise") makes exp(−F/T) the stationary distribution.
-    """
-    return np.sqrt(np.asarray(T, dtype=np.float64) * dt) / h
-
-
-def state_to_psi(state: np.ndarray) -> np.ndarray:
-    """(…, 4, N, N) real → (…, 2, N, N) complex (band 1, band 2)."""
-    re = state[..., 0::2, :, :]
-    im = state[..., 1::2, :, :]
-    return re + 1j * im
 
 
 def psi_to_state(psi1: np.ndarray, psi2: np.ndarray, dtype=np.float64) -> np.ndarray:
@@ -82,29 +39,6 @@ def psi_to_state(psi1: np.ndarray, psi2: np.ndarray, dtype=np.float64) -> np.nda
     psi1 = np.asarray(psi1)
     psi2 = np.asarray(psi2)
     return np.stack([psi1.real, psi1.imag, psi2.real, psi2.imag]).astype(dtype)
-
-
-def _reason_text(code: int, value: float) -> str:
-    """Human-readable failure reason of the kernel's health check."""
-    if code == kernels.STAGGERED:
-        return (f"grid-scale checkerboard: staggered density ratio {value:.3g} > {kernels.STAGGERED_MAX:g}; "
-                "the time step is unstable")
-    if code == kernels.OSCILLATION:
-        return (f"step-to-step oscillation: relative change {value:.3g} > {kernels.CHANGE_MAX:g} per step; "
-                "the time step is unstable")
-    return DivergenceError.NONFINITE
-
-
-def divergence_error(pars: Mapping[str, np.ndarray], idx: np.ndarray, k: int, step: int, code: int,
-                     value: float) -> DivergenceError:
-    """The :class:`DivergenceError` of run row ``k`` (both backends report a failed sample with it).
-
-    Names the global sample index, the step, the sample's η, n_v, ν (and T, δ
-    where nonzero) and the health check's reason (:func:`_reason_text`).
-    """
-    bad_pars = {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]}
-    bad_pars.update({n: pars[n][k] for n in ("T", "delta") if pars[n][k] != 0.0})
-    return DivergenceError(int(idx[k]), int(step), bad_pars, _reason_text(int(code), float(value)))
 
 
 @contextlib.contextmanager
@@ -123,63 +57,6 @@ def numba_threads(n: int | None) -> Iterator[None]:
         numba.set_num_threads(old)
 
 
-@dataclass
-class SimulationResult:
-    """Snapshots of a batch of quenches."""
-
-    config: SimConfig
-    """The validated configuration."""
-    times: np.ndarray
-    """Snapshot times (T,)."""
-    psi: np.ndarray
-    """Order parameters (S, T, 2, N, N), complex; [..., 0, :, :] is band 1."""
-    params: dict[str, np.ndarray]
-    """Per-sample eta, n_v, nu, T, delta (S,)."""
-    sample_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """Global sample index k of each row (its initial state depends on (seed, k))."""
-
-    def channels(self) -> np.ndarray:
-        """Network channels [ρ1, ρ2, curl J] as float32 (S, T, N, N, 3)."""
-        from .observables import network_channels
-
-        S, T = self.psi.shape[:2]
-        out = np.empty((S, T, self.config.N, self.config.N, 3), dtype=np.float32)
-        for s in range(S):
-            for t in range(T):
-                out[s, t] = network_channels(
-                    self.psi[s, t, 0], self.psi[s, t, 1], self.config,
-                    n_v=int(self.params["n_v"][s]), nu=float(self.params["nu"][s]),
-                )
-        return out
-
-
-def prepare_run(config: SimConfig, params: Mapping[str, Sequence[float] | float] | None,
-                sample_indices: Sequence[int] | None, n_samples: int | None, initial: np.ndarray | None,
-                check_every: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
-    """Validate a run's arguments (shared by the CPU and CUDA backends).
-
-    Returns the per-sample parameter arrays, the global sample indices and the
-    initial states as float64 (or None for the random quench).
-    """
-    config.validate()
-    if sample_indices is not None:
-        idx = np.asarray(sample_indices, dtype=np.int64).reshape(-1)
-        if n_samples is not None and n_samples != idx.shape[0]:
-            raise ConfigError(f"n_samples={n_samples} but {idx.shape[0]} sample indices were given")
-        n_samples = idx.shape[0]
-    pars = as_sample_arrays(config, dict(params or {}), n_samples)
-    S = pars["eta"].shape[0]
-    if sample_indices is None:
-        idx = np.arange(S, dtype=np.int64)
-    if initial is not None:
-        initial = np.asarray(initial, dtype=np.float64)
-        if initial.shape != (S, 4, config.N, config.N):
-            raise ConfigError(f"initial states must have shape {(S, 4, config.N, config.N)}, got {initial.shape}")
-    if check_every < 1:
-        raise ConfigError(f"check_every must be >= 1, got {check_every}")
-    return pars, idx, initial
-
-
 def simulate(
     config: SimConfig,
     params: Mapping[str, Sequence[float] | float] | None = None,
@@ -188,10 +65,13 @@ def simulate(
     sample_indices: Sequence[int] | None = None,
     n_samples: int | None = None,
     initial: np.ndarray | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     threads: int | None = None,
-    check_every: int = 100,
+    check_every: int | None = None,
     progress: Callable[[int], None] | None = None,
+    options: SolverOptions | None = None,
+    want_psi: bool = True,
+    want_channels: bool = False,
 ) -> SimulationResult:
     """Simulate quenches of the two-band TDGL equations.
 
@@ -213,15 +93,23 @@ def simulate(
     initial
         Optional initial states (S, 4, N, N) instead of the random quench.
     batch_size
-        Samples evolved per kernel call (bounds memory; does not change results).
+        Samples evolved per kernel call (default 64; bounds memory; does not change results).
     threads
         numba threads (default: numba's setting). Does not change results.
     check_every
-        Steps between health checks (NaN/Inf, and from step
+        Steps between health checks (default 100: NaN/Inf, and from step
         ``kernels.GRACE_STEPS`` on a staggered density or step-to-step
         oscillation); every snapshot is checked too.
     progress
         Called with the number of samples finished after each batch.
+    options
+        The run's :class:`~tdglnre.physics.options.SolverOptions` (default:
+        :meth:`SolverOptions.from_config`); ``batch_size``, ``threads`` and
+        ``check_every`` given as keywords replace its values. Its dt,
+        snapshot times and dtype are the run's (the result's config carries them).
+    want_psi, want_channels
+        As :func:`tdglnre.physics.backends.simulate`: ``want_channels`` fills
+        the result's ``x`` (from ψ, on the host); ψ is always kept on the CPU.
 
     Returns
     -------
@@ -230,68 +118,59 @@ def simulate(
     Raises
     ------
     ConfigError
-        Invalid configuration or parameters.
+        Invalid configuration, options or parameters.
     DivergenceError
         A sample produced NaN/Inf or a grid-scale oscillation (names the
         sample, its parameters, the step and the reason).
     """
-    check_run_arguments(config, params, seed=seed, n_samples=n_samples, batch_size=batch_size, threads=threads,
-                        check_every=check_every)
-    pars, idx, initial = prepare_run(config, params, sample_indices, n_samples, initial, check_every)
-    S = idx.shape[0]
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    plan = plan_run(config, params, options=options, seed=seed, sample_indices=sample_indices,
+                    n_samples=n_samples, initial=initial, batch_size=batch_size, threads=threads,
+                    check_every=check_every)
+    return run_plan(plan, progress, want_psi=want_psi, want_channels=want_channels)
 
-    dtype = np.dtype(config.dtype)
-    N = config.N
-    snap = np.asarray(config.snapshot_steps, dtype=np.int64)
-    T = snap.shape[0]
-    co = kernels.coefficients(config.D, config.alpha, config.beta, config.h, pars["eta"], pars["nu"],
-                              scale=config.dt, keep=1.0, dtype=dtype)
-    ly, lx = kernels.link_tables(N, config.L, pars["n_v"], dtype=dtype)
-    ctype = np.complex128 if dtype == np.float64 else np.complex64
+
+def run_plan(plan: RunPlan, progress: Callable[[int], None] | None = None, *, want_psi: bool = True,
+             want_channels: bool = False) -> SimulationResult:
+    """Run a :class:`~.plan.RunPlan` on the CPU: batches of ``options.batch_size`` samples over numba threads.
+
+    ψ is always kept (``want_psi`` is the CUDA driver's option); ``want_channels`` also fills ``x`` from it.
+    """
+    opts = plan.options
+    N, S, T = plan.config.N, plan.S, plan.snap.shape[0]
+    ctype = np.complex128 if plan.dtype == np.float64 else np.complex64
     psi = np.empty((S, T, 2, N, N), dtype=ctype)
-    # nuisance physics: each variant is compiled separately, so clean runs use the clean kernel
-    disordered = bool(np.any(pars["delta"] != 0.0))
-    thermal = bool(np.any(pars["T"] > 0.0))
-    dco = kernels.disorder_coefficients(config.alpha, pars["delta"], scale=config.dt, dtype=dtype) \
-        if disordered else None
-    amp = thermal_amplitude(pars["T"], config.dt, config.h) if thermal else None
-    keys = np.array([kernels.noise_key(seed, int(k)) for k in idx], dtype=np.uint64) if thermal else None
-    if disordered or thermal:
-        log.debug("simulate: nuisance physics on (disorder: %s, thermal noise: %s)", disordered, thermal)
-
-    with numba_threads(threads):
-        for start in range(0, S, batch_size):
-            stop = min(S, start + batch_size)
-            b = stop - start
-            states = np.empty((b, 4, N, N), dtype=dtype)
-            for r in range(b):
-                states[r] = initial[start + r] if initial is not None else initial_state(seed, idx[start + r], N)
-            work = np.empty_like(states)
-            out = np.empty((b, T, 4, N, N), dtype=dtype)
-            status = np.full(b, -1, dtype=np.int64)
-            reason = np.zeros(b, dtype=np.int64)
-            value = np.zeros(b, dtype=np.float64)
-            extra: tuple = ()
-            if disordered or thermal:
-                xi = disorder_batch(seed, idx[start:stop], pars["delta"][start:stop], config, dtype) \
-                    if disordered else None
-                extra = (xi, None if dco is None else dco[start:stop],
-                         None if amp is None else amp[start:stop], None if keys is None else keys[start:stop])
-            kernels._evolve_batch(states, work, co[start:stop], ly[start:stop], lx[start:stop],
-                                  snap, out, status, check_every, kernels.STAGGERED_MAX, kernels.CHANGE_MAX,
-                                  kernels.GRACE_STEPS, reason, value, *extra)
-            bad = np.flatnonzero(status >= 0)
-            if bad.size:
-                r = int(bad[0])
-                raise divergence_error(pars, idx, start + r, int(status[r]), int(reason[r]), float(value[r]))
-            psi[start:stop] = state_to_psi(out)
+    if any(plan.nuisance_on):
+        log.debug("simulate: nuisance physics on (disorder: %s, thermal noise: %s)", *plan.nuisance_on)
+    with numba_threads(opts.threads):
+        for start, stop in plan.batches(opts.batch_size or CPU_BATCH):
+            psi[start:stop] = _run_batch(plan, start, stop)
             if progress is not None:
-                progress(b)
+                progress(stop - start)
             log.debug("simulated samples %d..%d of %d", start, stop - 1, S)
-    times = np.asarray(config.snapshot_times, dtype=np.float64)
-    return SimulationResult(config=config, times=times, psi=psi, params=pars, sample_indices=idx)
+    res = plan.result(psi)
+    if want_channels:
+        res.x = res.channels()
+    return res
+
+
+def _run_batch(plan: RunPlan, start: int, stop: int) -> np.ndarray:
+    """ψ snapshots (b, T, 2, N, N) of rows start..stop-1: one call of the Euler kernel."""
+    states = plan.initial_states(start, stop)
+    b = stop - start
+    work = np.empty_like(states)
+    out = np.empty((b, plan.snap.shape[0]) + states.shape[1:], dtype=states.dtype)
+    status = np.full(b, -1, dtype=np.int64)
+    reason = np.zeros(b, dtype=np.int64)
+    value = np.zeros(b, dtype=np.float64)
+    extra = plan.nuisance(start, stop) or ()
+    kernels._evolve_batch(states, work, plan.co[start:stop], plan.ly[start:stop], plan.lx[start:stop],
+                          plan.snap, out, status, plan.options.check_every, kernels.STAGGERED_MAX,
+                          kernels.CHANGE_MAX, kernels.GRACE_STEPS, reason, value, *extra)
+    bad = np.flatnonzero(status >= 0)
+    if bad.size:
+        r = int(bad[0])
+        raise plan.divergence(start + r, int(status[r]), int(reason[r]), float(value[r]))
+    return state_to_psi(out)
 
 
 class EnergyModel:

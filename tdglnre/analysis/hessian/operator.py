@@ -37,12 +37,10 @@ import scipy.sparse.linalg as spla
 
 from ...errors import ConfigError
 from ...physics import kernels
+from ...physics.options import DEFAULT_REL_STEP  # the one definition (the device Hessian's too)
 from ...physics.solver import EnergyModel
 from ..slq import gauss_quadrature, lanczos
 from .options import HVP_METHODS
-
-#: Default step δ / max(1, ‖z‖_∞) per method (see the module docstring).
-DEFAULT_REL_STEP = {"richardson": 0.5, "central": 1e-5, "exact": 0.0}
 
 
 def phase_generator(z: np.ndarray) -> np.ndarray:

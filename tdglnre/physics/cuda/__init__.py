@@ -7,7 +7,8 @@ Split by concern:
   disorder and thermal noise compiled in or out), the health check, the
   snapshot/channel and Hessian-vector kernels, and the launch geometry;
 * :mod:`.run`: the run driver (:func:`simulate_cuda` and friends);
-* :mod:`.hessian`: the device gradient and Hessian-vector products.
+* :mod:`.hessian`: the device gradient and Hessian-vector products;
+* :mod:`.noise`: the thermal-noise stream on the device (the CPU stream's normals).
 
 The benchmark is :func:`tdglnre.physics.bench.bench_cuda`. The site update is
 the CPU kernel's: ``kernels.neighbour_sums`` (the covariant neighbour sums,
@@ -21,8 +22,6 @@ docs/gpu.md (NVVM contracts multiply-adds into FMAs).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
-
 from numba import cuda
 
 from .device import (DEVICES, INSTALL_HINT, auto_fallback_reason, cuda_status, gpu_name, require_cuda,
@@ -33,18 +32,10 @@ from .kernels import (FUSED_GLOBAL_BLOCK, FUSED_GLOBAL_MAX_N, FUSED_MAX_REGISTER
 from .run import (BATCH_BYTES, MAX_BATCH, auto_batch_size, health_limits, judge_health, simulate_channels_cuda,
                   simulate_cuda, simulate_outputs_cuda)
 
-
-def check_supported(config: Any, params: Mapping[str, Any] | None = None, varied: Sequence[str] = ()) -> None:
-    """No-op kept for ``tdglnre.io.generate``'s call: every CPU feature runs on the device since issue 13.
-
-    Remove it together with that call (issue 18: its list of unsupported features was empty).
-    """
-
-
 __all__ = [
     "BATCH_BYTES", "DEVICES", "FUSED_GLOBAL_BLOCK", "FUSED_GLOBAL_MAX_N", "FUSED_MAX_REGISTERS", "INSTALL_HINT",
     "KMAX", "MAX_BATCH", "MAX_BLOCK", "MODES", "REGISTER_FILE", "SHARED_BYTES", "TPB", "CudaEnergyModel",
-    "CudaHessian", "auto_batch_size", "auto_fallback_reason", "check_supported", "cuda", "cuda_status",
+    "CudaHessian", "auto_batch_size", "auto_fallback_reason", "cuda", "cuda_status",
     "euler_kernels", "gpu_name", "health_limits", "judge_health", "require_cuda", "resolve_device",
     "select_mode", "shared_fits", "simulate_channels_cuda", "simulate_cuda", "simulate_outputs_cuda",
     "simulator_enabled",

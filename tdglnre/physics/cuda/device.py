@@ -14,10 +14,10 @@ import logging
 from numba import cuda
 
 from ...errors import ConfigError
+from ..options import DEVICES  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("cpu", "cuda", "auto")
 INSTALL_HINT = 'pip install "tdglnre[cuda]"'
 
 

@@ -17,6 +17,7 @@ from numba import cuda
 
 from ...errors import ConfigError
 from ..config import SimConfig
+from ..options import DEFAULT_REL_STEP
 from ..solver import EnergyModel
 from . import kernels as dk
 from .device import require_cuda
@@ -135,9 +136,8 @@ class CudaHessian:
     """
 
     METHODS = ("richardson", "central")
-    #: Default relative step per method; the values of ``tdglnre.analysis.hessian.DEFAULT_REL_STEP``
-    #: (the analysis layer, which this physics module may not import; tests/test_cuda.py checks they agree).
-    DEFAULT_REL_STEP = {"richardson": 0.5, "central": 1e-5}
+    #: Default relative step per method: :data:`tdglnre.physics.options.DEFAULT_REL_STEP`, the CPU Hessian's.
+    DEFAULT_REL_STEP = {m: DEFAULT_REL_STEP[m] for m in METHODS}
 
     def __init__(self, model: CudaEnergyModel, z: np.ndarray, *, method: str = "richardson",
                  rel_step: float | None = None):

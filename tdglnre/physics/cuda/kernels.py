@@ -26,7 +26,7 @@ Pinning disorder (δ) and thermal noise (T) are closure flags of the factory:
 the clean kernels are the same kernels with both features compiled out (their
 inputs are then one-element placeholders, :func:`placeholders`), so there is
 one kernel body per launch geometry. Noise deviates come from
-:mod:`.._cuda_nuisance` (the CPU stream's word layout, ``_thermal.site_normals``).
+:mod:`.noise` (the CPU stream's word layout, ``_thermal.site_normals``).
 
 Launch geometry (issue 22)
 --------------------------
@@ -48,9 +48,10 @@ import numpy as np
 from numba import cuda
 
 from ...errors import ConfigError, ResourceError
-from .. import _cuda_nuisance as _cn
+from . import noise as _cn
 from .. import kernels as K
 from .. import observables
+from ..options import KERNEL_MODES
 from .device import simulator_enabled
 
 #: Static shared memory per block available without an opt-in (bytes).
@@ -76,7 +77,7 @@ FUSED_GLOBAL_MAX_N = 128
 #: Largest block of the per-sample health reduction (a power of two).
 HEALTH_TPB = 256
 
-MODES = ("step", "fused-shared", "fused-global")
+MODES = KERNEL_MODES
 
 
 def _jit(max_registers: int | None = None):

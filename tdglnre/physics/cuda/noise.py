@@ -1,8 +1,8 @@
-"""The thermal-noise stream on the CUDA device (private; issue 13, see :mod:`.cuda.kernels`).
+"""The thermal-noise stream on the CUDA device (issue 13, see :mod:`.kernels`).
 
 Same random numbers as the CPU kernel: after Euler step n (state n → n + 1)
 every component of site (i, j) gets amp·g with g the deviate of the
-counter-based stream of :mod:`._thermal` for (key, n, site, component).
+counter-based stream of :mod:`.._thermal` for (key, n, site, component).
 :func:`normals` and :func:`normals32` are the stream's own
 ``_thermal.site_normals`` / ``site_normals32`` (the one definition of the word
 layout: integer hash, fdlibm/Cephes arithmetic), ``njit`` functions that numba
@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, njit
 
-from ._thermal import site_normals, site_normals32
+from .._thermal import site_normals, site_normals32
 
 _U2 = np.uint64(2)
 

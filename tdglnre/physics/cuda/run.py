@@ -1,8 +1,8 @@
 """The run driver of the CUDA backend: batches, check points, snapshots (issue 11; see :mod:`.kernels`).
 
-A run validates its arguments with the CPU solver's ``prepare_run``, prepares
-pinning disorder and thermal noise exactly as ``solver.simulate`` does (the
-same field ξ, coefficients, amplitudes and noise keys), and runs each batch
+A run executes the :class:`~tdglnre.physics.plan.RunPlan` the CPU solver
+executes (one validation; the same coefficients, links, disorder field ξ,
+thermal amplitudes, noise keys and check points), and runs each batch
 through the Euler kernel that :func:`.kernels.select_mode` picks from (N,
 dtype) alone, so two runs on one device are bitwise identical whatever
 ``batch_size``. CPU and CUDA results agree to floating-point tolerance only
@@ -19,16 +19,16 @@ host reads the outcome once per batch, not at every check point.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 from numba import cuda
 
-from ...errors import ConfigError, ResourceError
+from ...errors import ResourceError
 from .. import kernels as K
 from ..config import SimConfig
-from ..solver import (SimulationResult, disorder_batch, divergence_error, initial_state, prepare_run, state_to_psi,
-                      thermal_amplitude)
+from ..options import SolverOptions
+from ..plan import RunPlan, SimulationResult, prepare_run, solver_options, state_to_psi
 from . import kernels as dk
 from .device import require_cuda, simulator_enabled
 
@@ -155,12 +155,6 @@ def judge_health(sums: np.ndarray, oscillation_checks: bool, stag_max: float,
     return int(code), float(value)
 
 
-def checkpoints(snap: np.ndarray, check_every: int) -> list[int]:
-    """Steps at which the CPU solver checks a sample: multiples of check_every and the snapshots (all > 0)."""
-    pts = set(range(check_every, int(snap.max()) + 1, check_every)) | {int(s) for s in snap}
-    return sorted(pts)
-
-
 def bytes_per_sample(N: int, n_snapshots: int, dtype: str | np.dtype) -> int:
     """Device bytes one sample of a batch takes: state, work and previous-step buffers, snapshots, channels."""
     item = np.dtype(dtype).itemsize
@@ -192,100 +186,85 @@ def check_device_memory(nbytes: int, what: str) -> None:
                             "is free; use a smaller batch_size or fewer samples")
 
 
-def _check_batch_size(batch_size) -> None:
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
-                                   or batch_size < 1):
-        raise ConfigError(f"batch_size must be an integer >= 1 or None, got {batch_size!r}")
+def run_plan(plan: RunPlan, progress: Callable[[int], None] | None = None, *, want_psi: bool = True,
+             want_channels: bool = False) -> SimulationResult:
+    """Run a :class:`~tdglnre.physics.plan.RunPlan` on the device; ψ and/or the channels come back.
 
-
-def _nuisance_inputs(config: SimConfig, pars: Mapping[str, np.ndarray], idx: np.ndarray, seed: int,
-                     dtype: np.dtype):
-    """(disordered, thermal, dco, amp, keys) of a run, exactly as ``solver.simulate`` prepares them."""
-    disordered = bool(np.any(pars["delta"] != 0.0))
-    thermal = bool(np.any(pars["T"] > 0.0))
-    dco = K.disorder_coefficients(config.alpha, pars["delta"], scale=config.dt, dtype=dtype) \
-        if disordered else None
-    amp = thermal_amplitude(pars["T"], config.dt, config.h).astype(dtype) if thermal else None
-    keys = np.array([K.noise_key(seed, int(k)) for k in idx], dtype=np.uint64) if thermal else None
-    return disordered, thermal, dco, amp, keys
-
-
-def _run(config: SimConfig, params, *, seed: int, sample_indices, n_samples, initial, batch_size: int | None,
-         check_every: int, progress, fused, want_psi: bool, want_channels: bool):
+    The result's ``psi`` is None unless ``want_psi``; its ``x`` holds the
+    channels computed on the device when ``want_channels``.
+    """
     require_cuda()
-    pars, idx, initial = prepare_run(config, params, sample_indices, n_samples, initial, check_every)
-    _check_batch_size(batch_size)
-    S = pars["eta"].shape[0]
-    dtype = np.dtype(config.dtype)
-    N = config.N
-    snap = np.asarray(config.snapshot_steps, dtype=np.int64)
-    T = snap.shape[0]
-    snap_index = {int(s): t for t, s in enumerate(snap)}
-    points = checkpoints(snap, check_every)
-    mode = dk.select_mode(N, dtype, fused)
-    grace = health_limits()[2]
-    co = K.coefficients(config.D, config.alpha, config.beta, config.h, pars["eta"], pars["nu"],
-                        scale=config.dt, keep=1.0, dtype=dtype)
-    ly, lx = K.link_tables(N, config.L, pars["n_v"], dtype=dtype)
-    ly64, lx64 = K.link_tables(N, config.L, pars["n_v"], dtype=np.float64)
-    disordered, thermal, dco, amp, keys = _nuisance_inputs(config, pars, idx, seed, dtype)
+    S, N, dtype = plan.S, plan.config.N, plan.dtype
+    T = plan.snap.shape[0]
+    mode = dk.select_mode(N, dtype, plan.options.fused)
     log.debug("simulate_cuda: %d samples, N=%d, %s, kernel %s, disorder %s, thermal noise %s",
-              S, N, dtype.name, mode, disordered, thermal)
-
-    M = 4 * N * N
-    states_out = np.empty((S, T, M), dtype=dtype) if want_psi else None
+              S, N, dtype.name, mode, *plan.nuisance_on)
+    links64 = K.link_tables(N, plan.config.L, plan.pars["n_v"], dtype=np.float64) if want_channels else None
+    states_out = np.empty((S, T, 4 * N * N), dtype=dtype) if want_psi else None
     chans_out = np.empty((S, T, N, N, 3), dtype=np.float32) if want_channels else None
+    batch_size = plan.options.batch_size
     batch_size = auto_batch_size(S, N, T, dtype) if batch_size is None else min(batch_size, MAX_BATCH)
     check_device_memory(min(S, batch_size) * bytes_per_sample(N, T, dtype), f"a batch of {min(S, batch_size)}")
-    for start in range(0, S, batch_size):
-        stop = min(S, start + batch_size)
-        b = stop - start
-        host = np.empty((b, M), dtype=dtype)
-        for r in range(b):
-            st = initial[start + r] if initial is not None else initial_state(seed, int(idx[start + r]), N)
-            host[r] = st.reshape(-1)
-        xi = disorder_batch(seed, idx[start:stop], pars["delta"][start:stop], config, dtype) if disordered else None
-        nuisance = (xi, None if dco is None else dco[start:stop], None if amp is None else amp[start:stop],
-                    None if keys is None else keys[start:stop])
-        batch = _Batch(host, co[start:stop], ly[start:stop], lx[start:stop], mode, nuisance)
-        d_states = cuda.device_array((b, T, M), dtype=dtype) if want_psi else None
-        if want_channels:
-            d_chans = cuda.device_array((b, T, N, N, 3), dtype=np.float32)
-            d_ly64 = cuda.to_device(np.ascontiguousarray(ly64[start:stop]))
-            d_lx64 = cuda.to_device(np.ascontiguousarray(lx64[start:stop]))
-            d_nu = cuda.to_device(np.ascontiguousarray(pars["nu"][start:stop], dtype=np.float64))
-        verdict = (cuda.to_device(np.full(b, -1, dtype=np.int64)), cuda.to_device(np.zeros(b, dtype=np.int64)),
-                   cuda.to_device(np.zeros(b, dtype=np.float64)))
-        step = 0
-        for p in points:
-            osc = p >= grace
-            prev = batch.advance_to_check(p - step, keep_prev=osc)
-            step = p
-            batch.check(prev, step, osc, verdict)
-            t = snap_index.get(step)
-            if t is None:
-                continue  # snapshots after a divergence are stored and dropped: the run raises below
-            if want_psi:
-                grid, tpb = dk.grid(M, b)
-                dk.store_kernel[grid, tpb](batch.a, d_states, t)
-            if want_channels:
-                grid, tpb = dk.grid(N * N, b)
-                dk.channels_kernel[grid, tpb](batch.a, d_chans, t, d_ly64, d_lx64, d_nu,
-                                              float(config.D[0]), float(config.D[1]), float(config.h))
-        status = verdict[0].copy_to_host()
-        failed = np.flatnonzero(status >= 0)
-        if failed.size:
-            r = int(failed[0])
-            raise divergence_error(pars, idx, start + r, int(status[r]), int(verdict[1].copy_to_host()[r]),
-                                   float(verdict[2].copy_to_host()[r]))
+    for start, stop in plan.batches(batch_size):
+        states, chans = _run_batch(plan, start, stop, mode, want_psi, links64)
         if want_psi:
-            states_out[start:stop] = d_states.copy_to_host()
+            states_out[start:stop] = states
         if want_channels:
-            chans_out[start:stop] = d_chans.copy_to_host()
+            chans_out[start:stop] = chans
         if progress is not None:
-            progress(b)
+            progress(stop - start)
         log.debug("simulated samples %d..%d of %d on the device", start, stop - 1, S)
-    return pars, idx, states_out, chans_out
+    psi = state_to_psi(states_out.reshape(S, T, 4, N, N)) if want_psi else None
+    return plan.result(psi, chans_out)
+
+
+def _run_batch(plan: RunPlan, start: int, stop: int, mode: str, want_psi: bool, links64):
+    """Snapshot states (b, T, 4N²) and/or channels (b, T, N, N, 3) of rows start..stop-1 on the device."""
+    b, N, dtype, cfg = stop - start, plan.config.N, plan.dtype, plan.config
+    T, M = plan.snap.shape[0], 4 * N * N
+    snap_index = {int(s): t for t, s in enumerate(plan.snap)}
+    grace = health_limits()[2]
+    host = plan.initial_states(start, stop).reshape(b, M)
+    sl = slice(start, stop)
+    batch = _Batch(host, plan.co[sl], plan.ly[sl], plan.lx[sl], mode, plan.nuisance(start, stop))
+    d_states = cuda.device_array((b, T, M), dtype=dtype) if want_psi else None
+    if links64 is not None:
+        d_chans = cuda.device_array((b, T, N, N, 3), dtype=np.float32)
+        d_ly64, d_lx64, d_nu = (cuda.to_device(np.ascontiguousarray(a[sl], dtype=np.float64))
+                                for a in (links64[0], links64[1], plan.pars["nu"]))
+    verdict = (cuda.to_device(np.full(b, -1, dtype=np.int64)), cuda.to_device(np.zeros(b, dtype=np.int64)),
+               cuda.to_device(np.zeros(b, dtype=np.float64)))
+    step = 0
+    for p in plan.checkpoints():
+        osc = p >= grace
+        prev = batch.advance_to_check(p - step, keep_prev=osc)
+        step = p
+        batch.check(prev, step, osc, verdict)
+        t = snap_index.get(step)
+        if t is None:
+            continue  # snapshots after a divergence are stored and dropped: the run raises below
+        if want_psi:
+            grid, tpb = dk.grid(M, b)
+            dk.store_kernel[grid, tpb](batch.a, d_states, t)
+        if links64 is not None:
+            grid, tpb = dk.grid(N * N, b)
+            dk.channels_kernel[grid, tpb](batch.a, d_chans, t, d_ly64, d_lx64, d_nu,
+                                          float(cfg.D[0]), float(cfg.D[1]), float(cfg.h))
+    status = verdict[0].copy_to_host()
+    failed = np.flatnonzero(status >= 0)
+    if failed.size:
+        r = int(failed[0])
+        raise plan.divergence(start + r, int(status[r]), int(verdict[1].copy_to_host()[r]),
+                              float(verdict[2].copy_to_host()[r]))
+    return (d_states.copy_to_host() if want_psi else None,
+            d_chans.copy_to_host() if links64 is not None else None)
+
+
+def _plan(config, params, *, seed, sample_indices, n_samples, initial, options, **keywords) -> RunPlan:
+    """The run plan of a CUDA call (solver ``keywords`` over ``options``; values judged by SolverOptions)."""
+    options = solver_options(config, options, device="cuda", **keywords)
+    return prepare_run(config, params, seed=seed, sample_indices=sample_indices, n_samples=n_samples,
+                       initial=initial, options=options)
 
 
 def simulate_cuda(
@@ -297,9 +276,10 @@ def simulate_cuda(
     n_samples: int | None = None,
     initial: np.ndarray | None = None,
     batch_size: int | None = None,
-    check_every: int = 100,
+    check_every: int | None = None,
     progress: Callable[[int], None] | None = None,
     fused: bool | str | None = None,
+    options: SolverOptions | None = None,
 ) -> SimulationResult:
     """Simulate quenches on the GPU; same contract as :func:`tdglnre.physics.solver.simulate`.
 
@@ -316,6 +296,9 @@ def simulate_cuda(
         Larger values than :data:`MAX_BATCH` (the grid's y limit) are reduced to it.
     fused
         Kernel choice, see :func:`.kernels.select_mode` (default: by N and dtype).
+    options
+        The run's :class:`~tdglnre.physics.options.SolverOptions` (its device is
+        CUDA here); keywords given replace its values, as on the CPU.
 
     Returns
     -------
@@ -332,13 +315,9 @@ def simulate_cuda(
         one; the first check step at which it was seen, with the CPU solver's
         check points, thresholds and reason text).
     """
-    pars, idx, states, _ = _run(config, params, seed=seed, sample_indices=sample_indices, n_samples=n_samples,
-                                initial=initial, batch_size=batch_size, check_every=check_every,
-                                progress=progress, fused=fused, want_psi=True, want_channels=False)
-    N = config.N
-    psi = state_to_psi(states.reshape(states.shape[0], states.shape[1], 4, N, N))
-    times = np.asarray(config.snapshot_times, dtype=np.float64)
-    return SimulationResult(config=config, times=times, psi=psi, params=pars, sample_indices=idx)
+    plan = _plan(config, params, seed=seed, sample_indices=sample_indices, n_samples=n_samples, initial=initial,
+                 batch_size=batch_size, check_every=check_every, fused=fused, options=options)
+    return run_plan(plan, progress)
 
 
 def simulate_channels_cuda(
@@ -350,9 +329,10 @@ def simulate_channels_cuda(
     n_samples: int | None = None,
     initial: np.ndarray | None = None,
     batch_size: int | None = None,
-    check_every: int = 100,
+    check_every: int | None = None,
     progress: Callable[[int], None] | None = None,
     fused: bool | str | None = None,
+    options: SolverOptions | None = None,
 ) -> np.ndarray:
     """Network channels [ρ1, ρ2, curl J] of every snapshot, float32 (S, T, N, N, 3).
 
@@ -360,10 +340,9 @@ def simulate_channels_cuda(
     device (as :meth:`tdglnre.physics.solver.SimulationResult.channels` does on
     the host), so only they cross to the host.
     """
-    _, _, _, chans = _run(config, params, seed=seed, sample_indices=sample_indices, n_samples=n_samples,
-                          initial=initial, batch_size=batch_size, check_every=check_every,
-                          progress=progress, fused=fused, want_psi=False, want_channels=True)
-    return chans
+    plan = _plan(config, params, seed=seed, sample_indices=sample_indices, n_samples=n_samples, initial=initial,
+                 batch_size=batch_size, check_every=check_every, fused=fused, options=options)
+    return run_plan(plan, progress, want_psi=False, want_channels=True).x
 
 
 def simulate_outputs_cuda(
@@ -374,8 +353,9 @@ def simulate_outputs_cuda(
     sample_indices: Sequence[int] | None = None,
     want_psi: bool = False,
     batch_size: int | None = None,
-    check_every: int = 100,
+    check_every: int | None = None,
     fused: bool | str | None = None,
+    options: SolverOptions | None = None,
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """Channels and (optionally) ψ of one run, both from the device (used by ensemble generation).
 
@@ -392,12 +372,7 @@ def simulate_outputs_cuda(
     psi, channels
         ψ or None, and float32 channels (S, T, N, N, 3).
     """
-    _, _, states, chans = _run(config, params, seed=seed, sample_indices=sample_indices, n_samples=None,
-                               initial=None, batch_size=batch_size, check_every=check_every, progress=None,
-                               fused=fused, want_psi=want_psi, want_channels=True)
-    psi = None
-    if want_psi:
-        N = config.N
-        psi = state_to_psi(states.reshape(states.shape[0], states.shape[1], 4, N, N))
-    return psi, chans
-
+    plan = _plan(config, params, seed=seed, sample_indices=sample_indices, n_samples=None, initial=None,
+                 batch_size=batch_size, check_every=check_every, fused=fused, options=options)
+    res = run_plan(plan, want_psi=want_psi, want_channels=True)
+    return res.psi, res.x
