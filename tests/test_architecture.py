@@ -33,8 +33,6 @@ ALLOWED = {
 MAX_LINES = 500
 #: Modules allowed past MAX_LINES, with the reason.
 LONG_MODULES = {
-    "tdglnre/io/generate.py": "local, threaded-writer and Dask generation share the output plan; split pending "
-                              "(output plan and Dask runner are the candidates)",
     "tdglnre/io/ensemble.py": "reader and writer of one HDF5 schema (docs/file-format.md) kept together so the "
                               "schema is checked where it is written",
     "tdglnre/nre/model_io.py": "loading models and their metadata, growing with the measurement-model metadata; "
