@@ -36,7 +36,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 # coefficient slots of the per-sample coefficient vector
 KEEP, K11, K22, K12, C1, C2, B1, B2, E = range(9)
@@ -139,25 +140,55 @@ def neighbour_sums(cy, sy, cx, sx, side,
     return v1r + (r1r + l1r), v1i + (r1i + l1i), v2r + (r2r + l2r), v2i + (r2i + l2i)
 
 
+def _local_c(c1, c2, d1, d2, xi, i, j):
+    """(C1, C2) of site (i, j): shifted by (d1, d2)·ξ(i, j) with pinning disorder, as given without (ξ None)."""
+    if xi is None:
+        return c1, c2
+    x = xi[i, j]
+    return c1 + d1 * x, c2 + d2 * x
+
+
+@overload(_local_c, inline="always")
+def _local_c_typed(c1, c2, d1, d2, xi, i, j):
+    # dispatched on ξ's type at compile time: the clean variant has no branch and no extra arithmetic
+    if isinstance(xi, (types.NoneType, types.Omitted)) or xi is None:
+        return lambda c1, c2, d1, d2, xi, i, j: (c1, c2)
+
+    def shifted(c1, c2, d1, d2, xi, i, j):
+        x = xi[i, j]
+        return c1 + d1 * x, c2 + d2 * x
+    return shifted
+
+
+@njit(inline="always")
+def _update_site(a1r, a1i, a2r, a2i, o1r, o1i, o2r, o2i, i, j, ip, im, jr, jl, cy, sy, cx, sx, side,
+                 keep, k11, k22, k12, f1, f2, b1, b2, e):
+    """dst at site (i, j) from src: the stencil (:func:`neighbour_sums`, ``side``) and :func:`_site`."""
+    n1r, n1i, n2r, n2i = neighbour_sums(
+        cy[j], sy[j], cx, sx, side,
+        a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j],
+        a1r[i, jr], a1r[i, jl], a1i[i, jr], a1i[i, jl], a2r[i, jr], a2r[i, jl], a2i[i, jr], a2i[i, jl])
+    r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, f1, f2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j],
+                               a2i[i, j], n1r, n1i, n2r, n2i)
+    o1r[i, j] = r1r
+    o1i[i, j] = r1i
+    o2r[i, j] = r2r
+    o2i[i, j] = r2i
+
+
 @njit(cache=True, nogil=True)
 def _sweep(src, dst, co, ly, lx, xi=None, dco=None):
     """One full-lattice update of one sample: dst = keep·src + scale·rhs(src).
 
     With pinning disorder, ``xi`` is the sample's field ξ(r) (N, N) and
     ``dco`` = (scale·α1·δ, scale·α2·δ) (:func:`disorder_coefficients`): site r
-    uses C_b + dco[b]·ξ(r) in place of C_b, i.e. α_b(r) = α_b(1 + δξ(r)).
-    Without them (the default) numba compiles a separate variant in which the
-    disorder branches are pruned, so the clean update is unchanged.
+    uses C_b + dco[b]·ξ(r) in place of C_b, i.e. α_b(r) = α_b(1 + δξ(r))
+    (:func:`_local_c`). Without them (the default) numba compiles a separate
+    variant with no disorder arithmetic, so the clean update is unchanged.
     """
     N = src.shape[1]
-    a1r = src[0]
-    a1i = src[1]
-    a2r = src[2]
-    a2i = src[3]
-    o1r = dst[0]
-    o1i = dst[1]
-    o2r = dst[2]
-    o2i = dst[3]
+    a1r, a1i, a2r, a2i = src[0], src[1], src[2], src[3]
+    o1r, o1i, o2r, o2i = dst[0], dst[1], dst[2], dst[3]
     cy = ly[0]
     sy = ly[1]
     # coefficients as scalars: loads from `co` could not be hoisted past the stores
@@ -183,54 +214,17 @@ def _sweep(src, dst, co, ly, lx, xi=None, dco=None):
         sx = lx[1, i]
         # ---- interior columns: no seam, vectorisable
         for j in range(1, N - 1):
-            n1r, n1i, n2r, n2i = neighbour_sums(
-                cy[j], sy[j], cx, sx, INTERIOR,
-                a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j],
-                a1r[i, j + 1], a1r[i, j - 1], a1i[i, j + 1], a1i[i, j - 1],
-                a2r[i, j + 1], a2r[i, j - 1], a2i[i, j + 1], a2i[i, j - 1])
-            if xi is None:
-                r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
-            else:
-                x = xi[i, j]
-                r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1 + d1 * x, c2 + d2 * x, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
-            o1r[i, j] = r1r
-            o1i[i, j] = r1i
-            o2r[i, j] = r2r
-            o2i[i, j] = r2i
+            f1, f2 = _local_c(c1, c2, d1, d2, xi, i, j)
+            _update_site(a1r, a1i, a2r, a2i, o1r, o1i, o2r, o2i, i, j, ip, im, j + 1, j - 1, cy, sy, cx, sx,
+                         INTERIOR, keep, k11, k22, k12, f1, f2, b1, b2, e)
         # ---- j = 0: left neighbour across the seam, U* = cx + i sx
-        j = 0
-        jr = 1
-        jl = N - 1
-        n1r, n1i, n2r, n2i = neighbour_sums(
-            cy[j], sy[j], cx, sx, SEAM_LEFT,
-            a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j],
-            a1r[i, jr], a1r[i, jl], a1i[i, jr], a1i[i, jl], a2r[i, jr], a2r[i, jl], a2i[i, jr], a2i[i, jl])
-        if xi is None:
-            r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
-        else:
-            x = xi[i, j]
-            r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1 + d1 * x, c2 + d2 * x, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
-        o1r[i, j] = r1r
-        o1i[i, j] = r1i
-        o2r[i, j] = r2r
-        o2i[i, j] = r2i
+        f1, f2 = _local_c(c1, c2, d1, d2, xi, i, 0)
+        _update_site(a1r, a1i, a2r, a2i, o1r, o1i, o2r, o2i, i, 0, ip, im, 1, N - 1, cy, sy, cx, sx,
+                     SEAM_LEFT, keep, k11, k22, k12, f1, f2, b1, b2, e)
         # ---- j = N-1: right neighbour across the seam, U = cx − i sx
-        j = N - 1
-        jr = 0
-        jl = N - 2
-        n1r, n1i, n2r, n2i = neighbour_sums(
-            cy[j], sy[j], cx, sx, SEAM_RIGHT,
-            a1r[ip, j], a1i[ip, j], a1r[im, j], a1i[im, j], a2r[ip, j], a2i[ip, j], a2r[im, j], a2i[im, j],
-            a1r[i, jr], a1r[i, jl], a1i[i, jr], a1i[i, jl], a2r[i, jr], a2r[i, jl], a2i[i, jr], a2i[i, jl])
-        if xi is None:
-            r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1, c2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
-        else:
-            x = xi[i, j]
-            r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, c1 + d1 * x, c2 + d2 * x, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j], n1r, n1i, n2r, n2i)
-        o1r[i, j] = r1r
-        o1i[i, j] = r1i
-        o2r[i, j] = r2r
-        o2i[i, j] = r2i
+        f1, f2 = _local_c(c1, c2, d1, d2, xi, i, N - 1)
+        _update_site(a1r, a1i, a2r, a2i, o1r, o1i, o2r, o2i, i, N - 1, ip, im, 0, N - 2, cy, sy, cx, sx,
+                     SEAM_RIGHT, keep, k11, k22, k12, f1, f2, b1, b2, e)
 
 
 # ----------------------------------------------------------------- thermal noise

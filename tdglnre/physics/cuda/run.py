@@ -19,7 +19,7 @@ host reads the outcome once per batch, not at every check point.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from numba import cuda
@@ -260,35 +260,27 @@ def _run_batch(plan: RunPlan, start: int, stop: int, mode: str, want_psi: bool, 
             d_chans.copy_to_host() if links64 is not None else None)
 
 
-def _plan(config, params, *, seed, sample_indices, n_samples, initial, options, **keywords) -> RunPlan:
-    """The run plan of a CUDA call (solver ``keywords`` over ``options``; values judged by SolverOptions)."""
-    options = solver_options(config, options, device="cuda", **keywords)
+def _plan(config: SimConfig, params: Mapping[str, Sequence[float] | float] | None = None, *, seed: int = 0,
+          sample_indices: Sequence[int] | None = None, n_samples: int | None = None,
+          initial: np.ndarray | None = None, batch_size: int | None = None, check_every: int | None = None,
+          fused: bool | str | None = None, options: SolverOptions | None = None) -> RunPlan:
+    """The run plan of a CUDA call: the keywords of :func:`simulate_cuda` (judged by ``SolverOptions``)."""
+    options = solver_options(config, options, device="cuda", batch_size=batch_size, check_every=check_every,
+                             fused=fused)
     return prepare_run(config, params, seed=seed, sample_indices=sample_indices, n_samples=n_samples,
                        initial=initial, options=options)
 
 
-def simulate_cuda(
-    config: SimConfig,
-    params: Mapping[str, Sequence[float] | float] | None = None,
-    *,
-    seed: int = 0,
-    sample_indices: Sequence[int] | None = None,
-    n_samples: int | None = None,
-    initial: np.ndarray | None = None,
-    batch_size: int | None = None,
-    check_every: int | None = None,
-    progress: Callable[[int], None] | None = None,
-    fused: bool | str | None = None,
-    options: SolverOptions | None = None,
-) -> SimulationResult:
+def simulate_cuda(config: SimConfig, params: Mapping[str, Sequence[float] | float] | None = None, *,
+                  progress: Callable[[int], None] | None = None, **keywords: Any) -> SimulationResult:
     """Simulate quenches on the GPU; same contract as :func:`tdglnre.physics.solver.simulate`.
 
     Parameters
     ----------
     config, params, seed, sample_indices, n_samples, initial, check_every, progress
-        As in :func:`tdglnre.physics.solver.simulate`; sample k starts from
-        ``solver.initial_state(seed, k, N)`` (made on the host), so a CUDA run
-        and a CPU run start identically.
+        As in :func:`tdglnre.physics.solver.simulate` (keywords); sample k
+        starts from ``solver.initial_state(seed, k, N)`` (made on the host), so
+        a CUDA run and a CPU run start identically.
     batch_size
         Samples resident on the device at once (bounds memory; does not change
         results, which are bitwise identical for any value). Default:
@@ -315,53 +307,27 @@ def simulate_cuda(
         one; the first check step at which it was seen, with the CPU solver's
         check points, thresholds and reason text).
     """
-    plan = _plan(config, params, seed=seed, sample_indices=sample_indices, n_samples=n_samples, initial=initial,
-                 batch_size=batch_size, check_every=check_every, fused=fused, options=options)
-    return run_plan(plan, progress)
+    return run_plan(_plan(config, params, **keywords), progress)
 
 
-def simulate_channels_cuda(
-    config: SimConfig,
-    params: Mapping[str, Sequence[float] | float] | None = None,
-    *,
-    seed: int = 0,
-    sample_indices: Sequence[int] | None = None,
-    n_samples: int | None = None,
-    initial: np.ndarray | None = None,
-    batch_size: int | None = None,
-    check_every: int | None = None,
-    progress: Callable[[int], None] | None = None,
-    fused: bool | str | None = None,
-    options: SolverOptions | None = None,
-) -> np.ndarray:
+def simulate_channels_cuda(config: SimConfig, params: Mapping[str, Sequence[float] | float] | None = None, *,
+                           progress: Callable[[int], None] | None = None, **keywords: Any) -> np.ndarray:
     """Network channels [ρ1, ρ2, curl J] of every snapshot, float32 (S, T, N, N, 3).
 
     Same arguments as :func:`simulate_cuda`; the channels are computed on the
     device (as :meth:`tdglnre.physics.solver.SimulationResult.channels` does on
     the host), so only they cross to the host.
     """
-    plan = _plan(config, params, seed=seed, sample_indices=sample_indices, n_samples=n_samples, initial=initial,
-                 batch_size=batch_size, check_every=check_every, fused=fused, options=options)
-    return run_plan(plan, progress, want_psi=False, want_channels=True).x
+    return run_plan(_plan(config, params, **keywords), progress, want_psi=False, want_channels=True).x
 
 
-def simulate_outputs_cuda(
-    config: SimConfig,
-    params: Mapping[str, Sequence[float] | float] | None = None,
-    *,
-    seed: int = 0,
-    sample_indices: Sequence[int] | None = None,
-    want_psi: bool = False,
-    batch_size: int | None = None,
-    check_every: int | None = None,
-    fused: bool | str | None = None,
-    options: SolverOptions | None = None,
-) -> tuple[np.ndarray | None, np.ndarray]:
-    """Channels and (optionally) ψ of one run, both from the device (used by ensemble generation).
+def simulate_outputs_cuda(config: SimConfig, params: Mapping[str, Sequence[float] | float] | None = None, *,
+                          want_psi: bool = False, **keywords: Any) -> tuple[np.ndarray | None, np.ndarray]:
+    """Channels and (optionally) ψ of one run, both from the device.
 
     Parameters
     ----------
-    config, params, seed, sample_indices, batch_size, check_every, fused
+    config, params, seed, sample_indices, batch_size, check_every, fused, options
         As in :func:`simulate_cuda`.
     want_psi
         Also return ψ (S, T, 2, N, N) complex (the channels are computed on the
@@ -372,7 +338,5 @@ def simulate_outputs_cuda(
     psi, channels
         ψ or None, and float32 channels (S, T, N, N, 3).
     """
-    plan = _plan(config, params, seed=seed, sample_indices=sample_indices, n_samples=None, initial=None,
-                 batch_size=batch_size, check_every=check_every, fused=fused, options=options)
-    res = run_plan(plan, want_psi=want_psi, want_channels=True)
+    res = run_plan(_plan(config, params, **keywords), want_psi=want_psi, want_channels=True)
     return res.psi, res.x
