@@ -50,20 +50,19 @@ _C4, _C5, _C6 = -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.1359
 _ANGLE = 2.0 * np.pi / 2.0**32  # radians per unit of the 32-bit angle
 
 
-@intrinsic
-def _bits(typingctx, x):
-    """The IEEE bits of a float64 as int64 (a bit cast)."""
-    if x != types.float64:
-        return None
-    return types.int64(types.float64), lambda ctx, b, sig, args: b.bitcast(args[0], ir.IntType(64))
+def _bitcast(src, dst, llvm_dst):
+    """An intrinsic reinterpreting the bits of a ``src`` value as ``dst`` (same width; LLVM ``bitcast``)."""
+    @intrinsic
+    def cast(typingctx, x):
+        if x != src:
+            return None
+        return dst(src), lambda ctx, b, sig, args: b.bitcast(args[0], llvm_dst)
+    return cast
 
 
-@intrinsic
-def _from_bits(typingctx, x):
-    """The float64 whose IEEE bits are the int64 ``x`` (a bit cast)."""
-    if x != types.int64:
-        return None
-    return types.float64(types.int64), lambda ctx, b, sig, args: b.bitcast(args[0], ir.DoubleType())
+#: The IEEE bits of a float64 as int64, and back.
+_bits = _bitcast(types.float64, types.int64, ir.IntType(64))
+_from_bits = _bitcast(types.int64, types.float64, ir.DoubleType())
 
 
 @njit(inline="always")
@@ -136,20 +135,9 @@ _CF = tuple(_F(v) for v in (2.443315711809948e-5, -1.388731625493765e-3, 4.16666
 _ANGLE32 = _F(_ANGLE)
 
 
-@intrinsic
-def _bits32(typingctx, x):
-    """The IEEE bits of a float32 as int32 (a bit cast)."""
-    if x != types.float32:
-        return None
-    return types.int32(types.float32), lambda ctx, b, sig, args: b.bitcast(args[0], ir.IntType(32))
-
-
-@intrinsic
-def _from_bits32(typingctx, x):
-    """The float32 whose IEEE bits are the int32 ``x`` (a bit cast)."""
-    if x != types.int32:
-        return None
-    return types.float32(types.int32), lambda ctx, b, sig, args: b.bitcast(args[0], ir.FloatType())
+#: The IEEE bits of a float32 as int32, and back.
+_bits32 = _bitcast(types.float32, types.int32, ir.IntType(32))
+_from_bits32 = _bitcast(types.int32, types.float32, ir.FloatType())
 
 
 @njit(inline="always")
