@@ -263,6 +263,25 @@ CHANGE_MAX = 0.5
 GRACE_STEPS = 100
 
 
+@njit(inline="always")
+def health_terms(x1r, x1i, x2r, x2i, p1r, p1i, p2r, p2i, even):
+    """One site's terms of the health sums (float64), the one definition of both backends.
+
+    (ρ1, ρ2, ±ρ1, ±ρ2, |ψ − ψ_prev|²) for the current values x and the previous
+    step's p; the sign is + on the even sublattice (i + j even). Adding −ρ is
+    subtracting ρ exactly, so the sums are bitwise those of a branch.
+    """
+    r1 = x1r * x1r + x1i * x1i
+    r2 = x2r * x2r + x2i * x2i
+    e0 = x1r - p1r
+    e1 = x1i - p1i
+    e2 = x2r - p2r
+    e3 = x2i - p2i
+    if even:
+        return r1, r2, r1, r2, e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
+    return r1, r2, -r1, -r2, e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
+
+
 @njit(cache=True, nogil=True)
 def _check_state(cur, prev, stag_max, change_max, oscillation_checks, value):
     """Health check of a state right after a step; ``prev`` is the state one step earlier.
@@ -283,25 +302,15 @@ def _check_state(cur, prev, stag_max, change_max, oscillation_checks, value):
     dd = 0.0
     for i in range(N):
         for j in range(N):
-            x1r = np.float64(cur[0, i, j])
-            x1i = np.float64(cur[1, i, j])
-            x2r = np.float64(cur[2, i, j])
-            x2i = np.float64(cur[3, i, j])
-            r1 = x1r * x1r + x1i * x1i
-            r2 = x2r * x2r + x2i * x2i
+            r1, r2, s1, s2, d = health_terms(
+                np.float64(cur[0, i, j]), np.float64(cur[1, i, j]), np.float64(cur[2, i, j]),
+                np.float64(cur[3, i, j]), np.float64(prev[0, i, j]), np.float64(prev[1, i, j]),
+                np.float64(prev[2, i, j]), np.float64(prev[3, i, j]), (i + j) % 2 == 0)
             t1 += r1
             t2 += r2
-            if (i + j) % 2 == 0:
-                st1 += r1
-                st2 += r2
-            else:
-                st1 -= r1
-                st2 -= r2
-            e0 = x1r - np.float64(prev[0, i, j])
-            e1 = x1i - np.float64(prev[1, i, j])
-            e2 = x2r - np.float64(prev[2, i, j])
-            e3 = x2i - np.float64(prev[3, i, j])
-            dd += e0 * e0 + e1 * e1 + e2 * e2 + e3 * e3
+            st1 += s1
+            st2 += s2
+            dd += d
     code, ratio = health_verdict(t1, t2, st1, st2, dd, oscillation_checks, stag_max, change_max)
     if code == STAGGERED or code == OSCILLATION:
         value[0] = ratio
