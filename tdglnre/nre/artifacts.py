@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from .atomic import write_text_atomic
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_DIR = "checkpoints"
@@ -83,11 +85,13 @@ def _fsync(path: Path) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
-    _fsync(tmp)
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`.atomic.write_text_atomic`).
+
+    The temporary has a unique name (two writers never share one; one left by
+    a killed writer is removed by the next write) and the file gets the mode
+    any other file of its directory gets.
+    """
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
 def temporary_name(path: Path) -> Path:
