@@ -64,11 +64,12 @@ class Observation:
     """Known parameters (simulations), else None."""
     warnings: list[str] = field(default_factory=list)
     """Remarks made while producing it (e.g. parameters outside the prior box)."""
-    measurement: str | None = None
+    measurement: Any = None
     """What the instrument did to ``x``: None for clean simulator output (the
     posterior applies the model's measurement model to it, seeded by
-    :attr:`noise_seed`), else the text form of the measurement the data went
-    through (``"none"``: a perfect measurement), which must match the model's
+    :attr:`noise_seed`), else the measurement the data went through (a
+    :class:`~tdglnre.io.measurement.MeasurementModel` or its text form;
+    ``"none"``: a perfect measurement), which must match the model's
     (docs/observations.md)."""
     noise_seed: int = 0
     """Seed of the measurement noise added to a clean observation."""
@@ -126,7 +127,7 @@ def observation_from_file(path: str | Path, measurement: Any = "none", *, model:
     """
     from ..io.measurement import MeasurementModel
 
-    declared = str(MeasurementModel.parse(measurement))
+    declared = MeasurementModel.parse(measurement)  # a model given (run_posterior's) passes through unparsed
     path = as_path("`path`", path)
     if pixel_size is not None:
         pixel_size = as_pos_float("`pixel_size`", pixel_size)
