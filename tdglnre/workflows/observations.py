@@ -23,8 +23,8 @@ from ..errors import ConfigError
 from .images import (IMAGE_SUFFIXES, as_image, channel_names, crop_resample, load_hdf5_array, load_image,
                      load_numpy, real_array)
 
-__all__ = ["IMAGE_SUFFIXES", "Observation", "channel_names", "image_to_input", "load_image", "load_model",
-           "load_observation", "network_input", "observation_from_ensemble", "observation_from_file",
+__all__ = ["IMAGE_SUFFIXES", "Observation", "channel_names", "check_measurement_arg", "image_to_input", "load_image",
+           "load_model", "load_observation", "network_input", "observation_from_ensemble", "observation_from_file",
            "observation_labels", "parse_simulate_spec", "simulate_observation"]
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,15 @@ def load_observation(path: str | Path) -> np.ndarray:
     if path.suffix == ".npy":
         return real_array(load_numpy(path, "`observation`"), path, "`observation`")
     return real_array(load_hdf5_array(path, "`observation`", (3, 4)), path, "`observation`")
+
+
+def check_measurement_arg(measurement: Any) -> None:
+    """A measurement argument is None, its text form or a MeasurementModel (the posterior and calibration check)."""
+    from ..io.measurement import MeasurementModel
+
+    if measurement is not None and not isinstance(measurement, (str, MeasurementModel)):
+        raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got "
+                          f"{type(measurement).__name__}")
 
 
 def observation_from_file(path: str | Path, measurement: Any = "none", *, model: Any = None,

@@ -31,6 +31,7 @@ from .observations import (
     _SIM_EXTRA,
     IMAGE_SUFFIXES,
     channel_names,
+    check_measurement_arg,
     Observation,
     _as_model,
     image_to_input,
@@ -192,15 +193,6 @@ def _as_truth(truth: Any) -> dict[str, float] | None:
     return {str(k): as_float(f"`truth` {k}", v) for k, v in truth.items()}
 
 
-def _check_measurement_arg(measurement: Any) -> None:
-    """A measurement argument is None, its text form or a MeasurementModel."""
-    from ..io.measurement import MeasurementModel
-
-    if measurement is not None and not isinstance(measurement, (str, MeasurementModel)):
-        raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got "
-                          f"{type(measurement).__name__}")
-
-
 def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points: int = 512, ood: bool = True,
               truth: dict[str, float] | None = None, measurement: Any = None,
               drag_classifier: str | Path | None = None) -> PosteriorResult:
@@ -242,7 +234,7 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     grid_points = check_grid_size(model.prior, grid_points, list(model.parameter_names))
     ood = as_bool("`ood`", ood)
     truth = _as_truth(truth)
-    _check_measurement_arg(measurement)
+    check_measurement_arg(measurement)
     drag_classifier = as_optional_path("`drag_classifier`", drag_classifier)
     if not isinstance(observation, Observation):
         observation = Observation(_as_array_observation(observation), {"array": list(np.shape(observation))},
@@ -358,7 +350,7 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
     if simulate is not None and not isinstance(simulate, (str, dict)):
         raise ConfigError(f"`simulate` must be a text like 'eta=0.8,n_v=4,seed=1' or a dict, got "
                           f"{type(simulate).__name__}")
-    _check_measurement_arg(measurement)
+    check_measurement_arg(measurement)
     if pixel_size is not None:
         pixel_size = as_float("`pixel_size`", pixel_size, positive=True)
     if channels is not None:
