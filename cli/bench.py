@@ -9,16 +9,7 @@ from typing import Any
 import click
 
 from ._flags import run_library_call
-
-
-def _parse_sizes(ctx: click.Context, param: click.Parameter, value: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(s) for s in value.split(",") if s.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
-    if not sizes or any(n < 4 for n in sizes):
-        raise click.BadParameter(f"expected one or more lattice sizes >= 4 (the solver's smallest N), got {value!r}")
-    return sizes
+from ._types import LATTICE_SIZES
 
 
 def _jsonable(obj: Any) -> Any:
@@ -88,7 +79,7 @@ def format_cuda_table(result: dict[str, Any]) -> str:
     "--sizes",
     default="64,128",
     show_default=True,
-    callback=_parse_sizes,
+    type=LATTICE_SIZES,
     help="Comma-separated lattice sizes N (N x N sites).",
 )
 @click.option(

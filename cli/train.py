@@ -12,27 +12,7 @@ import click
 from tdglnre.nre.settings import LOSS_NAMES, NetworkConfig  # TensorFlow-free: the loss registry feeds --loss
 
 from ._flags import LibraryError, run_library_call
-
-
-def _int_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    try:
-        out = tuple(int(v) for v in value.split(",") if v.strip())
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
-    if not out:
-        raise click.BadParameter("expected at least one integer")
-    return out
-
-
-def _str_list(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    out = tuple(v.strip() for v in value.split(",") if v.strip())
-    if not out:
-        raise click.BadParameter("expected at least one name")
-    return out
+from ._types import INT_LIST, STR_LIST
 
 
 #: Where each training-setting flag goes: ``settings`` (a :class:`tdglnre.nre.settings.TrainSettings` field of the
@@ -63,11 +43,11 @@ _SETTING_OPTIONS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("settings", click.option("--lr-patience", type=click.IntRange(min=1), default=None,
                               help="Epochs without improvement before the learning rate is halved [default: 3].")),
     ("settings", click.option("--seed", type=int, default=None, help="Seed [default: 0].")),
-    ("settings", click.option("--channels", callback=_str_list, default=None,
+    ("settings", click.option("--channels", type=STR_LIST, default=None,
                               help="Comma-separated input channels [default: all, rho1,rho2,curlJ].")),
-    ("settings", click.option("--snapshots", callback=_int_list, default=None,
+    ("settings", click.option("--snapshots", type=INT_LIST, default=None,
                               help="Comma-separated snapshot indices, stacked as channels [default: -1, the last].")),
-    ("network", click.option("--filters", callback=_int_list, default=None,
+    ("network", click.option("--filters", type=INT_LIST, default=None,
                              help="Conv filters per block [default: 16,32,32,64; the paper: 64,128,128,256].")),
     ("network", click.option("--encoder", type=click.Choice(["stacked", "per_snapshot"]), default=None,
                              help="Observation encoder: stacked (one CNN on the snapshots stacked as channels) or "

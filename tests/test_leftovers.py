@@ -119,3 +119,26 @@ def test_checkpoint_temporaries_of_a_killed_training_run_are_removed(tmp_path):
     assert sorted(remove_stale_checkpoint_temporaries(ck)) == sorted(stale)
     assert all(not p.exists() for p in stale) and all(p.exists() for p in keep)
     assert remove_stale_checkpoint_temporaries(tmp_path / "missing") == []
+
+
+def test_resume_removes_the_checkpoint_temporary_of_a_killed_run_and_keeps_the_checkpoint(tmp_path):
+    pytest.importorskip("keras")
+    from tdglnre.nre.data import gaussian_toy
+    from tdglnre.nre.settings import NetworkConfig
+    from tdglnre.nre.training import train_source
+
+    tiny = dict(batch_size=16, quiet=True, patience=50,
+                network=NetworkConfig(filters=(4,), embed_dim=4, theta_units=(8,), head_units=(8,)))
+    out = tmp_path / "m"
+    train_source(gaussian_toy(64, seed=1), out, epochs=1, **tiny)
+    ck = out / "checkpoints"
+    dead = _dead_pid()
+    stale = ck / f"last.tmp{dead}.keras"  # a `train` killed while writing its checkpoint
+    live = ck / f"last.tmp{os.getpid()}.keras"  # this process: a run still in progress is left alone
+    stale.write_bytes(b"partial")
+    live.write_bytes(b"partial")
+    checkpoint = (ck / "last.keras").read_bytes()
+    res = train_source(gaussian_toy(64, seed=1), out, resume=True, epochs=1, **tiny)  # nothing left to train
+    assert res.resumed and res.epochs_run == 1
+    assert not stale.exists() and live.exists()
+    assert (ck / "last.keras").read_bytes() == checkpoint and (ck / "state.json").exists()

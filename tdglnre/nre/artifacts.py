@@ -1,4 +1,4 @@
-"""Files of a model directory: atomic writes, checkpoints, fingerprints, versions.
+"""Files of a model directory: atomic writes, checkpoints, fingerprints, versions, replacement.
 
 A leaf module shared by :mod:`.training` and :mod:`.model_io` (no import of
 either, and TensorFlow only inside :func:`package_versions`).
@@ -21,9 +21,12 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+from .atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +38,48 @@ PREV_BEST = "prev.best.weights.h5"
 STATE = "state.json"
 PREV_STATE = "prev.state.json"
 CHECKPOINT_FILES = (LAST, BEST, STATE, PREV, PREV_BEST, PREV_STATE)
+MODEL_FILE = "model.keras"
+METADATA_FILE = "metadata.json"
+#: The files of a trained model directory besides ``checkpoints/``.
+MODEL_DIR_FILES = (MODEL_FILE, METADATA_FILE, "history.csv", "history.json", "loss_curve.png")
+#: Where a ``force`` run keeps the model it replaces until it has finished.
+REPLACED_DIR = ".replaced-model"
+
+
+def holds_model(out: Path) -> list[str]:
+    """The files of a trained model (and its checkpoints) in ``out``, relative to it."""
+    found = [n for n in MODEL_DIR_FILES if (out / n).exists()]
+    found += [f"{CHECKPOINT_DIR}/{n}" for n in CHECKPOINT_FILES
+              if (out / CHECKPOINT_DIR / n).exists()]
+    return found
+
+
+def set_aside(out: Path, names: list[str]) -> Path | None:
+    """Move the files of an old model into ``out/.replaced-model`` (restored on failure)."""
+    if not names:
+        return None
+    keep = out / REPLACED_DIR
+    if keep.exists():  # left by a run killed before it finished; that run's model is older
+        shutil.rmtree(keep)
+    for name in names:
+        dst = keep / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(out / name, dst)
+    return keep
+
+
+def restore_set_aside(out: Path, keep: Path | None) -> None:
+    """Put the files set aside by :func:`set_aside` back, dropping the failed run's."""
+    if keep is None or not keep.exists():
+        return
+    for name in holds_model(out):
+        (out / name).unlink()
+    for src in sorted(p for p in keep.rglob("*") if p.is_file()):
+        dst = out / src.relative_to(keep)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    shutil.rmtree(keep)
+
 
 
 def dataset_fingerprint(info: dict[str, Any]) -> str:
@@ -83,11 +128,13 @@ def _fsync(path: Path) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (temporary file + rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
-    _fsync(tmp)
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`.atomic.write_text_atomic`).
+
+    The temporary has a unique name (two writers never share one; one left by
+    a killed writer is removed by the next write) and the file gets the mode
+    any other file of its directory gets.
+    """
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=json_default) + "\n")
 
 
 def temporary_name(path: Path) -> Path:

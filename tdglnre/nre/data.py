@@ -112,14 +112,7 @@ def scan_source(
     nbytes = n * h * w * c_in * 4
     keep = nbytes <= in_memory_limit
     x_all = np.empty((n, h, w, c_in), dtype=np.float32) if keep else None
-    theta_all = np.asarray(source.theta(0, n), dtype=np.float64)
-    bad = ~np.isfinite(theta_all)
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise TrainingDataError(
-            f"{_where(source)}: theta of sample {i} is not finite "
-            f"({source.parameter_names[j]}={theta_all[i, j]})"
-        )
+    theta_all = _finite_theta(source, n)
     is_train = np.zeros(n, dtype=bool)
     is_train[train_idx] = True
     count = 0
@@ -128,36 +121,59 @@ def scan_source(
     for a in range(0, n, block_size):
         b = min(n, a + block_size)
         xb = selection.apply(source.x(a, b))
-        if not np.isfinite(xb).all():
-            i, _, _, c = np.argwhere(~np.isfinite(xb))[0]
-            s_i, c_i = divmod(int(c), len(selection.channel_indices))
-            raise TrainingDataError(
-                f"{_where(source)}: sample {a + i} has NaN/Inf values in channel "
-                f"{selection.channel_names[c_i]!r} at snapshot t={selection.snapshot_times[s_i]:g}"
-            )
+        _check_finite_block(source, selection, xb, a)
         if x_all is not None:
             x_all[a:b] = xb
         xt = xb[is_train[a:b]]
         if measure is not None and len(xt):
             xt = measure(xt, np.arange(a, b)[is_train[a:b]])
-        xt = xt.astype(np.float64)
-        if count == 0 and len(xt):  # a measurement may change the channel count
-            mean, m2 = np.zeros(xt.shape[-1]), np.zeros(xt.shape[-1])
-        if len(xt):
-            m = xt.shape[0] * xt.shape[1] * xt.shape[2]
-            bmean = xt.mean(axis=(0, 1, 2))
-            bm2 = ((xt - bmean) ** 2).sum(axis=(0, 1, 2))
-            delta = bmean - mean
-            tot = count + m
-            mean = mean + delta * (m / tot)
-            m2 = m2 + bm2 + delta**2 * (count * m / tot)
-            count = tot
+        mean, m2, count = _add_block(mean, m2, count, xt.astype(np.float64))
     var = np.maximum(m2 / max(count, 1), 1e-12)
     log.info("scanned %d samples (%s); channel means %s, stds %s", n,
              "cached in memory" if keep else "streamed from disk", np.round(mean, 4),
              np.round(np.sqrt(var), 4))
     return ScanResult(mean=mean, variance=var, theta=theta_all.astype(np.float32), x=x_all,
                       nbytes=nbytes, in_memory=keep)
+
+
+def _finite_theta(source: Any, n: int) -> np.ndarray:
+    """θ of all ``n`` samples as float64; the first non-finite value raises :class:`TrainingDataError`."""
+    theta_all = np.asarray(source.theta(0, n), dtype=np.float64)
+    bad = ~np.isfinite(theta_all)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise TrainingDataError(
+            f"{_where(source)}: theta of sample {i} is not finite "
+            f"({source.parameter_names[j]}={theta_all[i, j]})"
+        )
+    return theta_all
+
+
+def _check_finite_block(source: Any, selection: Selection, xb: np.ndarray, a: int) -> None:
+    """Refuse selected inputs ``xb`` of samples ``a, a + 1, …`` holding NaN/Inf, naming sample, channel, snapshot."""
+    if not np.isfinite(xb).all():
+        i, _, _, c = np.argwhere(~np.isfinite(xb))[0]
+        s_i, c_i = divmod(int(c), len(selection.channel_indices))
+        raise TrainingDataError(
+            f"{_where(source)}: sample {a + i} has NaN/Inf values in channel "
+            f"{selection.channel_names[c_i]!r} at snapshot t={selection.snapshot_times[s_i]:g}"
+        )
+
+
+def _add_block(mean: np.ndarray, m2: np.ndarray, count: int, xt: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-channel mean and sum of squared deviations with a block ``xt`` (S, N, N, C) added (Chan et al.)."""
+    if count == 0 and len(xt):  # a measurement may change the channel count
+        mean, m2 = np.zeros(xt.shape[-1]), np.zeros(xt.shape[-1])
+    if len(xt):
+        m = xt.shape[0] * xt.shape[1] * xt.shape[2]
+        bmean = xt.mean(axis=(0, 1, 2))
+        bm2 = ((xt - bmean) ** 2).sum(axis=(0, 1, 2))
+        delta = bmean - mean
+        tot = count + m
+        mean = mean + delta * (m / tot)
+        m2 = m2 + bm2 + delta**2 * (count * m / tot)
+        count = tot
+    return mean, m2, count
 
 
 def _where(source: Any) -> str:

@@ -39,11 +39,15 @@ import numpy as np
 
 from .artifacts import (
     CHECKPOINT_DIR,
-    CHECKPOINT_FILES,
+    METADATA_FILE,
+    MODEL_FILE,
     dataset_fingerprint,
     find_checkpoint,
+    holds_model,
     package_versions,  # noqa: F401  (re-exported)
+    restore_set_aside,
     save_atomic,
+    set_aside,
     write_json,
 )
 from .callbacks import finite_or_none, write_history, make_callbacks, plot_history
@@ -63,11 +67,6 @@ from .tf_setup import ensure_tensorflow
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.keras"
-METADATA_FILE = "metadata.json"
-_OWNED = (MODEL_FILE, METADATA_FILE, "history.csv", "history.json", "loss_curve.png")
-#: Where a ``force`` run keeps the model it replaces until it has finished.
-_REPLACED_DIR = ".replaced-model"
 
 @dataclass
 class TrainResult:
@@ -106,40 +105,6 @@ class TrainResult:
         for k in ("best_val_loss", "best_loss"):
             d[k] = finite_or_none(d[k])
         return d
-
-
-def _holds_model(out: Path) -> list[str]:
-    found = [n for n in _OWNED if (out / n).exists()]
-    found += [f"{CHECKPOINT_DIR}/{n}" for n in CHECKPOINT_FILES
-              if (out / CHECKPOINT_DIR / n).exists()]
-    return found
-
-
-def _set_aside(out: Path, names: list[str]) -> Path | None:
-    """Move the files of an old model into ``out/.replaced-model`` (restored on failure)."""
-    if not names:
-        return None
-    keep = out / _REPLACED_DIR
-    if keep.exists():  # left by a run killed before it finished; that run's model is older
-        shutil.rmtree(keep)
-    for name in names:
-        dst = keep / name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(out / name, dst)
-    return keep
-
-
-def _restore(out: Path, keep: Path | None) -> None:
-    """Put the files set aside by :func:`_set_aside` back, dropping the failed run's."""
-    if keep is None or not keep.exists():
-        return
-    for name in _holds_model(out):
-        (out / name).unlink()
-    for src in sorted(p for p in keep.rglob("*") if p.is_file()):
-        dst = out / src.relative_to(keep)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
-    shutil.rmtree(keep)
 
 
 def _strategy() -> Any:
@@ -212,54 +177,18 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
     """
     t_start = time.perf_counter()
     out = Path(out_dir)
-    ckpt = out / CHECKPOINT_DIR
     info = dict(source.info)
     fingerprint = dataset_fingerprint(info)
 
     checkpoint = None
     existing: list[str] = []
     if resume:
-        checkpoint = find_checkpoint(ckpt) if ckpt.is_dir() else None
-        if checkpoint is None:
-            raise TrainingError(f"{out}: nothing to resume (no usable {CHECKPOINT_DIR}/last.keras "
-                                "and state.json); train without --resume first")
+        checkpoint = _resumable_checkpoint(out, fingerprint)
         state = checkpoint.state
-        if state.get("fingerprint") != fingerprint:
-            raise TrainingError(
-                f"{out}: the checkpoint was trained on a different dataset (fingerprint "
-                f"{str(state.get('fingerprint'))[:12]}…, this file {fingerprint[:12]}…); "
-                "resume needs the same ensemble"
-            )
-        trained = TrainSettings.from_dict(state["settings"])
-        base = trained.to_dict()
-        settings = _parsed_measurement(settings)
-        if "measurement" in settings:
-            asked = TrainSettings(measurement=settings["measurement"]).measurement
-            if asked != trained.measurement:
-                raise TrainingError(
-                    f"{out}: resume with `measurement` {str(asked or 'none')!r}, but the checkpoint was "
-                    f"trained with {base.get('measurement') or 'none'!r}; train a new model instead")
-        for k, v in settings.items():
-            if k in RESUMABLE_OVERRIDES:
-                base[k] = v
-            elif k in base and k != "measurement" and _normalise(v) != base[k]:
-                log.warning("resume: ignoring %s=%r (the checkpoint used %r)", k, v, base[k])
-        base["measurement"] = trained.measurement  # the parsed model, not its text again
-        cfg = TrainSettings.from_dict(base)
+        cfg = _resumed_settings(out, state, settings)
     else:
-        if out.exists() and not out.is_dir():
-            raise TrainingError(f"{out} exists and is not a directory")
-        existing = _holds_model(out) if out.exists() else []
-        if existing and not force:
-            raise TrainingError(
-                f"{out} already holds a model ({', '.join(existing)}); pass --force to "
-                "overwrite it or --resume to continue training"
-            )
-        if settings.get("measurement") is None and info.get("measurement"):
-            settings = _parsed_measurement({**settings, "measurement": info["measurement"]})
-            log.info("measurement %r: the instrument the ensemble's preset declares (measurement='none' trains on "
-                     "perfect images)", info["measurement"])
-        cfg = TrainSettings.from_dict(settings)
+        existing = _models_to_replace(out, force)
+        cfg = _fresh_settings(info, settings)
         state = None
 
     selection = resolve_selection(cfg.channels, cfg.snapshots, source.channels,
@@ -273,19 +202,81 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
     scan = scan_source(source, selection, train_idx, block_size=cfg.block_size,
                        in_memory_limit=cfg.in_memory_limit, measure=measure)
     # all checks passed: only now is the old model set aside
-    replaced = _set_aside(out, existing) if existing else None
+    replaced = set_aside(out, existing) if existing else None
     try:
         res = _fit(source, out, cfg, state, checkpoint, selection, scan, train_idx, val_idx,
                    fingerprint, quiet=quiet, measurement=measurement)
     except BaseException:
         if replaced is not None:
             log.warning("training failed: restoring the model that was in %s", out)
-            _restore(out, replaced)
+            restore_set_aside(out, replaced)
         raise
     if replaced is not None:
         shutil.rmtree(replaced, ignore_errors=True)
     res.wall_time_s = round(time.perf_counter() - t_start, 3)
     return res
+
+
+def _resumable_checkpoint(out: Path, fingerprint: str) -> Any:
+    """The newest intact checkpoint in ``out``, which must have been trained on this dataset."""
+    ckpt = out / CHECKPOINT_DIR
+    checkpoint = find_checkpoint(ckpt) if ckpt.is_dir() else None
+    if checkpoint is None:
+        raise TrainingError(f"{out}: nothing to resume (no usable {CHECKPOINT_DIR}/last.keras "
+                            "and state.json); train without --resume first")
+    state = checkpoint.state
+    if state.get("fingerprint") != fingerprint:
+        raise TrainingError(
+            f"{out}: the checkpoint was trained on a different dataset (fingerprint "
+            f"{str(state.get('fingerprint'))[:12]}…, this file {fingerprint[:12]}…); "
+            "resume needs the same ensemble"
+        )
+    return checkpoint
+
+
+def _resumed_settings(out: Path, state: dict[str, Any], settings: dict[str, Any]) -> TrainSettings:
+    """The checkpoint's settings with the resumable overrides (``epochs``, ``patience``) of ``settings``.
+
+    Another measurement is refused; other differing settings are ignored with a warning.
+    """
+    trained = TrainSettings.from_dict(state["settings"])
+    base = trained.to_dict()
+    settings = _parsed_measurement(settings)
+    if "measurement" in settings:
+        asked = TrainSettings(measurement=settings["measurement"]).measurement
+        if asked != trained.measurement:
+            raise TrainingError(
+                f"{out}: resume with `measurement` {str(asked or 'none')!r}, but the checkpoint was "
+                f"trained with {base.get('measurement') or 'none'!r}; train a new model instead")
+    for k, v in settings.items():
+        if k in RESUMABLE_OVERRIDES:
+            base[k] = v
+        elif k in base and k != "measurement" and _normalise(v) != base[k]:
+            log.warning("resume: ignoring %s=%r (the checkpoint used %r)", k, v, base[k])
+    base["measurement"] = trained.measurement  # the parsed model, not its text again
+    return TrainSettings.from_dict(base)
+
+
+def _models_to_replace(out: Path, force: bool) -> list[str]:
+    """The files of a model already in ``out`` (refused without ``force``)."""
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"{out} exists and is not a directory")
+    existing = holds_model(out) if out.exists() else []
+    if existing and not force:
+        raise TrainingError(
+            f"{out} already holds a model ({', '.join(existing)}); pass --force to "
+            "overwrite it or --resume to continue training"
+        )
+    return existing
+
+
+def _fresh_settings(info: dict[str, Any], settings: dict[str, Any]) -> TrainSettings:
+    """Settings of a new run; without a ``measurement`` the one the ensemble's preset declares."""
+    if settings.get("measurement") is None and info.get("measurement"):
+        settings = _parsed_measurement({**settings, "measurement": info["measurement"]})
+        log.info("measurement %r: the instrument the ensemble's preset declares (measurement='none' trains on "
+                 "perfect images)", info["measurement"])
+    return TrainSettings.from_dict(settings)
 
 
 def _fit_spectrum(model: Any, stream: Any) -> None:
@@ -305,60 +296,19 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
     ensure_tensorflow(cfg.threads)
     import keras
 
-    from . import spectrum, time_encoder  # noqa: F401  (registers their layers: such a checkpoint loads on resume)
-    from .losses import make_loss
-    from .model_io import build_metadata
-    from .network import build_model
+    # registers their layers and losses (a checkpoint loads on resume); the helpers below import what they use
+    from . import losses, model_io, network, spectrum, time_encoder  # noqa: F401
 
-    ckpt = out / CHECKPOINT_DIR
-    n_cols = cfg.n_theta_columns
-    stream_train = BatchStream(source, scan, selection, train_idx, cfg.batch_size, n_cols,
-                               shuffle=True, seed=cfg.seed, augment=cfg.augment,
-                               block_size=cfg.block_size, blocks_per_read=cfg.blocks_per_read,
-                               measurement=measurement, fresh_noise=True)
-    stream_val = None
-    if len(val_idx):
-        stream_val = BatchStream(source, scan, selection, val_idx, cfg.batch_size, n_cols,
-                                 shuffle=False, seed=cfg.seed + 1, augment=False,
-                                 block_size=cfg.block_size, blocks_per_read=cfg.blocks_per_read,
-                                 measurement=measurement, fresh_noise=False)
-    log.info("training on %d samples, validating on %d (%s); input %s, %d theta per x (true + contrastive)",
-             len(train_idx), len(val_idx), "in memory" if scan.in_memory else "streamed",
-             stream_train.input_shape, n_cols)
-
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt.mkdir(exist_ok=True)
+    stream_train, stream_val = _streams(source, scan, selection, cfg, train_idx, val_idx, measurement)
+    ckpt = _open_checkpoint_dir(out)
     keras.utils.set_random_seed(cfg.seed)
-    strategy = _strategy()
-    with strategy.scope():
+    with _strategy().scope():
         if checkpoint is not None:
-            try:
-                model = keras.saving.load_model(checkpoint.model_path)
-            except (ValueError, OSError) as exc:
-                raise TrainingError(f"{checkpoint.model_path}: cannot load the checkpoint "
-                                    f"({exc})") from None
-            initial_epoch = int(state["epoch"]) + 1
-            log.info("resuming after epoch %d (best %s at epoch %d)", initial_epoch,
-                     state["best"], state["best_epoch"] + 1)
+            model, initial_epoch = _load_checkpoint(checkpoint, state)
         else:
-            b = source.bounds
-            model = build_model(cfg.network, stream_train.input_shape[-1], b.low, b.high,
-                                mean=scan.mean, variance=scan.variance,
-                                n_snapshots=len(selection.snapshot_indices),
-                                size=stream_train.input_shape[0])
-            if cfg.network.spectrum:
-                _fit_spectrum(model, stream_train)
-            opt = (keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
-                   if cfg.weight_decay > 0 else keras.optimizers.Adam(cfg.learning_rate))
-            model.compile(optimizer=opt, loss=make_loss(cfg.loss, lam=cfg.lam, gamma=cfg.gamma))
+            model = _new_model(source, cfg, selection, scan, stream_train)
             initial_epoch = 0
-            state = {
-                "epoch": -1, "best": math.inf, "best_epoch": -1, "wait": 0, "lr_wait": 0,
-                "stopped_early": False, "fingerprint": fingerprint,
-                "settings": cfg.to_dict(),
-                "history": {k: [] for k in ("epoch", "loss", "val_loss", "learning_rate",
-                                            "time_s")},
-            }
+            state = _initial_state(cfg, fingerprint)
     if checkpoint is not None and checkpoint.best_path is not None \
             and checkpoint.best_path.name != "best.weights.h5":
         # resumed from the previous checkpoint: its best weights become the current ones
@@ -380,25 +330,14 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
         if (ckpt / "best.weights.h5").exists():
             model.load_weights(ckpt / "best.weights.h5")
 
-    save_atomic(out / MODEL_FILE, model.save)
-    history = state["history"]
-    meta = build_metadata(
-        source=source, selection=selection, settings=cfg, scan=scan, fingerprint=fingerprint,
-        n_train=len(train_idx), n_val=len(val_idx), state=state,
-        input_shape=stream_train.input_shape, measurement=measurement,
-    )
-    write_json(out / METADATA_FILE, meta)
-    write_history(out, history)
-    try:
-        plot_history(history, out / "loss_curve.png", state["best_epoch"] if
-                     state["best_epoch"] >= 0 else None)
-    except Exception as exc:  # pragma: no cover - plotting must not lose a model
-        log.warning("could not draw the loss curve: %s", exc)
+    _write_model_dir(out, model, state, source=source, selection=selection, settings=cfg, scan=scan,
+                     fingerprint=fingerprint, n_train=len(train_idx), n_val=len(val_idx),
+                     input_shape=stream_train.input_shape, measurement=measurement)
     monitor = "val_loss" if len(val_idx) else "loss"
     best = float(state["best"])
     res = TrainResult(
         out_dir=out, model_path=out / MODEL_FILE, metadata_path=out / METADATA_FILE,
-        history=history, best_epoch=int(state["best_epoch"]),
+        history=state["history"], best_epoch=int(state["best_epoch"]),
         best_val_loss=best if monitor == "val_loss" else math.nan,
         epochs_run=int(state["epoch"]) + 1,
         stopped_early=bool(state["stopped_early"]), resumed=checkpoint is not None,
@@ -407,6 +346,103 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
     )
     log.info("best %s %.5g at epoch %d; model in %s", monitor, best, res.best_epoch + 1, out)
     return res
+
+
+def _streams(source: Any, scan: Any, selection: Any, cfg: TrainSettings, train_idx: np.ndarray,
+             val_idx: np.ndarray, measurement: Any) -> tuple[BatchStream, BatchStream | None]:
+    """The training stream (shuffled, augmented, fresh noise) and the validation stream (None without a split)."""
+    n_cols = cfg.n_theta_columns
+    stream_train = BatchStream(source, scan, selection, train_idx, cfg.batch_size, n_cols,
+                               shuffle=True, seed=cfg.seed, augment=cfg.augment,
+                               block_size=cfg.block_size, blocks_per_read=cfg.blocks_per_read,
+                               measurement=measurement, fresh_noise=True)
+    stream_val = None
+    if len(val_idx):
+        stream_val = BatchStream(source, scan, selection, val_idx, cfg.batch_size, n_cols,
+                                 shuffle=False, seed=cfg.seed + 1, augment=False,
+                                 block_size=cfg.block_size, blocks_per_read=cfg.blocks_per_read,
+                                 measurement=measurement, fresh_noise=False)
+    log.info("training on %d samples, validating on %d (%s); input %s, %d theta per x (true + contrastive)",
+             len(train_idx), len(val_idx), "in memory" if scan.in_memory else "streamed",
+             stream_train.input_shape, n_cols)
+    return stream_train, stream_val
+
+
+def _open_checkpoint_dir(out: Path) -> Path:
+    """Create ``out/checkpoints``, removing the temporaries (``last.tmpPID.keras``) a killed run left there.
+
+    Called on a fresh start and on ``resume`` before the first checkpoint is
+    written; temporaries of a run still in progress are kept.
+    """
+    from .atomic import remove_stale_checkpoint_temporaries
+
+    ckpt = out / CHECKPOINT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt.mkdir(exist_ok=True)
+    for path in remove_stale_checkpoint_temporaries(ckpt):
+        log.info("removed %s, left by a training run that was killed", path)
+    return ckpt
+
+
+def _load_checkpoint(checkpoint: Any, state: dict[str, Any]) -> tuple[Any, int]:
+    """The checkpoint's model (with optimizer state) and the first epoch still to train."""
+    import keras
+
+    try:
+        model = keras.saving.load_model(checkpoint.model_path)
+    except (ValueError, OSError) as exc:
+        raise TrainingError(f"{checkpoint.model_path}: cannot load the checkpoint "
+                            f"({exc})") from None
+    initial_epoch = int(state["epoch"]) + 1
+    log.info("resuming after epoch %d (best %s at epoch %d)", initial_epoch,
+             state["best"], state["best_epoch"] + 1)
+    return model, initial_epoch
+
+
+def _new_model(source: Any, cfg: TrainSettings, selection: Any, scan: Any, stream_train: BatchStream) -> Any:
+    """A new compiled model, standardised on the training statistics (and spectrum branch)."""
+    import keras
+
+    from .losses import make_loss
+    from .network import build_model
+
+    b = source.bounds
+    model = build_model(cfg.network, stream_train.input_shape[-1], b.low, b.high,
+                        mean=scan.mean, variance=scan.variance,
+                        n_snapshots=len(selection.snapshot_indices),
+                        size=stream_train.input_shape[0])
+    if cfg.network.spectrum:
+        _fit_spectrum(model, stream_train)
+    opt = (keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
+           if cfg.weight_decay > 0 else keras.optimizers.Adam(cfg.learning_rate))
+    model.compile(optimizer=opt, loss=make_loss(cfg.loss, lam=cfg.lam, gamma=cfg.gamma))
+    return model
+
+
+def _initial_state(cfg: TrainSettings, fingerprint: str) -> dict[str, Any]:
+    """The training state (``state.json``) before the first epoch."""
+    return {
+        "epoch": -1, "best": math.inf, "best_epoch": -1, "wait": 0, "lr_wait": 0,
+        "stopped_early": False, "fingerprint": fingerprint,
+        "settings": cfg.to_dict(),
+        "history": {k: [] for k in ("epoch", "loss", "val_loss", "learning_rate",
+                                    "time_s")},
+    }
+
+
+def _write_model_dir(out: Path, model: Any, state: dict[str, Any], **metadata: Any) -> None:
+    """``model.keras``, ``metadata.json`` (:func:`.model_io.build_metadata` of ``metadata``), history, loss curve."""
+    from .model_io import build_metadata
+
+    save_atomic(out / MODEL_FILE, model.save)
+    history = state["history"]
+    write_json(out / METADATA_FILE, build_metadata(state=state, **metadata))
+    write_history(out, history)
+    try:
+        plot_history(history, out / "loss_curve.png", state["best_epoch"] if
+                     state["best_epoch"] >= 0 else None)
+    except Exception as exc:  # pragma: no cover - plotting must not lose a model
+        log.warning("could not draw the loss curve: %s", exc)
 
 
 def _parsed_measurement(settings: dict[str, Any]) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from ..nre.inference import (
 from ..nre.posterior import Grid, check_grid_size
 from ..progress import ProgressLike, tracker
 from ._output import check_output_dir, staged_output
-from .observations import _as_model
+from .observations import _as_model, check_measurement_arg
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +172,6 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
         can be repeated exactly. Both are recorded in ``calibration.json``
         under ``measurement``.
     """
-    from ..analysis.baselines import summaries_batch
-    from ..io.ensemble import open_ensemble
-    from ..io.measurement import MeasurementModel
-
     t0 = time.perf_counter()
     model = _as_model(model)
     _check_test_set(test_set)
@@ -186,21 +182,10 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
     seed = as_int("`seed`", seed, 0)
     n_draws = as_int("`n_draws`", n_draws, 1)
     half_window = as_pos_float("`half_window`", half_window)
-    if measurement is not None and not isinstance(measurement, (str, MeasurementModel)):
-        raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got "
-                          f"{type(measurement).__name__}")
+    check_measurement_arg(measurement)
     measurement_seed = as_int("`measurement_seed`", measurement_seed, 0)
-    with open_ensemble(test_set) as ens:
-        model.check_compatible(ens)
-        S = ens.n_complete if max_samples is None else min(ens.n_complete, max_samples)
-        if S < 1:
-            raise ConfigError(f"test set {test_set} holds no complete samples")
-        raw = ens.x(0, S)
-        stored = list(ens.parameter_names)
-        # nuisance columns (T, delta) are marginalised by the model, not inferred: keep the inferred ones
-        theta = ens.theta(0, S)[:, [stored.index(n) for n in model.parameter_names]]
-        L = ens.config.L
-        mismatch = prior_mismatch(getattr(model, "training_prior", model.prior), ens.prior)
+    raw, theta, L, mismatch = _read_test_set(model, test_set, max_samples)
+    S = len(raw)
     nuisance = _nuisance_only(mismatch, model.parameter_names)
     if nuisance is not None:
         log.info("%s", nuisance["note"])
@@ -219,28 +204,60 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
     rep["model_dir"] = None if getattr(model, "model_dir", None) is None else str(model.model_dir)
     rep["test_set"] = str(test_set)
     rep["measurement"] = measured
-
-    ref_path = reference or model.metadata["dataset"].get("path")
-    if ref_path and Path(ref_path).exists():
-        with open_ensemble(ref_path) as ref:
-            n_ref = ref.n_complete
-            ref_sum = np.concatenate([
-                summaries_batch(_summary_images(model, ref.x(a, min(a + 512, n_ref))), L)
-                for a in range(0, n_ref, 512)])
-            ref_names = list(ref.parameter_names)
-            ref_theta = ref.theta(0, n_ref)[:, [ref_names.index(n) for n in model.parameter_names]]
-        test_sum = summaries_batch(_summary_images(model, raw), L)
-        rep["baseline"] = baseline_evaluation(ref_sum, ref_theta, test_sum, theta, ev.names, model.prior)
-        rep["baseline"]["reference"] = str(ref_path)
-        if not coverage:
-            for b in rep["baseline"]["per_parameter"].values():
-                b.pop("coverage95")
-                b.pop("expected_coverage_central")
-    else:
-        rep["baseline"] = None
-        log.warning("no reference ensemble for the ABC baseline (pass `reference`)")
+    rep["baseline"] = _abc_baseline(model, reference or model.metadata["dataset"].get("path"), raw, theta, L,
+                                    ev.names, coverage)
     rep["wall_seconds"] = time.perf_counter() - t0
     return CalibrationReport(rep, ev)
+
+
+def _read_test_set(model: Any, test_set: Any, max_samples: int | None
+                   ) -> tuple[np.ndarray, np.ndarray, float, dict[str, Any] | None]:
+    """Raw inputs, inferred θ and L of the test set's first samples, and its prior mismatch with the model."""
+    from ..io.ensemble import open_ensemble
+
+    with open_ensemble(test_set) as ens:
+        model.check_compatible(ens)
+        S = ens.n_complete if max_samples is None else min(ens.n_complete, max_samples)
+        if S < 1:
+            raise ConfigError(f"test set {test_set} holds no complete samples")
+        raw = ens.x(0, S)
+        theta = _inferred_theta(model, ens, S)
+        mismatch = prior_mismatch(getattr(model, "training_prior", model.prior), ens.prior)
+        return raw, theta, ens.config.L, mismatch
+
+
+def _inferred_theta(model: Any, ens: Any, n: int) -> np.ndarray:
+    """θ of the first ``n`` samples of an open ensemble, the model's inferred columns in its order.
+
+    Nuisance columns (T, δ) are marginalised by the model, not inferred: only the inferred ones are kept.
+    """
+    stored = list(ens.parameter_names)
+    return ens.theta(0, n)[:, [stored.index(p) for p in model.parameter_names]]
+
+
+def _abc_baseline(model: Any, ref_path: Any, raw: np.ndarray, theta: np.ndarray, L: float, names: Any,
+                  coverage: bool) -> dict[str, Any] | None:
+    """The ABC baseline of the test samples against the reference ensemble, or None when there is none."""
+    from ..analysis.baselines import summaries_batch
+    from ..io.ensemble import open_ensemble
+
+    if not (ref_path and Path(ref_path).exists()):
+        log.warning("no reference ensemble for the ABC baseline (pass `reference`)")
+        return None
+    with open_ensemble(ref_path) as ref:
+        n_ref = ref.n_complete
+        ref_sum = np.concatenate([
+            summaries_batch(_summary_images(model, ref.x(a, min(a + 512, n_ref))), L)
+            for a in range(0, n_ref, 512)])
+        ref_theta = _inferred_theta(model, ref, n_ref)
+    test_sum = summaries_batch(_summary_images(model, raw), L)
+    baseline = baseline_evaluation(ref_sum, ref_theta, test_sum, theta, names, model.prior)
+    baseline["reference"] = str(ref_path)
+    if not coverage:
+        for b in baseline["per_parameter"].values():
+            b.pop("coverage95")
+            b.pop("expected_coverage_central")
+    return baseline
 
 
 def _measure_test_set(model: Any, x: np.ndarray, measurement: Any, seed: int

@@ -97,22 +97,14 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         and the wall time of each stage.
     """
     from ..io.presets import load_preset, preset_measurement
-    from .generate import generate
 
-    as_path("`out_dir`", out_dir)
-    if not isinstance(preset, (str, os.PathLike)):
-        raise ConfigError(f"`preset` must be a preset name or the path of a preset file, got {preset!r}")
-    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, (Mapping, list, tuple)):
-        raise ConfigError(f"`overrides` must be a list of 'key=value' texts or a dict, got {overrides!r}")
+    _check_demo_arguments(out_dir, preset, overrides)
     n_train, n_test, epochs = (None if v is None else as_int(f"`{n}`", v, 1)
                                for n, v in (("n_train", n_train), ("n_test", n_test), ("epochs", epochs)))
     seed, n_examples = as_int("`seed`", seed, 0), as_int("`n_examples`", n_examples, 0)
     classifier_epochs = as_int("`classifier_epochs`", classifier_epochs, 1)
     force, quiet = as_bool("`force`", force), as_bool("`quiet`", quiet)
-    if not callable(echo):
-        raise ConfigError(f"`echo` must be a function taking a line, got {echo!r}")
-    if measurement is not None and not isinstance(measurement, str):
-        raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got {measurement!r}")
+    _check_demo_callbacks(echo, measurement)
     config, prior = load_preset(preset, overrides)
     if measurement is None:
         measurement = preset_measurement(preset)
@@ -125,6 +117,17 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         return _run_drag_demo(out_dir, preset=preset, overrides=overrides, n_train=n_train, n_test=n_test,
                               epochs=epochs, seed=seed, n_examples=n_examples, force=force, quiet=quiet, echo=echo,
                               measurement=measurement, classifier_epochs=classifier_epochs)
+    return _run_quick_demo(out_dir, preset=preset, config=config, prior=prior, n_train=n_train, n_test=n_test,
+                           epochs=epochs, seed=seed, n_examples=n_examples, force=force, quiet=quiet, echo=echo,
+                           measurement=measurement)
+
+
+def _run_quick_demo(out_dir: str | Path, *, preset: str, config: Any, prior: Any, n_train: int, n_test: int,
+                    epochs: int, seed: int, n_examples: int, force: bool, quiet: bool, echo: Callable[[str], None],
+                    measurement: str | None) -> dict[str, Any]:
+    """The pipeline of :func:`run_demo` without drag: generate, train, posteriors, calibration."""
+    from .generate import generate
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
@@ -144,20 +147,42 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
                                        "observations", n_examples=n_examples, force=force, echo=echo, times=times)
     rep, cal_dir = _calibration_stage(model_dir, test_h5, train_h5, out, f"[4/4] calibration on {n_test} test "
                                       "simulations", force=force, quiet=quiet, echo=echo, times=times)
-    cal = rep.report
 
     echo("")
     echo("Summary")
     _echo_examples(examples, echo)
     for line in rep.summary_lines():
         echo("  " + line)
+    return _write_summary(out, {"out_dir": str(out), "measurement": str(model.measurement), "train": str(train_h5),
+                                "test": str(test_h5), "model": str(model_dir), "calibration": str(cal_dir),
+                                "examples": examples}, times, rep.report, echo)
+
+
+def _check_demo_arguments(out_dir: Any, preset: Any, overrides: Any) -> None:
+    """``out_dir`` a path, ``preset`` a name or path, ``overrides`` a list of 'key=value' texts or a dict."""
+    as_path("`out_dir`", out_dir)
+    if not isinstance(preset, (str, os.PathLike)):
+        raise ConfigError(f"`preset` must be a preset name or the path of a preset file, got {preset!r}")
+    if isinstance(overrides, (str, bytes)) or not isinstance(overrides, (Mapping, list, tuple)):
+        raise ConfigError(f"`overrides` must be a list of 'key=value' texts or a dict, got {overrides!r}")
+
+
+def _check_demo_callbacks(echo: Any, measurement: Any) -> None:
+    """``echo`` a function taking a line, ``measurement`` None or a text."""
+    if not callable(echo):
+        raise ConfigError(f"`echo` must be a function taking a line, got {echo!r}")
+    if measurement is not None and not isinstance(measurement, str):
+        raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got {measurement!r}")
+
+
+def _write_summary(out: Path, fields: dict[str, Any], times: dict[str, float], cal: dict[str, Any],
+                   echo: Callable[[str], None]) -> dict[str, Any]:
+    """Echo the wall time, write ``demo_summary.json`` (``fields``, times, calibration figures) and return it."""
     total = sum(times.values())
     echo(f"  wall time {total:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
-    summary = {"out_dir": str(out), "measurement": str(model.measurement), "train": str(train_h5), "test": str(test_h5), "model": str(model_dir),
-               "calibration": str(cal_dir), "examples": examples, "times": times, "wall_seconds": total,
+    summary = {**fields, "times": times, "wall_seconds": total,
                "coverage_max_abs_deviation": (cal.get("expected_coverage") or {}).get("max_abs_deviation"),
-               "coverage95": cal.get("coverage95"),
-               "mae": cal["mae"], "width95": cal["width95"]}
+               "coverage95": cal.get("coverage95"), "mae": cal["mae"], "width95": cal["width95"]}
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -184,12 +209,8 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
                    n_test: int, epochs: int, seed: int, n_examples: int, force: bool, quiet: bool,
                    echo: Callable[[str], None], measurement: str | None, classifier_epochs: int) -> dict[str, Any]:
     """The drag pipeline of :func:`run_demo` (module docstring); same arguments."""
-    import numpy as np
-
     from ..io.presets import load_preset
-    from ..nre.model_comparison import auc_by_nu, fit_model_classifier, reliability, roc_auc
-    from .generate import generate
-    from .structure import structure
+    from ..nre.settings import NetworkConfig
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -202,18 +223,62 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
         sets = list(overrides)
         nu0_sets = [*sets, "prior.nu=fixed(0)"]
     config, _ = load_preset(preset, sets)
+    h5 = {name: out / f"{name}.h5" for name in ("train", "test", "nu0", "nu0_test")}
+    _simulate_drag_sets(h5, preset, config, sets, nu0_sets, n_train=n_train, n_test=n_test, seed=seed,
+                        force=force, quiet=quiet, echo=echo, times=times)
+    st, st_dir = _structure_stage(h5["train"], out, force=force, echo=echo, times=times)
+
+    model_dir = out / "model"
+    # the measured default of docs/drag.md §4: log S(k, t) of every snapshot in a spectrum branch, the CNN
+    # on the last snapshot only
+    _train_stage(h5["train"], model_dir, "[3/6] training the ratio estimator (CNN on the last snapshot, log S(k, t) "
+                 "of all snapshots)", epochs=epochs, seed=seed, force=force, quiet=quiet, measurement=measurement,
+                 echo=echo, times=times, snapshots=tuple(range(len(config.snapshot_times))),
+                 network=NetworkConfig(spectrum=True, cnn_snapshots="last"))
+    comparison = _model_comparison_stage(h5, model_dir, out, classifier_epochs=classifier_epochs, seed=seed,
+                                         echo=echo, times=times)
+    model, examples = _posterior_stage(model_dir, h5["test"], out, f"[5/6] posteriors and P(nu > 0 | x) of "
+                                       f"{n_examples} test observations", n_examples=n_examples, force=force,
+                                       echo=echo, times=times)
+    rep, cal_dir = _calibration_stage(model_dir, h5["test"], h5["train"], out, f"[6/6] calibration on {n_test} test "
+                                      "simulations", force=force, quiet=quiet, echo=echo, times=times)
+
+    echo("")
+    echo("Summary")
+    for line in st.summary_lines():
+        echo("  structure: " + line)
+    _echo_examples(examples, echo)
+    for line in rep.summary_lines():
+        echo("  " + line)
+    _echo_comparison(comparison, echo)
+    return _write_summary(out, {"out_dir": str(out), "preset": str(preset), "measurement": str(model.measurement),
+                                "train": str(h5["train"]), "test": str(h5["test"]), "nu0": str(h5["nu0"]),
+                                "nu0_test": str(h5["nu0_test"]), "structure": str(st_dir), "model": str(model_dir),
+                                "model_comparison": comparison, "calibration": str(cal_dir), "examples": examples},
+                          times, rep.report, echo)
+
+
+def _simulate_drag_sets(h5: dict[str, Path], preset: str, config: Any, sets: Any, nu0_sets: Any, *, n_train: int,
+                        n_test: int, seed: int, force: bool, quiet: bool, echo: Callable[[str], None],
+                        times: dict[str, float]) -> None:
+    """Training and test sets with ν from the prior (seeds + 0, + 1) and with ν = 0 (seeds + 2, + 3)."""
+    from .generate import generate
 
     t0 = time.perf_counter()
-    train_h5, test_h5 = out / "train.h5", out / "test.h5"
-    nu0_h5, nu0_test_h5 = out / "nu0.h5", out / "nu0_test.h5"
     echo(f"[1/6] simulating {n_train} training + {n_test} test quenches with nu ~ prior and as many with nu = 0 "
          f"({preset} preset, N={config.N}, {len(config.snapshot_times)} snapshots) ...")
-    generate(preset, n_train, seed, train_h5, overrides=sets, force=force, progress=not quiet)
-    generate(preset, n_test, seed + 1, test_h5, overrides=sets, force=force, progress=not quiet)
-    generate(preset, n_train, seed + 2, nu0_h5, overrides=nu0_sets, force=force, progress=not quiet)
-    generate(preset, n_test, seed + 3, nu0_test_h5, overrides=nu0_sets, force=force, progress=not quiet)
+    generate(preset, n_train, seed, h5["train"], overrides=sets, force=force, progress=not quiet)
+    generate(preset, n_test, seed + 1, h5["test"], overrides=sets, force=force, progress=not quiet)
+    generate(preset, n_train, seed + 2, h5["nu0"], overrides=nu0_sets, force=force, progress=not quiet)
+    generate(preset, n_test, seed + 3, h5["nu0_test"], overrides=nu0_sets, force=force, progress=not quiet)
     times["generate"] = time.perf_counter() - t0
-    echo(f"      -> {train_h5}, {test_h5}, {nu0_h5}, {nu0_test_h5} ({times['generate']:.0f} s)")
+    echo(f"      -> {h5['train']}, {h5['test']}, {h5['nu0']}, {h5['nu0_test']} ({times['generate']:.0f} s)")
+
+
+def _structure_stage(train_h5: Path, out: Path, *, force: bool, echo: Callable[[str], None],
+                     times: dict[str, float]) -> tuple[Any, Path]:
+    """S(k, t) of the training set (``tdglnre structure --all``), saved to ``out/structure``."""
+    from .structure import structure
 
     t0 = time.perf_counter()
     st_dir = out / "structure"
@@ -222,34 +287,33 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
     st.save(st_dir, force=force)
     times["structure"] = time.perf_counter() - t0
     echo(f"      -> {st_dir}/structure.json, S_*.png, fingerprint_nu.png ({times['structure']:.0f} s)")
+    return st, st_dir
 
-    model_dir = out / "model"
-    from ..nre.settings import NetworkConfig
 
-    # the measured default of docs/drag.md §4: log S(k, t) of every snapshot in a spectrum branch, the CNN
-    # on the last snapshot only
-    _train_stage(train_h5, model_dir, "[3/6] training the ratio estimator (CNN on the last snapshot, log S(k, t) "
-                 "of all snapshots)", epochs=epochs, seed=seed, force=force, quiet=quiet, measurement=measurement,
-                 echo=echo, times=times, snapshots=tuple(range(len(config.snapshot_times))),
-                 network=NetworkConfig(spectrum=True, cnn_snapshots="last"))
+def _model_comparison_stage(h5: dict[str, Path], model_dir: Path, out: Path, *, classifier_epochs: int, seed: int,
+                            echo: Callable[[str], None], times: dict[str, float]) -> dict[str, Any]:
+    """Fit the ν = 0 / ν > 0 classifier into ``model_dir``, measure it on the test sets; the comparison record."""
+    import numpy as np
+
+    from ..nre.model_comparison import auc_by_nu, fit_model_classifier, reliability, roc_auc
 
     t0 = time.perf_counter()
     echo(f"[4/6] model comparison nu = 0 vs nu > 0 on log S(k, t) (≤ {classifier_epochs} epochs) ...")
-    x1, _, spec = _ensemble_features(train_h5)
-    x0, _, _ = _ensemble_features(nu0_h5)
+    x1, _, spec = _ensemble_features(h5["train"])
+    x0, _, _ = _ensemble_features(h5["nu0"])
     clf = fit_model_classifier(x0, x1, epochs=classifier_epochs, hidden=(128, 64), batch_size=128, patience=8,
                                seed=seed, features=spec)
     clf.save(model_dir)
-    f0, _, _ = _ensemble_features(nu0_test_h5)
-    f1, nu1, _ = _ensemble_features(test_h5)
+    f0, _, _ = _ensemble_features(h5["nu0_test"])
+    f1, nu1, _ = _ensemble_features(h5["test"])
     p0, p1 = clf.p_drag(f0), clf.p_drag(f1)
     labels = np.r_[np.zeros(p0.size), np.ones(p1.size)]
-    auc = roc_auc(np.r_[p0, p1], labels)
     rows = auc_by_nu(p0, p1, nu1)
     rel = reliability(np.r_[p0, p1], labels, 10)
-    comparison = {"auc": auc, "auc_by_nu": rows, "reliability": rel, "n_test_nu0": int(p0.size),
-                  "n_test_drag": int(p1.size), "best_val_loss": clf.info.get("best_val_loss"),
-                  "epochs_run": clf.info.get("epochs_run"), "features": spec}
+    comparison = {"auc": roc_auc(np.r_[p0, p1], labels), "auc_by_nu": rows, "reliability": rel,
+                  "n_test_nu0": int(p0.size), "n_test_drag": int(p1.size),
+                  "best_val_loss": clf.info.get("best_val_loss"), "epochs_run": clf.info.get("epochs_run"),
+                  "features": spec}
     cmp_dir = out / "model_comparison"
     cmp_dir.mkdir(exist_ok=True)
     (cmp_dir / "comparison.json").write_text(json.dumps(comparison, indent=1))
@@ -266,37 +330,17 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
     times["model_comparison"] = time.perf_counter() - t0
     echo(f"      -> {model_dir}/model_comparison.keras/.json, {cmp_dir}/comparison.json, reliability.png, auc_nu.png "
          f"({times['model_comparison']:.0f} s)")
+    return comparison
 
-    model, examples = _posterior_stage(model_dir, test_h5, out, f"[5/6] posteriors and P(nu > 0 | x) of "
-                                       f"{n_examples} test observations", n_examples=n_examples, force=force,
-                                       echo=echo, times=times)
-    rep, cal_dir = _calibration_stage(model_dir, test_h5, train_h5, out, f"[6/6] calibration on {n_test} test "
-                                      "simulations", force=force, quiet=quiet, echo=echo, times=times)
-    cal = rep.report
 
-    echo("")
-    echo("Summary")
-    for line in st.summary_lines():
-        echo("  structure: " + line)
-    _echo_examples(examples, echo)
-    for line in rep.summary_lines():
-        echo("  " + line)
-    echo(f"  model comparison: {p0.size} nu = 0 and {p1.size} nu ~ prior test simulations, ROC AUC {auc:.3f}, "
-         f"ECE {rel['ece']:.3f}; by true nu:")
-    for r in rows:
+def _echo_comparison(comparison: dict[str, Any], echo: Callable[[str], None]) -> None:
+    """Summary lines of the model comparison: ROC AUC, ECE and the AUC by true ν."""
+    echo(f"  model comparison: {comparison['n_test_nu0']} nu = 0 and {comparison['n_test_drag']} nu ~ prior test "
+         f"simulations, ROC AUC {comparison['auc']:.3f}, ECE {comparison['reliability']['ece']:.3f}; by true nu:")
+    for r in comparison["auc_by_nu"]:
         a = "-" if r["auc"] is None else f"{r['auc']:.3f}"
         g = "-" if r["auc_nu_ge_low"] is None else f"{r['auc_nu_ge_low']:.3f}"
         echo(f"    nu in [{r['nu_low']:g}, {r['nu_high']:g}] (n={r['n']}): AUC {a}; all nu >= {r['nu_low']:g}: {g}")
-    total = sum(times.values())
-    echo(f"  wall time {total:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
-    summary = {"out_dir": str(out), "preset": str(preset), "measurement": str(model.measurement),
-               "train": str(train_h5), "test": str(test_h5), "nu0": str(nu0_h5), "nu0_test": str(nu0_test_h5),
-               "structure": str(st_dir), "model": str(model_dir), "model_comparison": comparison,
-               "calibration": str(cal_dir), "examples": examples, "times": times, "wall_seconds": total,
-               "coverage_max_abs_deviation": (cal.get("expected_coverage") or {}).get("max_abs_deviation"),
-               "coverage95": cal.get("coverage95"), "mae": cal["mae"], "width95": cal["width95"]}
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
 
 
 # ------------------------------------------------------------------ stages shared by both pipelines

@@ -23,8 +23,8 @@ from ..errors import ConfigError
 from .images import (IMAGE_SUFFIXES, as_image, channel_names, crop_resample, load_hdf5_array, load_image,
                      load_numpy, real_array)
 
-__all__ = ["IMAGE_SUFFIXES", "Observation", "channel_names", "image_to_input", "load_image", "load_model",
-           "load_observation", "network_input", "observation_from_ensemble", "observation_from_file",
+__all__ = ["IMAGE_SUFFIXES", "Observation", "channel_names", "check_measurement_arg", "image_to_input", "load_image",
+           "load_model", "load_observation", "network_input", "observation_from_ensemble", "observation_from_file",
            "observation_labels", "parse_simulate_spec", "simulate_observation"]
 
 log = logging.getLogger(__name__)
@@ -64,11 +64,12 @@ class Observation:
     """Known parameters (simulations), else None."""
     warnings: list[str] = field(default_factory=list)
     """Remarks made while producing it (e.g. parameters outside the prior box)."""
-    measurement: str | None = None
+    measurement: Any = None
     """What the instrument did to ``x``: None for clean simulator output (the
     posterior applies the model's measurement model to it, seeded by
-    :attr:`noise_seed`), else the text form of the measurement the data went
-    through (``"none"``: a perfect measurement), which must match the model's
+    :attr:`noise_seed`), else the measurement the data went through (a
+    :class:`~tdglnre.io.measurement.MeasurementModel` or its text form;
+    ``"none"``: a perfect measurement), which must match the model's
     (docs/observations.md)."""
     noise_seed: int = 0
     """Seed of the measurement noise added to a clean observation."""
@@ -106,6 +107,15 @@ def load_observation(path: str | Path) -> np.ndarray:
     return real_array(load_hdf5_array(path, "`observation`", (3, 4)), path, "`observation`")
 
 
+def check_measurement_arg(measurement: Any) -> None:
+    """A measurement argument is None, its text form or a MeasurementModel (the posterior and calibration check)."""
+    from ..io.measurement import MeasurementModel
+
+    if measurement is not None and not isinstance(measurement, (str, MeasurementModel)):
+        raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got "
+                          f"{type(measurement).__name__}")
+
+
 def observation_from_file(path: str | Path, measurement: Any = "none", *, model: Any = None,
                           pixel_size: float | None = None, channels: Any = None) -> Observation:
     """An observation stored in a file.
@@ -126,7 +136,7 @@ def observation_from_file(path: str | Path, measurement: Any = "none", *, model:
     """
     from ..io.measurement import MeasurementModel
 
-    declared = str(MeasurementModel.parse(measurement))
+    declared = MeasurementModel.parse(measurement)  # a model given (run_posterior's) passes through unparsed
     path = as_path("`path`", path)
     if pixel_size is not None:
         pixel_size = as_pos_float("`pixel_size`", pixel_size)

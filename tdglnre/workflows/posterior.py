@@ -31,6 +31,7 @@ from .observations import (
     _SIM_EXTRA,
     IMAGE_SUFFIXES,
     channel_names,
+    check_measurement_arg,
     Observation,
     _as_model,
     image_to_input,
@@ -192,15 +193,6 @@ def _as_truth(truth: Any) -> dict[str, float] | None:
     return {str(k): as_float(f"`truth` {k}", v) for k, v in truth.items()}
 
 
-def _check_measurement_arg(measurement: Any) -> None:
-    """A measurement argument is None, its text form or a MeasurementModel."""
-    from ..io.measurement import MeasurementModel
-
-    if measurement is not None and not isinstance(measurement, (str, MeasurementModel)):
-        raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got "
-                          f"{type(measurement).__name__}")
-
-
 def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points: int = 512, ood: bool = True,
               truth: dict[str, float] | None = None, measurement: Any = None,
               drag_classifier: str | Path | None = None) -> PosteriorResult:
@@ -242,25 +234,13 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     grid_points = check_grid_size(model.prior, grid_points, list(model.parameter_names))
     ood = as_bool("`ood`", ood)
     truth = _as_truth(truth)
-    _check_measurement_arg(measurement)
+    check_measurement_arg(measurement)
     drag_classifier = as_optional_path("`drag_classifier`", drag_classifier)
     if not isinstance(observation, Observation):
         observation = Observation(_as_array_observation(observation), {"array": list(np.shape(observation))},
-                                  measurement=None if model.measurement.is_identity else str(model.measurement))
-    declared = measurement if measurement is not None else observation.measurement
-    match: dict[str, Any] = {}
-    if declared is not None and not model.measurement.is_identity:
-        # a declared measurement the model's covers (noise(0.05) inside noise(0..0.15)) is a member of the
-        # family the model was trained on: accept it as the model's; anything else is refused with one line
-        got = model.resolve_measurement(declared)
-        equal = str(got) == str(model.measurement)
-        if not equal and model.measurement.has_ranges and not model.measurement.covers(got):
-            raise ConfigError(f"`measurement` of the observation is {str(got)!r}, not covered by the model's "
-                              f"{str(model.measurement)!r} (same transforms, values inside its ranges); "
-                              "measure within the model's ranges or train a model for this one")
-        if equal or model.measurement.covers(got):
-            measurement = str(model.measurement)
-            match = {"measurement_declared": str(got), "measurement_match": "equal" if equal else "covered"}
+                                  measurement=None if model.measurement.is_identity else model.measurement)
+    measurement, match = _accept_covered_measurement(model, measurement if measurement is not None
+                                                     else observation.measurement, measurement)
     x, measured = network_input(model, observation, measurement)
     source = {**observation.source, **measured, **match}
     grid = Grid.from_prior(model.prior, grid_points, model.parameter_names)
@@ -273,6 +253,41 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
         post.truth = {k: float(v) for k, v in truth.items() if k in grid.names}
     edges = post.prior_edges()
     warnings = list(observation.warnings) + _edge_warnings(post, edges)
+    ood_res = _ood_result(model, model_dir, x, ood, warnings)
+    if drag_classifier is None and model_dir is not None and (Path(model_dir) / "model_comparison.json").exists():
+        drag_classifier = model_dir
+    p = None if drag_classifier is None else _p_drag(drag_classifier, observation, warnings)
+    for w in warnings:
+        log.info("%s", w)
+    return PosteriorResult(post, x[0], observation_labels(model.metadata), source, edges, ood_res,
+                           warnings, elapsed, int(grid_points), model_dir, p)
+
+
+def _accept_covered_measurement(model: Any, declared: Any, measurement: Any) -> tuple[Any, dict[str, Any]]:
+    """The measurement to hand :func:`network_input` and the ``source`` record of the declared one.
+
+    A declared measurement the model's covers (``noise(0.05)`` inside
+    ``noise(0..0.15)``) is a member of the family the model was trained on: it
+    is accepted as the model's own (returned as the model's measurement, with
+    ``measurement_declared`` and ``measurement_match`` to record); anything
+    else is refused with one line. Otherwise ``measurement`` is returned as given.
+    """
+    if declared is None or model.measurement.is_identity:
+        return measurement, {}
+    got = model.resolve_measurement(declared)
+    equal = str(got) == str(model.measurement)
+    if not equal and model.measurement.has_ranges and not model.measurement.covers(got):
+        raise ConfigError(f"`measurement` of the observation is {str(got)!r}, not covered by the model's "
+                          f"{str(model.measurement)!r} (same transforms, values inside its ranges); "
+                          "measure within the model's ranges or train a model for this one")
+    if equal or model.measurement.covers(got):
+        return model.measurement, {"measurement_declared": str(got),
+                                   "measurement_match": "equal" if equal else "covered"}
+    return measurement, {}
+
+
+def _ood_result(model: Any, model_dir: str | None, x: np.ndarray, ood: bool, warnings: list[str]) -> dict[str, Any]:
+    """The OOD score of the network input ``x`` (:mod:`tdglnre.nre.ood`); its remarks are added to ``warnings``."""
     if ood and model_dir is not None:
         from ..nre.ood import ood_for_observation
 
@@ -290,20 +305,18 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
             + "; the posterior is an extrapolation")
     elif ood and ood_res.get("ood_note"):
         warnings.append(ood_res["ood_note"])
-    p = None
-    if drag_classifier is None and model_dir is not None and (Path(model_dir) / "model_comparison.json").exists():
-        drag_classifier = model_dir
-    if drag_classifier is not None:
-        from ..nre.model_comparison import p_drag
+    return ood_res
 
-        try:
-            p = float(np.ravel(p_drag(drag_classifier, observation.x))[0])
-        except ConfigError as exc:
-            warnings.append(f"P(nu > 0 | x) not computed: {exc}")
-    for w in warnings:
-        log.info("%s", w)
-    return PosteriorResult(post, x[0], observation_labels(model.metadata), source, edges, ood_res,
-                           warnings, elapsed, int(grid_points), model_dir, p)
+
+def _p_drag(drag_classifier: str | Path, observation: Observation, warnings: list[str]) -> float | None:
+    """P(ν > 0 | x) of the drag model-comparison classifier; None (and a warning) when it cannot be computed."""
+    from ..nre.model_comparison import p_drag
+
+    try:
+        return float(np.ravel(p_drag(drag_classifier, observation.x))[0])
+    except ConfigError as exc:
+        warnings.append(f"P(nu > 0 | x) not computed: {exc}")
+        return None
 
 
 def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Path | None = None,
@@ -337,7 +350,7 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
     if simulate is not None and not isinstance(simulate, (str, dict)):
         raise ConfigError(f"`simulate` must be a text like 'eta=0.8,n_v=4,seed=1' or a dict, got "
                           f"{type(simulate).__name__}")
-    _check_measurement_arg(measurement)
+    check_measurement_arg(measurement)
     if pixel_size is not None:
         pixel_size = as_float("`pixel_size`", pixel_size, positive=True)
     if channels is not None:
@@ -356,12 +369,13 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
     if measurement is not None:
         from ..io.measurement import MeasurementModel
 
-        measurement = str(MeasurementModel.parse(measurement))  # a malformed spec fails before any work
+        # parsed once, here: a malformed spec fails before any work, and the model is what travels on
+        measurement = MeasurementModel.parse(measurement)
     model = load_model(model_dir)
     check_grid_size(model.prior, grid_points, list(model.parameter_names))  # before any simulation
-    if measurement is not None and observation is None and measurement != str(model.measurement):
-        raise ConfigError(f"`measurement` {measurement!r} differs from the model's {str(model.measurement)!r}; "
-                          "simulations and ensemble samples get the model's measurement")
+    if measurement is not None and observation is None and str(measurement) != str(model.measurement):
+        raise ConfigError(f"`measurement` {str(measurement)!r} differs from the model's "
+                          f"{str(model.measurement)!r}; simulations and ensemble samples get the model's measurement")
     if data is not None:
         obs = observation_from_ensemble(data, index, model)
     elif observation is not None:
