@@ -21,13 +21,26 @@ LEAVES = ("tdglnre.errors", "tdglnre.progress", "tdglnre._lazy", "tdglnre._valid
 ALLOWED = {
     "leaf": {"leaf"},
     "physics": {"physics", "leaf"},
-    "io": {"physics", "io", "leaf"},
-    "analysis": {"physics", "io", "analysis", "plots", "leaf"},
-    "nre": {"physics", "io", "analysis", "nre", "plots", "leaf"},
+    "instrument": {"physics", "instrument", "leaf"},
+    "io": {"physics", "instrument", "io", "leaf"},
+    "analysis": {"physics", "instrument", "io", "analysis", "plots", "leaf"},
+    "nre": {"physics", "instrument", "io", "analysis", "nre", "plots", "leaf"},
     "plots": {"physics", "plots", "leaf"},
-    "workflows": {"physics", "io", "analysis", "nre", "plots", "workflows", "leaf", "root"},
-    "cli": {"physics", "io", "analysis", "nre", "plots", "workflows", "leaf", "root", "cli"},
-    "root": {"physics", "io", "analysis", "nre", "plots", "workflows", "leaf", "root"},
+    "workflows": {"physics", "instrument", "io", "analysis", "nre", "plots", "workflows", "leaf", "root"},
+    "cli": {"physics", "instrument", "io", "analysis", "nre", "plots", "workflows", "leaf", "root", "cli"},
+    "root": {"physics", "instrument", "io", "analysis", "nre", "plots", "workflows", "leaf", "root"},
+}
+
+#: Inside nre: role -> roles it may import. ``core`` is the package itself and its shared leaves
+#: (settings, tf_setup, atomic); ``net`` (Keras layers, losses) and ``pipeline`` (data) know nothing of
+#: each other; ``infer`` (model directories, posteriors, diagnostics) loads what ``net`` registers and
+#: reads inputs as ``pipeline`` selects them; ``fit`` (training) sits on top.
+NRE_ROLES = {
+    "core": {"core"},
+    "net": {"core", "net"},
+    "pipeline": {"core", "pipeline"},
+    "infer": {"core", "net", "pipeline", "infer"},
+    "fit": {"core", "net", "pipeline", "infer", "fit"},
 }
 
 MAX_LINES = 500
@@ -37,7 +50,7 @@ LONG_MODULES = {
                               "(output plan and Dask runner are the candidates)",
     "tdglnre/io/ensemble.py": "reader and writer of one HDF5 schema (docs/file-format.md) kept together so the "
                               "schema is checked where it is written",
-    "tdglnre/nre/model_io.py": "loading models and their metadata, growing with the measurement-model metadata; "
+    "tdglnre/nre/infer/model_io.py": "loading models and their metadata, growing with the measurement-model metadata; "
                                "split pending once that work lands",
 }
 
@@ -134,6 +147,12 @@ def layer(module: str, name: str | None = None) -> str:
     return module.split(".")[1]
 
 
+def nre_role(module: str) -> str:
+    """Role of a module of tdglnre.nre (:data:`NRE_ROLES`); its top-level modules are ``core``."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 or (len(parts) == 3 and parts[2] in NRE_ROLES) else "core"
+
+
 def import_graph(type_checking: bool = False) -> dict[str, set[tuple[str, str | None]]]:
     modules = package_modules()
     return {m: imports_of(path.read_text(encoding="utf-8"), m, is_pkg, modules, type_checking)
@@ -218,7 +237,7 @@ def test_parser_resolves_relative_imports_and_skips_type_checking_blocks():
     modules = {"tdglnre": (Path(), True), "tdglnre.errors": (Path(), False), "tdglnre.io": (Path(), True),
                "tdglnre.io.priors": (Path(), False), "tdglnre.physics": (Path(), True),
                "tdglnre.physics.rng": (Path(), False), "tdglnre.nre": (Path(), True),
-               "tdglnre.nre.model_io": (Path(), False), "tdglnre.cli": (Path(), True),
+               "tdglnre.nre.infer.model_io": (Path(), False), "tdglnre.cli": (Path(), True),
                "tdglnre.workflows": (Path(), True), "tdglnre.workflows.train": (Path(), False)}
     source = (
         "from typing import TYPE_CHECKING\n"
@@ -252,7 +271,7 @@ def test_cycle_finder_reports_the_closed_path():
 # ------------------------------------------------------------------ the package
 def test_every_module_is_found():
     modules = package_modules()
-    assert {"tdglnre.physics.rng", "tdglnre.io.priors", "tdglnre.nre.model_io", "tdglnre.cli.main",
+    assert {"tdglnre.physics.rng", "tdglnre.io.priors", "tdglnre.nre.infer.model_io", "tdglnre.cli.main",
             "tdglnre.workflows.train", "tdglnre.plots.posterior", *LEAVES} <= set(modules)
     assert all(layer(m) in ALLOWED for m in modules)
 
@@ -265,6 +284,20 @@ def test_layers_import_only_the_layers_below():
             if layer(target, name) not in ALLOWED[mine]:
                 violations.append(f"{module} ({mine}) imports {target}{'.' + name if name else ''}")
     assert sorted(violations) == sorted(KNOWN_VIOLATIONS)
+
+
+def test_nre_roles_import_only_the_roles_below():
+    """nre/ is grouped by role (docs/architecture.md): net, pipeline < infer < fit, all over the shared core."""
+    assert set(NRE_ROLES) == {"core"} | {p.name for p in (REPO / "tdglnre" / "nre").iterdir()
+                                          if (p / "__init__.py").exists()}
+    violations = []
+    for module, targets in import_graph(type_checking=True).items():
+        if not module.startswith("tdglnre.nre"):
+            continue
+        for target, _ in targets:
+            if target.startswith("tdglnre.nre") and nre_role(target) not in NRE_ROLES[nre_role(module)]:
+                violations.append(f"{module} ({nre_role(module)}) imports {target} ({nre_role(target)})")
+    assert violations == []
 
 
 def test_no_import_cycle():

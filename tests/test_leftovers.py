@@ -38,7 +38,7 @@ def umask022():
 
 # ----------------------------------------------------------------------------- atomic writes keep the usual mode
 def test_ood_json_gets_the_mode_of_every_other_file_of_the_model_directory(tmp_path, umask022):
-    from tdglnre.nre.ood import save_ood_reference
+    from tdglnre.nre.infer.ood import save_ood_reference
 
     (tmp_path / "metadata.json").write_text("{}")
     ref = {"version": 1, "threshold": 2.5}

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tdglnre.errors import ConfigError
-from tdglnre.io.measurement import MeasurementModel, measurement_rng, psf_kernel
+from tdglnre.instrument.model import MeasurementModel, measurement_rng, psf_kernel
 from tdglnre.physics.observables import CHANNELS
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tdglnre.errors import ConfigError
-from tdglnre.io.measurement import MeasurementMixture, MeasurementModel, measurement_rng
+from tdglnre.instrument.model import MeasurementMixture, MeasurementModel, measurement_rng
 
 MIX = "noise(0.0..0.25) | blur(0.0..1.5)+noise(0.0..0.25)"
 

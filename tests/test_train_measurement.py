@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from tdglnre.errors import ConfigError
 from tdglnre.io import _transforms
-from tdglnre.io.measurement import MeasurementModel, resolve_on_lattice
+from tdglnre.instrument.model import MeasurementModel, resolve_on_lattice
 from tdglnre.nre.settings import TrainSettings
 
 

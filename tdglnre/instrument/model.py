@@ -41,7 +41,7 @@ An instrument known only within bounds: any parameter but ``bin``'s and
 [0, 0.15]}``, drawn per sample from that sample's generator just before the
 transform's own noise (uniform; log-uniform for ``poisson``);
 :meth:`MeasurementModel.covers` tells whether a model is a member of such a
-family (:mod:`tdglnre.io._measurement_params`). Alternative instruments
+family (:mod:`tdglnre.instrument._params`). Alternative instruments
 ``"noise(0..0.25) | blur(0..1.5)+noise(0..0.25)"`` make a
 :class:`MeasurementMixture` (one alternative per sample).
 
@@ -62,7 +62,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..physics.observables import CHANNELS
-from ._measurement_params import Range
+from ._params import Range
 from ._transforms import (GAIN_MAGNITUDE, MAX_AMPLIFICATION, TRANSFORMS, Bin, Blur, BlurXi, Channels, Gain, Noise,
                           Offset, Poisson, Transform, _from_entry, _parse_term, psf_kernel)
 

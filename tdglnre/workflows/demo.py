@@ -167,7 +167,7 @@ def _ensemble_features(path: Path) -> tuple[Any, Any, dict[str, Any]]:
     import numpy as np
 
     from ..io.ensemble import open_ensemble
-    from ..nre.model_comparison import structure_features
+    from ..nre.infer.model_comparison import structure_features
 
     with open_ensemble(path) as ens:
         n = ens.n_complete
@@ -187,7 +187,7 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
     import numpy as np
 
     from ..io.presets import load_preset
-    from ..nre.model_comparison import auc_by_nu, fit_model_classifier, reliability, roc_auc
+    from ..nre.infer.model_comparison import auc_by_nu, fit_model_classifier, reliability, roc_auc
     from .generate import generate
     from .structure import structure
 

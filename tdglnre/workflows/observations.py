@@ -20,8 +20,8 @@ import numpy as np
 
 from .._validate import as_float, as_int, as_path, as_pos_float
 from ..errors import ConfigError
-from .images import (IMAGE_SUFFIXES, as_image, channel_names, crop_resample, load_hdf5_array, load_image,
-                     load_numpy, real_array)
+from ..instrument.images import (IMAGE_SUFFIXES, as_image, channel_names, crop_resample, load_hdf5_array,
+                                 load_image, load_numpy, real_array)
 
 __all__ = ["IMAGE_SUFFIXES", "Observation", "channel_names", "image_to_input", "load_image", "load_model",
            "load_observation", "network_input", "observation_from_ensemble", "observation_from_file",
@@ -34,8 +34,8 @@ _SIM_EXTRA = ("seed",)
 
 
 def load_model(model_dir: str | Path) -> Any:
-    """Load a trained ratio estimator (:class:`tdglnre.nre.model_io.RatioEstimator`) from its directory."""
-    from ..nre.model_io import load_estimator
+    """Load a trained ratio estimator (:class:`tdglnre.nre.infer.model_io.RatioEstimator`) from its directory."""
+    from ..nre.infer.model_io import load_estimator
 
     as_path("`model_dir`", model_dir)  # checked, passed as given: the model records the text of its directory
     return load_estimator(model_dir)
@@ -124,7 +124,7 @@ def observation_from_file(path: str | Path, measurement: Any = "none", *, model:
     :func:`tdglnre.workflows.posterior.posterior` first replaces a declaration
     the model's ranges cover (``MeasurementModel.covers``) by the model's own.
     """
-    from ..io.measurement import MeasurementModel
+    from ..instrument.model import MeasurementModel
 
     declared = str(MeasurementModel.parse(measurement))
     path = as_path("`path`", path)
@@ -303,7 +303,7 @@ def observation_labels(metadata: dict[str, Any]) -> list[str]:
     inp = metadata["input"]
     channels = inp["channels"]
     if metadata.get("measurement"):
-        from ..io.measurement import MeasurementModel
+        from ..instrument.model import MeasurementModel
 
         channels = MeasurementModel.from_dict(metadata["measurement"]["model"]).output_channels(channels)
     return [f"{c} (t={t:g})" for t in inp["snapshot_times"] for c in channels]
@@ -323,7 +323,7 @@ def network_input(model: Any, observation: Observation, measurement: Any = None)
     ConfigError
         One line when the declared measurement differs from the model's.
     """
-    from ..io.measurement import MeasurementModel
+    from ..instrument.model import MeasurementModel
 
     want = model.measurement
     declared = measurement if measurement is not None else observation.measurement

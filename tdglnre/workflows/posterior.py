@@ -24,8 +24,8 @@ import numpy as np
 
 from .._validate import as_bool, as_float, as_int, as_optional_path, as_path
 from ..errors import ConfigError
-from ..nre.inference import posteriors_on_grid
-from ..nre.posterior import Grid, GridPosterior, check_grid_size
+from ..nre.infer.inference import posteriors_on_grid
+from ..nre.infer.posterior import Grid, GridPosterior, check_grid_size
 from ._output import check_output_dir, staged_output
 from .observations import (
     _SIM_EXTRA,
@@ -110,7 +110,7 @@ class PosteriorResult:
     at_prior_edge: dict[str, str | None]
     """Per parameter: which prior bound the 95% HPD region piles against ("low", "high", "both" or None)."""
     ood: dict[str, Any]
-    """Out-of-distribution score, threshold and notes (:mod:`tdglnre.nre.ood`)."""
+    """Out-of-distribution score, threshold and notes (:mod:`tdglnre.nre.infer.ood`)."""
     warnings: list[str]
     """One line per remark a user should read."""
     seconds: float
@@ -194,7 +194,7 @@ def _as_truth(truth: Any) -> dict[str, float] | None:
 
 def _check_measurement_arg(measurement: Any) -> None:
     """A measurement argument is None, its text form or a MeasurementModel."""
-    from ..io.measurement import MeasurementModel
+    from ..instrument.model import MeasurementModel
 
     if measurement is not None and not isinstance(measurement, (str, MeasurementModel)):
         raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got "
@@ -230,7 +230,7 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
         the model's measurement when the model has one (as its network input).
     drag_classifier
         Directory of a ν = 0 vs ν > 0 classifier (``model_comparison.keras``,
-        :mod:`tdglnre.nre.model_comparison`); by default the model directory
+        :mod:`tdglnre.nre.infer.model_comparison`); by default the model directory
         when it holds one. Gives :attr:`PosteriorResult.p_drag`.
 
     Returns
@@ -274,7 +274,7 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     edges = post.prior_edges()
     warnings = list(observation.warnings) + _edge_warnings(post, edges)
     if ood and model_dir is not None:
-        from ..nre.ood import ood_for_observation
+        from ..nre.infer.ood import ood_for_observation
 
         ood_res = ood_for_observation(model_dir, model.metadata, x)
     else:
@@ -294,7 +294,7 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     if drag_classifier is None and model_dir is not None and (Path(model_dir) / "model_comparison.json").exists():
         drag_classifier = model_dir
     if drag_classifier is not None:
-        from ..nre.model_comparison import p_drag
+        from ..nre.infer.model_comparison import p_drag
 
         try:
             p = float(np.ravel(p_drag(drag_classifier, observation.x))[0])
@@ -354,7 +354,7 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
     if simulate is not None:
         spec = parse_simulate_spec(simulate) if isinstance(simulate, str) else dict(simulate)
     if measurement is not None:
-        from ..io.measurement import MeasurementModel
+        from ..instrument.model import MeasurementModel
 
         measurement = str(MeasurementModel.parse(measurement))  # a malformed spec fails before any work
     model = load_model(model_dir)

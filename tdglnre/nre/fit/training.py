@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .artifacts import (
+from ..infer.artifacts import (
     CHECKPOINT_DIR,
     CHECKPOINT_FILES,
     dataset_fingerprint,
@@ -47,7 +47,7 @@ from .artifacts import (
     write_json,
 )
 from .callbacks import finite_or_none, write_history, make_callbacks, plot_history
-from .data import (
+from ..pipeline.data import (
     BatchStream,
     EnsembleSource,
     TrainingDataError,
@@ -58,8 +58,8 @@ from .data import (
     scan_source,
     split_indices,
 )
-from .settings import RESUMABLE_OVERRIDES, NetworkConfig, TrainingError, TrainSettings
-from .tf_setup import ensure_tensorflow
+from ..settings import RESUMABLE_OVERRIDES, NetworkConfig, TrainingError, TrainSettings
+from ..tf_setup import ensure_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -290,8 +290,8 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
 
 def _fit_spectrum(model: Any, stream: Any) -> None:
     """Standardise the log-spectrum branch on the first training inputs (as the network sees them)."""
-    from .network import spectrum_layer
-    from .spectrum import fit_spectrum_statistics
+    from ..net.network import spectrum_layer
+    from ..net.spectrum import fit_spectrum_statistics
 
     n = fit_spectrum_statistics(spectrum_layer(model), (xb for (xb, _), _ in stream()))
     log.info("log-spectrum features standardised on %d training inputs", n)
@@ -305,10 +305,10 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
     ensure_tensorflow(cfg.threads)
     import keras
 
-    from . import spectrum, time_encoder  # noqa: F401  (registers their layers: such a checkpoint loads on resume)
-    from .losses import make_loss
-    from .model_io import build_metadata
-    from .network import build_model
+    from ..net import spectrum, time_encoder  # noqa: F401  (registers their layers: such a checkpoint loads on resume)
+    from ..net.losses import make_loss
+    from ..infer.model_io import build_metadata
+    from ..net.network import build_model
 
     ckpt = out / CHECKPOINT_DIR
     n_cols = cfg.n_theta_columns
@@ -419,7 +419,7 @@ def _parsed_measurement(settings: dict[str, Any]) -> dict[str, Any]:
     spec = settings.get("measurement")
     if spec is None:
         return settings
-    from ..io.measurement import MeasurementModel
+    from ...instrument.model import MeasurementModel
 
     return {**settings, "measurement": MeasurementModel.parse(spec)}
 
@@ -432,7 +432,7 @@ def _measurement(cfg: TrainSettings, selection: Any, source: Any) -> Any:
     """
     if cfg.measurement is None:
         return None
-    from ..io.measurement import resolve_on_lattice
+    from ...instrument.model import resolve_on_lattice
 
     N = int(source.sample_shape[1])
     model = resolve_on_lattice(cfg.measurement, source.info.get("L"), N,

@@ -51,12 +51,12 @@ def package_versions() -> dict[str, str]:
     import h5py
     import numpy as np
 
-    from .tf_setup import ensure_tensorflow
+    from ..tf_setup import ensure_tensorflow
 
     tf = ensure_tensorflow()
     import keras
 
-    from .. import __version__
+    from ... import __version__
 
     return {"tdglnre": __version__, "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__, "h5py": h5py.__version__,
