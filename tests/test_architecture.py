@@ -353,3 +353,85 @@ def test_line_limit_allow_list_is_current():
     stale = [rel for rel in LONG_MODULES
              if not (REPO / rel).exists() or len((REPO / rel).read_text(encoding="utf-8").splitlines()) <= MAX_LINES]
     assert stale == []
+
+# ------------------------------------------------------------------ workflows hold no numerics
+#: What a workflow may take from NumPy: building, converting and inspecting arrays, dtypes, checks of
+#: finiteness/complexness, and .npy/.npz files. Everything else (np.fft, np.linalg, np.random,
+#: np.histogram, np.mean, np.argmax, np.linspace, ...) is numerics and belongs in a layer below.
+WORKFLOW_NUMPY = {
+    "array", "asarray", "ascontiguousarray", "zeros", "ones", "full", "empty", "arange", "r_", "concatenate",
+    "stack", "ravel", "shape", "ndarray", "dtype", "generic", "integer", "floating", "bool_", "float32",
+    "float64", "int32", "int64", "iscomplexobj", "isfinite", "load", "save", "savez", "savez_compressed",
+}
+#: ``math`` functions a workflow may call (argument checks).
+WORKFLOW_MATH = {"isfinite", "isnan", "isinf"}
+
+
+def numerics_in(source: str) -> list[str]:
+    """Numerical code in a workflow module's ``source``: one line per finding (``line: what``).
+
+    Flags SciPy imports; NumPy submodules and NumPy names outside :data:`WORKFLOW_NUMPY` (through
+    ``import numpy as np`` or ``from numpy import ...``); ``math`` functions outside
+    :data:`WORKFLOW_MATH`; any method call with an ``axis=`` keyword (a reduction over an array);
+    and the matrix product ``@``.
+    """
+    tree = ast.parse(source)
+    found: list[str] = []
+    numpy_names: set[str] = set()
+    math_names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                top = a.name.split(".")[0]
+                if top == "scipy":
+                    found.append(f"{node.lineno}: import {a.name}")
+                elif a.name == "numpy":
+                    numpy_names.add(a.asname or "numpy")
+                elif top == "numpy":
+                    found.append(f"{node.lineno}: import {a.name}")
+                elif a.name == "math":
+                    math_names.add(a.asname or "math")
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            top = (node.module or "").split(".")[0]
+            if top == "scipy" or (top == "numpy" and node.module != "numpy"):
+                found.append(f"{node.lineno}: from {node.module} import ...")
+            elif node.module == "numpy":
+                found += [f"{node.lineno}: from numpy import {a.name}" for a in node.names
+                          if a.name not in WORKFLOW_NUMPY]
+            elif node.module == "math":
+                found += [f"{node.lineno}: from math import {a.name}" for a in node.names
+                          if a.name not in WORKFLOW_MATH]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in numpy_names and node.attr not in WORKFLOW_NUMPY:
+                found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+            elif node.value.id in math_names and node.attr not in WORKFLOW_MATH:
+                found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and any(
+                k.arg == "axis" for k in node.keywords):
+            found.append(f"{node.lineno}: .{node.func.attr}(axis=...)")
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            found.append(f"{node.lineno}: @")
+    return sorted(set(found), key=lambda f: (int(f.split(":")[0]), f))
+
+
+def test_numerics_finder_flags_what_it_should():
+    source = (
+        "import math\nimport numpy as np\nfrom scipy import ndimage\nfrom numpy.fft import fft2\n"
+        "from numpy import histogram, asarray\n"
+        "a = np.asarray([1.0]); b = np.zeros(3); ok = math.isfinite(1.0) and np.isfinite(a).all()\n"
+        "c = np.fft.rfft2(a); d = np.linalg.norm(a); e = np.histogram(a); f = a.mean(axis=0); g = a @ a\n"
+        "h = math.log(2.0); r = np.random.default_rng(0)\n"
+    )
+    assert numerics_in(source) == [
+        "3: from scipy import ...", "4: from numpy.fft import ...", "5: from numpy import histogram",
+        "7: .mean(axis=...)", "7: @", "7: np.fft", "7: np.histogram", "7: np.linalg", "8: math.log",
+        "8: np.random"]
+
+
+def test_workflows_hold_no_numerics():
+    """docs/architecture.md: workflows orchestrate; what they compute lives in physics, instrument, analysis or nre."""
+    found = []
+    for path in sorted((REPO / "tdglnre" / "workflows").rglob("*.py")):
+        found += [f"{path.relative_to(REPO).as_posix()}:{f}" for f in numerics_in(path.read_text(encoding="utf-8"))]
+    assert found == []

@@ -101,7 +101,7 @@ def test_structure_cli_refuses_bad_input_in_one_line(tiny_ensemble, tmp_path):
 
 
 def test_parameter_bins_give_nu_zero_its_own_group():
-    from tdglnre.workflows.structure import parameter_bins
+    from tdglnre.analysis.structure import parameter_bins
 
     nu = np.r_[np.zeros(5), np.linspace(0.01, 0.5, 10)]
     g = parameter_bins(nu, 2, 0.0, 0.5)

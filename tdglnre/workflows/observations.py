@@ -286,11 +286,12 @@ def simulate_observation(model: Any, *, seed: int = 0, **params: float) -> Obser
                                   f"{trained:g} and does not infer it; leave {name} out")
         values[name] = [v]
     if nuisance:  # marginalised by the model: given, or drawn from the training prior
-        full = model.training_prior
-        rng = np.random.default_rng([seed, 0x4E55])  # "NU": apart from the solver's and the measurement's streams
+        from ..io.priors import draw_uniform
+
+        # entropy "NU": apart from the solver's and the measurement's streams
+        drawn = draw_uniform(model.training_prior, nuisance, params, [seed, 0x4E55])
         for name in nuisance:
-            values[name] = [float(params[name]) if name in params else float(rng.uniform(full.low(name),
-                                                                                         full.high(name)))]
+            values[name] = [drawn[name]]
     res = simulate(cfg, values, seed=seed)
     truth = {k: float(v[0]) for k, v in values.items()}
     settings: dict[str, Any] = {k: (int(v) if k == "n_v" else v) for k, v in truth.items()}
