@@ -1,4 +1,4 @@
-"""The measurement forward model (tdglnre/io/measurement.py, docs/observations.md).
+"""The measurement forward model (tdglnre/instrument/model.py, docs/observations.md).
 
 Each transform against a direct computation, the composition's shapes and
 channel names, text/dict round trips, seeded reproducibility and one-line

@@ -1,4 +1,4 @@
-"""Alternative instruments ``a | b`` (MeasurementMixture in tdglnre/io/measurement.py, docs/observations.md).
+"""Alternative instruments ``a | b`` (MeasurementMixture in tdglnre/instrument/model.py, docs/observations.md).
 
 Each sample is measured by exactly one alternative, chosen uniformly by the
 first draw of its own generator; round trips, coverage of members and

@@ -1,4 +1,4 @@
-"""The log-spectrum branch of the encoder (tdglnre/nre/spectrum.py, docs/drag.md §4)."""
+"""The log-spectrum branch of the encoder (tdglnre/nre/net/spectrum.py, docs/drag.md §4)."""
 
 from __future__ import annotations
 
