@@ -14,7 +14,8 @@ from scipy import stats
 
 from tdglnre.io.priors import Prior
 from tdglnre.nre.infer.inference import prior_mismatch
-from tdglnre.nre.infer.ood import fit_ood_reference, heldout_exceedance, load_ood_reference, ood_score, save_ood_reference
+from tdglnre.nre.infer.ood import (fit_ood_reference, heldout_exceedance, load_ood_reference, ood_score,
+                                   save_ood_reference)
 from tdglnre.nre.infer.posterior import Grid, GridPosterior, make_axis
 
 # ----------------------------------------------------------------------------- pure: prior edge

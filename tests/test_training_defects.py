@@ -169,7 +169,7 @@ def test_force_keeps_the_old_model_when_validation_fails(tmp_path: Path) -> None
 
 def test_force_restores_the_old_model_when_training_raises(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from tdglnre.nre import training
+    from tdglnre.nre.fit import training
     from tdglnre.nre.pipeline.data import gaussian_toy
 
     out = tmp_path / "m"

@@ -25,7 +25,8 @@ from typing import Iterable
 __all__ = ["default_file_mode", "pid_alive", "remove_stale", "remove_stale_checkpoint_temporaries",
            "write_text_atomic"]
 
-#: ``temporary_name`` of :mod:`tdglnre.nre.infer.artifacts`: ``last.tmp1234.keras``, ``x.tmp1234.weights.h5``, ``x.tmp1234``.
+#: ``temporary_name`` of :mod:`tdglnre.nre.infer.artifacts`: ``last.tmp1234.keras``, ``x.tmp1234.weights.h5``,
+#: ``x.tmp1234``.
 CHECKPOINT_TEMPORARY = re.compile(r"^.+\.tmp(?P<pid>\d+)(\.keras|\.weights\.h5)?$")
 
 

@@ -73,7 +73,7 @@ class StructureResult:
             raise ConfigError(f"unknown channel {channel!r}; available: {', '.join(self.series.S)}")
 
     def groups(self, name: str) -> list[tuple[float, float, np.ndarray]]:
-        """Bins of parameter ``name`` (``[(lo, hi, mask), ...]``, see :func:`tdglnre.analysis.structure.parameter_bins`)."""
+        """Bins of parameter ``name`` (``[(lo, hi, mask), ...]``; :func:`tdglnre.analysis.structure.parameter_bins`)."""
         if name not in self.series.theta:
             return []
         lo, hi = self.ranges.get(name, (None, None))
