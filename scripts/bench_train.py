@@ -18,7 +18,7 @@ Three measurements, each printed as JSON (and written to ``--out`` if given):
 
 ``losses``
     Calibration and sharpness of nre / bnre / nrec on the Gaussian toy problem
-    with a known posterior (``tdglnre.nre.data.gaussian_toy``).
+    with a known posterior (``tdglnre.nre.pipeline.data.gaussian_toy``).
 
 ``eval``
     Time for one observation's 1-D posterior on a 512-point grid after
@@ -61,9 +61,9 @@ def _throughput_one(name: str, net: Any, loss: str, k: int, two_pass: bool, n: i
     import keras
     import tensorflow as tf
 
-    from tdglnre.nre.data import contrastive_theta
-    from tdglnre.nre.losses import make_loss, n_theta_columns
-    from tdglnre.nre.network import build_model
+    from tdglnre.nre.pipeline.data import contrastive_theta
+    from tdglnre.nre.net.losses import make_loss, n_theta_columns
+    from tdglnre.nre.net.network import build_model
 
     keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
@@ -103,7 +103,7 @@ def _throughput_one(name: str, net: Any, loss: str, k: int, two_pass: bool, n: i
 
 
 def bench_throughput(n: int, batch: int, steps: int, repeats: int) -> dict[str, Any]:
-    from tdglnre.nre.network import NetworkConfig
+    from tdglnre.nre.net.network import NetworkConfig
 
     ours, paper = NetworkConfig(), NetworkConfig.paper()
     load0 = _load()
@@ -120,8 +120,8 @@ def bench_throughput(n: int, batch: int, steps: int, repeats: int) -> dict[str, 
 
 # -------------------------------------------------------------------- losses
 def _toy_metrics(model_dir: Path, n_test: int) -> dict[str, Any]:
-    from tdglnre.nre.data import gaussian_toy
-    from tdglnre.nre.model_io import load_estimator
+    from tdglnre.nre.pipeline.data import gaussian_toy
+    from tdglnre.nre.infer.model_io import load_estimator
 
     grid = np.linspace(-1, 1, 401)
     est = load_estimator(model_dir)
@@ -154,9 +154,9 @@ def _toy_metrics(model_dir: Path, n_test: int) -> dict[str, Any]:
 
 
 def bench_losses(seeds: list[int], n_train: int, epochs: int, n_test: int) -> dict[str, Any]:
-    from tdglnre.nre.data import gaussian_toy
-    from tdglnre.nre.network import NetworkConfig
-    from tdglnre.nre.training import train_source
+    from tdglnre.nre.pipeline.data import gaussian_toy
+    from tdglnre.nre.net.network import NetworkConfig
+    from tdglnre.nre.fit.training import train_source
 
     net = NetworkConfig(filters=(8, 16), embed_dim=16, theta_units=(32, 32), head_units=(32, 32))
     variants = [("nre", 2, {}), ("nre", 8, {}), ("bnre", 2, {}), ("bnre", 8, {}),
@@ -182,10 +182,10 @@ def bench_losses(seeds: list[int], n_train: int, epochs: int, n_test: int) -> di
 
 # ---------------------------------------------------------------------- eval
 def bench_eval(n: int) -> dict[str, Any]:
-    from tdglnre.nre.data import ArraySource
-    from tdglnre.nre.model_io import load_estimator
-    from tdglnre.nre.network import NetworkConfig
-    from tdglnre.nre.training import train_source
+    from tdglnre.nre.pipeline.data import ArraySource
+    from tdglnre.nre.infer.model_io import load_estimator
+    from tdglnre.nre.net.network import NetworkConfig
+    from tdglnre.nre.fit.training import train_source
 
     out: dict[str, Any] = {"N": n, "load_before": _load()}
     rng = np.random.default_rng(0)

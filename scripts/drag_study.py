@@ -27,7 +27,7 @@ channel too). For every snapshot time t and channel c this prints
   channels, and for all snapshots together (the time series).
 
 ``compare`` trains the model-comparison classifier
-(:mod:`tdglnre.nre.model_comparison`) on log S(k, t) of every channel and
+(:mod:`tdglnre.nre.infer.model_comparison`) on log S(k, t) of every channel and
 snapshot of a ν = 0 ensemble and a ν ~ prior ensemble (half the prior mass at
 ν = 0 when they are the same size), then prints on independent test sets the
 ROC AUC per true-ν bin and the reliability of P(ν > 0 | x) under equal prior
@@ -214,7 +214,7 @@ def print_tables(d: dict[str, Any], file: Any = sys.stdout) -> None:
 def _features(path: str, floor: float | None = None, images: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """log S(k, t) features (or the images, snapshots stacked as channels) of an ensemble, and its ν."""
     from tdglnre.io.ensemble import open_ensemble
-    from tdglnre.nre.model_comparison import stack_snapshots, structure_features
+    from tdglnre.nre.infer.model_comparison import stack_snapshots, structure_features
 
     with open_ensemble(path) as ens:
         n = ens.n_complete
@@ -231,7 +231,7 @@ def _features(path: str, floor: float | None = None, images: bool = False) -> tu
 
 def compare_main(argv: list[str]) -> int:
     """Train and evaluate the ν = 0 / ν > 0 classifier on S(k, t) features (see the module docstring)."""
-    from tdglnre.nre.model_comparison import auc_by_nu, fit_model_classifier, reliability, roc_auc
+    from tdglnre.nre.infer.model_comparison import auc_by_nu, fit_model_classifier, reliability, roc_auc
 
     p = argparse.ArgumentParser(description="model comparison nu = 0 vs nu > 0 on log S(k, t)")
     for a in ("--nu0", "--drag", "--test-nu0", "--test-drag"):
@@ -307,7 +307,7 @@ def abc_main(argv: list[str]) -> int:
     """Semi-automatic ABC (Fearnhead & Prangle 2012) on log S(k, t): ridge projections of the features onto θ
     are the summaries, then rejection ABC with local-linear adjustment (:mod:`tdglnre.analysis.baselines`)."""
     from tdglnre.io.ensemble import open_ensemble
-    from tdglnre.nre.inference import baseline_evaluation
+    from tdglnre.nre.infer.inference import baseline_evaluation
 
     p = argparse.ArgumentParser(description="ABC on S(k, t) features: time series vs single snapshots")
     p.add_argument("--reference", required=True)
@@ -315,7 +315,7 @@ def abc_main(argv: list[str]) -> int:
     p.add_argument("--max-test", type=int, default=500)
     p.add_argument("--floor", type=float, default=None)
     a = p.parse_args(argv)
-    from tdglnre.nre.model_comparison import structure_features
+    from tdglnre.nre.infer.model_comparison import structure_features
 
     def load(path: str, n: int | None) -> tuple[np.ndarray, np.ndarray, Any, list[str], int]:
         with open_ensemble(path) as ens:

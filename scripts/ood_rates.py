@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
 
     from tdglnre.io.ensemble import open_ensemble
-    from tdglnre.nre.model_io import load_estimator
-    from tdglnre.nre.ood import _metadata_summaries, fit_and_save_ood, ood_score
-    from tdglnre.nre.selection import Selection, measure_inputs
+    from tdglnre.nre.infer.model_io import load_estimator
+    from tdglnre.nre.infer.ood import _metadata_summaries, fit_and_save_ood, ood_score
+    from tdglnre.nre.pipeline.selection import Selection, measure_inputs
 
     est = load_estimator(a.model)
     ref = fit_and_save_ood(a.model)  # rebuilt from the training ensemble, as posterior would

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args(argv)
 
-    from tdglnre.nre.model_io import load_estimator
+    from tdglnre.nre.infer.model_io import load_estimator
     from tdglnre.workflows.calibrate import calibrate
 
     rows = []

@@ -57,8 +57,8 @@ _NAMES = {
     "StructureResult": ".workflows.structure",
     "run_demo": ".workflows.demo",
     # posterior grids
-    "Grid": ".nre.posterior",
-    "GridPosterior": ".nre.posterior",
+    "Grid": ".nre.infer.posterior",
+    "GridPosterior": ".nre.infer.posterior",
 }
 
 __all__ = ["__version__", "ConfigError", "DivergenceError", "TDGLError", *_NAMES]

@@ -4,20 +4,27 @@ Messages have the form ``<name> must be …, got …``; a workflow passes the
 argument's name in backticks (`` "`grid_points`" ``) so the command line can
 show the flag instead (:func:`tdglnre.cli._flags.to_flags`).
 
-Who validates where:
+Who validates where (docs/architecture.md, "Settings objects and their validation"):
 
-* :class:`~tdglnre.analysis.hessian.HessianOptions` on construction
-  (``__post_init__``), with these helpers;
-* :class:`~tdglnre.physics.config.SimConfig` in ``SimConfig.validate()``
-  (called by the solver, ``generate`` and the preset loader, not on
-  construction), with :func:`as_int`; the preset loader parses ``--set``
-  values with :func:`parse_number`;
-* ``TrainSettings`` and ``NetworkConfig`` on construction, with their own
-  checks (:mod:`tdglnre.nre.settings`);
+* on construction (``__post_init__``), with these helpers:
+  :class:`~tdglnre.analysis.hessian.HessianOptions` (also after
+  ``.replace``) and the Hessian state sources (``FromParams``,
+  ``FromPreset``, ``FromEnsemble``);
+* on construction, with their own checks and :class:`ConfigError`:
+  ``TrainSettings`` and ``NetworkConfig`` (:mod:`tdglnre.nre.settings`),
+  ``Prior`` and ``Prior1D`` (:mod:`tdglnre.io.priors`), ``MeasurementModel``
+  and its transforms (:mod:`tdglnre.instrument.model`);
+* on request: :class:`~tdglnre.physics.config.SimConfig` in
+  ``SimConfig.validate()`` (called by the solver, ``generate``, ``EnergyModel``
+  and the preset loader; construction only normalises containers), with
+  :func:`as_int` and :func:`int_if_integral`; the preset loader parses
+  ``--set`` values with :func:`parse_number`;
 * the public workflow functions (``posterior``, ``calibrate``,
   ``load_model``, ``simulate_observation``, ``observation_from_*``,
-  ``image_to_input``, ``structure``, ``hessian``) at their entry, once,
-  with these helpers, before any work.
+  ``image_to_input``, ``structure``, ``run_hessian``, ``run_demo``) at
+  their entry, once, with these helpers, before any work; ``generate``
+  checks its own arguments (``_check_generate_arguments``) and leaves the
+  configuration to ``SimConfig.validate()``.
 
 A leaf module: imports only :mod:`tdglnre.errors`.
 """

@@ -19,7 +19,7 @@ from tdglnre.errors import ConfigError, TDGLError
 
 def _fake_model(L: float = 8.0, N: int = 16, channels=("rho1",)):
     """A RatioEstimator with metadata only (no Keras model): enough for every check before inference."""
-    from tdglnre.nre.model_io import RatioEstimator
+    from tdglnre.nre.infer.model_io import RatioEstimator
 
     m = object.__new__(RatioEstimator)
     m.metadata = {"input": {"snapshot_indices": [0], "snapshot_times": [0.2], "channels": list(channels),
@@ -107,7 +107,7 @@ def test_wrong_arguments_raise_one_tdgl_error_naming_the_argument(model, k):
 
 
 def test_an_absurd_grid_is_refused_at_once_with_the_largest_allowed(model):
-    from tdglnre.nre.posterior import MAX_GRID_SIZE
+    from tdglnre.nre.infer.posterior import MAX_GRID_SIZE
 
     with pytest.raises(ConfigError) as exc:
         tg.posterior(model, np.ones((16, 16, 1)), grid_points=1_000_000_000)

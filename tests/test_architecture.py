@@ -21,13 +21,26 @@ LEAVES = ("tdglnre.errors", "tdglnre.progress", "tdglnre._lazy", "tdglnre._valid
 ALLOWED = {
     "leaf": {"leaf"},
     "physics": {"physics", "leaf"},
-    "io": {"physics", "io", "leaf"},
-    "analysis": {"physics", "io", "analysis", "plots", "leaf"},
-    "nre": {"physics", "io", "analysis", "nre", "plots", "leaf"},
+    "instrument": {"physics", "instrument", "leaf"},
+    "io": {"physics", "instrument", "io", "leaf"},
+    "analysis": {"physics", "instrument", "io", "analysis", "plots", "leaf"},
+    "nre": {"physics", "instrument", "io", "analysis", "nre", "plots", "leaf"},
     "plots": {"physics", "plots", "leaf"},
-    "workflows": {"physics", "io", "analysis", "nre", "plots", "workflows", "leaf", "root"},
-    "cli": {"physics", "io", "analysis", "nre", "plots", "workflows", "leaf", "root", "cli"},
-    "root": {"physics", "io", "analysis", "nre", "plots", "workflows", "leaf", "root"},
+    "workflows": {"physics", "instrument", "io", "analysis", "nre", "plots", "workflows", "leaf", "root"},
+    "cli": {"physics", "instrument", "io", "analysis", "nre", "plots", "workflows", "leaf", "root", "cli"},
+    "root": {"physics", "instrument", "io", "analysis", "nre", "plots", "workflows", "leaf", "root"},
+}
+
+#: Inside nre: role -> roles it may import. ``core`` is the package itself and its shared leaves
+#: (settings, tf_setup, atomic); ``net`` (Keras layers, losses) and ``pipeline`` (data) know nothing of
+#: each other; ``infer`` (model directories, posteriors, diagnostics) loads what ``net`` registers and
+#: reads inputs as ``pipeline`` selects them; ``fit`` (training) sits on top.
+NRE_ROLES = {
+    "core": {"core"},
+    "net": {"core", "net"},
+    "pipeline": {"core", "pipeline"},
+    "infer": {"core", "net", "pipeline", "infer"},
+    "fit": {"core", "net", "pipeline", "infer", "fit"},
 }
 
 MAX_LINES = 500
@@ -35,7 +48,7 @@ MAX_LINES = 500
 LONG_MODULES = {
     "tdglnre/io/ensemble.py": "reader and writer of one HDF5 schema (docs/file-format.md) kept together so the "
                               "schema is checked where it is written",
-    "tdglnre/nre/model_io.py": "loading models and their metadata, growing with the measurement-model metadata; "
+    "tdglnre/nre/infer/model_io.py": "loading models and their metadata, growing with the measurement-model metadata; "
                                "split pending once that work lands",
 }
 
@@ -132,6 +145,12 @@ def layer(module: str, name: str | None = None) -> str:
     return module.split(".")[1]
 
 
+def nre_role(module: str) -> str:
+    """Role of a module of tdglnre.nre (:data:`NRE_ROLES`); its top-level modules are ``core``."""
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 or (len(parts) == 3 and parts[2] in NRE_ROLES) else "core"
+
+
 def import_graph(type_checking: bool = False) -> dict[str, set[tuple[str, str | None]]]:
     modules = package_modules()
     return {m: imports_of(path.read_text(encoding="utf-8"), m, is_pkg, modules, type_checking)
@@ -216,7 +235,7 @@ def test_parser_resolves_relative_imports_and_skips_type_checking_blocks():
     modules = {"tdglnre": (Path(), True), "tdglnre.errors": (Path(), False), "tdglnre.io": (Path(), True),
                "tdglnre.io.priors": (Path(), False), "tdglnre.physics": (Path(), True),
                "tdglnre.physics.rng": (Path(), False), "tdglnre.nre": (Path(), True),
-               "tdglnre.nre.model_io": (Path(), False), "tdglnre.cli": (Path(), True),
+               "tdglnre.nre.infer.model_io": (Path(), False), "tdglnre.cli": (Path(), True),
                "tdglnre.workflows": (Path(), True), "tdglnre.workflows.train": (Path(), False)}
     source = (
         "from typing import TYPE_CHECKING\n"
@@ -250,7 +269,7 @@ def test_cycle_finder_reports_the_closed_path():
 # ------------------------------------------------------------------ the package
 def test_every_module_is_found():
     modules = package_modules()
-    assert {"tdglnre.physics.rng", "tdglnre.io.priors", "tdglnre.nre.model_io", "tdglnre.cli.main",
+    assert {"tdglnre.physics.rng", "tdglnre.io.priors", "tdglnre.nre.infer.model_io", "tdglnre.cli.main",
             "tdglnre.workflows.train", "tdglnre.plots.posterior", *LEAVES} <= set(modules)
     assert all(layer(m) in ALLOWED for m in modules)
 
@@ -263,6 +282,20 @@ def test_layers_import_only_the_layers_below():
             if layer(target, name) not in ALLOWED[mine]:
                 violations.append(f"{module} ({mine}) imports {target}{'.' + name if name else ''}")
     assert sorted(violations) == sorted(KNOWN_VIOLATIONS)
+
+
+def test_nre_roles_import_only_the_roles_below():
+    """nre/ is grouped by role (docs/architecture.md): net, pipeline < infer < fit, all over the shared core."""
+    assert set(NRE_ROLES) == {"core"} | {p.name for p in (REPO / "tdglnre" / "nre").iterdir()
+                                          if (p / "__init__.py").exists()}
+    violations = []
+    for module, targets in import_graph(type_checking=True).items():
+        if not module.startswith("tdglnre.nre"):
+            continue
+        for target, _ in targets:
+            if target.startswith("tdglnre.nre") and nre_role(target) not in NRE_ROLES[nre_role(module)]:
+                violations.append(f"{module} ({nre_role(module)}) imports {target} ({nre_role(target)})")
+    assert violations == []
 
 
 def test_no_import_cycle():
@@ -318,3 +351,85 @@ def test_line_limit_allow_list_is_current():
     stale = [rel for rel in LONG_MODULES
              if not (REPO / rel).exists() or len((REPO / rel).read_text(encoding="utf-8").splitlines()) <= MAX_LINES]
     assert stale == []
+
+# ------------------------------------------------------------------ workflows hold no numerics
+#: What a workflow may take from NumPy: building, converting and inspecting arrays, dtypes, checks of
+#: finiteness/complexness, and .npy/.npz files. Everything else (np.fft, np.linalg, np.random,
+#: np.histogram, np.mean, np.argmax, np.linspace, ...) is numerics and belongs in a layer below.
+WORKFLOW_NUMPY = {
+    "array", "asarray", "ascontiguousarray", "zeros", "ones", "full", "empty", "arange", "r_", "concatenate",
+    "stack", "ravel", "shape", "ndarray", "dtype", "generic", "integer", "floating", "bool_", "float32",
+    "float64", "int32", "int64", "iscomplexobj", "isfinite", "load", "save", "savez", "savez_compressed",
+}
+#: ``math`` functions a workflow may call (argument checks).
+WORKFLOW_MATH = {"isfinite", "isnan", "isinf"}
+
+
+def numerics_in(source: str) -> list[str]:
+    """Numerical code in a workflow module's ``source``: one line per finding (``line: what``).
+
+    Flags SciPy imports; NumPy submodules and NumPy names outside :data:`WORKFLOW_NUMPY` (through
+    ``import numpy as np`` or ``from numpy import ...``); ``math`` functions outside
+    :data:`WORKFLOW_MATH`; any method call with an ``axis=`` keyword (a reduction over an array);
+    and the matrix product ``@``.
+    """
+    tree = ast.parse(source)
+    found: list[str] = []
+    numpy_names: set[str] = set()
+    math_names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                top = a.name.split(".")[0]
+                if top == "scipy":
+                    found.append(f"{node.lineno}: import {a.name}")
+                elif a.name == "numpy":
+                    numpy_names.add(a.asname or "numpy")
+                elif top == "numpy":
+                    found.append(f"{node.lineno}: import {a.name}")
+                elif a.name == "math":
+                    math_names.add(a.asname or "math")
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            top = (node.module or "").split(".")[0]
+            if top == "scipy" or (top == "numpy" and node.module != "numpy"):
+                found.append(f"{node.lineno}: from {node.module} import ...")
+            elif node.module == "numpy":
+                found += [f"{node.lineno}: from numpy import {a.name}" for a in node.names
+                          if a.name not in WORKFLOW_NUMPY]
+            elif node.module == "math":
+                found += [f"{node.lineno}: from math import {a.name}" for a in node.names
+                          if a.name not in WORKFLOW_MATH]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id in numpy_names and node.attr not in WORKFLOW_NUMPY:
+                found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+            elif node.value.id in math_names and node.attr not in WORKFLOW_MATH:
+                found.append(f"{node.lineno}: {node.value.id}.{node.attr}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and any(
+                k.arg == "axis" for k in node.keywords):
+            found.append(f"{node.lineno}: .{node.func.attr}(axis=...)")
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+            found.append(f"{node.lineno}: @")
+    return sorted(set(found), key=lambda f: (int(f.split(":")[0]), f))
+
+
+def test_numerics_finder_flags_what_it_should():
+    source = (
+        "import math\nimport numpy as np\nfrom scipy import ndimage\nfrom numpy.fft import fft2\n"
+        "from numpy import histogram, asarray\n"
+        "a = np.asarray([1.0]); b = np.zeros(3); ok = math.isfinite(1.0) and np.isfinite(a).all()\n"
+        "c = np.fft.rfft2(a); d = np.linalg.norm(a); e = np.histogram(a); f = a.mean(axis=0); g = a @ a\n"
+        "h = math.log(2.0); r = np.random.default_rng(0)\n"
+    )
+    assert numerics_in(source) == [
+        "3: from scipy import ...", "4: from numpy.fft import ...", "5: from numpy import histogram",
+        "7: .mean(axis=...)", "7: @", "7: np.fft", "7: np.histogram", "7: np.linalg", "8: math.log",
+        "8: np.random"]
+
+
+def test_workflows_hold_no_numerics():
+    """docs/architecture.md: workflows orchestrate; what they compute lives in physics, instrument, analysis or nre."""
+    found = []
+    for path in sorted((REPO / "tdglnre" / "workflows").rglob("*.py")):
+        found += [f"{path.relative_to(REPO).as_posix()}:{f}" for f in numerics_in(path.read_text(encoding="utf-8"))]
+    assert found == []

@@ -101,7 +101,7 @@ def test_structure_cli_refuses_bad_input_in_one_line(tiny_ensemble, tmp_path):
 
 
 def test_parameter_bins_give_nu_zero_its_own_group():
-    from tdglnre.workflows.structure import parameter_bins
+    from tdglnre.analysis.structure import parameter_bins
 
     nu = np.r_[np.zeros(5), np.linspace(0.01, 0.5, 10)]
     g = parameter_bins(nu, 2, 0.0, 0.5)
@@ -133,7 +133,7 @@ def test_old_structure_factor_bins_N48_L24_axis_modes_into_their_own_shell():
 
 def test_model_comparison_recovers_the_analytic_bayes_factor_of_a_gaussian_toy():
     """x | ν ~ N(ν, σ²); M0: ν = 0, M1: ν ~ N(0, τ²): B10(x) = N(x; 0, σ²+τ²) / N(x; 0, σ²)."""
-    from tdglnre.nre.model_comparison import fit_model_classifier, reliability, roc_auc
+    from tdglnre.nre.infer.model_comparison import fit_model_classifier, reliability, roc_auc
 
     rng = np.random.default_rng(0)
     sig, tau = 1.0, 2.0
@@ -159,7 +159,7 @@ def test_model_comparison_recovers_the_analytic_bayes_factor_of_a_gaussian_toy()
 
 
 def test_roc_auc_and_reliability_on_known_cases():
-    from tdglnre.nre.model_comparison import reliability, roc_auc
+    from tdglnre.nre.infer.model_comparison import reliability, roc_auc
 
     assert roc_auc([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == 1.0
     assert roc_auc([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1]) == 0.0
@@ -206,7 +206,7 @@ def test_drag_study_snr_and_ridge_measure_a_planted_nu_signal():
 def test_saved_classifier_gives_p_drag_from_raw_observations(tmp_path):
     """Fields whose fluctuations are 2× larger under M1 (S(k) up by 4 at every k) are told apart;
     the saved classifier applies its recorded log S(k, t) features to raw (T, N, N, C) observations."""
-    from tdglnre.nre.model_comparison import fit_model_classifier, p_drag, structure_features
+    from tdglnre.nre.infer.model_comparison import fit_model_classifier, p_drag, structure_features
 
     rng = np.random.default_rng(7)
     n, T, N, L = 300, 2, 8, 4.0
@@ -243,7 +243,7 @@ def test_conditional_snr_removes_the_eta_and_n_v_spread():
 
 def test_temperature_scaling_undoes_an_overconfident_logit():
     """Labels drawn with P = σ(z) while the classifier reports 3z: the fitted temperature is 3."""
-    from tdglnre.nre.model_comparison import fit_temperature
+    from tdglnre.nre.infer.model_comparison import fit_temperature
 
     rng = np.random.default_rng(2)
     z = rng.normal(0.0, 2.0, 200000)
@@ -256,7 +256,7 @@ def test_drag_figures_plot_the_measured_numbers(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from tdglnre.nre.model_comparison import auc_by_nu, reliability
+    from tdglnre.nre.infer.model_comparison import auc_by_nu, reliability
     from tdglnre.plots.structure import plot_auc_by_nu, plot_reliability, plot_snr
 
     rng = np.random.default_rng(3)
@@ -277,7 +277,7 @@ def test_time_encoder_shares_its_cnn_over_snapshots_and_pools_over_time(tmp_path
     import keras
 
     from tdglnre.nre.settings import NetworkConfig
-    from tdglnre.nre.time_encoder import build_time_encoder
+    from tdglnre.nre.net.time_encoder import build_time_encoder
 
     cfg = NetworkConfig(filters=(4, 8), embed_dim=8)
     C = 3

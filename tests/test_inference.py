@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from tdglnre.io.priors import Prior
-from tdglnre.nre.inference import baseline_evaluation, calibration_report, evaluate_test_set, posteriors_on_grid
-from tdglnre.nre.posterior import Grid
+from tdglnre.nre.infer.inference import baseline_evaluation, calibration_report, evaluate_test_set, posteriors_on_grid
+from tdglnre.nre.infer.posterior import Grid
 
 SIG_ETA, SIG_NV, M = 0.3, 1.5, 16
 

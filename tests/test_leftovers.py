@@ -38,7 +38,7 @@ def umask022():
 
 # ----------------------------------------------------------------------------- atomic writes keep the usual mode
 def test_ood_json_gets_the_mode_of_every_other_file_of_the_model_directory(tmp_path, umask022):
-    from tdglnre.nre.ood import save_ood_reference
+    from tdglnre.nre.infer.ood import save_ood_reference
 
     (tmp_path / "metadata.json").write_text("{}")
     ref = {"version": 1, "threshold": 2.5}
@@ -123,9 +123,9 @@ def test_checkpoint_temporaries_of_a_killed_training_run_are_removed(tmp_path):
 
 def test_resume_removes_the_checkpoint_temporary_of_a_killed_run_and_keeps_the_checkpoint(tmp_path):
     pytest.importorskip("keras")
-    from tdglnre.nre.data import gaussian_toy
+    from tdglnre.nre.pipeline.data import gaussian_toy
     from tdglnre.nre.settings import NetworkConfig
-    from tdglnre.nre.training import train_source
+    from tdglnre.nre.fit.training import train_source
 
     tiny = dict(batch_size=16, quiet=True, patience=50,
                 network=NetworkConfig(filters=(4,), embed_dim=4, theta_units=(8,), head_units=(8,)))

@@ -1,4 +1,4 @@
-"""The measurement forward model (tdglnre/io/measurement.py, docs/observations.md).
+"""The measurement forward model (tdglnre/instrument/model.py, docs/observations.md).
 
 Each transform against a direct computation, the composition's shapes and
 channel names, text/dict round trips, seeded reproducibility and one-line
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tdglnre.errors import ConfigError
-from tdglnre.io.measurement import MeasurementModel, measurement_rng, psf_kernel
+from tdglnre.instrument.model import MeasurementModel, measurement_rng, psf_kernel
 from tdglnre.physics.observables import CHANNELS
 
 

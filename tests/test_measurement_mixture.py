@@ -1,4 +1,4 @@
-"""Alternative instruments ``a | b`` (MeasurementMixture in tdglnre/io/measurement.py, docs/observations.md).
+"""Alternative instruments ``a | b`` (MeasurementMixture in tdglnre/instrument/model.py, docs/observations.md).
 
 Each sample is measured by exactly one alternative, chosen uniformly by the
 first draw of its own generator; round trips, coverage of members and
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tdglnre.errors import ConfigError
-from tdglnre.io.measurement import MeasurementMixture, MeasurementModel, measurement_rng
+from tdglnre.instrument.model import MeasurementMixture, MeasurementModel, measurement_rng
 
 MIX = "noise(0.0..0.25) | blur(0.0..1.5)+noise(0.0..0.25)"
 

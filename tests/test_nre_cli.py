@@ -71,7 +71,7 @@ def test_train_writes_a_complete_model_directory_and_resumes(tmp_path: Path) -> 
     hist = json.loads((out / "history.json").read_text())
     assert hist["epoch"] == [0, 1, 2, 3]  # the epoch counter continued
 
-    from tdglnre.nre.model_io import load_estimator
+    from tdglnre.nre.infer.model_io import load_estimator
 
     est = load_estimator(out)
     with open_ensemble(data) as ens:

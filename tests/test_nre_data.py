@@ -12,7 +12,7 @@ pytest.importorskip("tensorflow")
 # Keras 3 + NumPy 2 warn inside keras.saving (not our code)
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-from tdglnre.nre.data import (  # noqa: E402
+from tdglnre.nre.pipeline.data import (  # noqa: E402
     ArraySource,
     BatchStream,
     TrainingDataError,
@@ -166,9 +166,9 @@ def test_random_translate_is_a_periodic_roll_per_sample() -> None:
 
 
 def test_training_streams_from_disk_when_data_exceed_the_memory_limit(tmp_path) -> None:
-    from tdglnre.nre.data import gaussian_toy
-    from tdglnre.nre.network import NetworkConfig
-    from tdglnre.nre.training import train_source
+    from tdglnre.nre.pipeline.data import gaussian_toy
+    from tdglnre.nre.net.network import NetworkConfig
+    from tdglnre.nre.fit.training import train_source
 
     net = NetworkConfig(filters=(4,), embed_dim=4, theta_units=(8,), head_units=(8,))
     res = train_source(gaussian_toy(150, seed=3), tmp_path / "m", epochs=2, batch_size=16,

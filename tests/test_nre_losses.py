@@ -1,4 +1,4 @@
-"""Ratio-estimation losses against hand-computed values (tdglnre.nre.losses)."""
+"""Ratio-estimation losses against hand-computed values (tdglnre.nre.net.losses)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("keras")
 
-from tdglnre.nre.losses import (  # noqa: E402
+from tdglnre.nre.net.losses import (  # noqa: E402
     RatioLoss,
     balance_penalty,
     make_loss,
@@ -17,7 +17,7 @@ from tdglnre.nre.losses import (  # noqa: E402
     nrec_per_sample,
     nre_per_sample,
 )
-from tdglnre.nre.data import contrastive_theta  # noqa: E402
+from tdglnre.nre.pipeline.data import contrastive_theta  # noqa: E402
 
 # rows: observations; column 0 joint logit, columns 1.. marginal logits
 LOGITS = np.array([[2.0, -1.0, 0.5], [-0.5, 0.0, -2.0], [1.0, 3.0, -1.0]], dtype=np.float32)
@@ -112,7 +112,7 @@ def test_contrastive_columns_never_repeat_the_own_theta(batch: int) -> None:
 
 def test_one_class_per_loss_over_a_shared_base_and_the_registry_feeds_the_cli() -> None:
     from tdglnre.cli.train import command
-    from tdglnre.nre.losses import LOSS_CLASSES, BNRELoss, NRECLoss, NRELoss
+    from tdglnre.nre.net.losses import LOSS_CLASSES, BNRELoss, NRECLoss, NRELoss
     from tdglnre.nre.settings import LOSS_KINDS, LOSS_NAMES
 
     assert LOSS_CLASSES == {"nre": NRELoss, "bnre": BNRELoss, "nrec": NRECLoss}
@@ -145,7 +145,7 @@ def test_a_model_saved_with_the_former_single_class_loads_its_kind(tmp_path) -> 
     cfg = {"module": None, "class_name": "RatioLoss", "registered_name": "tdglnre>RatioLoss",
            "config": {"kind": "bnre", "lam": 7.0, "gamma": 1.0, "name": "bnre_loss"}}
     loss = keras.saving.deserialize_keras_object(cfg)
-    from tdglnre.nre.losses import BNRELoss
+    from tdglnre.nre.net.losses import BNRELoss
 
     assert type(loss) is BNRELoss and loss.lam == 7.0
     new = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(make_loss("nrec", gamma=3.0)))

@@ -1,4 +1,4 @@
-"""Network, save/load round trip and the inference API (tdglnre.nre.model_io)."""
+"""Network, save/load round trip and the inference API (tdglnre.nre.infer.model_io)."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 import keras  # noqa: E402
 
-from tdglnre.nre.data import ArraySource, gaussian_toy  # noqa: E402
-from tdglnre.nre.model_io import ModelMismatchError, load_estimator  # noqa: E402
-from tdglnre.nre.network import NetworkConfig, ThetaScaler, build_model, standardization_of  # noqa: E402
-from tdglnre.nre.training import TrainingError, train_source  # noqa: E402
+from tdglnre.nre.pipeline.data import ArraySource, gaussian_toy  # noqa: E402
+from tdglnre.nre.infer.model_io import ModelMismatchError, load_estimator  # noqa: E402
+from tdglnre.nre.net.network import NetworkConfig, ThetaScaler, build_model, standardization_of  # noqa: E402
+from tdglnre.nre.fit.training import TrainingError, train_source  # noqa: E402
 
 TINY = NetworkConfig(filters=(4, 8), embed_dim=8, theta_units=(16,), head_units=(16,))
 
@@ -189,7 +189,7 @@ def test_per_snapshot_encoder_trains_saves_and_loads_with_identical_logits(tmp_p
     s_raw = np.asarray(raw([xs, th])).astype(np.float64)
     np.testing.assert_array_equal(load_estimator(out).log_ratio(xs, th), s_raw)
     # a fresh interpreter that imports only model_io: the time encoder's layers must be registered by it
-    code = ("import numpy as np, sys; from tdglnre.nre.model_io import load_estimator; d = sys.argv[1]; "
+    code = ("import numpy as np, sys; from tdglnre.nre.infer.model_io import load_estimator; d = sys.argv[1]; "
             "e = load_estimator(d + '/model'); np.save(d + '/s.npy', e.log_ratio(np.load(d + '/x.npy'), "
             "np.load(d + '/th.npy')))")
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, capture_output=True, timeout=300)

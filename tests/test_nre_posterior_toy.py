@@ -1,6 +1,6 @@
 """Statistical test with a known posterior: the trained NRE recovers it.
 
-Simulator (``tdglnre.nre.data.gaussian_toy``): θ ~ U(−1, 1); x is an 8×8 image
+Simulator (``tdglnre.nre.pipeline.data.gaussian_toy``): θ ~ U(−1, 1); x is an 8×8 image
 with i.i.d. pixels N(θ, σ² = 1). The exact posterior is N(x̄, σ²/64) truncated
 to [−1, 1], i.e. a width σ_post = 0.125 away from the edges.
 
@@ -36,10 +36,10 @@ pytest.importorskip("keras")
 # Keras 3 + NumPy 2 warn inside keras.saving (not our code)
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-from tdglnre.nre.data import gaussian_toy  # noqa: E402
-from tdglnre.nre.model_io import load_estimator  # noqa: E402
-from tdglnre.nre.network import NetworkConfig  # noqa: E402
-from tdglnre.nre.training import train_source  # noqa: E402
+from tdglnre.nre.pipeline.data import gaussian_toy  # noqa: E402
+from tdglnre.nre.infer.model_io import load_estimator  # noqa: E402
+from tdglnre.nre.net.network import NetworkConfig  # noqa: E402
+from tdglnre.nre.fit.training import train_source  # noqa: E402
 
 SIGMA_POST = 1.0 / 8.0
 GRID = np.linspace(-1.0, 1.0, 401)

@@ -10,9 +10,9 @@ import pytest
 
 import tdglnre.workflows.posterior as P
 from tdglnre.errors import ConfigError
-from tdglnre.io.measurement import MeasurementModel
-from tdglnre.nre.data import BatchStream, resolve_selection, scan_source, split_indices
-from tdglnre.nre.sources import ArraySource
+from tdglnre.instrument.model import MeasurementModel
+from tdglnre.nre.pipeline.data import BatchStream, resolve_selection, scan_source, split_indices
+from tdglnre.nre.pipeline.sources import ArraySource
 
 _filter = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 TINY = ["N=16", "L=8", "snapshot_times=[0.2]", "prior.n_v=int_uniform(1,3)"]
@@ -276,7 +276,7 @@ def test_missing_channels_are_refused_with_one_line(tiny, tmp_path):
 @_filter
 def test_nuisance_parameters_are_marginalised_not_inferred(tmp_path):
     import tdglnre as tg
-    from tdglnre.nre.posterior import Grid
+    from tdglnre.nre.infer.posterior import Grid
 
     over = TINY + ["prior.T=uniform(0,0.02)", "prior.delta=uniform(0,0.3)"]
     tg.generate("quick", 40, 0, tmp_path / "n.h5", overrides=over)

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from tdglnre.io.ensemble import open_ensemble
-from tdglnre.io.measurement import MeasurementModel
-from tdglnre.nre.ood import (_metadata_summaries, build_ood_reference, load_ood_reference, network_channels,
+from tdglnre.instrument.model import MeasurementModel
+from tdglnre.nre.infer.ood import (_metadata_summaries, build_ood_reference, load_ood_reference, network_channels,
                              ood_score, save_ood_reference, spectral_tail, summary_names)
-from tdglnre.nre.selection import Selection, measure_inputs
+from tdglnre.nre.pipeline.selection import Selection, measure_inputs
 
 TINY = ["N=16", "L=8", "prior.n_v=int_uniform(1,3)"]  # the quick preset's t = 2: vortices formed
 FAMILY = "noise(0.02..0.2)"

@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from scipy import stats
 
 from tdglnre.io.priors import Prior
-from tdglnre.nre.inference import prior_mismatch
-from tdglnre.nre.ood import fit_ood_reference, heldout_exceedance, load_ood_reference, ood_score, save_ood_reference
-from tdglnre.nre.posterior import Grid, GridPosterior, make_axis
+from tdglnre.nre.infer.inference import prior_mismatch
+from tdglnre.nre.infer.ood import (fit_ood_reference, heldout_exceedance, load_ood_reference, ood_score,
+                                   save_ood_reference)
+from tdglnre.nre.infer.posterior import Grid, GridPosterior, make_axis
 
 # ----------------------------------------------------------------------------- pure: prior edge
 
@@ -155,7 +156,7 @@ def test_simulate_records_its_settings_and_shows_the_observation(tiny):
     assert res["observation_plot"] == "observation.png" and (out / "observation.png").stat().st_size > 0
     assert res["observation_channels"] == ["rho1 (t=0.2)", "rho2 (t=0.2)", "curlJ (t=0.2)"]
     from tdglnre.workflows.observations import _training_config as _sim_config
-    from tdglnre.nre.model_io import read_metadata
+    from tdglnre.nre.infer.model_io import read_metadata
     from tdglnre.physics.solver import simulate
 
     meta = read_metadata(d / "model")
@@ -227,7 +228,7 @@ class _Pinned:
 @_filter
 def test_a_posterior_cut_off_by_the_prior_is_flagged(tiny, monkeypatch):
     d = tiny
-    import tdglnre.nre.model_io as model_io
+    import tdglnre.nre.infer.model_io as model_io
 
     real = model_io.load_estimator
     monkeypatch.setattr(model_io, "load_estimator", lambda m: _Pinned(real(m)))
@@ -281,7 +282,7 @@ def test_ood_is_null_with_a_note_when_the_training_data_is_gone(tiny, tmp_path):
     assert res["ood_score"] is None and res["ood_threshold"] is None
     assert "gone.h5" in res["ood_note"] and "does not exist" in res["ood_note"] and "no OOD score" in text
     # an unreadable file in its place gives the same null score, not a failed posterior
-    from tdglnre.nre.ood import fit_and_save_ood, ood_for_observation
+    from tdglnre.nre.infer.ood import fit_and_save_ood, ood_for_observation
 
     (tmp_path / "gone.h5").write_bytes(b"not an ensemble")
     res = ood_for_observation(model, meta, np.load(out / "observation.npy")[None], cache=False)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from tdglnre.nre.calibration import expected_coverage, sbc_ranks, sbc_uniformity, table_rows
-from tdglnre.nre.posterior import Grid, GridPosterior, hpd_mask, make_axis
+from tdglnre.nre.infer.calibration import expected_coverage, sbc_ranks, sbc_uniformity, table_rows
+from tdglnre.nre.infer.posterior import Grid, GridPosterior, hpd_mask, make_axis
 
 
 def _gauss_post(mu, sigma, lo=-5.0, hi=5.0, G=1000, truth=None):

@@ -1,4 +1,4 @@
-"""The log-spectrum branch of the encoder (tdglnre/nre/spectrum.py, docs/drag.md §4)."""
+"""The log-spectrum branch of the encoder (tdglnre/nre/net/spectrum.py, docs/drag.md §4)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
 from tdglnre.errors import ConfigError  # noqa: E402
-from tdglnre.nre.data import ArraySource  # noqa: E402
-from tdglnre.nre.model_io import load_estimator  # noqa: E402
-from tdglnre.nre.network import build_model, spectrum_layer  # noqa: E402
+from tdglnre.nre.pipeline.data import ArraySource  # noqa: E402
+from tdglnre.nre.infer.model_io import load_estimator  # noqa: E402
+from tdglnre.nre.net.network import build_model, spectrum_layer  # noqa: E402
 from tdglnre.nre.settings import NetworkConfig, TrainSettings  # noqa: E402
-from tdglnre.nre.spectrum import LogSpectrum, shell_matrix  # noqa: E402
-from tdglnre.nre.training import train_source  # noqa: E402
+from tdglnre.nre.net.spectrum import LogSpectrum, shell_matrix  # noqa: E402
+from tdglnre.nre.fit.training import train_source  # noqa: E402
 from tdglnre.physics.fourier import radial_structure_factor  # noqa: E402
 
 SMALL = dict(filters=(4,), embed_dim=8, theta_units=(8,), head_units=(8,))

@@ -17,8 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 from tdglnre.errors import ConfigError
-from tdglnre.io import _transforms
-from tdglnre.io.measurement import MeasurementModel, resolve_on_lattice
+from tdglnre.instrument import _transforms
+from tdglnre.instrument.model import MeasurementModel, resolve_on_lattice
 from tdglnre.nre.settings import TrainSettings
 
 
@@ -48,8 +48,9 @@ def test_resolve_on_lattice_is_the_one_blur_xi_to_pixels_conversion():
 
 
 def test_training_and_the_estimator_resolve_through_the_same_function(monkeypatch):
-    from tdglnre.io import measurement as meas
-    from tdglnre.nre import model_io, training
+    from tdglnre.instrument import model as meas
+    from tdglnre.nre.fit import training
+    from tdglnre.nre.infer import model_io
 
     calls = []
 
@@ -107,7 +108,7 @@ def test_train_refuses_bad_measurement_values_with_one_line_and_no_model_directo
 def test_a_measurement_text_is_parsed_once_per_training_run(tmp_path: Path, monkeypatch):
     data = write_ensemble(tmp_path / "ens.h5", 40)
     terms = []
-    from tdglnre.io import measurement
+    from tdglnre.instrument import model as measurement
 
     original = _transforms._parse_term
     for module in (_transforms, measurement):  # the text parser of one term, wherever it is called from

@@ -82,9 +82,9 @@ def test_train_checks_its_input_before_importing_tensorflow(tmp_path: Path) -> N
 _KILL_DURING_SAVE = """
 import os, signal, sys
 import keras
-from tdglnre.nre.data import gaussian_toy
+from tdglnre.nre.pipeline.data import gaussian_toy
 from tdglnre.nre.settings import NetworkConfig
-from tdglnre.nre.training import train_source
+from tdglnre.nre.fit.training import train_source
 
 original = keras.Model.save
 calls = [0]
@@ -115,8 +115,8 @@ def _tiny_kwargs() -> dict:
 
 
 def test_checkpoint_save_killed_by_sigkill_still_resumes(tmp_path: Path) -> None:
-    from tdglnre.nre.data import gaussian_toy
-    from tdglnre.nre.training import train_source
+    from tdglnre.nre.pipeline.data import gaussian_toy
+    from tdglnre.nre.fit.training import train_source
 
     out = tmp_path / "m"
     res = subprocess.run([sys.executable, "-c", _KILL_DURING_SAVE, str(out)],
@@ -133,8 +133,8 @@ def test_checkpoint_save_killed_by_sigkill_still_resumes(tmp_path: Path) -> None
 @pytest.mark.parametrize("damage", ["empty", "truncated"])
 def test_resume_falls_back_to_the_previous_checkpoint(tmp_path: Path, damage: str,
                                                       caplog: pytest.LogCaptureFixture) -> None:
-    from tdglnre.nre.data import gaussian_toy
-    from tdglnre.nre.training import train_source
+    from tdglnre.nre.pipeline.data import gaussian_toy
+    from tdglnre.nre.fit.training import train_source
 
     out = tmp_path / "m"
     src = gaussian_toy(120, seed=2)
@@ -169,8 +169,8 @@ def test_force_keeps_the_old_model_when_validation_fails(tmp_path: Path) -> None
 
 def test_force_restores_the_old_model_when_training_raises(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    from tdglnre.nre import training
-    from tdglnre.nre.data import gaussian_toy
+    from tdglnre.nre.fit import training
+    from tdglnre.nre.pipeline.data import gaussian_toy
 
     out = tmp_path / "m"
     src = gaussian_toy(60, seed=3)

@@ -167,7 +167,7 @@ def test_calibration_report_in_memory(quickstart, tmp_path):
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 def test_posterior_reports_p_drag_from_a_classifier(quickstart, tmp_path):
     """A model-comparison classifier found in the model directory (or given) adds P(nu > 0 | x) to the result."""
-    from tdglnre.nre.model_comparison import fit_model_classifier, p_drag, structure_features
+    from tdglnre.nre.infer.model_comparison import fit_model_classifier, p_drag, structure_features
 
     out, _ = quickstart
     with tg.open_ensemble(out / "test.h5") as ens:
@@ -190,7 +190,7 @@ def test_posterior_reports_p_drag_from_a_classifier(quickstart, tmp_path):
 
 
 def test_edge_warning_tells_a_confident_boundary_value_from_a_cut_off():
-    from tdglnre.nre.posterior import Grid, GridPosterior, make_axis
+    from tdglnre.nre.infer.posterior import Grid, GridPosterior, make_axis
     from tdglnre.workflows.posterior import _edge_warnings
 
     grid = Grid((make_axis("eta", "uniform", 0.0, 1.5, 64), make_axis("n_v", "int_uniform", 1, 8, 0)))

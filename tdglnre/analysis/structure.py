@@ -27,7 +27,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..physics.fourier import mode_structure_factor, radial_structure_factor, shell_index
 
-__all__ = ["StructureSeries", "interband_phase", "mode_structure_factor", "radial_structure_factor",
+__all__ = ["StructureSeries", "interband_phase", "mode_structure_factor", "parameter_bins", "radial_structure_factor",
            "shell_index", "structure_series"]
 
 
@@ -74,6 +74,11 @@ class StructureSeries:
         se = a.std(axis=0, ddof=1) / math.sqrt(n) if n > 1 else np.full(a.shape[1:], np.nan)
         return a.mean(axis=0), se
 
+    def peak_shell(self, name: str) -> int:
+        """Shell index (0-based) of the peak of the time-averaged ensemble-mean S(k) of channel ``name``."""
+        mean, _ = self.mean(name)
+        return int(np.argmax(mean.mean(axis=0)))
+
     def to_json(self) -> dict:
         """Plain-JSON summary: k, t, n_samples and the ensemble-mean S per channel ([t][k])."""
         return {
@@ -83,6 +88,49 @@ class StructureSeries:
             "S": {name: self.mean(name)[0].tolist() for name in self.S},
             "S_stderr": {name: np.nan_to_num(self.mean(name)[1]).tolist() for name in self.S},
         }
+
+
+def parameter_bins(values: np.ndarray, n_bins: int, low: float | None = None,
+                   high: float | None = None) -> list[tuple[float, float, np.ndarray]]:
+    """Group samples by one parameter: ``[(lo, hi, mask), ...]``, empty groups dropped.
+
+    Samples exactly at ``low`` form their own group ``(low, low)`` when there
+    are any and not all samples are there (the point mass ν = 0 of a
+    spike-and-slab ensemble); the rest is cut into ``n_bins`` equal-width
+    bins over [low, high] (the last bin closed).
+
+    Parameters
+    ----------
+    values
+        The parameter per sample (S,).
+    n_bins
+        Number of equal-width bins.
+    low, high
+        Range to bin (default: the values' min and max).
+    """
+    if isinstance(n_bins, bool) or int(n_bins) != n_bins or n_bins < 1:
+        raise ConfigError(f"number of bins must be a positive integer, got {n_bins!r}")
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return []
+    lo = float(v.min()) if low is None else float(low)
+    hi = float(v.max()) if high is None else float(high)
+    out: list[tuple[float, float, np.ndarray]] = []
+    at_low = v == lo
+    rest = ~at_low if 0 < at_low.sum() < v.size else np.ones(v.size, dtype=bool)
+    if not rest.all():
+        out.append((lo, lo, at_low))
+    if hi <= lo:
+        out.append((lo, hi, rest))
+        return [g for g in out if g[2].any()]
+    edges = np.linspace(lo, hi, int(n_bins) + 1)
+    for b in range(int(n_bins)):
+        last = b == int(n_bins) - 1
+        m = rest & (v >= edges[b]) & ((v <= edges[b + 1]) if last else (v < edges[b + 1]))
+        if m.any():
+            out.append((float(edges[b]), float(edges[b + 1]), m))
+    return out
+
 
 
 def structure_series(x: np.ndarray, L: float, channel_names: tuple[str, ...], *, times: np.ndarray,

@@ -27,7 +27,7 @@ TOML file. Its layout::
     measurement = "blur(0..1.5)+noise(0..0.15)"   # optional, top level: the instrument
 
 The optional top-level ``measurement`` (text, a list of tables or
-``{alternatives = [...]}``, as :meth:`tdglnre.io.measurement.MeasurementModel.parse`
+``{alternatives = [...]}``, as :meth:`tdglnre.instrument.model.MeasurementModel.parse`
 takes; docs/observations.md) names the instrument the preset's images go
 through. It is validated with the preset; ``generate`` records it in the
 ensemble (root attribute ``measurement``), ``train`` on such an ensemble uses
@@ -130,7 +130,7 @@ def _read_preset(path: Path) -> dict[str, Any]:
         if sect in doc and not isinstance(doc[sect], dict):
             raise ConfigError(f"preset {str(path)!r}: [{sect}] must be a table")
     if "measurement" in doc:
-        from .measurement import MeasurementModel
+        from ..instrument.model import MeasurementModel
 
         try:
             model = MeasurementModel.parse(doc["measurement"])

@@ -44,7 +44,7 @@ KINDS = ("uniform", "int_uniform", "fixed")
 #: η values checked across a uniform η prior's interval (besides its end points).
 _ETA_GRID = 17
 
-__all__ = ["KINDS", "Prior", "Prior1D", "parse_prior_spec"]
+__all__ = ["KINDS", "Prior", "Prior1D", "draw_uniform", "parse_prior_spec"]
 
 
 @dataclass(frozen=True)
@@ -385,3 +385,15 @@ class Prior:
 
     def __repr__(self) -> str:
         return f"Prior({self.describe()})"
+
+
+def draw_uniform(prior: Any, names: Sequence[str], given: Mapping[str, Any], entropy: Any) -> dict[str, float]:
+    """``given[name]`` for each of ``names`` where given, else a uniform draw on ``prior``'s [low, high].
+
+    One generator, ``numpy.random.default_rng(entropy)``, draws in the order of
+    ``names`` and only for the names not given (``prior`` needs ``low(name)``
+    and ``high(name)``: a :class:`Prior` or a model's training prior).
+    """
+    rng = np.random.default_rng(entropy)
+    return {name: float(given[name]) if name in given else float(rng.uniform(prior.low(name), prior.high(name)))
+            for name in names}

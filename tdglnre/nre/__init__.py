@@ -19,15 +19,15 @@ from __future__ import annotations
 from typing import Any
 
 _LAZY = {
-    "train": "training",
-    "TrainResult": "training",
+    "train": "fit.training",
+    "TrainResult": "fit.training",
     "TrainSettings": "settings",
-    "load_estimator": "model_io",
-    "RatioEstimator": "model_io",
-    "ModelMismatchError": "model_io",
+    "load_estimator": "infer.model_io",
+    "RatioEstimator": "infer.model_io",
+    "ModelMismatchError": "infer.model_io",
     "NetworkConfig": "settings",
-    "build_model": "network",
-    "make_loss": "losses",
+    "build_model": "net.network",
+    "make_loss": "net.losses",
     "TrainingError": "settings",
 }
 

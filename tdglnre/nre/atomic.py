@@ -25,7 +25,8 @@ from typing import Iterable
 __all__ = ["default_file_mode", "pid_alive", "remove_stale", "remove_stale_checkpoint_temporaries",
            "write_text_atomic"]
 
-#: ``temporary_name`` of :mod:`tdglnre.nre.artifacts`: ``last.tmp1234.keras``, ``x.tmp1234.weights.h5``, ``x.tmp1234``.
+#: ``temporary_name`` of :mod:`tdglnre.nre.infer.artifacts`: ``last.tmp1234.keras``, ``x.tmp1234.weights.h5``,
+#: ``x.tmp1234``.
 CHECKPOINT_TEMPORARY = re.compile(r"^.+\.tmp(?P<pid>\d+)(\.keras|\.weights\.h5)?$")
 
 
@@ -105,7 +106,7 @@ def remove_stale(paths: Iterable[Path], pattern: re.Pattern[str]) -> list[Path]:
 def remove_stale_checkpoint_temporaries(checkpoint_dir: str | os.PathLike[str]) -> list[Path]:
     """Remove ``last.tmpPID.keras`` and the like that a killed training run left in its checkpoint directory.
 
-    For :mod:`tdglnre.nre.training` to call on ``--resume`` (and on a fresh
+    For :mod:`tdglnre.nre.fit.training` to call on ``--resume`` (and on a fresh
     start) before writing the first checkpoint; temporaries of a live process
     are kept. Returns the paths removed.
     """

@@ -18,7 +18,7 @@ class LossKind:
     """One ratio-estimation loss, as the settings and the command line know it (TensorFlow-free).
 
     The Keras class that computes it is registered under the same ``name`` in
-    :data:`tdglnre.nre.losses.LOSS_CLASSES`.
+    :data:`tdglnre.nre.net.losses.LOSS_CLASSES`.
     """
 
     name: str
@@ -79,10 +79,10 @@ class NetworkConfig:
     encoder: str = "stacked"
     """How several snapshots are encoded: ``stacked`` (one CNN on the snapshots stacked as channels) or
     ``per_snapshot`` (one CNN shared by all snapshots, pooled over time with a learned time embedding,
-    :mod:`tdglnre.nre.time_encoder`; docs/drag.md §4). Identical for a single snapshot up to the pooling."""
+    :mod:`tdglnre.nre.net.time_encoder`; docs/drag.md §4). Identical for a single snapshot up to the pooling."""
     spectrum: bool = False
     """Add a branch on the log structure factor log S(k) of every input channel (float64 FFT, shell means;
-    :mod:`tdglnre.nre.spectrum`, docs/drag.md §4) to the stacked encoder."""
+    :mod:`tdglnre.nre.net.spectrum`, docs/drag.md §4) to the stacked encoder."""
     cnn_snapshots: str = "all"
     """Snapshots the stacked encoder's CNN sees: ``all`` selected ones, or only the ``last`` (the log-spectrum
     branch still sees all of them; docs/drag.md §4)."""
@@ -196,16 +196,16 @@ class TrainSettings:
     """Floor of the plateau schedule."""
     measurement: Any = None
     """Measurement model applied to every training input as augmentation: a
-    :class:`tdglnre.io.measurement.MeasurementModel` (fresh noise every epoch, seeded by ``seed``),
+    :class:`tdglnre.instrument.model.MeasurementModel` (fresh noise every epoch, seeded by ``seed``),
     None for a perfect measurement (docs/observations.md). Construction also takes anything
-    :meth:`~tdglnre.io.measurement.MeasurementModel.parse` does (the text ``"blur(1.0)+noise(0.05)"``,
+    :meth:`~tdglnre.instrument.model.MeasurementModel.parse` does (the text ``"blur(1.0)+noise(0.05)"``,
     a list of tables), parsed here once; :meth:`to_dict` writes the text form."""
 
     def __post_init__(self) -> None:
         if isinstance(self.network, dict):
             object.__setattr__(self, "network", NetworkConfig.from_dict(self.network))
         if self.measurement is not None:
-            from ..io.measurement import MeasurementModel  # NumPy only when a measurement is set
+            from ..instrument.model import MeasurementModel  # NumPy only when a measurement is set
 
             model = MeasurementModel.parse(self.measurement)  # a model passes through unchanged
             object.__setattr__(self, "measurement", None if model.is_identity else model)

@@ -130,7 +130,7 @@ def plot_reliability(rel: dict[str, Any], path: str | Path | None = None,
                      title: str = r"P($\nu > 0$ | x): reliability") -> Any:
     """Reliability diagram: observed frequency of ν > 0 against the predicted P(ν > 0 | x) per bin.
 
-    ``rel`` is :func:`tdglnre.nre.model_comparison.reliability` output.
+    ``rel`` is :func:`tdglnre.nre.infer.model_comparison.reliability` output.
     """
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     pred = [p for p, n in zip(rel["predicted"], rel["count"]) if n]
@@ -151,7 +151,7 @@ def plot_reliability(rel: dict[str, Any], path: str | Path | None = None,
 def plot_auc_by_nu(rows: Sequence[dict[str, Any]], path: str | Path | None = None) -> Any:
     """ROC AUC of ν = 0 against ν > 0 per true-ν bin (and for all ν at or above the bin's lower edge).
 
-    ``rows`` is :func:`tdglnre.nre.model_comparison.auc_by_nu` output.
+    ``rows`` is :func:`tdglnre.nre.infer.model_comparison.auc_by_nu` output.
     """
     fig, ax = plt.subplots(figsize=(4.6, 3.6))
     mid = [0.5 * (r["nu_low"] + r["nu_high"]) for r in rows if r["auc"] is not None]

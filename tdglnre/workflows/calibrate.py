@@ -21,8 +21,8 @@ import numpy as np
 
 from .._validate import as_int, as_optional_path, as_path, as_pos_float
 from ..errors import ConfigError
-from ..nre.calibration import table_csv, table_markdown
-from ..nre.inference import (
+from ..nre.infer.calibration import table_csv, table_markdown
+from ..nre.infer.inference import (
     TestSetEvaluation,
     baseline_evaluation,
     calibration_report,
@@ -30,7 +30,7 @@ from ..nre.inference import (
     evaluate_test_set,
     prior_mismatch,
 )
-from ..nre.posterior import Grid, check_grid_size
+from ..nre.infer.posterior import Grid, check_grid_size
 from ..progress import ProgressLike, tracker
 from ._output import check_output_dir, staged_output
 from .observations import _as_model, check_measurement_arg
@@ -263,8 +263,8 @@ def _abc_baseline(model: Any, ref_path: Any, raw: np.ndarray, theta: np.ndarray,
 def _measure_test_set(model: Any, x: np.ndarray, measurement: Any, seed: int
                       ) -> tuple[np.ndarray, dict[str, Any] | None]:
     """Apply the test measurement to clean selected inputs ``x`` (S, N, N, C); returns the inputs and the record."""
-    from ..nre.data import measure_inputs
-    from ..nre.selection import Selection
+    from ..nre.pipeline.data import measure_inputs
+    from ..nre.pipeline.selection import Selection
 
     own = model.measurement
     test = own if measurement is None else model.resolve_measurement(measurement)

@@ -192,7 +192,7 @@ def _ensemble_features(path: Path) -> tuple[Any, Any, dict[str, Any]]:
     import numpy as np
 
     from ..io.ensemble import open_ensemble
-    from ..nre.model_comparison import structure_features
+    from ..nre.infer.model_comparison import structure_features
 
     with open_ensemble(path) as ens:
         n = ens.n_complete
@@ -295,7 +295,7 @@ def _model_comparison_stage(h5: dict[str, Path], model_dir: Path, out: Path, *, 
     """Fit the ν = 0 / ν > 0 classifier into ``model_dir``, measure it on the test sets; the comparison record."""
     import numpy as np
 
-    from ..nre.model_comparison import auc_by_nu, fit_model_classifier, reliability, roc_auc
+    from ..nre.infer.model_comparison import auc_by_nu, fit_model_classifier, reliability, roc_auc
 
     t0 = time.perf_counter()
     echo(f"[4/6] model comparison nu = 0 vs nu > 0 on log S(k, t) (≤ {classifier_epochs} epochs) ...")

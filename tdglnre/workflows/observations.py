@@ -20,8 +20,8 @@ import numpy as np
 
 from .._validate import as_float, as_int, as_path, as_pos_float
 from ..errors import ConfigError
-from .images import (IMAGE_SUFFIXES, as_image, channel_names, crop_resample, load_hdf5_array, load_image,
-                     load_numpy, real_array)
+from ..instrument.images import (IMAGE_SUFFIXES, as_image, channel_names, crop_resample, load_hdf5_array,
+                                 load_image, load_numpy, real_array)
 
 __all__ = ["IMAGE_SUFFIXES", "Observation", "channel_names", "check_measurement_arg", "image_to_input", "load_image",
            "load_model", "load_observation", "network_input", "observation_from_ensemble", "observation_from_file",
@@ -34,8 +34,8 @@ _SIM_EXTRA = ("seed",)
 
 
 def load_model(model_dir: str | Path) -> Any:
-    """Load a trained ratio estimator (:class:`tdglnre.nre.model_io.RatioEstimator`) from its directory."""
-    from ..nre.model_io import load_estimator
+    """Load a trained ratio estimator (:class:`tdglnre.nre.infer.model_io.RatioEstimator`) from its directory."""
+    from ..nre.infer.model_io import load_estimator
 
     as_path("`model_dir`", model_dir)  # checked, passed as given: the model records the text of its directory
     return load_estimator(model_dir)
@@ -109,7 +109,7 @@ def load_observation(path: str | Path) -> np.ndarray:
 
 def check_measurement_arg(measurement: Any) -> None:
     """A measurement argument is None, its text form or a MeasurementModel (the posterior and calibration check)."""
-    from ..io.measurement import MeasurementModel
+    from ..instrument.model import MeasurementModel
 
     if measurement is not None and not isinstance(measurement, (str, MeasurementModel)):
         raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got "
@@ -134,7 +134,7 @@ def observation_from_file(path: str | Path, measurement: Any = "none", *, model:
     :func:`tdglnre.workflows.posterior.posterior` first replaces a declaration
     the model's ranges cover (``MeasurementModel.covers``) by the model's own.
     """
-    from ..io.measurement import MeasurementModel
+    from ..instrument.model import MeasurementModel
 
     declared = MeasurementModel.parse(measurement)  # a model given (run_posterior's) passes through unparsed
     path = as_path("`path`", path)
@@ -296,11 +296,12 @@ def simulate_observation(model: Any, *, seed: int = 0, **params: float) -> Obser
                                   f"{trained:g} and does not infer it; leave {name} out")
         values[name] = [v]
     if nuisance:  # marginalised by the model: given, or drawn from the training prior
-        full = model.training_prior
-        rng = np.random.default_rng([seed, 0x4E55])  # "NU": apart from the solver's and the measurement's streams
+        from ..io.priors import draw_uniform
+
+        # entropy "NU": apart from the solver's and the measurement's streams
+        drawn = draw_uniform(model.training_prior, nuisance, params, [seed, 0x4E55])
         for name in nuisance:
-            values[name] = [float(params[name]) if name in params else float(rng.uniform(full.low(name),
-                                                                                         full.high(name)))]
+            values[name] = [drawn[name]]
     res = simulate(cfg, values, seed=seed)
     truth = {k: float(v[0]) for k, v in values.items()}
     settings: dict[str, Any] = {k: (int(v) if k == "n_v" else v) for k, v in truth.items()}
@@ -313,7 +314,7 @@ def observation_labels(metadata: dict[str, Any]) -> list[str]:
     inp = metadata["input"]
     channels = inp["channels"]
     if metadata.get("measurement"):
-        from ..io.measurement import MeasurementModel
+        from ..instrument.model import MeasurementModel
 
         channels = MeasurementModel.from_dict(metadata["measurement"]["model"]).output_channels(channels)
     return [f"{c} (t={t:g})" for t in inp["snapshot_times"] for c in channels]
@@ -333,7 +334,7 @@ def network_input(model: Any, observation: Observation, measurement: Any = None)
     ConfigError
         One line when the declared measurement differs from the model's.
     """
-    from ..io.measurement import MeasurementModel
+    from ..instrument.model import MeasurementModel
 
     want = model.measurement
     declared = measurement if measurement is not None else observation.measurement

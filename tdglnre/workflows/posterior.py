@@ -24,8 +24,8 @@ import numpy as np
 
 from .._validate import as_bool, as_float, as_int, as_optional_path, as_path
 from ..errors import ConfigError
-from ..nre.inference import posteriors_on_grid
-from ..nre.posterior import Grid, GridPosterior, check_grid_size
+from ..nre.infer.inference import posteriors_on_grid
+from ..nre.infer.posterior import Grid, GridPosterior, check_grid_size
 from ._output import check_output_dir, staged_output
 from .observations import (
     _SIM_EXTRA,
@@ -111,7 +111,7 @@ class PosteriorResult:
     at_prior_edge: dict[str, str | None]
     """Per parameter: which prior bound the 95% HPD region piles against ("low", "high", "both" or None)."""
     ood: dict[str, Any]
-    """Out-of-distribution score, threshold and notes (:mod:`tdglnre.nre.ood`)."""
+    """Out-of-distribution score, threshold and notes (:mod:`tdglnre.nre.infer.ood`)."""
     warnings: list[str]
     """One line per remark a user should read."""
     seconds: float
@@ -222,7 +222,7 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
         the model's measurement when the model has one (as its network input).
     drag_classifier
         Directory of a ν = 0 vs ν > 0 classifier (``model_comparison.keras``,
-        :mod:`tdglnre.nre.model_comparison`); by default the model directory
+        :mod:`tdglnre.nre.infer.model_comparison`); by default the model directory
         when it holds one. Gives :attr:`PosteriorResult.p_drag`.
 
     Returns
@@ -287,9 +287,9 @@ def _accept_covered_measurement(model: Any, declared: Any, measurement: Any) -> 
 
 
 def _ood_result(model: Any, model_dir: str | None, x: np.ndarray, ood: bool, warnings: list[str]) -> dict[str, Any]:
-    """The OOD score of the network input ``x`` (:mod:`tdglnre.nre.ood`); its remarks are added to ``warnings``."""
+    """The OOD score of the network input ``x`` (:mod:`tdglnre.nre.infer.ood`); its remarks are added to ``warnings``."""
     if ood and model_dir is not None:
-        from ..nre.ood import ood_for_observation
+        from ..nre.infer.ood import ood_for_observation
 
         ood_res = ood_for_observation(model_dir, model.metadata, x)
     else:
@@ -310,7 +310,7 @@ def _ood_result(model: Any, model_dir: str | None, x: np.ndarray, ood: bool, war
 
 def _p_drag(drag_classifier: str | Path, observation: Observation, warnings: list[str]) -> float | None:
     """P(ν > 0 | x) of the drag model-comparison classifier; None (and a warning) when it cannot be computed."""
-    from ..nre.model_comparison import p_drag
+    from ..nre.infer.model_comparison import p_drag
 
     try:
         return float(np.ravel(p_drag(drag_classifier, observation.x))[0])
@@ -367,7 +367,7 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
     if simulate is not None:
         spec = parse_simulate_spec(simulate) if isinstance(simulate, str) else dict(simulate)
     if measurement is not None:
-        from ..io.measurement import MeasurementModel
+        from ..instrument.model import MeasurementModel
 
         # parsed once, here: a malformed spec fails before any work, and the model is what travels on
         measurement = MeasurementModel.parse(measurement)

@@ -24,7 +24,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ..analysis.structure import StructureSeries, structure_series
+from ..analysis.structure import StructureSeries, parameter_bins, structure_series
 from .._validate import as_bool, as_int, as_optional_path
 from ..errors import ConfigError
 from ._output import staged_output
@@ -33,48 +33,6 @@ log = logging.getLogger(__name__)
 
 #: Most samples read from a file at once (bounds memory: 512 × 5 × 32² × 3 floats is 31 MB).
 _CHUNK = 512
-
-
-def parameter_bins(values: np.ndarray, n_bins: int, low: float | None = None,
-                   high: float | None = None) -> list[tuple[float, float, np.ndarray]]:
-    """Group samples by one parameter: ``[(lo, hi, mask), ...]``, empty groups dropped.
-
-    Samples exactly at ``low`` form their own group ``(low, low)`` when there
-    are any and not all samples are there (the point mass ν = 0 of a
-    spike-and-slab ensemble); the rest is cut into ``n_bins`` equal-width
-    bins over [low, high] (the last bin closed).
-
-    Parameters
-    ----------
-    values
-        The parameter per sample (S,).
-    n_bins
-        Number of equal-width bins.
-    low, high
-        Range to bin (default: the values' min and max).
-    """
-    if isinstance(n_bins, bool) or int(n_bins) != n_bins or n_bins < 1:
-        raise ConfigError(f"number of bins must be a positive integer, got {n_bins!r}")
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return []
-    lo = float(v.min()) if low is None else float(low)
-    hi = float(v.max()) if high is None else float(high)
-    out: list[tuple[float, float, np.ndarray]] = []
-    at_low = v == lo
-    rest = ~at_low if 0 < at_low.sum() < v.size else np.ones(v.size, dtype=bool)
-    if not rest.all():
-        out.append((lo, lo, at_low))
-    if hi <= lo:
-        out.append((lo, hi, rest))
-        return [g for g in out if g[2].any()]
-    edges = np.linspace(lo, hi, int(n_bins) + 1)
-    for b in range(int(n_bins)):
-        last = b == int(n_bins) - 1
-        m = rest & (v >= edges[b]) & ((v <= edges[b + 1]) if last else (v < edges[b + 1]))
-        if m.any():
-            out.append((float(edges[b]), float(edges[b + 1]), m))
-    return out
 
 
 def group_label(name: str, lo: float, hi: float) -> str:
@@ -108,15 +66,14 @@ class StructureResult:
     def k_star(self, channel: str) -> int:
         """Shell index (0-based, k = k[i]) of the peak of the time-averaged ensemble-mean S(k)."""
         self._check_channel(channel)
-        mean, _ = self.series.mean(channel)
-        return int(np.argmax(mean.mean(axis=0)))
+        return self.series.peak_shell(channel)
 
     def _check_channel(self, channel: str) -> None:
         if channel not in self.series.S:
             raise ConfigError(f"unknown channel {channel!r}; available: {', '.join(self.series.S)}")
 
     def groups(self, name: str) -> list[tuple[float, float, np.ndarray]]:
-        """Bins of parameter ``name`` (``[(lo, hi, mask), ...]``, see :func:`parameter_bins`)."""
+        """Bins of parameter ``name`` (``[(lo, hi, mask), ...]``; :func:`tdglnre.analysis.structure.parameter_bins`)."""
         if name not in self.series.theta:
             return []
         lo, hi = self.ranges.get(name, (None, None))

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def train(data: str | Path, out: str | Path, *, resume: bool = False, force: bool = False, quiet: bool = False,
           ood: bool = True, **settings: Any) -> Any:
-    """Train a ratio estimator (:func:`tdglnre.nre.training.train`) and cache its OOD reference.
+    """Train a ratio estimator (:func:`tdglnre.nre.fit.training.train`) and cache its OOD reference.
 
     Parameters
     ----------
@@ -28,24 +28,24 @@ def train(data: str | Path, out: str | Path, *, resume: bool = False, force: boo
     out
         Model directory to create.
     resume, force, quiet, **settings
-        As :func:`tdglnre.nre.training.train` (settings are
-        :class:`tdglnre.nre.training.TrainSettings` fields).
+        As :func:`tdglnre.nre.fit.training.train` (settings are
+        :class:`tdglnre.nre.fit.training.TrainSettings` fields).
     ood
         Fit the out-of-distribution reference (``ood.json``,
-        :mod:`tdglnre.nre.ood`) from the training data right away, so later
+        :mod:`tdglnre.nre.infer.ood`) from the training data right away, so later
         posteriors need not read the ensemble again. A failure here only logs
         a warning: the model is complete without it.
 
     Returns
     -------
-    tdglnre.nre.training.TrainResult
+    tdglnre.nre.fit.training.TrainResult
     """
-    from ..nre.training import train as _train
+    from ..nre.fit.training import train as _train
 
     res = _train(data, out, resume=resume, force=force, quiet=quiet, **settings)
     if ood:
-        from ..nre.model_io import read_metadata
-        from ..nre.ood import fit_and_save_ood
+        from ..nre.infer.model_io import read_metadata
+        from ..nre.infer.ood import fit_and_save_ood
 
         try:
             fit_and_save_ood(out, data, metadata=read_metadata(out))

@@ -20,7 +20,7 @@ from .selection import Selection, measure_inputs, measured_shape
 
 @dataclass
 class ScanResult:
-    """Outcome of :func:`tdglnre.nre.data.scan_source` (here, below both modules, so the stream can
+    """Outcome of :func:`tdglnre.nre.pipeline.data.scan_source` (here, below both modules, so the stream can
     annotate with it without an import circle)."""
 
     mean: np.ndarray
@@ -99,7 +99,7 @@ class BatchStream:
     block_size, blocks_per_read
         Streaming only: samples per block and blocks read and shuffled together.
     measurement
-        A :class:`tdglnre.io.measurement.MeasurementModel` applied to every
+        A :class:`tdglnre.instrument.model.MeasurementModel` applied to every
         batch after the translation (:func:`.selection.measure_inputs`),
         sample k with ``measurement_rng(seed, e, k)`` in epoch e when
         ``fresh_noise`` (training: new noise every epoch), else with epoch 0
@@ -253,7 +253,7 @@ def make_dataset(stream: BatchStream) -> Any:
     several times the page faults and about twice the system time per epoch
     (measured with ``getrusage`` around each epoch on the quick preset).
     """
-    from .tf_setup import ensure_tensorflow
+    from ..tf_setup import ensure_tensorflow
 
     tf = ensure_tensorflow()
     h, w, c = stream.input_shape

@@ -49,8 +49,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, TDGLError
-from .atomic import write_text_atomic
+from ...errors import ConfigError, TDGLError
+from ..atomic import write_text_atomic
 from .ood_summaries import (_metadata_summaries, input_summaries, measurement_of, network_channels,  # noqa: F401
                             spectral_tail, summary_names)
 
@@ -288,12 +288,12 @@ def reference_summaries(metadata: dict[str, Any], data_path: str | os.PathLike[s
     ConfigError
         If the file is missing or is not the ensemble the metadata describes.
     """
-    from ..io.ensemble import open_ensemble
-    from .data import Selection
+    from ...io.ensemble import open_ensemble
+    from ..pipeline.data import Selection
 
     if not Path(data_path).exists():
         raise ConfigError(f"training ensemble {data_path} does not exist")
-    from .selection import measure_inputs
+    from ..pipeline.selection import measure_inputs
 
     sel = Selection.from_dict(metadata["input"])
     meas = measurement_of(metadata)

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 MAX_GRID_DIMS = 3
 #: Refinement of a continuous marginal when locating the truth in its HPD regions.

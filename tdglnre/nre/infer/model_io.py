@@ -1,6 +1,6 @@
 """Trained-model directories: metadata, loading, compatibility checks, inference.
 
-A model directory written by :func:`tdglnre.nre.training.train` holds
+A model directory written by :func:`tdglnre.nre.fit.training.train` holds
 ``model.keras`` and ``metadata.json``. :func:`load_estimator` returns a
 :class:`RatioEstimator`, the object the posterior code works with::
 
@@ -36,9 +36,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import TDGLError
+from ...errors import TDGLError
 from .artifacts import package_versions
-from .data import Selection
+from ..pipeline.data import Selection
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def build_metadata(*, source: Any, selection: Any, settings: Any, scan: Any,
     """The ``metadata.json`` dictionary of a finished training run.
 
     ``input_shape`` is the network input (M, M, C′) after ``measurement`` (a
-    :class:`tdglnre.io.measurement.MeasurementModel` or None); the metadata
+    :class:`tdglnre.instrument.model.MeasurementModel` or None); the metadata
     records the measurement as ``measurement`` {``text``: ``str(model)``,
     ``model``: ``model.to_dict()``}, or null for a perfect measurement.
     """
@@ -175,7 +175,7 @@ class RatioEstimator:
     """
 
     def __init__(self, model: Any, metadata: dict[str, Any], model_dir: str | None = None):
-        from .tf_setup import ensure_tensorflow
+        from ..tf_setup import ensure_tensorflow
 
         tf = ensure_tensorflow()
 
@@ -243,7 +243,7 @@ class RatioEstimator:
         """
         if not self.nuisance:
             return self.prior
-        from ..io.priors import Prior
+        from ...io.priors import Prior
 
         return Prior.from_dict(self.metadata["prior"])
 
@@ -256,7 +256,7 @@ class RatioEstimator:
             d = self.metadata.get("prior")
             prior = None
             if d is not None:
-                from ..io.priors import Prior
+                from ...io.priors import Prior
 
                 try:
                     prior = Prior.from_dict(d)
@@ -285,21 +285,21 @@ class RatioEstimator:
     @property
     def measurement(self) -> Any:
         """The measurement model the training inputs went through
-        (:class:`tdglnre.io.measurement.MeasurementModel`; the identity for a model trained on
+        (:class:`tdglnre.instrument.model.MeasurementModel`; the identity for a model trained on
         perfect simulator output or before measurements were recorded)."""
-        from ..io.measurement import MeasurementModel
+        from ...instrument.model import MeasurementModel
 
         m = self.metadata.get("measurement")
         return MeasurementModel.from_dict(m["model"]) if m else MeasurementModel()
 
     def resolve_measurement(self, spec: Any) -> Any:
-        """``spec`` (text or model) as a :class:`~tdglnre.io.measurement.MeasurementModel` in this model's pixels.
+        """``spec`` (text or model) as a :class:`~tdglnre.instrument.model.MeasurementModel` in this model's pixels.
 
         Widths in coherence lengths (``blur_xi``) become pixel widths of the
         training lattice (pixel size L/N), as the model's own measurement was
         resolved when it was trained.
         """
-        from ..io.measurement import MeasurementModel, resolve_on_lattice
+        from ...instrument.model import MeasurementModel, resolve_on_lattice
 
         return resolve_on_lattice(MeasurementModel.parse(spec), self.metadata.get("L"), self.N,
                                   lacking="the model does not record its lattice length L")
@@ -320,7 +320,7 @@ class RatioEstimator:
         numpy.ndarray
             (n, M, M, C′) network inputs (``x`` itself for the identity).
         """
-        from .selection import measure_inputs
+        from ..pipeline.selection import measure_inputs
 
         x = np.asarray(x, dtype=np.float32)
         idx = np.arange(len(x)) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -496,7 +496,7 @@ class RatioEstimator:
                 cfg = dataset.info.get("config")
             config = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg or {})
             n = config.get("N") if config else getattr(dataset, "sample_shape", [None, None])[1]
-        from ..physics.config import NUISANCE_PARAMETERS
+        from ...physics.config import NUISANCE_PARAMETERS
 
         names = [p for p in names if p not in NUISANCE_PARAMETERS]  # never inferred (marginalised in training)
         diffs = []
@@ -534,7 +534,7 @@ def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
     ModelLoadError
         If a file is missing or unreadable.
     """
-    from .tf_setup import ensure_tensorflow
+    from ..tf_setup import ensure_tensorflow
 
     meta = read_metadata(model_dir)
     path = Path(model_dir) / "model.keras"
@@ -543,7 +543,7 @@ def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
     ensure_tensorflow()
     import keras
 
-    from . import losses, network, spectrum, time_encoder  # noqa: F401  (registers the custom objects)
+    from ..net import losses, network, spectrum, time_encoder  # noqa: F401  (registers the custom objects)
 
     try:
         model = keras.saving.load_model(path, compile=False)

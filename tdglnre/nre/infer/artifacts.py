@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .atomic import write_text_atomic
+from ..atomic import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -96,12 +96,12 @@ def package_versions() -> dict[str, str]:
     import h5py
     import numpy as np
 
-    from .tf_setup import ensure_tensorflow
+    from ..tf_setup import ensure_tensorflow
 
     tf = ensure_tensorflow()
     import keras
 
-    from .. import __version__
+    from ... import __version__
 
     return {"tdglnre": __version__, "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__, "h5py": h5py.__version__,
@@ -128,7 +128,7 @@ def _fsync(path: Path) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` atomically (:func:`.atomic.write_text_atomic`).
+    """Write ``obj`` as JSON to ``path`` atomically (:func:`..atomic.write_text_atomic`).
 
     The temporary has a unique name (two writers never share one; one left by
     a killed writer is removed by the next write) and the file gets the mode

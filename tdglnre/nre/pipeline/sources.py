@@ -14,8 +14,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..physics.config import NUISANCE_PARAMETERS
-from .settings import TrainingDataError
+from ...physics.config import NUISANCE_PARAMETERS
+from ..settings import TrainingDataError
 
 
 # ------------------------------------------------------------------- sources
@@ -113,7 +113,7 @@ class ArraySource:
 
 
 def _open_ensemble(path: str) -> Any:
-    from ..io.ensemble import open_ensemble
+    from ...io.ensemble import open_ensemble
 
     return open_ensemble(path)
 

@@ -45,8 +45,8 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
-from .settings import LOSS_NAMES, TrainSettingsError, n_theta_columns
-from .tf_setup import ensure_tensorflow
+from ..settings import LOSS_NAMES, TrainSettingsError, n_theta_columns
+from ..tf_setup import ensure_tensorflow
 
 ensure_tensorflow()
 

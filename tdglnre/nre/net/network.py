@@ -25,8 +25,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .settings import NetworkConfig
-from .tf_setup import ensure_tensorflow
+from ..settings import NetworkConfig
+from ..tf_setup import ensure_tensorflow
 
 ensure_tensorflow()
 
@@ -125,7 +125,7 @@ def build_encoder(
 
     ``mean``/``variance`` (per channel) become a fixed ``Normalization`` layer;
     default: identity (0, 1). With ``config.spectrum`` a log-spectrum branch
-    (:mod:`tdglnre.nre.spectrum`, layer ``log_spectrum``) on the raw input is
+    (:mod:`tdglnre.nre.net.spectrum`, layer ``log_spectrum``) on the raw input is
     concatenated to the pooled CNN features; it needs the image ``size``.
     With ``config.cnn_snapshots == "last"`` the CNN sees only the last of the
     ``n_snapshots`` stacked snapshots (the spectrum branch sees all).

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .artifacts import CHECKPOINT_DIR, commit_checkpoint, write_json
+from ..infer.artifacts import CHECKPOINT_DIR, commit_checkpoint, write_json
 
 if TYPE_CHECKING:
-    from .settings import TrainSettings
-    from .stream import BatchStream
+    from ..settings import TrainSettings
+    from ..pipeline.stream import BatchStream
 
 log = logging.getLogger("tdglnre.nre.training")
 
@@ -41,7 +41,7 @@ def write_history(out: Path, history: dict[str, list[Any]]) -> None:
 
 def plot_history(history: dict[str, list[float]], path: Path, best_epoch: int | None = None) -> None:
     """Forward to :func:`tdglnre.plots.posterior.plot_history` (imported on call: matplotlib only when drawn)."""
-    from ..plots.posterior import plot_history as _plot_history
+    from ...plots.posterior import plot_history as _plot_history
 
     _plot_history(history, path, best_epoch)
 

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .settings import TrainingDataError
+from ..settings import TrainingDataError
 
 
 # ----------------------------------------------------------------- selection
@@ -66,7 +66,7 @@ def measure_inputs(measurement: Any, x: np.ndarray, selection: Selection, seed: 
     Parameters
     ----------
     measurement
-        A :class:`tdglnre.io.measurement.MeasurementModel` (None or the
+        A :class:`tdglnre.instrument.model.MeasurementModel` (None or the
         identity: ``x`` is returned unchanged).
     x
         Selected inputs (n, N, N, S·C), snapshot-major as :meth:`Selection.apply` makes them.

@@ -34,7 +34,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .selection import Selection, measure_inputs, measured_shape, resolve_selection
-from .settings import TrainingDataError
+from ..settings import TrainingDataError
 from .sources import ArraySource, EnsembleSource, ParameterBounds, gaussian_toy
 from .stream import BatchStream, ScanResult, contrastive_theta, make_dataset, n_batches, random_translate
 

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .artifacts import (
+from ..infer.artifacts import (
     CHECKPOINT_DIR,
     METADATA_FILE,
     MODEL_FILE,
@@ -51,7 +51,7 @@ from .artifacts import (
     write_json,
 )
 from .callbacks import finite_or_none, write_history, make_callbacks, plot_history
-from .data import (
+from ..pipeline.data import (
     BatchStream,
     EnsembleSource,
     TrainingDataError,
@@ -62,8 +62,8 @@ from .data import (
     scan_source,
     split_indices,
 )
-from .settings import RESUMABLE_OVERRIDES, NetworkConfig, TrainingError, TrainSettings
-from .tf_setup import ensure_tensorflow
+from ..settings import RESUMABLE_OVERRIDES, NetworkConfig, TrainingError, TrainSettings
+from ..tf_setup import ensure_tensorflow
 
 log = logging.getLogger(__name__)
 
@@ -281,8 +281,8 @@ def _fresh_settings(info: dict[str, Any], settings: dict[str, Any]) -> TrainSett
 
 def _fit_spectrum(model: Any, stream: Any) -> None:
     """Standardise the log-spectrum branch on the first training inputs (as the network sees them)."""
-    from .network import spectrum_layer
-    from .spectrum import fit_spectrum_statistics
+    from ..net.network import spectrum_layer
+    from ..net.spectrum import fit_spectrum_statistics
 
     n = fit_spectrum_statistics(spectrum_layer(model), (xb for (xb, _), _ in stream()))
     log.info("log-spectrum features standardised on %d training inputs", n)
@@ -297,7 +297,8 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
     import keras
 
     # registers their layers and losses (a checkpoint loads on resume); the helpers below import what they use
-    from . import losses, model_io, network, spectrum, time_encoder  # noqa: F401
+    from ..infer import model_io  # noqa: F401
+    from ..net import losses, network, spectrum, time_encoder  # noqa: F401
 
     stream_train, stream_val = _streams(source, scan, selection, cfg, train_idx, val_idx, measurement)
     ckpt = _open_checkpoint_dir(out)
@@ -374,7 +375,7 @@ def _open_checkpoint_dir(out: Path) -> Path:
     Called on a fresh start and on ``resume`` before the first checkpoint is
     written; temporaries of a run still in progress are kept.
     """
-    from .atomic import remove_stale_checkpoint_temporaries
+    from ..atomic import remove_stale_checkpoint_temporaries
 
     ckpt = out / CHECKPOINT_DIR
     out.mkdir(parents=True, exist_ok=True)
@@ -403,8 +404,8 @@ def _new_model(source: Any, cfg: TrainSettings, selection: Any, scan: Any, strea
     """A new compiled model, standardised on the training statistics (and spectrum branch)."""
     import keras
 
-    from .losses import make_loss
-    from .network import build_model
+    from ..net.losses import make_loss
+    from ..net.network import build_model
 
     b = source.bounds
     model = build_model(cfg.network, stream_train.input_shape[-1], b.low, b.high,
@@ -432,7 +433,7 @@ def _initial_state(cfg: TrainSettings, fingerprint: str) -> dict[str, Any]:
 
 def _write_model_dir(out: Path, model: Any, state: dict[str, Any], **metadata: Any) -> None:
     """``model.keras``, ``metadata.json`` (:func:`.model_io.build_metadata` of ``metadata``), history, loss curve."""
-    from .model_io import build_metadata
+    from ..infer.model_io import build_metadata
 
     save_atomic(out / MODEL_FILE, model.save)
     history = state["history"]
@@ -455,7 +456,7 @@ def _parsed_measurement(settings: dict[str, Any]) -> dict[str, Any]:
     spec = settings.get("measurement")
     if spec is None:
         return settings
-    from ..io.measurement import MeasurementModel
+    from ...instrument.model import MeasurementModel
 
     return {**settings, "measurement": MeasurementModel.parse(spec)}
 
@@ -468,7 +469,7 @@ def _measurement(cfg: TrainSettings, selection: Any, source: Any) -> Any:
     """
     if cfg.measurement is None:
         return None
-    from ..io.measurement import resolve_on_lattice
+    from ...instrument.model import resolve_on_lattice
 
     N = int(source.sample_shape[1])
     model = resolve_on_lattice(cfg.measurement, source.info.get("L"), N,

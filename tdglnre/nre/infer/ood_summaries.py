@@ -1,4 +1,4 @@
-"""Summary statistics of network inputs for the OOD score (:mod:`tdglnre.nre.ood`).
+"""Summary statistics of network inputs for the OOD score (:mod:`tdglnre.nre.infer.ood`).
 
 For every selected snapshot holding ``rho1``, ``rho2`` and ``curlJ``: the 13
 physical summaries of the ABC baseline (:func:`tdglnre.analysis.baselines.summaries`);
@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 _PHYS = ("rho1", "rho2", "curlJ")
 _GENERIC = ("mean", "std", "logS_k1", "logS_k2", "logS_k3", "logS_tail")
@@ -31,7 +31,7 @@ def _tail(s: np.ndarray) -> float:
 
 def _generic_summaries(img: np.ndarray) -> np.ndarray:
     """mean, std, log S(k) on the three lowest shells and the spectral tail of one channel (N, N)."""
-    from ..physics.observables import structure_factor
+    from ...physics.observables import structure_factor
 
     _, s = structure_factor(img, float(img.shape[-1]))  # the shell means do not depend on L, only their k do
     s3 = np.full(3, 1e-12)
@@ -41,7 +41,7 @@ def _generic_summaries(img: np.ndarray) -> np.ndarray:
 
 def spectral_tail(img: np.ndarray, L: float) -> float:
     """Mean log S(k) of one channel (M, M) over the upper half of its |k| shells: its noise floor."""
-    from ..physics.observables import structure_factor
+    from ...physics.observables import structure_factor
 
     return _tail(structure_factor(img, float(L))[1])
 
@@ -64,7 +64,7 @@ def _layout(channels: Sequence[str], n_snapshots: int) -> list[tuple[int, str, l
 
 def summary_names(channels: Sequence[str], snapshot_times: Sequence[float]) -> list[str]:
     """Names of the entries of :func:`input_summaries`, e.g. ``mean_rho1@t=2``."""
-    from ..analysis.baselines import SUMMARY_NAMES
+    from ...analysis.baselines import SUMMARY_NAMES
 
     names = []
     times = list(snapshot_times)
@@ -85,7 +85,7 @@ def input_summaries(x: np.ndarray, channels: Sequence[str], n_snapshots: int, L:
     ----------
     x
         Preprocessed inputs (n, N, N, S·C) (snapshot-major, as
-        :meth:`tdglnre.nre.model_io.RatioEstimator.preprocess` returns), or one
+        :meth:`tdglnre.nre.infer.model_io.RatioEstimator.preprocess` returns), or one
         input (N, N, S·C).
     channels
         The C selected channel names.
@@ -100,7 +100,7 @@ def input_summaries(x: np.ndarray, channels: Sequence[str], n_snapshots: int, L:
     numpy.ndarray
         (n, D) float64 summaries, in :func:`summary_names` order.
     """
-    from ..analysis.baselines import summaries
+    from ...analysis.baselines import summaries
 
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 3:
@@ -124,7 +124,7 @@ def input_summaries(x: np.ndarray, channels: Sequence[str], n_snapshots: int, L:
 
 def measurement_of(metadata: dict[str, Any]) -> Any:
     """The model's measurement (None for perfect images)."""
-    from ..io.measurement import MeasurementModel
+    from ...instrument.model import MeasurementModel
 
     m = metadata.get("measurement")
     return MeasurementModel.from_dict(m["model"]) if m else None

@@ -10,7 +10,7 @@ Works with any *estimator* exposing
 * ``log_ratio_from_embedding(h, theta) -> (len(h), len(theta))``.
 
 Each observation is encoded once and the head is evaluated on the whole grid
-in one call. The trained Keras model (:func:`tdglnre.nre.model_io.load_estimator`)
+in one call. The trained Keras model (:func:`tdglnre.nre.infer.model_io.load_estimator`)
 is one such estimator; tests use analytic ones.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 from .calibration import (
     DEFAULT_LEVELS,
     PAPER_ETAS,
@@ -121,7 +121,7 @@ def baseline_evaluation(ref_summaries: np.ndarray, ref_theta: np.ndarray, test_s
                         test_theta: np.ndarray, names: Sequence[str], prior: Any,
                         levels: Sequence[float] = DEFAULT_LEVELS) -> dict[str, Any]:
     """ABC baseline on the same test set: MAE, interval widths and central-interval coverage."""
-    from ..analysis.baselines import ABCBaseline, weighted_quantile
+    from ...analysis.baselines import ABCBaseline, weighted_quantile
 
     abc = ABCBaseline(ref_summaries, ref_theta)
     S, P = test_theta.shape
@@ -240,7 +240,7 @@ def prior_mismatch(model_prior: Any, test_prior: Any) -> dict[str, Any] | None:
         None if they agree; else ``model``, ``test`` (both priors as dicts),
         ``parameters`` (the names whose priors differ) and ``note``.
     """
-    from ..io.priors import Prior
+    from ...io.priors import Prior
 
     def entries(p: Any) -> dict[str, Any]:
         d = p.to_dict()

@@ -1,12 +1,12 @@
-"""Measurement transforms: the steps a :class:`tdglnre.io.measurement.MeasurementModel` composes (private).
+"""Measurement transforms: the steps a :class:`tdglnre.instrument.model.MeasurementModel` composes (private).
 
 Each transform is a frozen dataclass with a text name (``blur``, ``noise``,
 ``poisson``, ``bin``, ``gain``, ``offset``, ``channels``), its parameters
-(fixed values or :class:`~tdglnre.io._measurement_params.Range`), and
+(fixed values or :class:`~tdglnre.instrument._params.Range`), and
 ``apply(x, channels, rng)`` on float64 images ``(..., N, N, C)``. The
 parser of one term (``blur(1.0)``, ``{kind = "blur", width = 1.0}``) lives here
 too; the model, its text form and the alternatives are in
-:mod:`tdglnre.io.measurement`. docs/observations.md describes each transform.
+:mod:`tdglnre.instrument.model`. docs/observations.md describes each transform.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ._measurement_params import Range, draw, interval, param as _param, text as _text, to_json as _to_json
+from ._params import Range, draw, interval, param as _param, text as _text, to_json as _to_json
 
 #: Bounds of the transform parameters (docs/observations.md, "Bounds"): within them float32 images stay
 #: finite and keep their signal. |width| of blur / blur_xi (pixels / coherence lengths):
@@ -161,7 +161,7 @@ class BlurXi(Transform):
     """Gaussian point-spread blur of standard deviation ``width`` coherence lengths ξ.
 
     The width in pixels depends on the image's pixel size, which a transform
-    does not know: :meth:`tdglnre.io.measurement.MeasurementModel.in_pixels`
+    does not know: :meth:`tdglnre.instrument.model.MeasurementModel.in_pixels`
     turns it into ``blur(width / h)`` (h: pixel size in ξ at this step, i.e.
     L/N times the preceding binning factors), as training, calibration and
     the posterior do with the model's L and N. Applying it unresolved is refused.

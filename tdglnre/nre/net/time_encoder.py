@@ -8,14 +8,14 @@ Structure::
 
 The input is the stacked-snapshot layout of ``tdglnre train --snapshots``
 (snapshot-major channels: t0c0, t0c1, …, t1c0, …), so the encoder is a drop-in
-replacement for :func:`tdglnre.nre.network.build_encoder`: same input, same
+replacement for :func:`tdglnre.nre.net.network.build_encoder`: same input, same
 output, a ``standardize`` layer with the per-channel statistics. The CNN's
 weights are shared by all snapshots (its size does not grow with T); the time
 embedding tells the pooled representation which snapshot a feature came from.
 
 Selected by ``NetworkConfig(encoder="per_snapshot")`` (``tdglnre train
---encoder per_snapshot``): :func:`tdglnre.nre.network.build_model` then builds
-this encoder; :func:`tdglnre.nre.model_io.load_estimator` imports this module
+--encoder per_snapshot``): :func:`tdglnre.nre.net.network.build_model` then builds
+this encoder; :func:`tdglnre.nre.infer.model_io.load_estimator` imports this module
 so its layers are registered before a model is loaded.
 """
 
@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from .settings import NetworkConfig
-from .tf_setup import ensure_tensorflow
+from ..settings import NetworkConfig
+from ..tf_setup import ensure_tensorflow
 
 ensure_tensorflow()
 

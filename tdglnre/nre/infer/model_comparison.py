@@ -33,7 +33,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
+from ...errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def structure_features(x: np.ndarray, L: float, *, channels: Sequence[int] | Non
         same sample, snapshot and channel is raised to that level (a detector
         that resolves only ``1/floor`` of the peak; None keeps everything).
     """
-    from ..analysis.structure import radial_structure_factor
+    from ...analysis.structure import radial_structure_factor
 
     x = np.asarray(x)
     if x.ndim != 5:
@@ -342,7 +342,7 @@ def fit_model_classifier(x0: np.ndarray, x1: np.ndarray, *, epochs: int = 30, ba
     """
     import keras
 
-    from . import configure_tensorflow
+    from .. import configure_tensorflow
 
     x0 = np.asarray(x0, dtype=np.float32)
     x1 = np.asarray(x1, dtype=np.float32)

@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from ..physics.fourier import shell_index
-from .tf_setup import ensure_tensorflow
+from ...physics.fourier import shell_index
+from ..tf_setup import ensure_tensorflow
 
 ensure_tensorflow()
 
