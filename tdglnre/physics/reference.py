@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .lattice import Links
+from .observables import supercurrent
 
 
 def forward_difference(psi: np.ndarray, links: Links) -> tuple[np.ndarray, np.ndarray]:
@@ -184,18 +185,6 @@ def field_force(links: Links, ax: np.ndarray, ay: np.ndarray, c: float) -> tuple
     return k * (phi - np.roll(phi, 1, axis=0)), k * (np.roll(phi, 1, axis=1) - phi)
 
 
-def _link_current(psi1, psi2, links: Links, D, nu):
-    """J_μ = −∂F/∂θ_μ (the formula of :func:`.observables.supercurrent`)."""
-    out = []
-    for U, axis in ((links.Ux, 1), (links.Uy, 0)):
-        q1 = U * np.roll(psi1, -1, axis=axis)
-        q2 = U * np.roll(psi2, -1, axis=axis)
-        j = 2.0 * (D[0] * np.imag(np.conj(psi1) * q1) + D[1] * np.imag(np.conj(psi2) * q2))
-        j += 2.0 * nu * (np.imag(np.conj(psi1) * q2) + np.imag(np.conj(psi2) * q1))
-        out.append(j)
-    return out[0], out[1]
-
-
 def screened_energy(psi1, psi2, ax, ay, links: Links, *, c: float, alpha, beta, D, eta, nu) -> float:
     """F(ψ, a) = F_ψ(links θ⁰ + a) + (c/h²) Σ_p Φ_p²."""
     full = screened_links(links, ax, ay)
@@ -210,7 +199,7 @@ def screened_rhs(psi1, psi2, ax, ay, links: Links, *, c: float, sigma: float, al
     """
     full = screened_links(links, ax, ay)
     r1, r2 = rhs(psi1, psi2, full, alpha=alpha, beta=beta, D=D, eta=eta, nu=nu)
-    jx, jy = _link_current(psi1, psi2, full, D, nu)
+    jx, jy = supercurrent(psi1, psi2, full, D, nu)  # J_μ = −∂F/∂θ_μ
     fx, fy = field_force(links, ax, ay, c)
     return r1, r2, (jx - fx) / sigma, (jy - fy) / sigma
 
