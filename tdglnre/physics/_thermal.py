@@ -221,49 +221,40 @@ def site_normals32(key, c):
     return r1 * c1, r1 * s1, r2 * c2, r2 * s2
 
 
+@njit(inline="always")
+def _kick_rows(state, amp, key, step, normals):
+    """state[c, i, j] += amp·g, g the stream's normals (``normals``: :func:`site_normals` or its float32 twin)."""
+    N = state.shape[1]
+    for i in range(N):
+        base = (np.uint64(step) * np.uint64(N) + np.uint64(i)) * np.uint64(N)
+        a0 = state[0, i]
+        a1 = state[1, i]
+        a2 = state[2, i]
+        a3 = state[3, i]
+        for j in range(N):
+            g0, g1, g2, g3 = normals(key, (base + np.uint64(j)) << _U2)
+            a0[j] += amp * g0
+            a1[j] += amp * g1
+            a2[j] += amp * g2
+            a3[j] += amp * g3
+
+
 @njit(cache=True, nogil=True, error_model="numpy")  # error_model: no ZeroDivisionError branch (2 + f > 0)
 def add_noise(state, amp, key, step):
     """state[c, i, j] += amp·g with g ~ N(0, 1) keyed by (key, step, i, j, c) (float64 state).
 
     Site s = (step·N + i)·N + j takes the words H(4s), H(4s + 1) (radii of
     band 1, band 2) and H(4s + 2) (its high and low 32 bits: the two angles);
-    (Re ψ_b, Im ψ_b) = r_b·(cos θ_b, sin θ_b). One loop over j without calls:
-    it vectorises.
+    (Re ψ_b, Im ψ_b) = r_b·(cos θ_b, sin θ_b). One loop over j without calls
+    (:func:`_kick_rows` and the normals are inlined): it vectorises.
     """
-    N = state.shape[1]
-    key = np.uint64(key)
-    for i in range(N):
-        base = (np.uint64(step) * np.uint64(N) + np.uint64(i)) * np.uint64(N)
-        a0 = state[0, i]
-        a1 = state[1, i]
-        a2 = state[2, i]
-        a3 = state[3, i]
-        for j in range(N):
-            g0, g1, g2, g3 = site_normals(key, (base + np.uint64(j)) << _U2)
-            a0[j] += amp * g0
-            a1[j] += amp * g1
-            a2[j] += amp * g2
-            a3[j] += amp * g3
+    _kick_rows(state, amp, np.uint64(key), step, site_normals)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def add_noise32(state, amp, key, step):
     """:func:`add_noise` of a float32 state: the same words, float32 normals and kick (amp rounded to float32)."""
-    N = state.shape[1]
-    key = np.uint64(key)
-    amp = np.float32(amp)
-    for i in range(N):
-        base = (np.uint64(step) * np.uint64(N) + np.uint64(i)) * np.uint64(N)
-        a0 = state[0, i]
-        a1 = state[1, i]
-        a2 = state[2, i]
-        a3 = state[3, i]
-        for j in range(N):
-            g0, g1, g2, g3 = site_normals32(key, (base + np.uint64(j)) << _U2)
-            a0[j] += amp * g0
-            a1[j] += amp * g1
-            a2[j] += amp * g2
-            a3[j] += amp * g3
+    _kick_rows(state, np.float32(amp), np.uint64(key), step, site_normals32)
 
 
 def kick(state, amp, key, step):
