@@ -186,6 +186,79 @@ class BlurXi(Transform):
                           "model with in_pixels(L/N, N) (training, calibration and posterior do)")
 
 
+#: The channel a probe above the surface sees: the field B (docs/physics.md, "Screening").
+FIELD_CHANNEL = "B"
+
+
+def _field_index(t: Transform, channels: tuple[str, ...]) -> int:
+    if FIELD_CHANNEL not in channels:
+        raise ConfigError(f"measurement {t}: the probe height acts on the field channel {FIELD_CHANNEL!r}, which "
+                          f"this image lacks (channels {', '.join(channels)}); simulate with screening "
+                          "(λ < ∞) and keep the channel B")
+    return channels.index(FIELD_CHANNEL)
+
+
+@dataclass(frozen=True)
+class HeightPx(Transform):
+    """Stray field at height ``z`` pixels above the surface: B's 2-D Fourier modes times exp(−|k| z).
+
+    Upward continuation of a field that is harmonic above the sample (a
+    scanning SQUID's or Hall probe's reading at lift-off z), periodic like the
+    image: k = 2π·fftfreq(N) per axis, |k| = (k_x² + k_y²)^½; the mean (k = 0)
+    is kept. Only the channel ``B`` changes.
+    """
+
+    z: float
+    kind: ClassVar[str] = "height_px"
+    neutral: ClassVar[float | None] = 0.0
+    params: ClassVar[tuple[str, ...]] = ("z",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "z", _param(self.kind, "z", self.z, low=0.0, magnitude=(0.0, BLUR_MAX)))
+
+    def apply(self, x, channels, rng):
+        z = draw(self.z, rng)
+        c = _field_index(self, tuple(channels))
+        if z == 0:
+            return x
+        import scipy.fft
+
+        N = x.shape[-2]
+        k = 2.0 * np.pi * np.fft.fftfreq(N)
+        kr = k[: N // 2 + 1]
+        x = np.array(x, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+        decay = np.exp(-z * np.sqrt(k[:, None] ** 2 + kr[None, :] ** 2)).astype(x.dtype)
+        x[..., c] = scipy.fft.irfft2(scipy.fft.rfft2(x[..., c]) * decay, s=(N, N))
+        return x
+
+
+@dataclass(frozen=True)
+class Height(Transform):
+    """:class:`HeightPx` with the height ``z`` in coherence lengths ξ.
+
+    Like :class:`BlurXi`, it needs the pixel size:
+    :meth:`tdglnre.instrument.model.MeasurementModel.in_pixels` turns it into
+    ``height_px(z / h)``. Applying it unresolved is refused.
+    """
+
+    z: float
+    kind: ClassVar[str] = "height"
+    neutral: ClassVar[float | None] = 0.0
+    params: ClassVar[tuple[str, ...]] = ("z",)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "z", _param(self.kind, "z", self.z, low=0.0, magnitude=(0.0, BLUR_MAX)))
+
+    def in_pixels(self, h: float) -> HeightPx:
+        """The same height in pixels of size ``h`` coherence lengths."""
+        z = self.z
+        return HeightPx(Range(z.lo / h, z.hi / h) if isinstance(z, Range) else z / h)
+
+    def apply(self, x, channels, rng):
+        raise ConfigError(f"measurement {self}: a height in coherence lengths needs the pixel size; resolve the "
+                          "model with in_pixels(L/N, N) (training, calibration and posterior do)")
+
+
 @dataclass(frozen=True)
 class Noise(Transform):
     """Additive Gaussian noise of σ = ``sigma`` × each channel's standard deviation over the image."""
@@ -352,8 +425,8 @@ class Channels(Transform):
 
 
 #: Transform classes by text name.
-TRANSFORMS: dict[str, type[Transform]] = {c.kind: c for c in (Blur, BlurXi, Noise, Poisson, Bin, Gain, Offset,
-                                                                Channels)}
+TRANSFORMS: dict[str, type[Transform]] = {c.kind: c for c in (Blur, BlurXi, Height, HeightPx, Noise, Poisson, Bin, Gain,
+                                                                Offset, Channels)}
 
 
 def _make(kind: str, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None) -> Transform:

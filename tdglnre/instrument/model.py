@@ -13,6 +13,9 @@ text               effect
                    deviation ``w`` pixels of the image it acts on
 ``blur_xi(w)``     the same with ``w`` in coherence lengths, turned into
                    pixels by :meth:`MeasurementModel.in_pixels`
+``height(z)``      the field channel ``B`` seen at height ``z`` coherence
+                   lengths above the surface (Fourier modes × exp(−|k|z),
+                   the mean kept); ``height_px(z)`` the same in pixels
 ``noise(s)``       additive Gaussian noise, σ = ``s`` × the channel's
                    standard deviation over the image (the paper's 0.01,
                    0.05, 0.15)
@@ -63,12 +66,15 @@ import numpy as np
 from ..errors import ConfigError
 from ..physics.observables import CHANNELS
 from ._params import Range
-from ._transforms import (GAIN_MAGNITUDE, MAX_AMPLIFICATION, TRANSFORMS, Bin, Blur, BlurXi, Channels, Gain, Noise,
-                          Offset, Poisson, Transform, _from_entry, _parse_term, psf_kernel)
+from ._transforms import (GAIN_MAGNITUDE, MAX_AMPLIFICATION, TRANSFORMS, Bin, Blur, BlurXi, Channels, Gain, Height,
+                          HeightPx, Noise, Offset, Poisson, Transform, _from_entry, _parse_term, psf_kernel)
+
+#: Transforms with a length in coherence lengths, resolved to pixels by :meth:`MeasurementModel.in_pixels`.
+_IN_XI = (BlurXi, Height)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MeasurementModel", "MeasurementMixture", "Transform", "Range", "Blur", "BlurXi", "Noise", "Poisson", "Bin", "Gain", "Offset", "Channels",
+__all__ = ["MeasurementModel", "MeasurementMixture", "Transform", "Range", "Blur", "BlurXi", "Height", "HeightPx", "Noise", "Poisson", "Bin", "Gain", "Offset", "Channels",
            "TRANSFORMS", "measurement_rng", "psf_kernel", "resolve_on_lattice"]
 
 #: Entropy word that separates measurement streams from the solver's (seed, stream, k) streams.
@@ -219,13 +225,13 @@ class MeasurementModel:
 
     @property
     def needs_pixel_size(self) -> bool:
-        """True when a transform is given in coherence lengths (``blur_xi``): resolve with :meth:`in_pixels`."""
-        return any(isinstance(t, BlurXi) for t in self.transforms)
+        """True when a transform is given in coherence lengths (``blur_xi``, ``height``): resolve with :meth:`in_pixels`."""
+        return any(isinstance(t, _IN_XI) for t in self.transforms)
 
     def in_pixels(self, h: float, N: int) -> "MeasurementModel":
         """This model with widths in coherence lengths turned into pixels of an N×N image of pixel size ``h`` ξ.
 
-        ``blur_xi(w)`` becomes ``blur(w / h′)``, h′ being the pixel size at that
+        ``blur_xi(w)`` becomes ``blur(w / h′)`` and ``height(z)`` ``height_px(z / h′)``, h′ being the pixel size at that
         step (h times the binning factors before it). A model without such
         transforms is returned unchanged.
         """
@@ -235,7 +241,7 @@ class MeasurementModel:
             raise ConfigError(f"pixel size must be a positive number of coherence lengths, got {h!r}")
         out, n = [], int(N)
         for t in self.transforms:
-            out.append(t.in_pixels(h) if isinstance(t, BlurXi) else t)
+            out.append(t.in_pixels(h) if isinstance(t, _IN_XI) else t)
             m = t.out_size(n)
             h, n = h * n / m, m
         return MeasurementModel(tuple(out))
