@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-__all__ = ["INT_LIST", "LATTICE_SIZES", "SEED", "SEED_MAX", "STR_LIST", "UNIQUE_STR_LIST", "IntList", "StrList"]
+__all__ = ["FLOAT_PAIR", "INT_LIST", "LATTICE_SIZES", "SEED", "SEED_MAX", "STR_LIST", "UNIQUE_STR_LIST", "FloatPair",
+           "IntList", "StrList"]
 
 #: Largest seed: seeds are stored as signed 64-bit integers (``tdglnre.io.ensemble.SEED_MAX``).
 SEED_MAX = 2**63 - 1
@@ -71,6 +72,26 @@ class StrList(click.ParamType):
         return out
 
 
+class FloatPair(click.ParamType):
+    """Two comma-separated numbers (``"0,1.5"`` → ``(0.0, 1.5)``); what they must satisfy is the library's check."""
+
+    name = "lo,hi"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[float, float]:
+        if isinstance(value, tuple):
+            return value
+        parts = [v.strip() for v in str(value).split(",")]
+        try:
+            out = tuple(float(v) for v in parts)
+        except ValueError:
+            out = ()
+        if len(out) != 2:
+            self.fail(f"expected two comma-separated numbers, got {value!r}", param, ctx)
+        return out  # type: ignore[return-value]
+
+
+#: Two numbers (``posterior --value-range lo,hi``, ``--value-scale a,b``).
+FLOAT_PAIR = FloatPair()
 #: Comma-separated integers (``--snapshots``, ``--filters``).
 INT_LIST = IntList()
 #: Comma-separated names (``--channels``).

@@ -7,7 +7,7 @@ import json
 import click
 
 from ._flags import run_library_call
-from ._types import SEED, UNIQUE_STR_LIST
+from ._types import FLOAT_PAIR, SEED, UNIQUE_STR_LIST
 
 #: library argument -> flag, where the names differ
 _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
@@ -29,6 +29,11 @@ _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
 @click.option("--channels", type=UNIQUE_STR_LIST, default=None, metavar="rho1,curlJ",
               help="Names of an image --observation's channels, in file order [default: the model's input "
                    "channels] (docs/observations.md).")
+@click.option("--value-range", type=FLOAT_PAIR, default=None, metavar="LO,HI",
+              help="An integer --observation (8/16-bit PNG or TIFF, integer arrays) holds detector counts: map the "
+                   "file's full integer range (0..65535 for 16 bits) linearly onto LO..HI, in the simulation's units.")
+@click.option("--value-scale", type=FLOAT_PAIR, default=None, metavar="A,B",
+              help="Values of --observation in instrument units: convert by x -> A*x + B to the simulation's units.")
 @click.option("--simulate", default=None, metavar="eta=0.8,n_v=4,seed=1",
               help="Simulate the observation with the model's training config.")
 @click.option("--test-set", type=click.Path(dir_okay=False), default=None,
@@ -53,7 +58,7 @@ _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
                    "[default: --model, when it holds one].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(model_dir, data, index, observation, pixel_size, channels, simulate, test_set, reference, max_samples, out_dir, force,
+def command(model_dir, data, index, observation, pixel_size, channels, value_range, value_scale, simulate, test_set, reference, max_samples, out_dir, force,
             grid_points, seed, measurement, drag_classifier, as_json, quiet) -> None:
     """Posterior p(theta | x) on a grid, with credible intervals and plots.
 
@@ -72,9 +77,10 @@ def command(model_dir, data, index, observation, pixel_size, channels, simulate,
     from tdglnre.workflows.posterior import run_posterior
 
     if test_set is not None:
-        if any(v is not None for v in (data, index, observation, simulate, pixel_size, channels)):
+        if any(v is not None for v in (data, index, observation, simulate, pixel_size, channels, value_range,
+                                       value_scale)):
             raise click.UsageError("--test-set cannot be combined with --data/--index/--observation/--simulate"
-                                   "/--pixel-size/--channels")
+                                   "/--pixel-size/--channels/--value-range/--value-scale")
         res = run_library_call(run_calibration, model_dir, test_set, out_dir, grid_points=grid_points or 256,
                                max_samples=max_samples, reference=reference, seed=seed, progress=not quiet, measurement=measurement,
                                force=force, flags=_FLAGS)
@@ -95,7 +101,8 @@ def command(model_dir, data, index, observation, pixel_size, channels, simulate,
         raise click.UsageError("--data needs --index")
     res = run_library_call(run_posterior, model_dir, out_dir, data=data, index=index, observation=observation,
                            simulate=simulate, grid_points=grid_points or 512, force=force, measurement=measurement,
-                           pixel_size=pixel_size, channels=channels, drag_classifier=drag_classifier, flags=_FLAGS)
+                           pixel_size=pixel_size, channels=channels, drag_classifier=drag_classifier,
+                           value_range=value_range, value_scale=value_scale, flags=_FLAGS)
     if as_json:
         click.echo(json.dumps(res, indent=1))
         return

@@ -216,14 +216,25 @@ def test_tiff_npz_and_png_images_give_the_posterior_of_the_simulated_channel(tin
         got = P.posterior(model, o, grid_points=64, ood=False).posterior.log_density
         assert np.array_equal(got, ref), name
         assert o.source["resampling"] == "none" and o.source["field_of_view"] == 8.0
-    # 16-bit PNG: integers; after the conversion to the simulation's units, within quantisation
-    scale = 60000.0 / float(rho1.max())
-    Image.fromarray(np.round(rho1 * scale).astype(np.uint16)).save(tmp_path / "rho1.png")
-    img = P.load_image(tmp_path / "rho1.png")
-    assert img.shape == (16, 16, 1) and np.abs(img[..., 0] / scale - rho1).max() <= 0.5 / scale
-    x, _ = P.image_to_input(model, img / scale, channels=["rho1"])
-    got = P.posterior(model, P.Observation(x, {}, measurement="none", as_input=True), grid_points=64, ood=False)
-    assert np.abs(np.exp(got.posterior.log_density) - np.exp(ref)).sum() / np.exp(ref).sum() < 1e-2
+    # 16-bit PNG written with the observation's min and max: detector counts, read back with
+    # value_range=(min, max) (issue 21), the array's posterior within quantisation error
+    lo, hi = float(rho1.min()), float(rho1.max())
+    counts = np.round((rho1.astype(np.float64) - lo) / (hi - lo) * 65535).astype(np.uint16)
+    Image.fromarray(counts).save(tmp_path / "rho1.png")
+    img = P.load_image(tmp_path / "rho1.png", {"value_range": [lo, hi]})
+    assert img.shape == (16, 16, 1) and np.abs(img[..., 0] - rho1).max() <= 0.5 * (hi - lo) / 65535 + 1e-6
+    o = P.observation_from_file(tmp_path / "rho1.png", model=model, channels="rho1", value_range=(lo, hi))
+    assert o.source["value_range"] == [lo, hi]
+    got = P.posterior(model, o, grid_points=64, ood=False)
+    assert np.abs(np.exp(got.posterior.log_density) - np.exp(ref)).sum() / np.exp(ref).sum() < 1e-3
+    # without a mapping the counts are refused with one line naming both options
+    with pytest.raises(ConfigError, match="16-bit integer counts.*`value_range`.*`value_scale`"):
+        P.observation_from_file(tmp_path / "rho1.png", model=model, channels="rho1")
+    # float values in instrument units: x -> a*x + b
+    np.save(tmp_path / "rho1_nT.npy", (rho1.astype(np.float64) - 0.25) / 2.0)
+    o = P.observation_from_file(tmp_path / "rho1_nT.npy", model=model, channels="rho1", value_scale=(2.0, 0.25))
+    got = P.posterior(model, o, grid_points=64, ood=False).posterior.log_density
+    assert np.allclose(np.exp(got), np.exp(ref), rtol=0, atol=1e-6 * np.exp(ref).max())
 
 
 @_filter

@@ -21,7 +21,7 @@ from .._validate import as_path
 from ..errors import ConfigError
 
 __all__ = ["IMAGE_SUFFIXES", "as_image", "channel_names", "crop_resample", "load_hdf5_array", "load_image",
-           "load_numpy", "real_array"]
+           "load_numpy", "physical_values", "real_array", "value_map"]
 
 def channel_names(channels: Any) -> list[str]:
     """Channel names from ``"rho1,curlJ"`` or a sequence of strings; empty or repeated names are refused."""
@@ -114,13 +114,68 @@ def real_array(a: Any, path: Path, what: str) -> np.ndarray:
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".npz")
 
 
-def load_image(path: str | Path) -> np.ndarray:
+def value_map(value_range: Any = None, value_scale: Any = None) -> dict[str, list[float]]:
+    """The checked detector-to-physical mapping as a record ``{"value_range": [lo, hi]}`` or ``{"value_scale": [a, b]}``.
+
+    ``value_range`` (lo, hi): the file's full integer range (0…255 for 8 bits,
+    0…65535 for 16 bits, the dtype's limits in general) maps linearly onto
+    [lo, hi]; lo ≠ hi, both finite. ``value_scale`` (a, b): x ↦ a·x + b, a ≠ 0,
+    both finite. At most one of them; neither gives ``{}``.
+    """
+    if value_range is not None and value_scale is not None:
+        raise ConfigError("give `value_range` (integer images) or `value_scale` (x -> a*x + b), not both")
+    out: dict[str, list[float]] = {}
+    for name, pair in (("value_range", value_range), ("value_scale", value_scale)):
+        if pair is None:
+            continue
+        if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+            raise ConfigError(f"`{name}` must be two numbers ({'lo,hi' if name == 'value_range' else 'a,b'}), "
+                              f"got {pair!r}")
+        from .._validate import as_float
+
+        lo, hi = (as_float(f"`{name}`", v) for v in pair)
+        if name == "value_range" and lo == hi:
+            raise ConfigError(f"`value_range` needs lo != hi, got {lo:g},{hi:g}")
+        if name == "value_scale" and lo == 0:
+            raise ConfigError("`value_scale` a,b needs a != 0 (x -> a*x + b would erase the image)")
+        out[name] = [lo, hi]
+    return out
+
+
+def physical_values(a: np.ndarray, what: str, mapping: dict[str, list[float]]) -> np.ndarray:
+    """The float64 image in the simulation's units from the file's values ``a`` (:func:`value_map`'s ``mapping``).
+
+    Integer pixels are detector counts: without a mapping they are refused with
+    one line naming the options (a network would read counts as densities).
+    ``value_range`` is for integer images only.
+    """
+    integer = a.dtype.kind in "biu"
+    if "value_range" in mapping:
+        if not integer:
+            raise ConfigError(f"{what} holds {a.dtype} values: `value_range` maps an integer image's full range; "
+                              "give `value_scale` a,b (x -> a*x + b) for values in instrument units")
+        lo, hi = mapping["value_range"]
+        imin, imax = (0, 1) if a.dtype.kind == "b" else (int(np.iinfo(a.dtype).min), int(np.iinfo(a.dtype).max))
+        return lo + (a.astype(np.float64) - imin) * ((hi - lo) / (imax - imin))
+    if "value_scale" in mapping:
+        scale, shift = mapping["value_scale"]
+        return scale * a.astype(np.float64) + shift
+    if integer:
+        bits = "1" if a.dtype.kind == "b" else str(8 * a.dtype.itemsize)
+        raise ConfigError(f"{what} holds {bits}-bit integer counts, not values in the simulation's units; give "
+                          "`value_range` lo,hi (the file's full integer range mapped linearly onto lo..hi) or "
+                          "`value_scale` a,b (x -> a*x + b)")
+    return a.astype(np.float64)
+
+
+def load_image(path: str | Path, mapping: dict[str, list[float]] | None = None) -> np.ndarray:
     """An image file as a float64 array (H, W, C), row i ↔ y, column j ↔ x.
 
     PNG and TIFF through Pillow: greyscale (``L``, ``I;16``, ``I``) and
     float32 TIFF (mode ``F``) give one channel, ``RGB`` three (``RGBA``: the
-    alpha channel is dropped); the pixel values are taken as they are (no
-    rescaling of 8- or 16-bit integers). ``.npy``/``.npz``/``.h5``: a 2-D
+    alpha channel is dropped). Values are converted by ``mapping``
+    (:func:`value_map`, :func:`physical_values`): integer pixels are
+    detector counts and need one. ``.npy``/``.npz``/``.h5``: a 2-D
     (H, W) or 3-D (H, W, C) array (the ``.npz``/``.h5`` key ``x``, or the only
     array in the file). Row 0 is the first row of the file: y grows downwards
     in the file as i does in the simulation (docs/physics.md, "Lattice").
@@ -157,7 +212,7 @@ def load_image(path: str | Path) -> np.ndarray:
         a = load_numpy(path, "`observation`")
     else:
         a = load_hdf5_array(path, "`observation`", (2, 3))
-    a = real_array(a, path, "`observation`").astype(np.float64)
+    a = physical_values(real_array(a, path, "`observation`"), f"`observation` {path}", mapping or {})
     if a.ndim == 2:
         a = a[..., None]
     if a.ndim != 3:

@@ -117,7 +117,8 @@ def check_measurement_arg(measurement: Any) -> None:
 
 
 def observation_from_file(path: str | Path, measurement: Any = "none", *, model: Any = None,
-                          pixel_size: float | None = None, channels: Any = None) -> Observation:
+                          pixel_size: float | None = None, channels: Any = None, value_range: Any = None,
+                          value_scale: Any = None) -> Observation:
     """An observation stored in a file.
 
     ``.npy`` and ``.h5`` files without ``pixel_size`` and ``channels`` hold
@@ -133,7 +134,14 @@ def observation_from_file(path: str | Path, measurement: Any = "none", *, model:
     that differs from the model's measurement is refused here, so
     :func:`tdglnre.workflows.posterior.posterior` first replaces a declaration
     the model's ranges cover (``MeasurementModel.covers``) by the model's own.
+
+    ``value_range`` (lo, hi) maps an integer file's full range (0…65535 for
+    16 bits) linearly onto physical values; ``value_scale`` (a, b) maps values
+    in instrument units by x ↦ a·x + b (:func:`tdglnre.instrument.images.value_map`).
+    An integer image without one is refused. The mapping is recorded in the
+    observation's ``source`` (and so in ``posterior.json``'s ``source``).
     """
+    from ..instrument.images import physical_values, value_map
     from ..instrument.model import MeasurementModel
 
     declared = MeasurementModel.parse(measurement)  # a model given (run_posterior's) passes through unparsed
@@ -142,13 +150,17 @@ def observation_from_file(path: str | Path, measurement: Any = "none", *, model:
         pixel_size = as_pos_float("`pixel_size`", pixel_size)
     if channels is not None:
         channel_names(channels)
+    mapping = value_map(value_range, value_scale)
     if path.suffix.lower() not in IMAGE_SUFFIXES and pixel_size is None and channels is None:
-        return Observation(load_observation(path), {"observation": str(path)}, measurement=declared)
+        x = load_observation(path)
+        if mapping or x.dtype.kind in "biu":
+            x = physical_values(x, f"`observation` {path}", mapping)
+        return Observation(x, {"observation": str(path), **mapping}, measurement=declared)
     if model is None:
         raise ConfigError("reading an image observation needs the model (its lattice, field of view and channels)")
-    img = load_image(path)
+    img = load_image(path, mapping)
     x, record = image_to_input(_as_model(model), img, pixel_size=pixel_size, channels=channels)
-    return Observation(x, {"observation": str(path), **record}, measurement=declared, as_input=True)
+    return Observation(x, {"observation": str(path), **mapping, **record}, measurement=declared, as_input=True)
 
 
 # ------------------------------------------------------------------ experimental images

@@ -27,6 +27,7 @@ from ..errors import ConfigError
 from ..nre.infer.inference import posteriors_on_grid
 from ..nre.infer.posterior import Grid, GridPosterior, check_grid_size
 from ._output import check_output_dir, staged_output
+from ..instrument.images import value_map
 from .observations import (
     _SIM_EXTRA,
     IMAGE_SUFFIXES,
@@ -323,7 +324,8 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
                   index: int | None = None, observation: str | Path | None = None,
                   simulate: str | dict | None = None, grid_points: int = 512, force: bool = False,
                   ood: bool = True, measurement: str | None = None, pixel_size: float | None = None,
-                  channels: Any = None, drag_classifier: str | Path | None = None) -> dict[str, Any]:
+                  channels: Any = None, drag_classifier: str | Path | None = None, value_range: Any = None,
+                  value_scale: Any = None) -> dict[str, Any]:
     """Resolve one observation, compute its posterior and write it to ``out_dir``.
 
     Exactly one of ``data`` (with ``index``), ``observation`` or ``simulate``
@@ -339,7 +341,10 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
     seed, or by the sample index); a ``measurement`` given with them must
     also equal the model's. ``pixel_size`` (coherence lengths) and
     ``channels`` (the image's channel names) describe an image
-    ``observation`` (see :func:`observation_from_file`).
+    ``observation``; ``value_range`` (lo, hi: an integer file's full range
+    mapped onto physical values) or ``value_scale`` (a, b: x ↦ a·x + b)
+    convert its values (see :func:`observation_from_file`; recorded in
+    ``posterior.json`` under ``source``).
     """
     as_path("`model_dir`", model_dir)  # checked, not normalised: the paths are recorded as given
     as_optional_path("`data`", data)
@@ -360,8 +365,9 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
         raise ConfigError("give exactly one of `data` (with `index`), `observation`, `simulate`")
     if data is not None and index is None:
         raise ConfigError("`data` needs `index`")
-    if observation is None and (pixel_size is not None or channels is not None):
-        raise ConfigError("`pixel_size` and `channels` describe an image `observation`")
+    if observation is None and any(v is not None for v in (pixel_size, channels, value_range, value_scale)):
+        raise ConfigError("`pixel_size`, `channels`, `value_range` and `value_scale` describe an `observation` file")
+    value_map(value_range, value_scale)  # checked before any work
     check_output_dir(out_dir, force=force, protect=(model_dir, data, observation))
     spec = None
     if simulate is not None:
@@ -380,7 +386,8 @@ def run_posterior(model_dir: str | Path, out_dir: str | Path, *, data: str | Pat
         obs = observation_from_ensemble(data, index, model)
     elif observation is not None:
         obs = observation_from_file(observation, "none" if measurement is None else measurement, model=model,
-                                    pixel_size=pixel_size, channels=channels)
+                                    pixel_size=pixel_size, channels=channels, value_range=value_range,
+                                    value_scale=value_scale)
     else:
         nuisance = list(model.nuisance)
         unknown = sorted(set(spec) - set(model.parameter_names) - {"eta", "n_v", "nu"} - set(nuisance)
