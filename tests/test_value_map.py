@@ -53,7 +53,7 @@ def test_integer_images_need_a_mapping_and_float_images_refuse_a_range(tmp_path)
 def test_cli_names_the_flags_in_one_line(tmp_path):
     from PIL import Image
 
-    from cli.main import cli
+    from tdglnre.cli.main import cli
 
     Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16)).save(tmp_path / "c.png")
     r = CliRunner().invoke(cli, ["posterior", "--model", str(tmp_path / "nomodel"), "--observation",
