@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from ..errors import ConfigError
-from . import kernels
+from . import kernels, screened
 from .config import SimConfig
 from .options import CPU_BATCH, SolverOptions
 from .plan import (RunPlan, SimulationResult, disorder_batch, disorder_field,  # noqa: F401  (re-exported)
@@ -139,22 +139,26 @@ def run_plan(plan: RunPlan, progress: Callable[[int], None] | None = None, *, wa
     N, S, T = plan.config.N, plan.S, plan.snap.shape[0]
     ctype = np.complex128 if plan.dtype == np.float64 else np.complex64
     psi = np.empty((S, T, 2, N, N), dtype=ctype)
+    a = np.empty((S, T, 2, N, N), dtype=plan.dtype) if plan.screened else None
     if any(plan.nuisance_on):
         log.debug("simulate: nuisance physics on (disorder: %s, thermal noise: %s)", *plan.nuisance_on)
     with numba_threads(opts.threads):
         for start, stop in plan.batches(opts.batch_size or CPU_BATCH):
-            psi[start:stop] = _run_batch(plan, start, stop)
+            out = _run_batch(plan, start, stop)
+            psi[start:stop] = state_to_psi(out[:, :, :4])
+            if a is not None:
+                a[start:stop] = out[:, :, screened.AX:]
             if progress is not None:
                 progress(stop - start)
             log.debug("simulated samples %d..%d of %d", start, stop - 1, S)
-    res = plan.result(psi)
+    res = plan.result(psi, a=a)
     if want_channels:
         res.x = res.channels()
     return res
 
 
 def _run_batch(plan: RunPlan, start: int, stop: int) -> np.ndarray:
-    """ψ snapshots (b, T, 2, N, N) of rows start..stop-1: one call of the Euler kernel."""
+    """Snapshots (b, T, 4 or 6, N, N) of rows start..stop-1: one call of the Euler kernel (screened: ψ and a)."""
     states = plan.initial_states(start, stop)
     b = stop - start
     work = np.empty_like(states)
@@ -163,14 +167,15 @@ def _run_batch(plan: RunPlan, start: int, stop: int) -> np.ndarray:
     reason = np.zeros(b, dtype=np.int64)
     value = np.zeros(b, dtype=np.float64)
     extra = plan.nuisance(start, stop) or ()
-    kernels._evolve_batch(states, work, plan.co[start:stop], plan.ly[start:stop], plan.lx[start:stop],
-                          plan.snap, out, status, plan.options.check_every, kernels.STAGGERED_MAX,
-                          kernels.CHANGE_MAX, kernels.GRACE_STEPS, reason, value, *extra)
+    run = (screened._evolve_batch, plan.th[start:stop]) if plan.screened else (
+        kernels._evolve_batch, plan.ly[start:stop], plan.lx[start:stop])
+    run[0](states, work, plan.co[start:stop], *run[1:], plan.snap, out, status, plan.options.check_every,
+           kernels.STAGGERED_MAX, kernels.CHANGE_MAX, kernels.GRACE_STEPS, reason, value, *extra)
     bad = np.flatnonzero(status >= 0)
     if bad.size:
         r = int(bad[0])
         raise plan.divergence(start + r, int(status[r]), int(reason[r]), float(value[r]))
-    return state_to_psi(out)
+    return out
 
 
 class EnergyModel:
