@@ -429,7 +429,10 @@ class SimConfig:
         d = dataclasses.asdict(self)
         for k in ("alpha", "beta", "D", "snapshot_times"):
             d[k] = list(d[k])
-        d["lam"] = None if d["lam"] == math.inf else d["lam"]  # plain JSON: null is λ = ∞
+        if d["lam"] == math.inf and d["sigma"] == DEFAULT_SIGMA:  # no screening: the JSON of files before it
+            del d["lam"], d["sigma"]
+        elif d["lam"] == math.inf:
+            d["lam"] = None  # plain JSON has no Infinity: null is λ = ∞
         return d
 
     def to_json(self) -> str:
