@@ -36,10 +36,11 @@ def format_summary(s: dict[str, Any]) -> str:
         f"seed          {s['seed']}",
         f"x             shape {tuple(s['x_shape'])}, chunks {tuple(s['x_chunks'] or ())}, "
         f"compression {s['compression']}; channels {', '.join(s['channels'])}",
-        f"fields (psi)  {'stored' if s['has_fields'] else 'not stored'}",
+        f"fields (psi)  {'stored' if s['has_fields'] else 'not stored'}"
+        + (" (with the link field a)" if s['has_fields'] and c.get("lam") is not None else ""),
         f"snapshots     t = {', '.join(f'{t:g}' for t in s['snapshot_times'])}",
         f"config        N={c['N']} L={c['L']:g} dt={c['dt']:g} alpha={c['alpha']} beta={c['beta']} D={c['D']} "
-        f"dtype={c['dtype']}",
+        f"dtype={c['dtype']}" + (f" lam={c['lam']:g} sigma={c['sigma']:g}" if c.get("lam") is not None else ""),
         "parameters:",
     ]
     if s.get("measurement"):

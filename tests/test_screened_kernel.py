@@ -264,3 +264,31 @@ def test_preset_overrides():
     assert math.isinf(cfg.lam) and not cfg.screened
     with pytest.raises(ConfigError, match="lam"):
         load_preset("quick", ["N=16", "L=8", "lam=0.1"])
+
+
+# ---------------------------------------------------------------- files
+def test_screened_ensemble_stores_the_field_and_a(tmp_path):
+    """A screened generate writes format v2 with the channel B and, with --store-fields, a beside ψ;
+    a fixed-field file stays v1 with three channels and no a."""
+    from tdglnre.io import Prior, open_ensemble
+    from tdglnre.io.generate import generate_ensemble
+
+    cfg = CFG.replace(snapshot_times=(0.1,))
+    prior = Prior({"eta": "uniform(0.2, 0.5)", "n_v": 3.0, "nu": 0.3})
+    out = tmp_path / "s.h5"
+    generate_ensemble(cfg, prior, 3, 11, out, store_fields=True, progress=False)
+    with open_ensemble(out) as e:
+        assert e.attrs["format_version"] == 2 and e.channels == list(SCREENED_CHANNELS)
+        assert e.config == cfg and e.a().shape == (3, 1, 2, cfg.N, cfg.N) and e.a().dtype == np.float32
+        x, psi, a = e.x(), e.psi(), e.a()
+    res = tdglnre.simulate(cfg, prior.params(prior.sample(11, np.arange(3))), seed=11, sample_indices=np.arange(3))
+    np.testing.assert_array_equal(a, res.a.astype(np.float32))
+    np.testing.assert_array_equal(psi, res.psi.astype(np.complex64))
+    np.testing.assert_allclose(x[..., 3].sum(axis=(2, 3)) * cfg.h ** 2, 2 * np.pi * 3, rtol=1e-6)
+    plain = tmp_path / "p.h5"
+    generate_ensemble(cfg.replace(lam=math.inf, sigma=1.0), prior, 2, 11, plain, store_fields=True, progress=False)
+    with open_ensemble(plain) as e:
+        assert e.attrs["format_version"] == 1 and e.channels == ["rho1", "rho2", "curlJ"]
+        assert "lam" not in json.loads(e.attrs["config"])
+        with pytest.raises(Exception, match="no screening"):
+            e.a()
