@@ -285,6 +285,13 @@ def test_screened_ensemble_stores_the_field_and_a(tmp_path):
     np.testing.assert_array_equal(a, res.a.astype(np.float32))
     np.testing.assert_array_equal(psi, res.psi.astype(np.complex64))
     np.testing.assert_allclose(x[..., 3].sum(axis=(2, 3)) * cfg.h ** 2, 2 * np.pi * 3, rtol=1e-6)
+    from click.testing import CliRunner
+
+    from tdglnre.cli.main import cli
+
+    r = CliRunner().invoke(cli, ["inspect", str(out)])
+    assert r.exit_code == 0 and "channels rho1, rho2, curlJ, B" in r.output and "lam=1.5 sigma=1.5" in r.output
+    assert "screening     lam=1.5" in r.output and "kappa=(" in r.output
     plain = tmp_path / "p.h5"
     generate_ensemble(cfg.replace(lam=math.inf, sigma=1.0), prior, 2, 11, plain, store_fields=True, progress=False)
     with open_ensemble(plain) as e:
@@ -292,3 +299,29 @@ def test_screened_ensemble_stores_the_field_and_a(tmp_path):
         assert "lam" not in json.loads(e.attrs["config"])
         with pytest.raises(Exception, match="no screening"):
             e.a()
+
+
+def test_gradient_shares_the_step_code_path():
+    """screened.apply with keep = 0 and scales (−2h², −1) is ∂F/∂(Re ψ, Im ψ, a) of reference.screened_gradient."""
+    st = _random_state(9, CFG.N)
+    c = _c(CFG)
+    h = CFG.h
+    co = screened.coefficients(CFG.D, CFG.alpha, CFG.beta, h, CFG.L, CFG.eta, CFG.nu, CFG.n_v, c,
+                               scale=-2.0 * h * h, keep=0.0, scale_a=-1.0)[0]
+    th = screened.background_angles(CFG.N, CFG.L, np.array([CFG.n_v]))[0]
+    g = np.empty_like(st)
+    screened.apply(st, g, co, th)
+    links = landau_links(CFG.N, CFG.L, CFG.n_v)
+    want = ref.screened_gradient(st[0] + 1j * st[1], st[2] + 1j * st[3], st[4], st[5], links, c=c, **_pars(CFG))
+    for k in range(6):
+        np.testing.assert_allclose(g[k], want[k], rtol=0, atol=1e-11)
+
+
+def test_lengths_of_a_screened_config():
+    from tdglnre.physics.screening import lengths
+
+    cfg = SimConfig(N=16, L=8.0, D=(1.0, 1.0), alpha=(-1.0, -0.04), beta=(1.0, 1.0), lam=1.5)
+    d = lengths(cfg)  # docs/physics.md's example: ξ = (5, 1), √2λ = 2.12 between them
+    assert d["xi"] == pytest.approx((5.0, 1.0)) and d["kappa"] == pytest.approx((0.3, 1.5))
+    assert d["regime"] == "1.5" and d["c"] == pytest.approx(1.5 ** 2 * (1.0 + 0.04))
+    assert lengths(cfg.replace(lam=math.inf))["regime"] == "II"

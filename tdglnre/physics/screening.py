@@ -106,3 +106,21 @@ def check_screened_step(config: Any, rb: Any, eta: float, nu: float) -> None:
             f"the psi update's {rb.rate:.6g}, the vector potential's (16c/h^2 + 2*lambda_G*(R1+R2))/sigma = "
             f"{mu_a:.6g} with c = lam^2*K = {c:.6g}, and their coupling {gamma:.6g}; the field term alone needs "
             f"dt < sigma*h^2/(8c) = {sigma * h * h / (8.0 * c):.6g} (a larger sigma or a smaller lam allows more)")
+
+
+def lengths(config: Any, eta: float | None = None, nu: float | None = None) -> dict[str, Any]:
+    """The uniform state's length scales at (η, ν) (default: the config's): docs/physics.md, "Screening".
+
+    Returns ``lam``, ``sigma``, ``c`` (= λ²K, None at λ = ∞), ``xi`` (the
+    normal-mode coherence lengths, longest first), ``kappa`` (λ/ξ each) and
+    ``regime`` ("I", "1.5" or "II"; λ = ∞ is "II").
+    """
+    from .lengths import coherence_lengths, regime
+
+    eta = float(config.eta if eta is None else eta)
+    nu = float(config.nu if nu is None else nu)
+    lam = float(config.lam)
+    xi = coherence_lengths(config.D, config.alpha, config.beta, eta, nu).xi
+    c = field_coefficient(lam, config.D, config.alpha, config.beta, eta, nu) if math.isfinite(lam) else None
+    return {"lam": lam, "sigma": float(config.sigma), "c": c, "xi": xi, "kappa": tuple(lam / x for x in xi),
+            "regime": regime(lam, xi)}
