@@ -325,3 +325,12 @@ def test_lengths_of_a_screened_config():
     assert d["xi"] == pytest.approx((5.0, 1.0)) and d["kappa"] == pytest.approx((0.3, 1.5))
     assert d["regime"] == "1.5" and d["c"] == pytest.approx(1.5 ** 2 * (1.0 + 0.04))
     assert lengths(cfg.replace(lam=math.inf))["regime"] == "II"
+
+
+def test_energy_model_refuses_screening():
+    """The energy model (and the Hessian built on it) knows only ψ at the fixed field: no silent λ = ∞ answer."""
+    from tdglnre.physics.solver import EnergyModel
+
+    with pytest.raises(ConfigError, match="fixed field only"):
+        EnergyModel(CFG)
+    EnergyModel(CFG.replace(lam=math.inf))

@@ -202,6 +202,9 @@ class EnergyModel:
             dtype="float64",
         )
         cfg.validate()
+        if cfg.screened:  # F and ∂F/∂z here are those of ψ alone, at the fixed field
+            raise ConfigError(f"the energy model and the Hessian cover the fixed field only (lam=inf); lam={cfg.lam:g} "
+                              "(a dynamical vector potential) is not supported there yet")
         self.config = cfg
         self.N = cfg.N
         self.shape = (4, cfg.N, cfg.N)
