@@ -91,7 +91,9 @@ def simulate(
     n_samples
         Number of samples when all parameters are scalars.
     initial
-        Optional initial states (S, 4, N, N) instead of the random quench.
+        Optional initial states (S, 4, N, N) instead of the random quench;
+        with λ < ∞ (``config.lam``) also (S, 6, N, N), whose last two
+        components are the link field a_x, a_y (else a starts at 0).
     batch_size
         Samples evolved per kernel call (default 64; bounds memory; does not change results).
     threads
@@ -114,6 +116,8 @@ def simulate(
     Returns
     -------
     SimulationResult
+        With λ < ∞ (the screened kernel, :mod:`.screened`) it also holds
+        ``a`` (S, T, 2, N, N) and its channels add B.
 
     Raises
     ------
