@@ -138,7 +138,7 @@ def test_a_step_commutes_with_a_gauge_transformation():
     plan = plan_run(CFG, n_samples=2, initial=np.stack([st, gt]))
     out = np.empty((2, 6, N, N))
     for k, s in enumerate((st, gt)):
-        screened.apply(np.ascontiguousarray(s), out[k], plan.co[k], plan.th[k])
+        screened.apply(np.ascontiguousarray(s), out[k], plan.co[k], plan.bg[k])
     (a, b) = out
     z0 = [a[2 * k] + 1j * a[2 * k + 1] for k in range(2)]
     z1 = [b[2 * k] + 1j * b[2 * k + 1] for k in range(2)]
@@ -308,9 +308,9 @@ def test_gradient_shares_the_step_code_path():
     h = CFG.h
     co = screened.coefficients(CFG.D, CFG.alpha, CFG.beta, h, CFG.L, CFG.eta, CFG.nu, CFG.n_v, c,
                                scale=-2.0 * h * h, keep=0.0, scale_a=-1.0)[0]
-    th = screened.background_angles(CFG.N, CFG.L, np.array([CFG.n_v]))[0]
+    bg = screened.background_links(CFG.N, CFG.L, np.array([CFG.n_v]))[0]
     g = np.empty_like(st)
-    screened.apply(st, g, co, th)
+    screened.apply(st, g, co, bg)
     links = landau_links(CFG.N, CFG.L, CFG.n_v)
     want = ref.screened_gradient(st[0] + 1j * st[1], st[2] + 1j * st[3], st[4], st[5], links, c=c, **_pars(CFG))
     for k in range(6):

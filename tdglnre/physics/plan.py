@@ -153,13 +153,13 @@ class RunPlan:
     dco: np.ndarray | None
     amp: np.ndarray | None
     keys: np.ndarray | None
-    th: np.ndarray | None = None
-    """Background link phases θ⁰ (S, 2, N) of the screened kernel (λ < ∞), else None."""
+    bg: np.ndarray | None = None
+    """Background links e^{−iθ⁰} (S, 4, N) of the screened kernel (λ < ∞, ``screened.background_links``), else None."""
 
     @property
     def screened(self) -> bool:
         """Whether the run evolves the vector potential too (λ < ∞: :mod:`.screened`'s kernel)."""
-        return self.th is not None
+        return self.bg is not None
 
     @property
     def S(self) -> int:
@@ -254,7 +254,7 @@ def prepare_run(config: SimConfig, params: Mapping[str, Sequence[float] | float]
             raise ConfigError(f"initial states must have shape {' or '.join(map(str, ok))}, got {initial.shape}"
                               + ("" if config.screened else " (a vector potential needs lam < inf)"))
     dtype = np.dtype(options.dtype)
-    th = None
+    bg = None
     if config.screened:
         if options.device == "cuda":
             raise ConfigError(f"the screened model (lam={config.lam:g} < inf) runs on the CPU backend for now; "
@@ -263,7 +263,7 @@ def prepare_run(config: SimConfig, params: Mapping[str, Sequence[float] | float]
         co = screened.coefficients(config.D, config.alpha, config.beta, config.h, config.L, pars["eta"],
                                    pars["nu"], pars["n_v"], c, scale=options.dt, keep=1.0,
                                    scale_a=options.dt / config.sigma, dtype=dtype)
-        th = screened.background_angles(config.N, config.L, pars["n_v"])
+        bg = screened.background_links(config.N, config.L, pars["n_v"])
     else:
         co = kernels.coefficients(config.D, config.alpha, config.beta, config.h, pars["eta"], pars["nu"],
                                   scale=options.dt, keep=1.0, dtype=dtype)
@@ -274,7 +274,7 @@ def prepare_run(config: SimConfig, params: Mapping[str, Sequence[float] | float]
         if disordered else None
     amp = thermal_amplitude(pars["T"], options.dt, config.h) if thermal else None
     keys = np.array([kernels.noise_key(seed, int(k)) for k in idx], dtype=np.uint64) if thermal else None
-    return RunPlan(config, options, int(seed), pars, idx, initial, co, ly, lx, dco, amp, keys, th)
+    return RunPlan(config, options, int(seed), pars, idx, initial, co, ly, lx, dco, amp, keys, bg)
 
 
 def solver_options(config: SimConfig, options: SolverOptions | None, **run: Any) -> SolverOptions:

@@ -171,7 +171,7 @@ def _run_batch(plan: RunPlan, start: int, stop: int) -> np.ndarray:
     reason = np.zeros(b, dtype=np.int64)
     value = np.zeros(b, dtype=np.float64)
     extra = plan.nuisance(start, stop) or ()
-    run = (screened._evolve_batch, plan.th[start:stop]) if plan.screened else (
+    run = (screened._evolve_batch, plan.bg[start:stop]) if plan.screened else (
         kernels._evolve_batch, plan.ly[start:stop], plan.lx[start:stop])
     run[0](states, work, plan.co[start:stop], *run[1:], plan.snap, out, status, plan.options.check_every,
            kernels.STAGGERED_MAX, kernels.CHANGE_MAX, kernels.GRACE_STEPS, reason, value, *extra)
