@@ -346,3 +346,18 @@ def test_results_do_not_depend_on_batch_or_threads():
     np.testing.assert_array_equal(one.a, ref_run.a)
     last = tdglnre.simulate(cfg, {"eta": 0.5}, seed=4, sample_indices=[2])
     np.testing.assert_array_equal(last.a[0], ref_run.a[2])
+
+
+def test_link_factors_are_cos_and_sin_to_round_off():
+    """screened._sincos to a few ulp over |x| < 10⁴, and the small-|a| shortcut gives its numbers bit for bit."""
+    from numba import njit
+
+    sincos = njit(lambda x: screened._sincos(x))
+    poly = njit(lambda x: screened._poly(x))
+    rng = np.random.default_rng(0)
+    for x in np.concatenate([rng.uniform(-1e4, 1e4, 2000), rng.uniform(-7, 7, 2000),
+                             [0.0, -0.0, np.pi / 4, np.pi / 2, -np.pi, 3 * np.pi / 2, 1e-300]]):
+        c, s = sincos(x)
+        assert abs(c - np.cos(x)) <= 4e-16 and abs(s - np.sin(x)) <= 4e-16, x
+    for x in rng.uniform(-0.78, 0.78, 2000):
+        assert sincos(x) == poly(x)
