@@ -63,10 +63,14 @@ def _reference_run(cfg, st, steps, alpha=None, thermal=None):
     return p1, p2, ax, ay
 
 
-@pytest.mark.parametrize("delta", [0.0, 0.3])
-def test_kernel_follows_the_reference_over_many_steps(delta):
-    """300 steps through tdglnre.simulate (plan, batch kernel) agree with the reference to round-off."""
-    st = _random_state(1, CFG.N)
+@pytest.mark.parametrize("delta, a_scale", [(0.0, 0.3), (0.3, 0.3), (0.0, 0.0)])
+def test_kernel_follows_the_reference_over_many_steps(delta, a_scale):
+    """300 steps through tdglnre.simulate (plan, batch kernel) agree with the reference to round-off.
+
+    a ~ 0.3 takes every path of the link factors (rows above 0.78, below it, below 1/8); a = 0 at the
+    start (the quench) keeps every row on the shortest polynomials.
+    """
+    st = _random_state(1, CFG.N, a_scale)
     res = tdglnre.simulate(CFG, {"delta": delta}, initial=st[None], seed=7)
     alpha = CFG.alpha
     if delta:
@@ -77,7 +81,7 @@ def test_kernel_follows_the_reference_over_many_steps(delta):
     np.testing.assert_allclose(res.psi[0, -1, 1], p2, rtol=0, atol=1e-12)
     np.testing.assert_allclose(res.a[0, -1, 0], ax, rtol=0, atol=1e-12)
     np.testing.assert_allclose(res.a[0, -1, 1], ay, rtol=0, atol=1e-12)
-    assert np.abs(ax - st[4]).max() > 1e-2  # a moved: the test sees its dynamics
+    assert np.abs(ax - st[4]).max() > 1e-3  # a moved: the test sees its dynamics
 
 
 def test_thermal_noise_kicks_psi_only():
@@ -349,7 +353,8 @@ def test_results_do_not_depend_on_batch_or_threads():
 
 
 def test_link_factors_are_cos_and_sin_to_round_off():
-    """screened._sincos to a few ulp over |x| < 10⁴, and the small-|a| shortcut gives its numbers bit for bit."""
+    """screened._sincos to a few ulp over |x| < 10⁴, the small-|a| shortcut gives its numbers bit for bit,
+    and the tiny-|a| polynomials are as accurate on |x| <= 1/8."""
     from numba import njit
 
     sincos = njit(lambda x: screened._sincos(x))
@@ -361,3 +366,7 @@ def test_link_factors_are_cos_and_sin_to_round_off():
         assert abs(c - np.cos(x)) <= 4e-16 and abs(s - np.sin(x)) <= 4e-16, x
     for x in rng.uniform(-0.78, 0.78, 2000):
         assert sincos(x) == poly(x)
+    tiny = njit(lambda x: screened._poly_tiny(x))
+    for x in np.concatenate([rng.uniform(-0.125, 0.125, 2000), [0.125, -0.125, 1e-300]]):
+        c, s = tiny(x)
+        assert abs(c - np.cos(x)) <= 2.3e-16 and abs(s - np.sin(x)) <= 3e-17, x

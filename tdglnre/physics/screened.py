@@ -95,6 +95,17 @@ _TWO_OVER_PI = 0.63661977236758134308
 
 #: Largest |a| of a row whose link factors skip the range reduction (< π/4: the reduction is then the identity).
 _SMALL = 0.78
+#: Largest |a| of a row whose link factors take the short polynomials :func:`_poly_tiny` (quenches: |a| < 0.05).
+_TINY = 0.125
+
+
+@njit(inline="always")
+def _poly_tiny(r):
+    """(cos r, sin r) for |r| <= 1/8: sin to r⁹, cos to r¹⁰ (next terms below 10⁻¹⁸ and 10⁻¹⁹, under an ulp)."""
+    z = r * r
+    s = r + r * z * (-1.0 / 6.0 + z * (1.0 / 120.0 + z * (-1.0 / 5040.0 + z * (1.0 / 362880.0))))
+    c = 1.0 - 0.5 * z + z * z * (1.0 / 24.0 + z * (-1.0 / 720.0 + z * (1.0 / 40320.0 + z * (-1.0 / 3628800.0))))
+    return c, s
 
 
 @njit(inline="always")
@@ -138,7 +149,8 @@ def _links(src, bg, flux, lk, phi):
     a_y(i, j) + θ⁰_y(j): cos/sin of a (float64 whatever the dtype) turned by
     the background's ``bg`` (:func:`background_links`). A row whose |a| are
     all below :data:`_SMALL` takes :func:`_poly` without the range reduction,
-    the same numbers as :func:`_sincos` there, at half the cost.
+    the same numbers as :func:`_sincos` there, at half the cost; below
+    :data:`_TINY`, the shorter :func:`_poly_tiny` (as accurate there).
     Φ(i, j) = flux + a_x(i, j) + a_y(i, j+1) − a_x(i+1, j) − a_y(i, j)
     (:func:`.reference.plaquette_flux`).
     """
@@ -150,9 +162,16 @@ def _links(src, bg, flux, lk, phi):
     for i in range(N):
         ip = i + 1 if i < N - 1 else 0
         small = True
+        tiny = True
         for j in range(N):
             small &= (abs(ax[i, j]) < _SMALL) & (abs(ay[i, j]) < _SMALL)
-        if small:
+            tiny &= (abs(ax[i, j]) < _TINY) & (abs(ay[i, j]) < _TINY)
+        if tiny:
+            for j in range(N):
+                cx[i, j], sx[i, j] = _poly_tiny(np.float64(ax[i, j]))
+                ca, sa = _poly_tiny(np.float64(ay[i, j]))
+                cy[i, j], sy[i, j] = _rotate(c0[j], s0[j], ca, sa)
+        elif small:
             for j in range(N):
                 cx[i, j], sx[i, j] = _poly(np.float64(ax[i, j]))
                 ca, sa = _poly(np.float64(ay[i, j]))
