@@ -39,13 +39,14 @@ def format_table(result: dict[str, Any]) -> str:
     rows = result.get("per_size") or [result]
     header = (
         f"{'N':>6} {'batch':>6} {'steps':>7} {'threads':>7} "
-        f"{'numba f64':>11} {'numba f32':>11} {'numpy':>9} {'speedup':>8}"
+        f"{'numba f64':>11} {'numba f32':>11} {'numpy':>9} {'speedup':>8} {'screened f64':>13} {'cost':>6}"
     )
     lines = [f"device auto: no usable GPU, ran on the CPU ({result['fallback']})", ""] \
         if result.get("fallback") else []
     lines += [
         "Throughput in million site-updates per second (Msites/s);",
-        "speedup = numba float64 / NumPy reference.",
+        "speedup = numba float64 / NumPy reference; screened f64: the lam < inf kernel (psi and the link",
+        "field a); cost = its time per site-update over the fixed-field kernel's (float64).",
         "",
         header,
         "-" * len(header),
@@ -57,7 +58,9 @@ def format_table(result: dict[str, Any]) -> str:
             f"{_fmt(r.get('numba_float64_msites'), '.2f'):>11} "
             f"{_fmt(r.get('numba_float32_msites'), '.2f'):>11} "
             f"{_fmt(r.get('numpy_msites'), '.3f'):>9} "
-            f"{_fmt(r.get('speedup_float64'), '.1f'):>8}"
+            f"{_fmt(r.get('speedup_float64'), '.1f'):>8} "
+            f"{_fmt(r.get('numba_screened_float64_msites'), '.2f'):>13} "
+            f"{_fmt(r.get('screened_cost_float64'), '.2f'):>6}"
         )
     return "\n".join(lines)
 

@@ -15,6 +15,22 @@ from ._flags import run_library_call
 PARTIAL_SUFFIX = ".partial"
 
 
+
+def _screening_line(c: dict[str, Any]) -> str:
+    """λ, ξ, κ and the regime of a screened file's config (at its default η, ν)."""
+    from tdglnre.errors import ConfigError
+    from tdglnre.physics.config import SimConfig
+    from tdglnre.physics.screening import lengths
+
+    try:
+        d = lengths(SimConfig.from_dict(c))
+    except ConfigError as exc:  # e.g. a normal uniform state: a summary line, never a failure of inspect
+        return f"screening     lam={c['lam']:g} sigma={c['sigma']:g} (lengths unavailable: {exc})"
+    xi = ", ".join(f"{x:.4g}" for x in d["xi"])
+    kappa = ", ".join(f"{k:.4g}" for k in d["kappa"])
+    return (f"screening     lam={d['lam']:g} sigma={d['sigma']:g} xi=({xi}) kappa=({kappa}) type {d['regime']} "
+            f"(uniform state at eta={c['eta']:g}, nu={c['nu']:g})")
+
 def _summary(path: str) -> dict[str, Any]:
     from tdglnre.io.ensemble import open_ensemble
 
@@ -36,12 +52,15 @@ def format_summary(s: dict[str, Any]) -> str:
         f"seed          {s['seed']}",
         f"x             shape {tuple(s['x_shape'])}, chunks {tuple(s['x_chunks'] or ())}, "
         f"compression {s['compression']}; channels {', '.join(s['channels'])}",
-        f"fields (psi)  {'stored' if s['has_fields'] else 'not stored'}",
+        f"fields (psi)  {'stored' if s['has_fields'] else 'not stored'}"
+        + (" (with the link field a)" if s['has_fields'] and c.get("lam") is not None else ""),
         f"snapshots     t = {', '.join(f'{t:g}' for t in s['snapshot_times'])}",
         f"config        N={c['N']} L={c['L']:g} dt={c['dt']:g} alpha={c['alpha']} beta={c['beta']} D={c['D']} "
-        f"dtype={c['dtype']}",
+        f"dtype={c['dtype']}" + (f" lam={c['lam']:g} sigma={c['sigma']:g}" if c.get("lam") is not None else ""),
         "parameters:",
     ]
+    if c.get("lam") is not None:
+        lines.insert(-1, _screening_line(c))
     if s.get("measurement"):
         lines.insert(-1, f"measurement   {s['measurement']} (the preset's instrument; train applies it by default)")
     for name, r in s["parameter_ranges"].items():

@@ -91,8 +91,8 @@ def test_reader_error_newer_version(tmp_path: Path, small: tuple) -> None:
     path = tmp_path / "e.h5"
     _write(path, *small)
     with h5py.File(path, "a") as f:
-        f.attrs["format_version"] = 2
-    with pytest.raises(EnsembleError, match="format_version=2 .* reads up to version 1 — upgrade tdglnre"):
+        f.attrs["format_version"] = 3
+    with pytest.raises(EnsembleError, match="format_version=3 .* reads up to version 2 — upgrade tdglnre"):
         open_ensemble(path)
 
 

@@ -262,12 +262,12 @@ def test_format_version_messages(tmp_path: Path, small: tuple) -> None:
     out = tmp_path / "ver.h5"
     generate_ensemble(*small, 1, 0, out, progress=False)
     with h5py.File(out, "a") as f:
-        f.attrs["format_version"] = 2
+        f.attrs["format_version"] = 3
     with pytest.raises(EnsembleError) as info:
         open_ensemble(out)
     msg = str(info.value)
     assert "tdglnre tdglnre" not in msg
-    assert re.search(r"ver\.h5: written with format_version=2 \(by tdglnre [0-9.]+\); this tdglnre", msg), msg
+    assert re.search(r"ver\.h5: written with format_version=3 \(by tdglnre [0-9.]+\); this tdglnre", msg), msg
     with h5py.File(out, "a") as f:
         f.attrs["format_version"] = "one"
     with pytest.raises(EnsembleError, match=r"ver\.h5: format_version='one' is not an integer"):

@@ -57,6 +57,15 @@ def _batches(n_from: int, n_to: int, batch_size: int) -> list[tuple[int, int]]:
     return [(s, min(n_to, s + batch_size)) for s in range(n_from, n_to, batch_size)]
 
 
+def _write_batch(writer: EnsembleWriter, start: int, theta: np.ndarray, x: np.ndarray, psi: np.ndarray | None,
+                 a: np.ndarray | None) -> None:
+    """``writer.write_batch``, with the screened run's link field ``a`` only where there is one."""
+    if a is None:
+        writer.write_batch(start, theta, x, psi)
+    else:
+        writer.write_batch(start, theta, x, psi, a=a)
+
+
 class _WriterThread:
     """Writes finished batches on a background thread, in order, through a bounded queue.
 
@@ -84,9 +93,9 @@ class _WriterThread:
             item = self._q.get()
             if item is None or self._abort.is_set():
                 return
-            start, theta, x, psi = item
+            start, theta, x, psi, a = item
             try:
-                self._writer.write_batch(start, theta, x, psi)
+                _write_batch(self._writer, start, theta, x, psi, a)
                 self._written(theta.shape[0])
             except BaseException as exc:  # handed to the main thread
                 self.error = exc
@@ -107,10 +116,11 @@ class _WriterThread:
             except queue.Full:
                 continue
 
-    def put(self, start: int, theta: np.ndarray, x: np.ndarray, psi: np.ndarray | None) -> None:
+    def put(self, start: int, theta: np.ndarray, x: np.ndarray, psi: np.ndarray | None,
+            a: np.ndarray | None = None) -> None:
         """Queue a batch for writing; blocks (counted in ``wait_s``) while the queue is full."""
         t0 = time.perf_counter()
-        self._put((start, theta, x, psi))
+        self._put((start, theta, x, psi, a))
         self.wait_s += time.perf_counter() - t0
 
     def finish(self) -> None:
@@ -148,14 +158,14 @@ def _run_local(writer: EnsembleWriter, run: Any, written: Callable[[int], None],
     if run.writer_queue == 0:
         for start, stop in batches:
             r = batch(start, stop)
-            writer.write_batch(start, r["theta"], r["x"], r["psi"])
+            _write_batch(writer, start, r["theta"], r["x"], r["psi"], r.get("a"))
             written(stop - start)
         return writer.write_seconds
     wt = _WriterThread(writer, written, run.writer_queue)
     try:
         for start, stop in batches:
             r = batch(start, stop)
-            wt.put(start, r["theta"], r["x"], r["psi"])
+            wt.put(start, r["theta"], r["x"], r["psi"], r.get("a"))
         wt.finish()
     except Exception:
         # e.g. a divergence: the batches before it are still written (they stay complete in the file)
@@ -238,7 +248,7 @@ def _run_dask(writer: EnsembleWriter, client: Any, run: Any, written: Callable[[
         buffer[r["start"]] = r
         while writer.n_complete in buffer:
             rb = buffer.pop(writer.n_complete)
-            writer.write_batch(rb["start"], rb["theta"], rb["x"], rb["psi"])
+            _write_batch(writer, rb["start"], rb["theta"], rb["x"], rb["psi"], rb.get("a"))
             written(rb["stop"] - rb["start"])
         submit_next()
     if writer.n_complete != n_samples:  # pragma: no cover - defensive

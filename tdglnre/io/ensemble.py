@@ -1,4 +1,4 @@
-"""HDF5 ensemble files, schema v1 (documented in docs/file-format.md).
+"""HDF5 ensemble files, schema v1 and v2 (documented in docs/file-format.md).
 
 * :func:`open_ensemble` / :class:`Ensemble` — validated, read-only access to
   the complete samples of a file.
@@ -9,15 +9,21 @@
 
 Layout::
 
-    /                      attrs: format="tdglnre-ensemble", format_version=1, generated_by,
+    /                      attrs: format="tdglnre-ensemble", format_version=1 (2: screened), generated_by,
                                   creation_date, seed, config, prior, parameter_names,
                                   channels, snapshot_times, n_complete, n_samples, store_fields,
                                   compression, device, gpu_name, measurement (N and L live inside
                                   the JSON ``config``; device/gpu_name since issue 11, absent in older
                                   files; measurement only when the preset declares an instrument)
     /theta   (S, P)          float64  inferred parameters, parameter_names order
-    /x       (S, T, N, N, C) float32  channels [rho1, rho2, curlJ]; one sample per chunk, compressed
+    /x       (S, T, N, N, C) float32  channels [rho1, rho2, curlJ] (v2: [rho1, rho2, curlJ, B]); one sample
+                                      per chunk, compressed
     /psi     (S, T, 2, N, N) complex64 (optional, --store-fields) band 1, band 2; [i, j] = [y, x]
+    /a       (S, T, 2, N, N) float32  (v2 with --store-fields) the link field a_x, a_y of a screened run
+
+Version 2 is written only for a screened config (λ < ∞, docs/physics.md): its
+config JSON holds ``lam`` and ``sigma``, its channels add the field B and its
+fields add a. Fixed-field files are still written, and read, as version 1.
 
 The reader checks these shapes against the stored config (N), snapshot times
 (T), parameter names (P) and channels (C) and refuses a file where they disagree.
@@ -40,14 +46,14 @@ import numpy as np
 from .. import __version__
 from ..errors import ConfigError, TDGLError
 from ..physics.config import SimConfig
-from ..physics.observables import CHANNELS
+from ..physics.observables import channel_names
 from ..physics.rng import SEED_MAX, check_seed  # SEED_MAX: the root attribute ``seed`` is a signed 64-bit integer
 from .priors import Prior
 
 log = logging.getLogger(__name__)
 
 FORMAT = "tdglnre-ensemble"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 #: Compression of the x and psi chunks: (filter, options, shuffle).
 #: Measured on paper-preset channels: gzip level 1 with byte-shuffle, see docs/file-format.md.
@@ -161,8 +167,9 @@ def _check_shapes(f: h5py.File, path: str, config: SimConfig, names: list[str], 
         "x": ((S, T, N, N, C), f"N={N}, T={T} snapshot(s), C={C} channels"),
         "theta": ((S, P), f"P={P} inferred parameters"),
     }
-    if "psi" in f:
-        expected["psi"] = ((S, T, 2, N, N), f"N={N}, T={T} snapshot(s), 2 bands")
+    for name in ("psi", "a"):
+        if name in f:
+            expected[name] = ((S, T, 2, N, N), f"N={N}, T={T} snapshot(s), 2 {'bands' if name == 'psi' else 'links'}")
     for name, (shape, why) in expected.items():
         got = tuple(int(d) for d in f[name].shape)
         if got != shape:
@@ -316,6 +323,13 @@ class Ensemble:
         if not self.has_fields:
             raise EnsembleError(f"{self.path}: no stored fields (psi); generate with --store-fields")
         return self._read("psi", start, stop)
+
+    def a(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Link field (n, T, 2, N, N) float32, [:, :, 0] = a_x (screened runs with ``--store-fields`` only)."""
+        if "a" not in self._f:
+            why = "generate with --store-fields" if self.config.screened else "the run had no screening (lam = inf)"
+            raise EnsembleError(f"{self.path}: no stored vector potential (a); {why}")
+        return self._read("a", start, stop)
 
     def summary(self) -> dict[str, Any]:
         """Schema, config, prior, counts, parameter ranges and file size (for ``tdglnre inspect``)."""
@@ -524,7 +538,8 @@ class EnsembleWriter:
         try:
             N = config.N
             T = len(config.snapshot_times)
-            C = len(CHANNELS)
+            channels = channel_names(config)
+            C = len(channels)
             P = len(prior.inferred)
             filt, level, shuffle = compression
             comp: dict[str, Any] = {}
@@ -534,14 +549,14 @@ class EnsembleWriter:
                     comp["compression_opts"] = level
             a = f.attrs
             a["format"] = FORMAT
-            a["format_version"] = FORMAT_VERSION
+            a["format_version"] = FORMAT_VERSION if config.screened else 1  # fixed-field files stay v1
             a["generated_by"] = f"tdglnre {__version__}"
             a["creation_date"] = _now_iso()
             a["seed"] = int(seed)
             a["config"] = config.to_json()
             a["prior"] = prior.to_json()
             a["parameter_names"] = json.dumps(list(prior.inferred))
-            a["channels"] = json.dumps(list(CHANNELS))
+            a["channels"] = json.dumps(list(channels))
             a["snapshot_times"] = json.dumps([float(t) for t in config.snapshot_times])
             a["n_samples"] = int(n_samples)
             a["store_fields"] = bool(store_fields)
@@ -558,6 +573,8 @@ class EnsembleWriter:
                              fillvalue=np.nan, **comp)
             if store_fields:
                 f.create_dataset("psi", shape=(n_samples, T, 2, N, N), dtype="c8", chunks=(1, T, 2, N, N), **comp)
+                if config.screened:
+                    f.create_dataset("a", shape=(n_samples, T, 2, N, N), dtype="f4", chunks=(1, T, 2, N, N), **comp)
             f.flush()
         except BaseException as exc:
             try:
@@ -620,8 +637,9 @@ class EnsembleWriter:
         return cls(f, str(path), hdr["n_complete"])
 
     # ----------------------------------------------------------------- write
-    def write_batch(self, start: int, theta: np.ndarray, x: np.ndarray, psi: np.ndarray | None = None) -> None:
-        """Write samples ``start .. start+len(theta)-1`` (must continue at ``n_complete``).
+    def write_batch(self, start: int, theta: np.ndarray, x: np.ndarray, psi: np.ndarray | None = None,
+                    a: np.ndarray | None = None) -> None:
+        """Write samples ``start .. start+len(theta)-1`` (must continue at ``n_complete``); ``a``: screened fields.
 
         Raises
         ------
@@ -645,14 +663,17 @@ class EnsembleWriter:
             raise EnsembleError(f"{self.path}: batch [{start}, {stop}) exceeds the {self.n_samples} allocated samples")
         if psi is not None and "psi" not in self._f:
             raise EnsembleError(f"{self.path}: file was created without fields (psi)")
+        if ("a" in self._f) != (a is not None):
+            raise EnsembleError(f"{self.path}: the batch {'lacks' if a is None else 'has'} the vector potential a "
+                                f"that the file {'holds' if a is None else 'does not hold'}")
         t0 = time.perf_counter()
-        nbytes = theta.nbytes + x.nbytes + (0 if psi is None else psi.nbytes)
+        nbytes = theta.nbytes + x.nbytes + (0 if psi is None else psi.nbytes) + (0 if a is None else a.nbytes)
         try:
             reserve_space(self._f.id.get_vfd_handle(), nbytes + nbytes // 16 + WRITE_MARGIN)
         except OSError as exc:
             raise self._disk_full(exc, start, stop) from None
         try:
-            self._write(start, stop, theta, x, psi)
+            self._write(start, stop, theta, x, psi, a)
         except (OSError, RuntimeError) as exc:
             self._freeze()
             if is_disk_full(exc):
@@ -663,12 +684,15 @@ class EnsembleWriter:
         self.write_seconds += time.perf_counter() - t0
         log.debug("wrote samples %d..%d; n_complete=%d", start, stop - 1, stop)
 
-    def _write(self, start: int, stop: int, theta: np.ndarray, x: np.ndarray, psi: np.ndarray | None) -> None:
+    def _write(self, start: int, stop: int, theta: np.ndarray, x: np.ndarray, psi: np.ndarray | None,
+               a: np.ndarray | None = None) -> None:
         f = self._f
         f["theta"][start:stop] = theta
         f["x"][start:stop] = x
         if psi is not None:
             f["psi"][start:stop] = psi
+        if a is not None:
+            f["a"][start:stop] = a
         f.flush()  # data is on disk before n_complete says so
         f.attrs.modify("n_complete", stop)
         f.flush()

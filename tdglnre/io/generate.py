@@ -115,7 +115,8 @@ def simulate_batch(config: SimConfig | str, prior: Prior | str, seed: int, start
     are computed on the GPU).
 
     Returns a dict with ``start``, ``theta`` (n, P) float64, ``x`` (n, T, N, N, C)
-    float32, ``psi`` (n, T, 2, N, N) complex64 or None, and ``seconds``; if a
+    float32, ``psi`` (n, T, 2, N, N) complex64 or None, ``a`` (n, T, 2, N, N)
+    float32 (screened runs with ``store_fields``) or None, and ``seconds``; if a
     sample diverges, instead ``divergence = (sample, step, params, reason)`` (so that
     the error crosses process boundaries intact).
     """
@@ -136,7 +137,8 @@ def simulate_batch(config: SimConfig | str, prior: Prior | str, seed: int, start
         return {"start": start, "stop": stop,
                 "divergence": (exc.sample, exc.step, {k: float(v) for k, v in exc.params.items()}, exc.reason)}
     psi = res.psi.astype(np.complex64) if store_fields else None
-    return {"start": start, "stop": stop, "theta": theta, "x": res.channels(), "psi": psi,
+    a = res.a.astype(np.float32) if store_fields and res.a is not None else None
+    return {"start": start, "stop": stop, "theta": theta, "x": res.channels(), "psi": psi, "a": a,
             "seconds": time.perf_counter() - t0}
 
 
@@ -348,6 +350,11 @@ def _check_run(config: Any, prior: Any, n_samples: Any, seed: Any, *, workers: A
     if measurement is not None and not isinstance(measurement, str):
         raise ConfigError(f"measurement must be text (a preset's measurement) or None, got {measurement!r}")
     local = workers is None and scheduler is None
+    if config.screened and device in ("cuda", "auto"):  # the screened kernel runs on the CPU for now
+        if device == "cuda":
+            raise ConfigError(f"the screened model (lam={config.lam:g} < inf) runs on the CPU backend for now; "
+                              "use --device cpu (or auto), or lam=inf on the GPU")
+        device = "cpu"
     device, gpu = _resolve_device(device, local)
     if batch_size is None:
         batch_size = (cuda_batch_size(config, n_samples) if device == "cuda" else

@@ -16,6 +16,8 @@ TOML file. Its layout::
     snapshot_times = [2.0]
     dtype = "float32"
     disorder_length = 1.0             # correlation length of the pinning disorder
+    lam = 2.0                         # London depth λ (screening; omit or inf: fixed field)
+    sigma = 1.0                       # relaxation rate of the vector potential (λ < ∞)
 
     [prior]                           # one entry per sample parameter
     eta = "uniform(0, 1.5)"
@@ -38,9 +40,11 @@ it unless given another (``measurement="none"``: perfect images), and
 Overrides (``--set key=value``, repeatable, applied in order):
 
 * a config field — ``N``, ``L``, ``dt``, ``alpha``, ``beta``, ``D``,
-  ``snapshot_times``, ``dtype``, ``disorder_length``: ``N=32``, ``alpha=-1``
-  (both bands), ``D=4,1`` or ``D=[4,1]``, ``snapshot_times=0.5,1,2``,
-  ``dtype=float64``, ``disorder_length=2``;
+  ``snapshot_times``, ``dtype``, ``disorder_length``, ``lam``, ``sigma``:
+  ``N=32``, ``alpha=-1`` (both bands), ``D=4,1`` or ``D=[4,1]``,
+  ``snapshot_times=0.5,1,2``, ``dtype=float64``, ``disorder_length=2``,
+  ``lam=2`` (screening with London depth 2; ``lam=inf``: the fixed field),
+  ``sigma=4``;
 * a sample parameter ``eta``, ``n_v``, ``nu``, ``T``, ``delta`` or
   ``prior.eta`` etc. (docs/physics.md, "Nuisance physics"): a number
   fixes it (``nu=0.1``), a prior re-draws it (``prior.eta=uniform(0,1)``,
@@ -183,7 +187,11 @@ def parse_overrides(overrides: Iterable[str] | Mapping[str, Any]) -> list[tuple[
 def _coerce_config_value(key: str, value: Any) -> Any:
     if key == "N":
         return parse_number("N", value, integer=True)
-    if key in ("L", "dt", "disorder_length"):
+    if key in ("L", "dt", "disorder_length", "sigma"):
+        return parse_number(key, value)
+    if key == "lam":  # inf (no screening) is a value here; SimConfig.validate judges the rest
+        if value == float("inf") or (isinstance(value, str) and value.strip().lower() in ("inf", "+inf", "infinity")):
+            return float("inf")
         return parse_number(key, value)
     if key in ("alpha", "beta", "D"):
         if isinstance(value, (list, tuple)):

@@ -1,8 +1,10 @@
 """Solver throughput benchmark (``tdglnre bench``).
 
 Measures site-updates per second (one site of both bands advanced one step)
-of the numba kernel in float64 and float32 and of the NumPy reference, all in
-one run so that the ratios are meaningful on a noisy machine. With
+of the numba kernel in float64 and float32, of the screened kernel (λ < ∞:
+ψ and the link field a, :data:`SCREENING`) in float64, and of the NumPy
+reference, all in one run so that the ratios are meaningful on a noisy
+machine; the fixed-field and screened kernels are timed alternately. With
 ``device="cuda"`` it times the GPU kernels instead (:func:`bench_cuda`,
 docs/gpu.md "Benchmark"); ``device="auto"`` without a usable GPU runs the CPU
 benchmark and says so in the result (``fallback``).
@@ -26,21 +28,29 @@ from .solver import initial_state, numba_threads, simulate, state_to_psi
 log = logging.getLogger(__name__)
 
 
-def _config(N: int, steps: int, dtype: str) -> SimConfig:
+#: Screening of the screened-kernel timing: λ = 2 (4 lattice spacings), σ = 2, stable at dt = 0.001.
+SCREENING = {"lam": 2.0, "sigma": 2.0}
+
+
+def _config(N: int, steps: int, dtype: str, **screening: float) -> SimConfig:
     # paper-like physics: h = 0.5, D = (4, 1), a few vortices and some drag
     return SimConfig(N=N, L=N / 2.0, dt=1e-3, eta=0.5, n_v=4, nu=0.3,
-                     snapshot_times=(steps * 1e-3,), dtype=dtype)
+                     snapshot_times=(steps * 1e-3,), dtype=dtype, **screening)
 
 
-def _time_numba(N: int, batch: int, steps: int, dtype: str, repeats: int) -> float:
-    cfg = _config(N, steps, dtype)
-    simulate(_config(N, 1, dtype), n_samples=batch)  # compile / load the cache
-    best = np.inf
+def _time_numba(N: int, batch: int, steps: int, dtype: str, repeats: int,
+                variants: Sequence[dict] = ({},)) -> list[float]:
+    """Rates (Msites/s) of the config variants (``_config`` keywords), timed alternately; the fastest run counts."""
+    cfgs = [_config(N, steps, dtype, **v) for v in variants]
+    for v in variants:
+        simulate(_config(N, 1, dtype, **v), n_samples=batch)  # compile / load the cache
+    best = [np.inf] * len(cfgs)
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        simulate(cfg, n_samples=batch, batch_size=batch)
-        best = min(best, time.perf_counter() - t0)
-    return batch * N * N * steps / best / 1e6
+        for k, cfg in enumerate(cfgs):
+            t0 = time.perf_counter()
+            simulate(cfg, n_samples=batch, batch_size=batch)
+            best[k] = min(best[k], time.perf_counter() - t0)
+    return [batch * N * N * steps / b / 1e6 for b in best]
 
 
 def _time_numpy(N: int, batch: int, steps: int) -> float:
@@ -302,8 +312,11 @@ def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int
     dict
         CPU: ``device`` (``"cpu"``), ``numba_float64_msites``,
         ``numba_float32_msites``, ``numpy_msites``, ``speedup_float64``,
-        ``speedup_float32``, ``N``, ``batch``, ``steps``, ``numpy_steps``,
-        ``threads`` and ``per_size`` (one such dict per N). CUDA: see
+        ``speedup_float32``, ``numba_screened_float64_msites`` (λ < ∞,
+        :data:`SCREENING`), ``screened_cost_float64`` (the cost per
+        site-update of the screened kernel over the fixed-field one, float64),
+        ``N``, ``batch``, ``steps``, ``numpy_steps``, ``threads`` and
+        ``per_size`` (one such dict per N). CUDA: see
         :func:`run_cuda_benchmark`.
 
     Raises
@@ -330,14 +343,15 @@ def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int
         n_thr = numba.get_num_threads()
         for N in sizes:
             log.info("benchmarking N=%d", N)
-            f64 = _time_numba(N, batch, steps, "float64", repeats)
-            f32 = _time_numba(N, batch, steps, "float32", repeats)
+            f64, s64 = _time_numba(N, batch, steps, "float64", repeats, ({}, SCREENING))
+            f32, = _time_numba(N, batch, steps, "float32", repeats)
             ref = _time_numpy(N, batch, numpy_steps)
             per_size.append({
                 "N": int(N), "batch": int(batch), "steps": int(steps), "numpy_steps": int(numpy_steps),
                 "threads": int(n_thr),
                 "numba_float64_msites": f64, "numba_float32_msites": f32, "numpy_msites": ref,
                 "speedup_float64": f64 / ref, "speedup_float32": f32 / ref,
+                "numba_screened_float64_msites": s64, "screened_cost_float64": f64 / s64,
             })
     out = {"device": "cpu", **per_size[0]}
     out["per_size"] = per_size

@@ -23,6 +23,7 @@ import numpy as np
 from .._validate import as_int, int_if_integral
 from ..errors import ConfigError, reject_unknown_keys
 from .options import DTYPES, as_times, check_dt, check_snapshot_times, snapshot_steps
+from .screening import DEFAULT_SIGMA, check_screened_step, check_screening
 
 #: Physical parameters of the quench that may vary from sample to sample inside
 #: one batch: Josephson coupling, flux quanta, drag.
@@ -285,8 +286,14 @@ class SimConfig:
     """Times at which the state is recorded (multiples of dt, ascending)."""
     dtype: str = "float64"
     """Working precision of the solver: "float64" or "float32"."""
+    lam: float = math.inf
+    """London depth λ of the uniform state (units of L; inf: fixed field, no screening; docs/physics.md)."""
+    sigma: float = DEFAULT_SIGMA
+    """Relaxation rate σ of the vector potential: σ ∂ₜa = J − (2c/h²)(Φ⁺ − Φ⁻) (used only when λ < ∞)."""
 
     def __post_init__(self) -> None:
+        if self.lam is None:  # how to_dict writes λ = ∞ (plain JSON has no Infinity)
+            object.__setattr__(self, "lam", math.inf)
         # normalise container types so that equal configs compare equal and hash
         object.__setattr__(self, "alpha", _pair("alpha", self.alpha))
         object.__setattr__(self, "beta", _pair("beta", self.beta))
@@ -298,6 +305,11 @@ class SimConfig:
     def h(self) -> float:
         """Lattice spacing L/N."""
         return self.L / self.N
+
+    @property
+    def screened(self) -> bool:
+        """Whether the vector potential is dynamical (finite λ): the screened kernel runs."""
+        return isinstance(self.lam, (int, float, np.integer, np.floating)) and math.isfinite(self.lam)
 
     @property
     def B(self) -> float:
@@ -336,6 +348,7 @@ class SimConfig:
         if not math.isfinite(self.eta):
             raise ConfigError(f"eta must be finite, got {self.eta!r}")
         check_dt(self.dt)
+        check_screening(self.lam, self.sigma, self.h)
         if isinstance(self.disorder_length, bool) or not (
                 isinstance(self.disorder_length, (int, float, np.integer, np.floating))
                 and math.isfinite(self.disorder_length) and self.disorder_length >= 0):
@@ -389,6 +402,8 @@ class SimConfig:
         """Raise :class:`ConfigError` if dt is not below the stable step for (η, ν, δ)."""
         spread = self.alpha_spread(delta)
         rb = rate_bound(self.D, self.alpha, self.beta, eta, nu, self.h, alpha_spread=spread)
+        if self.screened:  # the a update joins the bound (docs/physics.md, "Lattice form and dynamics")
+            return check_screened_step(self, rb, eta, nu)
         if not self.dt < rb.dt_max:
             grad = stability_limit(self.D, nu, self.h)
             d1, d2 = self.D
@@ -414,6 +429,10 @@ class SimConfig:
         d = dataclasses.asdict(self)
         for k in ("alpha", "beta", "D", "snapshot_times"):
             d[k] = list(d[k])
+        if d["lam"] == math.inf and d["sigma"] == DEFAULT_SIGMA:  # no screening: the JSON of files before it
+            del d["lam"], d["sigma"]
+        elif d["lam"] == math.inf:
+            d["lam"] = None  # plain JSON has no Infinity: null is λ = ∞
         return d
 
     def to_json(self) -> str:

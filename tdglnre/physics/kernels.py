@@ -106,6 +106,18 @@ def _site(keep, k11, k22, k12, c1, c2, b1, b2, e, p1r, p1i, p2r, p2i, n1r, n1i, 
 
 
 @njit(inline="always")
+def transport(c, s, vr, vi):
+    """U v for the link U = c − i s: a neighbour's value carried along the link to the site."""
+    return c * vr + s * vi, c * vi - s * vr
+
+
+@njit(inline="always")
+def transport_back(c, s, vr, vi):
+    """U* v for the link U = c − i s: the value of the link's start carried back from its end."""
+    return c * vr - s * vi, c * vi + s * vr
+
+
+@njit(inline="always")
 def _vertical(c, s, ur, ui, dr, di):
     """U ψ(up) + U* ψ(down) for U = c − i s."""
     return c * (ur + dr) + s * (ui - di), c * (ui + di) - s * (ur - dr)
@@ -132,11 +144,13 @@ def neighbour_sums(cy, sy, cx, sx, side,
     v1r, v1i = _vertical(cy, sy, u1r, u1i, d1r, d1i)
     v2r, v2i = _vertical(cy, sy, u2r, u2i, d2r, d2i)
     if side < 0:
-        return (v1r + (r1r + (cx * l1r - sx * l1i)), v1i + (r1i + (cx * l1i + sx * l1r)),
-                v2r + (r2r + (cx * l2r - sx * l2i)), v2i + (r2i + (cx * l2i + sx * l2r)))
+        t1r, t1i = transport_back(cx, sx, l1r, l1i)
+        t2r, t2i = transport_back(cx, sx, l2r, l2i)
+        return v1r + (r1r + t1r), v1i + (r1i + t1i), v2r + (r2r + t2r), v2i + (r2i + t2i)
     if side > 0:
-        return (v1r + ((cx * r1r + sx * r1i) + l1r), v1i + ((cx * r1i - sx * r1r) + l1i),
-                v2r + ((cx * r2r + sx * r2i) + l2r), v2i + ((cx * r2i - sx * r2r) + l2i))
+        t1r, t1i = transport(cx, sx, r1r, r1i)
+        t2r, t2i = transport(cx, sx, r2r, r2i)
+        return v1r + (t1r + l1r), v1i + (t1i + l1i), v2r + (t2r + l2r), v2i + (t2i + l2i)
     return v1r + (r1r + l1r), v1i + (r1i + l1i), v2r + (r2r + l2r), v2i + (r2i + l2i)
 
 

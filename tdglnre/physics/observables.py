@@ -14,6 +14,17 @@ from .config import SimConfig
 from .lattice import Links, landau_links
 
 CHANNELS = ("rho1", "rho2", "curlJ")
+#: The channels of a screened run (λ < ∞): the local field B joins (docs/file-format.md).
+SCREENED_CHANNELS = CHANNELS + ("B",)
+
+
+def channel_names(config: SimConfig) -> tuple[str, ...]:
+    """The network channels of runs of ``config``: :data:`SCREENED_CHANNELS` when λ < ∞, else :data:`CHANNELS`.
+
+    At λ = ∞ the field is the applied uniform B (the same on every plaquette),
+    so it is no channel there and the fixed-field files keep their schema.
+    """
+    return SCREENED_CHANNELS if config.screened else CHANNELS
 
 
 def densities(psi1: np.ndarray, psi2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,25 +97,49 @@ def link_current(a1r, a1i, a2r, a2i, b1r, b1i, b2r, b2i, c, s, D1, D2, nu):
     return jj
 
 
+def magnetic_field(links: Links, ax: np.ndarray, ay: np.ndarray) -> np.ndarray:
+    """Local field B_p = Φ_p / h² on every plaquette (lower-left site [i, j]), Φ_p = B h² + (curl a)_p.
+
+    ``links`` holds the background θ⁰ (its ``flux`` = B h²) and (ax, ay) the
+    periodic link field a; the convention of ``reference.plaquette_flux``
+    (docs/physics.md, "Lattice form and dynamics"). Σ_p Φ_p = 2π n_v for any
+    periodic a. Gauge invariant: a → a + χ(r+μ̂) − χ(r) leaves it unchanged.
+    """
+    return (links.flux + circulation(ax, ay)) / (links.h * links.h)
+
+
 def current_curl(jx: np.ndarray, jy: np.ndarray, h: float) -> np.ndarray:
     """Discrete curl of the link current on plaquettes: circulation / h²."""
     return circulation(jx, jy) / (h * h)
 
 
 def network_channels(psi1: np.ndarray, psi2: np.ndarray, config: SimConfig, *, n_v: int | None = None,
-                     nu: float | None = None) -> np.ndarray:
-    """The network's input channels [ρ1, ρ2, curl J] as float32 (N, N, 3)."""
+                     nu: float | None = None, a: np.ndarray | None = None) -> np.ndarray:
+    """The network's input channels (N, N, C) float32 of :func:`channel_names`: [ρ1, ρ2, curl J] (and B).
+
+    With λ < ∞, ``a`` (2, N, N) is the state's link field (a_x, a_y): the
+    current is taken on the links θ⁰ + a and the fourth channel is
+    :func:`magnetic_field`.
+    """
     n_v = config.n_v if n_v is None else n_v
     nu = config.nu if nu is None else nu
     links = landau_links(config.N, config.L, int(n_v))
+    if config.screened and a is None:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"the channels of a screened run (lam={config.lam:g}) need its vector potential a")
     psi1 = np.asarray(psi1, dtype=np.complex128)
     psi2 = np.asarray(psi2, dtype=np.complex128)
     r1, r2 = densities(psi1, psi2)
-    jx, jy = supercurrent(psi1, psi2, links, config.D, nu)
-    out = np.empty((config.N, config.N, 3), dtype=np.float32)
+    full = links if not config.screened else Links(
+        links.theta_x + a[0], links.theta_y + a[1], links.h, links.flux)
+    jx, jy = supercurrent(psi1, psi2, full, config.D, nu)
+    out = np.empty((config.N, config.N, len(channel_names(config))), dtype=np.float32)
     out[..., 0] = r1
     out[..., 1] = r2
     out[..., 2] = current_curl(jx, jy, config.h)
+    if config.screened:
+        out[..., 3] = magnetic_field(links, np.asarray(a[0], dtype=np.float64), np.asarray(a[1], dtype=np.float64))
     return out
 
 

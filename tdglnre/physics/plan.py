@@ -24,12 +24,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DivergenceError
-from . import kernels
+from . import kernels, screened
 from ._args import check_run_arguments
 from .config import SimConfig, as_sample_arrays, disorder_clip
 from .lattice import gaussian_filter_field
 from .options import SolverOptions
 from .rng import STREAM_DISORDER, initial_state, sample_rng
+from .screening import field_coefficients
 
 
 def disorder_field(seed: int, index: int, config: SimConfig) -> np.ndarray:
@@ -113,21 +114,25 @@ class SimulationResult:
     sample_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     """Global sample index k of each row (its initial state depends on (seed, k))."""
     x: np.ndarray | None = None
-    """Network channels (S, T, N, N, 3) float32 where the run computed them (on the device for CUDA)."""
+    """Network channels (S, T, N, N, C) float32 where the run computed them (on the device for CUDA)."""
+    a: np.ndarray | None = None
+    """Vector potential (S, T, 2, N, N) real, [..., 0, :, :] = a_x, [..., 1, :, :] = a_y (λ < ∞ only, else None)."""
 
     def channels(self) -> np.ndarray:
-        """Network channels [ρ1, ρ2, curl J] as float32 (S, T, N, N, 3)."""
+        """Network channels (S, T, N, N, C) float32: [ρ1, ρ2, curl J], and B where λ < ∞ (``channel_names``)."""
         if self.x is not None:
             return self.x
-        from .observables import network_channels
+        from .observables import channel_names, network_channels
 
         S, T = self.psi.shape[:2]
-        out = np.empty((S, T, self.config.N, self.config.N, 3), dtype=np.float32)
+        C = len(channel_names(self.config))
+        out = np.empty((S, T, self.config.N, self.config.N, C), dtype=np.float32)
         for s in range(S):
             for t in range(T):
                 out[s, t] = network_channels(
                     self.psi[s, t, 0], self.psi[s, t, 1], self.config,
                     n_v=int(self.params["n_v"][s]), nu=float(self.params["nu"][s]),
+                    a=None if self.a is None else self.a[s, t],
                 )
         return out
 
@@ -148,6 +153,13 @@ class RunPlan:
     dco: np.ndarray | None
     amp: np.ndarray | None
     keys: np.ndarray | None
+    bg: np.ndarray | None = None
+    """Background links e^{−iθ⁰} (S, 4, N) of the screened kernel (λ < ∞, ``screened.background_links``), else None."""
+
+    @property
+    def screened(self) -> bool:
+        """Whether the run evolves the vector potential too (λ < ∞: :mod:`.screened`'s kernel)."""
+        return self.bg is not None
 
     @property
     def S(self) -> int:
@@ -180,12 +192,16 @@ class RunPlan:
         return sorted(set(range(every, int(snap.max()) + 1, every)) | {int(s) for s in snap})
 
     def initial_states(self, start: int, stop: int) -> np.ndarray:
-        """Initial states (b, 4, N, N) of rows start..stop-1 in the working dtype."""
+        """Initial states (b, 4, N, N) of rows start..stop-1 in the working dtype; (b, 6, N, N) when screened.
+
+        A screened run starts from a = 0 (the applied uniform field) unless its initial states hold a.
+        """
         N = self.config.N
-        states = np.empty((stop - start, 4, N, N), dtype=self.dtype)
+        states = np.zeros((stop - start, screened.N_COMP if self.screened else 4, N, N), dtype=self.dtype)
         for r in range(stop - start):
-            states[r] = (self.initial[start + r] if self.initial is not None
-                         else initial_state(self.seed, self.idx[start + r], N))
+            init = (self.initial[start + r] if self.initial is not None
+                    else initial_state(self.seed, self.idx[start + r], N))
+            states[r, :init.shape[0]] = init
         return states
 
     def nuisance(self, start: int, stop: int) -> tuple | None:
@@ -203,9 +219,10 @@ class RunPlan:
         """The error a backend raises for run row ``row`` failing its health check at ``step``."""
         return divergence_error(self.pars, self.idx, row, step, code, value)
 
-    def result(self, psi: np.ndarray | None, x: np.ndarray | None = None) -> SimulationResult:
+    def result(self, psi: np.ndarray | None, x: np.ndarray | None = None,
+               a: np.ndarray | None = None) -> SimulationResult:
         return SimulationResult(config=self.config, times=self.times, psi=psi, params=self.pars,
-                                sample_indices=self.idx, x=x)
+                                sample_indices=self.idx, x=x, a=a)
 
 
 def run_config(config: SimConfig, options: SolverOptions) -> SimConfig:
@@ -232,11 +249,24 @@ def prepare_run(config: SimConfig, params: Mapping[str, Sequence[float] | float]
         idx = np.arange(S, dtype=np.int64)
     if initial is not None:
         initial = np.asarray(initial, dtype=np.float64)
-        if initial.shape != (S, 4, config.N, config.N):
-            raise ConfigError(f"initial states must have shape {(S, 4, config.N, config.N)}, got {initial.shape}")
+        ok = [(S, m, config.N, config.N) for m in ((4, screened.N_COMP) if config.screened else (4,))]
+        if initial.shape not in ok:
+            raise ConfigError(f"initial states must have shape {' or '.join(map(str, ok))}, got {initial.shape}"
+                              + ("" if config.screened else " (a vector potential needs lam < inf)"))
     dtype = np.dtype(options.dtype)
-    co = kernels.coefficients(config.D, config.alpha, config.beta, config.h, pars["eta"], pars["nu"],
-                              scale=options.dt, keep=1.0, dtype=dtype)
+    bg = None
+    if config.screened:
+        if options.device == "cuda":
+            raise ConfigError(f"the screened model (lam={config.lam:g} < inf) runs on the CPU backend for now; "
+                              "use device='cpu' (or 'auto'), or lam=inf on the GPU")
+        c = field_coefficients(config.lam, config.D, config.alpha, config.beta, pars["eta"], pars["nu"])
+        co = screened.coefficients(config.D, config.alpha, config.beta, config.h, config.L, pars["eta"],
+                                   pars["nu"], pars["n_v"], c, scale=options.dt, keep=1.0,
+                                   scale_a=options.dt / config.sigma, dtype=dtype)
+        bg = screened.background_links(config.N, config.L, pars["n_v"])
+    else:
+        co = kernels.coefficients(config.D, config.alpha, config.beta, config.h, pars["eta"], pars["nu"],
+                                  scale=options.dt, keep=1.0, dtype=dtype)
     ly, lx = kernels.link_tables(config.N, config.L, pars["n_v"], dtype=dtype)
     disordered = bool(np.any(pars["delta"] != 0.0))
     thermal = bool(np.any(pars["T"] > 0.0))
@@ -244,7 +274,7 @@ def prepare_run(config: SimConfig, params: Mapping[str, Sequence[float] | float]
         if disordered else None
     amp = thermal_amplitude(pars["T"], options.dt, config.h) if thermal else None
     keys = np.array([kernels.noise_key(seed, int(k)) for k in idx], dtype=np.uint64) if thermal else None
-    return RunPlan(config, options, int(seed), pars, idx, initial, co, ly, lx, dco, amp, keys)
+    return RunPlan(config, options, int(seed), pars, idx, initial, co, ly, lx, dco, amp, keys, bg)
 
 
 def solver_options(config: SimConfig, options: SolverOptions | None, **run: Any) -> SolverOptions:

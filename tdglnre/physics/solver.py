@@ -23,7 +23,7 @@ import numba
 import numpy as np
 
 from ..errors import ConfigError
-from . import kernels
+from . import kernels, screened
 from .config import SimConfig
 from .options import CPU_BATCH, SolverOptions
 from .plan import (RunPlan, SimulationResult, disorder_batch, disorder_field,  # noqa: F401  (re-exported)
@@ -91,7 +91,9 @@ def simulate(
     n_samples
         Number of samples when all parameters are scalars.
     initial
-        Optional initial states (S, 4, N, N) instead of the random quench.
+        Optional initial states (S, 4, N, N) instead of the random quench;
+        with λ < ∞ (``config.lam``) also (S, 6, N, N), whose last two
+        components are the link field a_x, a_y (else a starts at 0).
     batch_size
         Samples evolved per kernel call (default 64; bounds memory; does not change results).
     threads
@@ -114,6 +116,8 @@ def simulate(
     Returns
     -------
     SimulationResult
+        With λ < ∞ (the screened kernel, :mod:`.screened`) it also holds
+        ``a`` (S, T, 2, N, N) and its channels add B.
 
     Raises
     ------
@@ -139,22 +143,26 @@ def run_plan(plan: RunPlan, progress: Callable[[int], None] | None = None, *, wa
     N, S, T = plan.config.N, plan.S, plan.snap.shape[0]
     ctype = np.complex128 if plan.dtype == np.float64 else np.complex64
     psi = np.empty((S, T, 2, N, N), dtype=ctype)
+    a = np.empty((S, T, 2, N, N), dtype=plan.dtype) if plan.screened else None
     if any(plan.nuisance_on):
         log.debug("simulate: nuisance physics on (disorder: %s, thermal noise: %s)", *plan.nuisance_on)
     with numba_threads(opts.threads):
         for start, stop in plan.batches(opts.batch_size or CPU_BATCH):
-            psi[start:stop] = _run_batch(plan, start, stop)
+            out = _run_batch(plan, start, stop)
+            psi[start:stop] = state_to_psi(out[:, :, :4])
+            if a is not None:
+                a[start:stop] = out[:, :, screened.AX:]
             if progress is not None:
                 progress(stop - start)
             log.debug("simulated samples %d..%d of %d", start, stop - 1, S)
-    res = plan.result(psi)
+    res = plan.result(psi, a=a)
     if want_channels:
         res.x = res.channels()
     return res
 
 
 def _run_batch(plan: RunPlan, start: int, stop: int) -> np.ndarray:
-    """ψ snapshots (b, T, 2, N, N) of rows start..stop-1: one call of the Euler kernel."""
+    """Snapshots (b, T, 4 or 6, N, N) of rows start..stop-1: one call of the Euler kernel (screened: ψ and a)."""
     states = plan.initial_states(start, stop)
     b = stop - start
     work = np.empty_like(states)
@@ -163,14 +171,15 @@ def _run_batch(plan: RunPlan, start: int, stop: int) -> np.ndarray:
     reason = np.zeros(b, dtype=np.int64)
     value = np.zeros(b, dtype=np.float64)
     extra = plan.nuisance(start, stop) or ()
-    kernels._evolve_batch(states, work, plan.co[start:stop], plan.ly[start:stop], plan.lx[start:stop],
-                          plan.snap, out, status, plan.options.check_every, kernels.STAGGERED_MAX,
-                          kernels.CHANGE_MAX, kernels.GRACE_STEPS, reason, value, *extra)
+    run = (screened._evolve_batch, plan.bg[start:stop]) if plan.screened else (
+        kernels._evolve_batch, plan.ly[start:stop], plan.lx[start:stop])
+    run[0](states, work, plan.co[start:stop], *run[1:], plan.snap, out, status, plan.options.check_every,
+           kernels.STAGGERED_MAX, kernels.CHANGE_MAX, kernels.GRACE_STEPS, reason, value, *extra)
     bad = np.flatnonzero(status >= 0)
     if bad.size:
         r = int(bad[0])
         raise plan.divergence(start + r, int(status[r]), int(reason[r]), float(value[r]))
-    return state_to_psi(out)
+    return out
 
 
 class EnergyModel:
@@ -197,6 +206,9 @@ class EnergyModel:
             dtype="float64",
         )
         cfg.validate()
+        if cfg.screened:  # F and ∂F/∂z here are those of ψ alone, at the fixed field
+            raise ConfigError(f"the energy model and the Hessian cover the fixed field only (lam=inf); lam={cfg.lam:g} "
+                              "(a dynamical vector potential) is not supported there yet")
         self.config = cfg
         self.N = cfg.N
         self.shape = (4, cfg.N, cfg.N)

@@ -1,0 +1,362 @@
+"""Numba kernel of the screened model (λ < ∞): ψ and a per-link vector potential a (private).
+
+docs/physics.md, "Screening (λ < ∞)", "Lattice form and dynamics". The state
+of a sample is (6, N, N): the four components of ψ as in :mod:`.kernels`
+(Re ψ1, Im ψ1, Re ψ2, Im ψ2) and a_x, a_y (:data:`AX`, :data:`AY`), the
+periodic link field on the links (i, j) → (i, j+1) and (i, j) → (i+1, j).
+ψ sees the links θ⁰ + a, θ⁰ the Landau-gauge background with the seam twist
+(:func:`background_links`); the plaquette flux is Φ_p = B h² + (curl a)_p.
+
+One explicit Euler step (:func:`_evolve_one`) first evaluates, from the
+current a, the link factors cos/sin(θ⁰ + a) of every link and Φ of every
+plaquette (:func:`_links`), then updates every site (:func:`_sweep`):
+
+* ψ by the λ = ∞ kernel's own site formula :func:`.kernels._site`, with the
+  neighbour sum built from :func:`.kernels.transport` /
+  :func:`.kernels.transport_back` (the functions of the fixed-field stencil's
+  seam) on each of the four links;
+* a_μ by σ ∂ₜa_μ = J_μ − (2c/h²)(Φ_{p⁺} − Φ_{p⁻}), J_μ the link current of
+  :func:`.observables.link_current` (the function the observables and the
+  CUDA channels use; both bands and the drag ν).
+
+Like :mod:`.kernels`, the coefficients fold in the time step: with
+``keep`` = 1 and scales (dt, dt/σ) this is one Euler step, with keep = 0 and
+scales (−2h², −1) it is the real gradient ∂F/∂(z, a) — the same code path.
+Thermal noise kicks ψ only (:func:`.kernels._add_noise` touches the first
+four components); pinning disorder shifts C1, C2 as in :func:`.kernels._sweep`.
+The λ = ∞ solver never calls this module, so its output is unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import kernels as K
+from .kernels import (B1, B2, C1, C2, E, K11, K12, K22, KEEP, NONFINITE, OK, _add_noise, _check_state, _local_c,
+                      _site, transport, transport_back)
+from .lattice import seam_phases
+from .observables import link_current
+
+#: State components of a_x and a_y (after the four of ψ).
+AX, AY = 4, 5
+#: Components of a screened state.
+N_COMP = 6
+#: Extra coefficient slots after :data:`.kernels.N_COEF`: the link-current weights
+#: (scale_a·D1, scale_a·D2, scale_a·ν), the field-force weight scale_a·2c/h² and the
+#: background flux per plaquette B h² (not scaled).
+JD1, JD2, JNU, FC, FLUX = range(K.N_COEF, K.N_COEF + 5)
+N_COEF = K.N_COEF + 5
+
+_current = njit(inline="always")(link_current)
+
+
+def coefficients(D, alpha, beta, h: float, L: float, eta: np.ndarray, nu: np.ndarray, n_v: np.ndarray,
+                 c: np.ndarray, *, scale: float, keep: float, scale_a: float, dtype=np.float64) -> np.ndarray:
+    """Per-sample coefficient vectors (S, :data:`N_COEF`) of :func:`_sweep`.
+
+    The first :data:`.kernels.N_COEF` slots are :func:`.kernels.coefficients`'
+    (``scale`` on ∂ₜψ, ``keep`` on ψ and a); ``scale_a`` multiplies
+    −∂F/∂a = J − (2c/h²)(Φ⁺ − Φ⁻) (dt/σ for a step, −1 for the gradient);
+    ``c`` is the per-sample field coefficient λ²K.
+    """
+    base = K.coefficients(D, alpha, beta, h, eta, nu, scale=scale, keep=keep)
+    S = base.shape[0]
+    co = np.empty((S, N_COEF), dtype=np.float64)
+    co[:, :K.N_COEF] = base
+    co[:, JD1] = scale_a * D[0]
+    co[:, JD2] = scale_a * D[1]
+    co[:, JNU] = scale_a * np.broadcast_to(np.asarray(nu, dtype=np.float64), (S,))
+    co[:, FC] = scale_a * 2.0 * np.broadcast_to(np.asarray(c, dtype=np.float64), (S,)) / (h * h)
+    n = np.broadcast_to(np.asarray(n_v, dtype=np.float64), (S,))
+    co[:, FLUX] = 2.0 * math.pi * n / (L * L) * h * h  # B h², as Links.flux
+    return co.astype(dtype)
+
+
+def background_links(N: int, L: float, n_v: np.ndarray) -> np.ndarray:
+    """e^{−iθ⁰} per sample (S, 4, N) float64: cos, sin of the y-link phase of column j, cos, sin of row i's seam."""
+    n_v = np.atleast_1d(n_v)
+    out = np.empty((n_v.shape[0], 4, N), dtype=np.float64)
+    for s in range(n_v.shape[0]):
+        phi_y, phi_seam = seam_phases(N, L, int(n_v[s]))
+        out[s] = np.cos(phi_y), np.sin(phi_y), np.cos(phi_seam), np.sin(phi_seam)
+    return out
+
+
+# Cody–Waite split of π/2 (33 + 33 + 53 bits): k·P1 and k·P2 are exact for |k| < 2^20, so the reduced
+# argument of |x| < 10^6 is accurate to round-off.
+_PIO2_1 = 1.57079632673412561417e+00
+_PIO2_2 = 6.07710050630396597660e-11
+_PIO2_3 = 2.02226624871116645580e-21
+_TWO_OVER_PI = 0.63661977236758134308
+
+
+#: Largest |a| of a row whose link factors skip the range reduction (< π/4: the reduction is then the identity).
+_SMALL = 0.78
+#: Largest |a| of a row whose link factors take the short polynomials :func:`_poly_tiny` (quenches: |a| < 0.05).
+_TINY = 0.125
+
+
+@njit(inline="always")
+def _poly_tiny(r):
+    """(cos r, sin r) for |r| <= 1/8: sin to r⁹, cos to r¹⁰ (next terms below 10⁻¹⁸ and 10⁻¹⁹, under an ulp)."""
+    z = r * r
+    s = r + r * z * (-1.0 / 6.0 + z * (1.0 / 120.0 + z * (-1.0 / 5040.0 + z * (1.0 / 362880.0))))
+    c = 1.0 - 0.5 * z + z * z * (1.0 / 24.0 + z * (-1.0 / 720.0 + z * (1.0 / 40320.0 + z * (-1.0 / 3628800.0))))
+    return c, s
+
+
+@njit(inline="always")
+def _poly(r):
+    """(cos r, sin r) for |r| <= π/4: Taylor series of sin to r¹⁷ and cos to r¹⁸ (next terms below 10⁻¹⁹)."""
+    z = r * r
+    s = r + r * z * (-1.0 / 6.0 + z * (1.0 / 120.0 + z * (-1.0 / 5040.0 + z * (1.0 / 362880.0 + z * (
+        -1.0 / 39916800.0 + z * (1.0 / 6227020800.0 + z * (-1.0 / 1307674368000.0 + z * (1.0 / 355687428096000.0))))))))
+    c = 1.0 - 0.5 * z + z * z * (1.0 / 24.0 + z * (-1.0 / 720.0 + z * (1.0 / 40320.0 + z * (-1.0 / 3628800.0 + z * (
+        1.0 / 479001600.0 + z * (-1.0 / 87178291200.0 + z * (1.0 / 20922789888000.0)))))))
+    return c, s
+
+
+@njit(inline="always")
+def _sincos(x):
+    """(cos x, sin x) of a float64 to 1–2 ulp, in branch-free arithmetic that vectorises (libm calls do not).
+
+    x = kπ/2 + r with |r| <= π/4 and :func:`_poly`; the quadrant k mod 4 picks
+    (±cos r, ±sin r). For |x| < :data:`_SMALL`, k = 0 and r = x exactly, so the
+    result is :func:`_poly` (x) bit for bit.
+    """
+    k = math.floor(x * _TWO_OVER_PI + 0.5)
+    c, s = _poly(((x - k * _PIO2_1) - k * _PIO2_2) - k * _PIO2_3)
+    q = k - 4.0 * math.floor(0.25 * k)
+    cos_x = c if q == 0.0 else (-s if q == 1.0 else (-c if q == 2.0 else s))
+    sin_x = s if q == 0.0 else (c if q == 1.0 else (-s if q == 2.0 else -c))
+    return cos_x, sin_x
+
+
+@njit(inline="always")
+def _rotate(c0, s0, c, s):
+    """(cos, sin) of θ⁰ + a from those of θ⁰ and of a: the links e^{−iθ⁰}·e^{−ia}."""
+    return c0 * c - s0 * s, s0 * c + c0 * s
+
+
+@njit(cache=True, nogil=True)
+def _links(src, bg, flux, lk, phi):
+    """Link factors lk = (cos θ_x, sin θ_x, cos θ_y, sin θ_y) of θ⁰ + a and the plaquette fluxes Φ.
+
+    θ_x(i, j) = a_x(i, j) (plus the seam phase at j = N−1), θ_y(i, j) =
+    a_y(i, j) + θ⁰_y(j): cos/sin of a (float64 whatever the dtype) turned by
+    the background's ``bg`` (:func:`background_links`). A row whose |a| are
+    all below :data:`_SMALL` takes :func:`_poly` without the range reduction,
+    the same numbers as :func:`_sincos` there, at half the cost; below
+    :data:`_TINY`, the shorter :func:`_poly_tiny` (as accurate there).
+    Φ(i, j) = flux + a_x(i, j) + a_y(i, j+1) − a_x(i+1, j) − a_y(i, j)
+    (:func:`.reference.plaquette_flux`).
+    """
+    N = src.shape[1]
+    ax = src[AX]
+    ay = src[AY]
+    cx, sx, cy, sy = lk[0], lk[1], lk[2], lk[3]
+    c0, s0 = bg[0], bg[1]
+    for i in range(N):
+        ip = i + 1 if i < N - 1 else 0
+        small = True
+        tiny = True
+        for j in range(N):
+            small &= (abs(ax[i, j]) < _SMALL) & (abs(ay[i, j]) < _SMALL)
+            tiny &= (abs(ax[i, j]) < _TINY) & (abs(ay[i, j]) < _TINY)
+        if tiny:
+            for j in range(N):
+                cx[i, j], sx[i, j] = _poly_tiny(np.float64(ax[i, j]))
+                ca, sa = _poly_tiny(np.float64(ay[i, j]))
+                cy[i, j], sy[i, j] = _rotate(c0[j], s0[j], ca, sa)
+        elif small:
+            for j in range(N):
+                cx[i, j], sx[i, j] = _poly(np.float64(ax[i, j]))
+                ca, sa = _poly(np.float64(ay[i, j]))
+                cy[i, j], sy[i, j] = _rotate(c0[j], s0[j], ca, sa)
+        else:
+            for j in range(N):
+                cx[i, j], sx[i, j] = _sincos(np.float64(ax[i, j]))
+                ca, sa = _sincos(np.float64(ay[i, j]))
+                cy[i, j], sy[i, j] = _rotate(c0[j], s0[j], ca, sa)
+        cx[i, N - 1], sx[i, N - 1] = _rotate(bg[2, i], bg[3, i], cx[i, N - 1], sx[i, N - 1])  # the seam
+        for j in range(N - 1):
+            phi[i, j] = flux + ax[i, j] + ay[i, j + 1] - ax[ip, j] - ay[i, j]
+        phi[i, N - 1] = flux + ax[i, N - 1] + ay[i, 0] - ax[ip, N - 1] - ay[i, N - 1]
+
+
+@njit(inline="always")
+def _neighbours(pr, pi, i, j, ip, im, jr, jl, cx, sx, cy, sy):
+    """Σ over the four links of one band: U_y ψ(up) + U_y* ψ(down) + U_x ψ(right) + U_x* ψ(left)."""
+    ur, ui = transport(cy[i, j], sy[i, j], pr[ip, j], pi[ip, j])
+    dr, di = transport_back(cy[im, j], sy[im, j], pr[im, j], pi[im, j])
+    rr, ri = transport(cx[i, j], sx[i, j], pr[i, jr], pi[i, jr])
+    lr, li = transport_back(cx[i, jl], sx[i, jl], pr[i, jl], pi[i, jl])
+    return (ur + dr) + (rr + lr), (ui + di) + (ri + li)
+
+
+@njit(inline="always")
+def _update_psi(a1r, a1i, a2r, a2i, o1r, o1i, o2r, o2i, cx, sx, cy, sy, i, j, ip, im, jr, jl,
+                keep, k11, k22, k12, f1, f2, b1, b2, e):
+    """ψ at site (i, j): the four transported neighbours and :func:`.kernels._site`."""
+    n1r, n1i = _neighbours(a1r, a1i, i, j, ip, im, jr, jl, cx, sx, cy, sy)
+    n2r, n2i = _neighbours(a2r, a2i, i, j, ip, im, jr, jl, cx, sx, cy, sy)
+    r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, f1, f2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j],
+                               n1r, n1i, n2r, n2i)
+    o1r[i, j] = r1r
+    o1i[i, j] = r1i
+    o2r[i, j] = r2r
+    o2i[i, j] = r2i
+
+
+@njit(inline="always")
+def _update_links(a1r, a1i, a2r, a2i, ax, ay, oax, oay, cx, sx, cy, sy, phi, i, j, ip, im, jr, jl,
+                  keep, jd1, jd2, jnu, fc):
+    """a on the links (i, j) → (i, j+1) and (i, j) → (i+1, j): J_μ − (2c/h²)(Φ⁺ − Φ⁻), scaled."""
+    p1r, p1i, p2r, p2i = a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j]
+    jx = _current(p1r, p1i, p2r, p2i, a1r[i, jr], a1i[i, jr], a2r[i, jr], a2i[i, jr], cx[i, j], sx[i, j],
+                  jd1, jd2, jnu)
+    jy = _current(p1r, p1i, p2r, p2i, a1r[ip, j], a1i[ip, j], a2r[ip, j], a2i[ip, j], cy[i, j], sy[i, j],
+                  jd1, jd2, jnu)
+    oax[i, j] = keep * ax[i, j] + jx - fc * (phi[i, j] - phi[im, j])
+    oay[i, j] = keep * ay[i, j] + jy - fc * (phi[i, jl] - phi[i, j])
+
+
+@njit(cache=True, nogil=True)
+def _sweep(src, dst, co, lk, phi, xi=None, dco=None):
+    """One full update of one sample from the link factors and fluxes :func:`_links` made of src's a.
+
+    dst = keep·src + (scale·∂ₜψ, scale_a·(J − (2c/h²)(Φ⁺ − Φ⁻))); ``xi``/``dco``
+    as in :func:`.kernels._sweep` (a separate compiled variant without them).
+    Each row updates ψ, then a, in two loops: each vectorises, one loop with
+    both does not.
+    """
+    N = src.shape[1]
+    a1r, a1i, a2r, a2i, ax, ay = src[0], src[1], src[2], src[3], src[AX], src[AY]
+    o1r, o1i, o2r, o2i, oax, oay = dst[0], dst[1], dst[2], dst[3], dst[AX], dst[AY]
+    cx, sx, cy, sy = lk[0], lk[1], lk[2], lk[3]
+    keep = co[KEEP]
+    k11 = co[K11]
+    k22 = co[K22]
+    k12 = co[K12]
+    c1 = co[C1]
+    c2 = co[C2]
+    b1 = co[B1]
+    b2 = co[B2]
+    e = co[E]
+    jd1 = co[JD1]
+    jd2 = co[JD2]
+    jnu = co[JNU]
+    fc = co[FC]
+    if xi is None:
+        d1 = 0.0
+        d2 = 0.0
+    else:
+        d1 = dco[0]
+        d2 = dco[1]
+    for i in range(N):
+        ip = i + 1 if i < N - 1 else 0
+        im = i - 1 if i > 0 else N - 1
+        for j in range(1, N - 1):
+            f1, f2 = _local_c(c1, c2, d1, d2, xi, i, j)
+            _update_psi(a1r, a1i, a2r, a2i, o1r, o1i, o2r, o2i, cx, sx, cy, sy, i, j, ip, im, j + 1, j - 1,
+                        keep, k11, k22, k12, f1, f2, b1, b2, e)
+        for j, jr, jl in ((0, 1, N - 1), (N - 1, 0, N - 2)):
+            f1, f2 = _local_c(c1, c2, d1, d2, xi, i, j)
+            _update_psi(a1r, a1i, a2r, a2i, o1r, o1i, o2r, o2i, cx, sx, cy, sy, i, j, ip, im, jr, jl,
+                        keep, k11, k22, k12, f1, f2, b1, b2, e)
+        for j in range(1, N - 1):
+            _update_links(a1r, a1i, a2r, a2i, ax, ay, oax, oay, cx, sx, cy, sy, phi, i, j, ip, im, j + 1, j - 1,
+                          keep, jd1, jd2, jnu, fc)
+        for j, jr, jl in ((0, 1, N - 1), (N - 1, 0, N - 2)):
+            _update_links(a1r, a1i, a2r, a2i, ax, ay, oax, oay, cx, sx, cy, sy, phi, i, j, ip, im, jr, jl,
+                          keep, jd1, jd2, jnu, fc)
+
+
+@njit(cache=True, nogil=True)
+def apply(src, dst, co, bg, xi=None, dco=None):
+    """dst = keep·src + scales·rhs(src) of one sample: :func:`_links` then :func:`_sweep` (tests, gradients)."""
+    N = src.shape[1]
+    lk = np.empty((4, N, N), dtype=src.dtype)
+    phi = np.empty((N, N), dtype=src.dtype)
+    _links(src, bg, co[FLUX], lk, phi)
+    _sweep(src, dst, co, lk, phi, xi, dco)
+
+
+@njit(cache=True, nogil=True)
+def _check(cur, prev, stag_max, change_max, oscillation_checks, value):
+    """:func:`.kernels._check_state` on ψ, and NONFINITE where a holds a NaN/Inf (or its square overflows)."""
+    code = _check_state(cur, prev, stag_max, change_max, oscillation_checks, value)
+    if code != OK:
+        return code
+    N = cur.shape[1]
+    tot = 0.0
+    for i in range(N):
+        for j in range(N):
+            x = np.float64(cur[AX, i, j])
+            y = np.float64(cur[AY, i, j])
+            tot += x * x + y * y
+    if not (tot - tot == 0):
+        return NONFINITE
+    return OK
+
+
+@njit(cache=True, nogil=True)
+def _evolve_one(state, work, co, bg, snap_steps, out, check_every, stag_max, change_max, grace, reason, value,
+                xi=None, dco=None, amp=0.0, key=np.uint64(0)):
+    """Evolve one screened sample (6, N, N), as :func:`.kernels._evolve_one` (same returns and checks)."""
+    N = state.shape[1]
+    lk = np.empty((4, N, N), dtype=state.dtype)
+    phi = np.empty((N, N), dtype=state.dtype)
+    flux = co[FLUX]
+    cur = state
+    nxt = work
+    step = 0
+    for t in range(snap_steps.shape[0]):
+        target = snap_steps[t]
+        while step < target:
+            _links(cur, bg, flux, lk, phi)
+            _sweep(cur, nxt, co, lk, phi, xi, dco)
+            if amp > 0.0:
+                _add_noise(nxt, amp, key, step)
+            cur, nxt = nxt, cur
+            step += 1
+            if step % check_every == 0:
+                code = _check(cur, nxt, stag_max, change_max, step >= grace, value)
+                if code != OK:
+                    reason[0] = code
+                    return step
+        if step % check_every != 0:
+            code = _check(cur, nxt, stag_max, change_max, step >= grace, value)
+            if code != OK:
+                reason[0] = code
+                return step
+        out[t, :, :, :] = cur
+    return -1
+
+
+@njit(cache=True, parallel=True)
+def _evolve_batch(states, work, co, bg, snap_steps, out, status, check_every, stag_max, change_max, grace,
+                  reason, value, xi=None, dco=None, amp=None, keys=None):
+    """Evolve a batch of screened samples in parallel, as :func:`.kernels._evolve_batch` (``bg``: :func:`background_links`)."""
+    S = states.shape[0]
+    for s in prange(S):
+        if xi is None:
+            if amp is None:
+                status[s] = _evolve_one(states[s], work[s], co[s], bg[s], snap_steps, out[s], check_every,
+                                        stag_max, change_max, grace, reason[s:s + 1], value[s:s + 1])
+            else:
+                status[s] = _evolve_one(states[s], work[s], co[s], bg[s], snap_steps, out[s], check_every,
+                                        stag_max, change_max, grace, reason[s:s + 1], value[s:s + 1],
+                                        None, None, amp[s], keys[s])
+        else:
+            if amp is None:
+                status[s] = _evolve_one(states[s], work[s], co[s], bg[s], snap_steps, out[s], check_every,
+                                        stag_max, change_max, grace, reason[s:s + 1], value[s:s + 1],
+                                        xi[s], dco[s])
+            else:
+                status[s] = _evolve_one(states[s], work[s], co[s], bg[s], snap_steps, out[s], check_every,
+                                        stag_max, change_max, grace, reason[s:s + 1], value[s:s + 1],
+                                        xi[s], dco[s], amp[s], keys[s])
