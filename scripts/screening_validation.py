@@ -52,6 +52,11 @@ def band_pars(alpha, beta, D=(1.0, 1.0)) -> dict:
     return dict(alpha=tuple(alpha), beta=tuple(beta), D=tuple(D), eta=0.0, nu=0.0)
 
 
+#: Short names of the three type15 cases (``--cases``).
+CASE_KEYS = {"1.5": "type-1.5 (two bands)", "II": "type-II control (band 1 alone)",
+             "I": "type-I control (band 2 alone)"}
+
+
 def type15_cases(xi1: float, xi2: float) -> dict[str, dict]:
     """Two bands with ρ₀ = D = 1 and coherence lengths ξ₁, ξ₂ (α = −1/ξ², β = 1/ξ²), and each band alone.
 
@@ -59,9 +64,9 @@ def type15_cases(xi1: float, xi2: float) -> dict[str, dict]:
     """
     a1, a2 = -1.0 / xi1**2, -1.0 / xi2**2
     return {
-        "type-1.5 (two bands)": band_pars((a1, a2), (-a1, -a2)),
-        "type-II control (band 1 alone)": band_pars((a1, 1.0), (-a1, 1.0)),
-        "type-I control (band 2 alone)": band_pars((1.0, a2), (1.0, -a2)),
+        CASE_KEYS["1.5"]: band_pars((a1, a2), (-a1, -a2)),
+        CASE_KEYS["II"]: band_pars((a1, 1.0), (-a1, 1.0)),
+        CASE_KEYS["I"]: band_pars((1.0, a2), (1.0, -a2)),
     }
 
 
@@ -115,7 +120,8 @@ def interior_minimum(e: list[float]) -> bool:
 
 # ------------------------------------------------------------------ type 1.5
 def run_type15(a) -> dict:
-    cases = type15_cases(a.xi1, a.xi2)
+    keep = [CASE_KEYS[k] for k in a.cases.split(",")]
+    cases = {k: v for k, v in type15_cases(a.xi1, a.xi2).items() if k in keep}
     seeds = list(range(a.seeds))
     out = dict(command="type15", N=a.N, L=a.L, h=a.L / a.N, lam=a.lam, xi=[a.xi1, a.xi2], seeds=seeds,
                fine_N=a.fine_N, cases={})
@@ -134,30 +140,35 @@ def run_type15(a) -> dict:
     return out
 
 
-def plot_type15(d: dict, path: Path) -> None:
+def plot_type15(d: dict, path: Path, overlays: list[dict] = ()) -> None:
+    """One panel per case: E/n_v against the vortex density n_v/L² (so tori of other sizes overlay)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.8))
-    for ax, (label, case) in zip(axes, d["cases"].items()):
-        n = [r["n_v"] for r in case["rows"]]
-        ax.plot(n, [r["e_per_vortex"] for r in case["rows"]], "o-", label=f"N={d['N']} (h={d['h']:.3g})")
-        if "fine_rows" in case:
-            nf = [r["n_v"] for r in case["fine_rows"]]
-            ax.plot(nf, [r["e_per_vortex"] for r in case["fine_rows"]], "s--", ms=4,
-                    label=f"N={d['fine_N']} (h={d['L'] / d['fine_N']:.3g})")
-        ns = np.array(case["normal_state"])
+    fig, axes = plt.subplots(1, len(d["cases"]), figsize=(4 * len(d["cases"]), 3.8), squeeze=False)
+    for ax, (label, case) in zip(axes[0], d["cases"].items()):
+        dens = [r["density"] for r in case["rows"]]
         e = np.array([r["e_per_vortex"] for r in case["rows"]])
+        ax.plot(dens, e, "o-", label=f"L={d['L']:g}, N={d['N']} (h={d['h']:.3g})")
+        if "fine_rows" in case:
+            ax.plot([r["density"] for r in case["fine_rows"]], [r["e_per_vortex"] for r in case["fine_rows"]],
+                    "s--", ms=4, label=f"L={d['L']:g}, N={d['fine_N']} (h={d['L'] / d['fine_N']:.3g})")
+        for o in overlays:
+            if label in o["cases"]:
+                rows = o["cases"][label]["rows"]
+                ax.plot([r["density"] for r in rows], [r["e_per_vortex"] for r in rows], "^:", ms=4,
+                        label=f"L={o['L']:g}, N={o['N']} (h={o['h']:.3g})")
+        ns = np.array(case["normal_state"])
         if ns.min() < 1.5 * e.max():
-            ax.plot(n, ns, ":", color="grey", label="normal state")
+            ax.plot(dens, ns, ":", color="grey", label="normal state (psi = 0)")
         ax.set_title(f"{label}\nxi={', '.join(f'{x:g}' for x in case['xi'])}, lam={d['lam']:g}: "
                      f"regime {case['regime']}", fontsize=9)
-        ax.set_xlabel(f"n_v on the {d['L']:g} x {d['L']:g} torus")
+        ax.set_xlabel("vortex density n_v / L^2")
         ax.set_ylabel("(F - F_uniform) / n_v")
         ax.set_ylim(min(e.min(), ns.min()) - 0.05 * np.ptp(e) - 0.1, e.max() + 0.1 * np.ptp(e) + 0.1)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -239,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
     t.add_argument("--fine-nv-max", type=int, default=6)
     t.add_argument("--out", type=Path, default=FIGDIR / "type15.json")
     t.add_argument("--fig", type=Path, default=FIGDIR / "type15.png")
+    t.add_argument("--cases", default="1.5,II,I", help="which of 1.5, II, I to run")
+    t.add_argument("--overlay", type=Path, action="append", default=[],
+                   help="another type15 JSON (e.g. a larger torus) drawn into the same panels")
     t.add_argument("--plot-only", action="store_true", help="redraw the figure from --out")
     b = sub.add_parser("bogomolny", help="one band at kappa = 1/sqrt(2), 0.5, 1.2")
     b.add_argument("--N", type=int, default=24)
@@ -263,7 +277,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"wrote {a.out} ({d['wall_s']:.0f} s)")
     show(d)
     a.fig.parent.mkdir(parents=True, exist_ok=True)
-    plot(d, a.fig)
+    if a.cmd == "type15":
+        plot(d, a.fig, [json.loads(p.read_text()) for p in a.overlay])
+    else:
+        plot(d, a.fig)
     print(f"wrote {a.fig}")
 
 
