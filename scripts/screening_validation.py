@@ -18,6 +18,12 @@ Subcommands
 
         python scripts/screening_validation.py type15 [--N 24 --L 6 --lam 0.8 --nv-max 10 --seeds 3 --fine-N 32]
 
+    A larger torus for the Type-1.5 case only, then the figure with it overlaid (plotted against n_v/L²):
+
+        python scripts/screening_validation.py type15 --cases 1.5 --L 12 --N 48 --nv-max 14 --fine-N 0 \
+            --out docs/figures/screening/type15_L12_N48.json --fig /tmp/type15_L12.png
+        python scripts/screening_validation.py type15 --plot-only --overlay docs/figures/screening/type15_L12_N48.json
+
 ``bogomolny``
     One band at κ = 1/√2, 0.5 and 1.2 (ξ = ρ₀ = 1): energy per vortex against
     n_v, and at κ = 1/√2 the spread of the relaxed energy over ``--seeds``
