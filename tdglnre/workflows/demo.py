@@ -380,7 +380,8 @@ def _posterior_stage(model_dir: Path, test_h5: Path, out: Path, label: str, *, n
         r = post.summary()
         examples.append({"index": i, "dir": str(d), "parameters": r["parameters"], "p_drag": r.get("p_drag"),
                          "at_prior_edge": r["at_prior_edge"], "ood_score": r["ood_score"],
-                         "ood_threshold": r["ood_threshold"], "warnings": r["warnings"]})
+                         "ood_threshold": r["ood_threshold"], "warnings": r["warnings"],
+                         "notes": r["notes"]})
     times["posterior"] = time.perf_counter() - t0
     return model, examples
 
