@@ -34,7 +34,8 @@ _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
 @click.option("--test-set", type=click.Path(dir_okay=False), default=None,
               help="Calibrate on every sample of this ensemble instead (coverage, SBC, Table I, baseline).")
 @click.option("--reference", type=click.Path(dir_okay=False), default=None,
-              help="Reference simulations for the ABC baseline (default: the model's training data).")
+              help="Reference simulations for the ABC baseline (default: the model's training data); "
+                   "measured like the test set.")
 @click.option("--max-samples", type=click.IntRange(min=1), default=None,
               help="Use only the first samples of --test-set.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),

@@ -137,7 +137,7 @@ def baseline_evaluation(ref_summaries: np.ndarray, ref_theta: np.ndarray, test_s
             w95[k, d] = weighted_quantile(v, w, 0.975) - weighted_quantile(v, w, 0.025)
             w68[k, d] = weighted_quantile(v, w, 0.84) - weighted_quantile(v, w, 0.16)
             pit[k, d] = float(w[v < test_theta[k, d]].sum() + 0.5 * w[v == test_theta[k, d]].sum())
-    out: dict[str, Any] = {"method": "rejection ABC + local-linear regression on 13 summaries",
+    out: dict[str, Any] = {"method": f"rejection ABC + local-linear regression on {ref_summaries.shape[1]} summaries",
                            "accepted": abc.accept, "reference_size": int(ref_theta.shape[0]), "per_parameter": {}}
     for d, n in enumerate(names):
         err = np.abs(mean[:, d] - test_theta[:, d])
