@@ -52,10 +52,14 @@ _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
 @click.option("--drag-classifier", type=click.Path(file_okay=False), default=None,
               help="Directory of a nu = 0 vs nu > 0 classifier (docs/drag.md): report P(nu > 0 | x) as p_drag "
                    "[default: --model, when it holds one].")
+@click.option("--split-head", is_flag=True,
+              help="With --test-set: evaluate the head's first layer as an x part and a theta part (the theta part "
+                   "once per grid): about 2x cheaper on a 3-parameter grid, the same posteriors to float32 "
+                   "rounding, not bit for bit (docs/nre.md).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(model_dir, data, index, observation, pixel_size, channels, simulate, test_set, reference, max_samples, out_dir, force,
-            grid_points, seed, measurement, drag_classifier, as_json, quiet) -> None:
+            grid_points, seed, measurement, drag_classifier, split_head, as_json, quiet) -> None:
     """Posterior p(theta | x) on a grid, with credible intervals and plots.
 
     With --test-set: expected coverage of HPD regions, SBC ranks, a
@@ -78,7 +82,7 @@ def command(model_dir, data, index, observation, pixel_size, channels, simulate,
                                    "/--pixel-size/--channels")
         res = run_library_call(run_calibration, model_dir, test_set, out_dir, grid_points=grid_points or 256,
                                max_samples=max_samples, reference=reference, seed=seed, progress=not quiet, measurement=measurement,
-                               force=force, flags=_FLAGS)
+                               split_head=split_head, force=force, flags=_FLAGS)
         if as_json:
             slim = {k: v for k, v in res.items() if k != "sbc_ranks"}
             click.echo(json.dumps(slim, indent=1))
@@ -92,6 +96,8 @@ def command(model_dir, data, index, observation, pixel_size, channels, simulate,
 
     from tdglnre.workflows.posterior import report_lines
 
+    if split_head:
+        raise click.UsageError("--split-head applies to --test-set (one observation's grid is cheap)")
     if data is not None and index is None:
         raise click.UsageError("--data needs --index")
     res = run_library_call(run_posterior, model_dir, out_dir, data=data, index=index, observation=observation,
