@@ -142,3 +142,21 @@ def test_marginal_coverage_is_nominal_even_when_cells_are_coarse():
     # binomial sd ≤ 0.011 at n = 2000
     assert np.abs(cov.empirical - cov.levels).max() < 0.045, cov.empirical
     assert cov.empirical[0] > 0.02  # level 0.05 is reachable
+
+
+def test_mass_and_cell_volume_are_computed_once_and_read_only():
+    """Issue 20: the summaries of one posterior share one mass array (the cost of a 3-parameter grid)."""
+    grid = Grid((make_axis("a", "uniform", 0.0, 1.0, 40), make_axis("n", "int_uniform", 1, 4, 0)))
+    pts = grid.points()
+    post = GridPosterior.from_log_values(grid, -0.5 * ((pts[:, 0] - 0.3) / 0.1) ** 2 - pts[:, 1])
+    assert grid.cell_volume() is grid.cell_volume() and post.mass is post.mass
+    for arr in (grid.cell_volume(), grid.log_cell_volume(), post.mass):
+        with pytest.raises(ValueError, match="read-only"):
+            arr[0] = 1.0
+    p = post.density * grid.cell_volume()
+    np.testing.assert_array_equal(post.mass, p / p.sum())  # the same numbers as computed afresh
+    np.testing.assert_array_equal(grid.log_cell_volume(), np.log(grid.cell_volume()))
+    # a new log density gets a new mass
+    post.log_density = 2.0 * post.log_density
+    q = post.density * grid.cell_volume()
+    np.testing.assert_array_equal(post.mass, q / q.sum())

@@ -137,6 +137,8 @@ def test_posterior_is_in_memory_until_saved(quickstart, tmp_path):
     assert m == pytest.approx(1.0, abs=1e-9)
     assert post.summary()["source"] == {"data": str(out / "test.h5"), "index": 0}
     assert post.report()[0].startswith("eta: mean")
+    # remarks at the prior's edge go to warnings or to notes, never both (issue 20)
+    assert isinstance(post.summary()["notes"], list) and not set(post.notes) & set(post.warnings)
     # a plain array in the ensemble layout gives the same posterior
     same = tg.posterior(model, obs.x, grid_points=32, truth=obs.truth)
     np.testing.assert_allclose(same.posterior.log_density, post.posterior.log_density, rtol=0, atol=1e-12)
@@ -189,20 +191,63 @@ def test_posterior_reports_p_drag_from_a_classifier(quickstart, tmp_path):
     assert tg.posterior(model, obs, grid_points=16).summary()["p_drag"] is None
 
 
-def test_edge_warning_tells_a_confident_boundary_value_from_a_cut_off():
+def _eta_nv_posterior(nv_slope, eta_centre=0.7, eta_width=0.05, *, third=None):
+    """η Gaussian, n_v ∝ exp(−slope·(n_v − 1)) on int_uniform(1, 8); optionally a third axis (name, kind, lo, hi, lp)."""
     from tdglnre.nre.infer.posterior import Grid, GridPosterior, make_axis
-    from tdglnre.workflows.posterior import _edge_warnings
 
-    grid = Grid((make_axis("eta", "uniform", 0.0, 1.5, 64), make_axis("n_v", "int_uniform", 1, 8, 0)))
+    axes = [make_axis("eta", "uniform", 0.0, 1.5, 64), make_axis("n_v", "int_uniform", 1, 8, 0)]
+    if third is not None:
+        axes.append(make_axis(third[0], third[1], third[2], third[3], 32))
+    grid = Grid(tuple(axes))
     pts = grid.points()
-    eta_part = -0.5 * ((pts[:, 0] - 0.7) / 0.05) ** 2
-    sure = GridPosterior.from_log_values(grid, eta_part - 8.0 * (pts[:, 1] - 1.0))  # P(n_v = 1) > 0.99
-    leaning = GridPosterior.from_log_values(grid, eta_part - 0.4 * (pts[:, 1] - 1.0))  # spread, largest at 1
-    for post, text in ((sure, "concentrated on the prior's lower value 1"), (leaning, "piles against")):
+    lp = -0.5 * ((pts[:, 0] - eta_centre) / eta_width) ** 2 - nv_slope * (pts[:, 1] - 1.0)
+    if third is not None:
+        lp = lp + third[4](pts[:, 2])
+    return GridPosterior.from_log_values(grid, lp)
+
+
+def test_a_confident_integer_answer_at_the_prior_edge_is_a_note_not_a_warning():
+    """Issue 20: P(n_v = 1) = 0.98 with n_v ~ int_uniform(1, 8) is a normal answer."""
+    from tdglnre.workflows.posterior import _edge_remarks, report_lines
+
+    sure = _eta_nv_posterior(4.0)
+    edges = sure.prior_edges()
+    assert edges == {"eta": None, "n_v": "low"}  # the fact is still recorded in at_prior_edge
+    warnings, notes = _edge_remarks(sure, edges)
+    assert warnings == []
+    (note,) = notes
+    assert note.startswith("n_v: ") and "concentrated on n_v = 1" in note and "(P = 0.982)" in note
+    lines = report_lines({"parameters": {}, "warnings": warnings, "notes": notes})
+    assert lines == [f"note: {note}"] and not any("WARNING" in line for line in lines)
+
+
+def test_what_the_edge_warning_is_for_still_warns():
+    """A posterior cut off by the prior box, an integer leaning on its end value, a flat one: warnings."""
+    from tdglnre.workflows.posterior import _edge_remarks
+
+    leaning = _eta_nv_posterior(0.4)  # spread over n_v, largest at 1: no value singled out
+    cut = _eta_nv_posterior(8.0, eta_centre=1.6, eta_width=0.2)  # η's likelihood peaks beyond the bound 1.5
+    flat = _eta_nv_posterior(8.0, eta_centre=0.75, eta_width=1e6)
+    for post, name, text in ((leaning, "n_v", "piles against the prior's lower bound 1"),
+                             (cut, "eta", "piles against the prior's upper bound 1.5"),
+                             (flat, "eta", "nearly flat over the whole prior range")):
+        warnings, _ = _edge_remarks(post, post.prior_edges())
+        (line,) = [w for w in warnings if w.startswith(f"{name}: ")]
+        assert text in line
+
+
+def test_a_posterior_at_a_physical_limit_is_a_note_and_elsewhere_a_warning():
+    """T = 0 is the temperature's limit (PHYSICAL_LOWER_LIMITS): a posterior there is an answer. A prior whose
+    lower bound lies above the limit cuts the posterior off: a warning."""
+    from tdglnre.workflows.posterior import _edge_remarks
+
+    for low, is_note in ((0.0, True), (0.002, False)):
+        post = _eta_nv_posterior(8.0, third=("T", "uniform", low, 0.01, lambda t: -0.5 * (t / 0.002) ** 2))
         edges = post.prior_edges()
-        assert edges["n_v"] == "low" and edges["eta"] is None
-        (line,) = _edge_warnings(post, edges)
-        assert line.startswith("n_v: ") and text in line
+        assert edges["T"] == "low"
+        warnings, notes = _edge_remarks(post, edges)
+        assert any(w.startswith("T: ") for w in warnings) is not is_note
+        assert any(n.startswith("T: ") and "physical limit" in n for n in notes) is is_note
 
 
 @pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -4,6 +4,11 @@ The network's value is measured against this: the same test set, posteriors
 from a handful of physically motivated summaries of the image instead of the
 image itself.
 
+Under a measurement the summaries are those of the measured images, the
+very ones the network sees, and the reference simulations are measured the
+same way (``tdglnre.workflows.calibrate``; :func:`image_summaries` takes
+named, possibly binned or reduced, channels).
+
 Summaries of one image x (N, N, C) with channels [ρ1, ρ2, curl J]:
 mean and standard deviation of ρ1 and ρ2, the fraction of sites inside
 vortex cores (ρ below half its mean) per band, mean |curl J|, and the
@@ -18,6 +23,7 @@ Epanechnikov weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -47,6 +53,50 @@ def summaries(x: np.ndarray, L: float) -> np.ndarray:
 def summaries_batch(x: np.ndarray, L: float) -> np.ndarray:
     """Summaries of a batch (S, N, N, 3) → (S, n_summaries)."""
     return np.stack([summaries(xi, L) for xi in x])
+
+
+#: The channels the summaries read, in their order.
+SUMMARY_CHANNELS = ("rho1", "rho2", "curlJ")
+#: The channel each summary of :data:`SUMMARY_NAMES` is computed from.
+_SUMMARY_CHANNEL = {"mean_rho1": "rho1", "mean_rho2": "rho2", "std_rho1": "rho1", "std_rho2": "rho2",
+                    "core_frac1": "rho1", "core_frac2": "rho2", "mean_abs_curlJ": "curlJ",
+                    **{f"logS{b}_k{k}": f"rho{b}" for b in (1, 2) for k in (1, 2, 3)}}
+
+
+def summary_names_of(channels: Sequence[str]) -> tuple[str, ...]:
+    """The entries of :data:`SUMMARY_NAMES` that images with these channels give (a measurement may drop some)."""
+    return tuple(n for n in SUMMARY_NAMES if _SUMMARY_CHANNEL[n] in channels)
+
+
+def image_summaries(x: np.ndarray, channels: Sequence[str], L: float) -> np.ndarray:
+    """Summaries (S, D) of images (S, M, M, C) whose channels are named ``channels``, e.g. measured ones.
+
+    With ``rho1``, ``rho2`` and ``curlJ`` all present these are
+    :func:`summaries_batch` of those three, bit for bit; a channel the images
+    lack (dropped by a ``channels(...)`` measurement) drops its summaries
+    (:func:`summary_names_of` names the rest). Binned images (M < N) keep
+    the side length ``L``.
+    """
+    channels = [str(c) for c in channels]
+    x = np.asarray(x)
+    if x.ndim != 4 or x.shape[-1] != len(channels):
+        raise ConfigError(f"summaries need images (S, M, M, {len(channels)}) for channels {channels}, "
+                          f"got shape {x.shape}")
+    names = summary_names_of(channels)
+    if not names:
+        raise ConfigError(f"the summaries need at least one of {list(SUMMARY_CHANNELS)}; the images hold {channels}")
+    if len(names) == len(SUMMARY_NAMES):
+        return summaries_batch(x[..., [channels.index(c) for c in SUMMARY_CHANNELS]], L)
+    rows = []
+    for img in np.asarray(x, dtype=np.float64):
+        # the images lack a channel: pad it with zeros, compute all, keep those of the present ones
+        full = np.zeros(img.shape[:2] + (len(SUMMARY_CHANNELS),))
+        for i, c in enumerate(SUMMARY_CHANNELS):
+            if c in channels:
+                full[..., i] = img[..., channels.index(c)]
+        rows.append(summaries(full, L))
+    keep = [SUMMARY_NAMES.index(n) for n in names]
+    return np.stack(rows)[:, keep]
 
 
 @dataclass

@@ -33,6 +33,12 @@ SAMPLE_PARAMETERS = ("eta", "n_v", "nu")
 NUISANCE_PARAMETERS = ("T", "delta")
 #: Every per-sample parameter the solver and priors accept, in canonical order.
 ALL_SAMPLE_PARAMETERS = SAMPLE_PARAMETERS + NUISANCE_PARAMETERS
+#: Lower limits below which a sample parameter has no distinct value: a temperature is >= 0, and δ and
+#: −δ give the same ensemble (ξ is a zero-mean Gaussian field clipped symmetrically, docs/physics.md
+#: "Pinning disorder"), so a sample carries |δ|. A posterior piling against a prior bound at such a limit
+#: is an answer, not one cut off by the prior. η and ν get none: ψ₂ → −ψ₂ flips the signs of both
+#: coupling terms of F together, not of one alone, and n_v <= 0 are other fields.
+PHYSICAL_LOWER_LIMITS = {"T": 0.0, "delta": 0.0}
 
 #: Chance, per sample, that any site's disorder value ξ(r) would exceed the
 #: clip :func:`disorder_clip` (union bound over the N² sites).

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validate import as_int, as_optional_path, as_path, as_pos_float
+from .._validate import as_bool, as_int, as_optional_path, as_path, as_pos_float
 from ..errors import ConfigError
 from ..nre.infer.calibration import table_csv, table_markdown
 from ..nre.infer.inference import (
@@ -136,7 +136,7 @@ def _check_test_set(test_set: Any) -> None:
 def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_samples: int | None = None,
               reference: str | Path | None = None, seed: int = 0, n_draws: int = 99, half_window: float = 0.05,
               progress: ProgressLike = False, measurement: Any = None,
-              measurement_seed: int = 0) -> CalibrationReport:
+              measurement_seed: int = 0, split_head: bool = False) -> CalibrationReport:
     """Calibrate a trained model on a test ensemble, in memory.
 
     Parameters
@@ -152,6 +152,10 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
     reference
         Reference simulations for the ABC baseline (default: the model's
         training ensemble, if it still exists; no baseline otherwise).
+        Under a measurement, the ABC compares the summaries of the measured
+        test images (the network's inputs) with those of the reference
+        measured the same way, sample k with
+        ``measurement_rng(measurement_seed, ABC_REFERENCE_EPOCH, k)``.
     seed
         Seed of the SBC posterior draws.
     n_draws
@@ -171,6 +175,12 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
         ``measurement_rng(measurement_seed, 0, k)``, fixed so a calibration
         can be repeated exactly. Both are recorded in ``calibration.json``
         under ``measurement``.
+    split_head
+        Evaluate the network's head with its first layer split into an x
+        part and a θ part (the θ part once per grid chunk,
+        ``RatioEstimator.log_ratio_from_embedding``): about half the cost
+        per observation on a 3-parameter grid; the same figures to float32
+        rounding, not bit for bit. Recorded as ``split_head``.
     """
     t0 = time.perf_counter()
     model = _as_model(model)
@@ -184,6 +194,7 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
     half_window = as_pos_float("`half_window`", half_window)
     check_measurement_arg(measurement)
     measurement_seed = as_int("`measurement_seed`", measurement_seed, 0)
+    split_head = as_bool("`split_head`", split_head)
     raw, theta, L, mismatch = _read_test_set(model, test_set, max_samples)
     S = len(raw)
     nuisance = _nuisance_only(mismatch, model.parameter_names)
@@ -193,18 +204,22 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
     if mismatch:
         log.info("%s", mismatch["note"])
     coverage = mismatch is None
-    x, measured = _measure_test_set(model, model.preprocess(raw), measurement, measurement_seed)
+    x, measured, test_measurement = _measure_test_set(model, model.preprocess(raw), measurement, measurement_seed)
     grid = Grid.from_prior(model.prior, grid_points, model.parameter_names)
     with tracker(progress, S, "posteriors", unit="obs") as bar:
-        ev = evaluate_test_set(model, x, theta, grid, n_draws=n_draws, seed=seed, progress=bar.update)
+        ev = evaluate_test_set(model, x, theta, grid, n_draws=n_draws, seed=seed, progress=bar.update,
+                               split_head=split_head)
     rep = calibration_report(ev, half_window=half_window, coverage=coverage)
     rep["prior_mismatch"] = mismatch
     rep["nuisance_mismatch"] = nuisance
     rep["grid_points"] = grid_points
+    if split_head:
+        rep["split_head"] = True
     rep["model_dir"] = None if getattr(model, "model_dir", None) is None else str(model.model_dir)
     rep["test_set"] = str(test_set)
     rep["measurement"] = measured
-    rep["baseline"] = _abc_baseline(model, reference or model.metadata["dataset"].get("path"), raw, theta, L,
+    abc_images = _AbcImages(raw, x, test_measurement, measurement_seed)
+    rep["baseline"] = _abc_baseline(model, reference or model.metadata["dataset"].get("path"), abc_images, theta, L,
                                     ev.names, coverage)
     rep["wall_seconds"] = time.perf_counter() - t0
     return CalibrationReport(rep, ev)
@@ -235,24 +250,89 @@ def _inferred_theta(model: Any, ens: Any, n: int) -> np.ndarray:
     return ens.theta(0, n)[:, [stored.index(p) for p in model.parameter_names]]
 
 
-def _abc_baseline(model: Any, ref_path: Any, raw: np.ndarray, theta: np.ndarray, L: float, names: Any,
+#: Epoch of the measurement noise drawn for the ABC reference set: reference sample k is measured with
+#: ``measurement_rng(measurement_seed, ABC_REFERENCE_EPOCH, k)``, a stream apart from the test set's
+#: (epoch 0), the OOD reference's (``MEASUREMENT_EPOCH`` = 2^31 − 1) and any training epoch.
+ABC_REFERENCE_EPOCH = 2**31 - 2
+
+
+@dataclass
+class _AbcImages:
+    """What the ABC baseline reads: the test set's clean samples, the network's (measured) inputs and the measurement."""
+
+    raw: np.ndarray
+    """Clean ensemble samples (S, T, N, N, C)."""
+    x: np.ndarray
+    """The network inputs (S, M, M, S'·C'), measured when ``measurement`` is not None."""
+    measurement: Any
+    """The test measurement (None: the images are clean)."""
+    seed: int
+    """``measurement_seed`` of the calibration."""
+
+
+def _abc_test_summaries(model: Any, images: _AbcImages, L: float) -> np.ndarray:
+    """ABC summaries of the test set: of the clean last snapshot, or of the very images the network sees."""
+    from ..analysis.baselines import image_summaries, summaries_batch
+
+    if images.measurement is None:
+        return summaries_batch(_summary_images(model, images.raw), L)
+    chans = _measured_channels(model, images.measurement)
+    return image_summaries(images.x[..., -len(chans):], chans, L)  # snapshot-major: the last snapshot
+
+
+def _measured_channels(model: Any, measurement: Any) -> list[str]:
+    """Channel names of the network input after ``measurement``."""
+    return list(measurement.output_channels(list(model.metadata["input"]["channels"])))
+
+
+def _abc_reference_summaries(model: Any, ref: Any, images: _AbcImages, L: float) -> np.ndarray:
+    """ABC summaries of an open reference ensemble, measured like the test set when it is (ABC_REFERENCE_EPOCH)."""
+    from ..analysis.baselines import image_summaries, summaries_batch
+    from ..nre.pipeline.selection import Selection, measure_inputs
+
+    n_ref, parts = ref.n_complete, []
+    if images.measurement is None:
+        for a in range(0, n_ref, 512):
+            parts.append(summaries_batch(_summary_images(model, ref.x(a, min(a + 512, n_ref))), L))
+        return np.concatenate(parts)
+    sel = Selection.from_dict(model.metadata["input"])
+    chans = _measured_channels(model, images.measurement)
+    for a in range(0, n_ref, 512):
+        b = min(a + 512, n_ref)
+        xm = measure_inputs(images.measurement, sel.apply(ref.x(a, b)), sel, images.seed, ABC_REFERENCE_EPOCH,
+                            np.arange(a, b))
+        parts.append(image_summaries(xm[..., -len(chans):], chans, L))
+    return np.concatenate(parts)
+
+
+def _abc_baseline(model: Any, ref_path: Any, images: _AbcImages, theta: np.ndarray, L: float, names: Any,
                   coverage: bool) -> dict[str, Any] | None:
-    """The ABC baseline of the test samples against the reference ensemble, or None when there is none."""
-    from ..analysis.baselines import summaries_batch
+    """The ABC baseline of the test samples against the reference ensemble, or None when there is none.
+
+    Under a measurement both sides are measured: the test summaries are those
+    of the network's inputs (the same noise draws), and the reference
+    simulations go through the same measurement with noise from
+    ``measurement_rng(measurement_seed, ABC_REFERENCE_EPOCH, k)``, as a
+    rejection ABC simulates the instrument it compares with.
+    """
+    from ..analysis.baselines import summary_names_of
     from ..io.ensemble import open_ensemble
 
     if not (ref_path and Path(ref_path).exists()):
         log.warning("no reference ensemble for the ABC baseline (pass `reference`)")
         return None
     with open_ensemble(ref_path) as ref:
-        n_ref = ref.n_complete
-        ref_sum = np.concatenate([
-            summaries_batch(_summary_images(model, ref.x(a, min(a + 512, n_ref))), L)
-            for a in range(0, n_ref, 512)])
-        ref_theta = _inferred_theta(model, ref, n_ref)
-    test_sum = summaries_batch(_summary_images(model, raw), L)
+        ref_sum = _abc_reference_summaries(model, ref, images, L)
+        ref_theta = _inferred_theta(model, ref, ref.n_complete)
+    test_sum = _abc_test_summaries(model, images, L)
     baseline = baseline_evaluation(ref_sum, ref_theta, test_sum, theta, names, model.prior)
     baseline["reference"] = str(ref_path)
+    if images.measurement is not None:
+        baseline["measurement"] = {
+            "text": str(images.measurement), "summaries": list(summary_names_of(_measured_channels(model,
+                                                                                               images.measurement))),
+            "test_images": "the network's measured inputs (last snapshot)",
+            "reference_noise": f"measurement_rng({images.seed}, {ABC_REFERENCE_EPOCH}, reference sample index)"}
     if not coverage:
         for b in baseline["per_parameter"].values():
             b.pop("coverage95")
@@ -261,15 +341,18 @@ def _abc_baseline(model: Any, ref_path: Any, raw: np.ndarray, theta: np.ndarray,
 
 
 def _measure_test_set(model: Any, x: np.ndarray, measurement: Any, seed: int
-                      ) -> tuple[np.ndarray, dict[str, Any] | None]:
-    """Apply the test measurement to clean selected inputs ``x`` (S, N, N, C); returns the inputs and the record."""
+                      ) -> tuple[np.ndarray, dict[str, Any] | None, Any]:
+    """Apply the test measurement to clean selected inputs ``x`` (S, N, N, C).
+
+    Returns the inputs, the record and the measurement applied (None when the images stay clean).
+    """
     from ..nre.pipeline.data import measure_inputs
     from ..nre.pipeline.selection import Selection
 
     own = model.measurement
     test = own if measurement is None else model.resolve_measurement(measurement)
     if test.is_identity and own.is_identity:
-        return x, None
+        return x, None, None
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
         raise ConfigError(f"`measurement_seed` must be an integer >= 0, got {seed!r}")
     xm = measure_inputs(test, x, Selection.from_dict(model.metadata["input"]), int(seed), 0, np.arange(len(x)))
@@ -278,7 +361,7 @@ def _measure_test_set(model: Any, x: np.ndarray, measurement: Any, seed: int
                           f"(trained with {str(own)!r}) takes {tuple(model.input_shape)}")
     return xm, {"text": str(test), "model": test.to_dict(), "seed": int(seed),
                 "noise_stream": "measurement_rng(seed, 0, test sample index)", "model_measurement": str(own),
-                "matches_model": str(test) == str(own)}
+                "matches_model": str(test) == str(own)}, None if test.is_identity else test
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,31 +56,54 @@ __all__ = ["PosteriorResult", "posterior", "run_posterior", "report_lines", "IMA
            "simulate_observation"]
 
 
-def _edge_warnings(post: GridPosterior, edges: dict[str, str | None]) -> list[str]:
-    lines = []
+#: Share of an integer parameter's posterior on a prior bound's value above which it is a confident
+#: answer (an allowed value the data single out), not mass piling against the bound.
+CONFIDENT_MASS = 0.95
+
+
+def _edge_remarks(post: GridPosterior, edges: dict[str, str | None]) -> tuple[list[str], list[str]]:
+    """(warnings, notes) on the prior bounds the posterior reaches (``edges``, :meth:`GridPosterior.prior_edges`).
+
+    A warning is what the bound check exists for: a posterior piling against
+    a bound that is no edge of the physics (a continuous parameter cut off by
+    the prior box, an integer one leaning on its end value), or one flat over
+    the whole range. A correct answer at the edge is a note, not a warning:
+    an integer parameter with at least :data:`CONFIDENT_MASS` on its end value
+    (n_v = 1 on int_uniform(1, 8) is an allowed value the data single out; an
+    observation from beyond the range shows in the OOD score), or a lower
+    bound at a physical limit (:data:`~tdglnre.physics.config.PHYSICAL_LOWER_LIMITS`:
+    T = 0, δ = 0), beyond which no value exists.
+    """
+    from ..physics.config import PHYSICAL_LOWER_LIMITS
+
+    warnings: list[str] = []
+    notes: list[str] = []
     for n, edge in edges.items():
         if edge is None:
             continue
         ax = post.grid.axes[post.grid.names.index(n)]
         if edge == "both":
-            lines.append(f"{n}: the posterior is nearly flat over the whole prior range [{ax.low:g}, {ax.high:g}]; "
-                         f"the observation barely constrains {n}")
+            warnings.append(f"{n}: the posterior is nearly flat over the whole prior range [{ax.low:g}, {ax.high:g}]; "
+                            f"the observation barely constrains {n}")
+            continue
+        bound = ax.low if edge == "low" else ax.high
+        word = "lower" if edge == "low" else "upper"
+        _, m = post.marginal(n)
+        mass = float(m[0 if edge == "low" else -1])
+        if ax.discrete and mass >= CONFIDENT_MASS:
+            notes.append(f"{n}: the posterior is concentrated on {n} = {bound:g} (P = {mass:.3f}), the prior's "
+                         f"{word} value: an answer inside the training range")
+        elif edge == "low" and PHYSICAL_LOWER_LIMITS.get(n) == ax.low:
+            notes.append(f"{n}: the posterior reaches the prior's lower bound {bound:g}, the physical limit of {n} "
+                         f"(no value lies below it)")
         else:
-            bound = ax.low if edge == "low" else ax.high
-            word = "lower" if edge == "low" else "upper"
-            _, m = post.marginal(n)
-            if ax.discrete and m[0 if edge == "low" else -1] >= 0.95:
-                # a confident answer at an allowed value: say what it cannot rule out, without alarm
-                lines.append(f"{n}: the posterior is concentrated on the prior's {word} value {bound:g}; values "
-                             f"beyond the training range cannot be represented (check the OOD score)")
-            else:
-                lines.append(f"{n}: the posterior piles against the prior's {word} bound {bound:g} (cut off by the "
-                             f"prior, not by the data); the true value may lie beyond the training range")
-    return lines
+            warnings.append(f"{n}: the posterior piles against the prior's {word} bound {bound:g} (cut off by the "
+                            f"prior, not by the data); the true value may lie beyond the training range")
+    return warnings, notes
 
 
 def report_lines(summary: dict[str, Any]) -> list[str]:
-    """Human-readable lines of a ``posterior.json`` content: parameters, OOD score, warnings."""
+    """Human-readable lines of a ``posterior.json`` content: parameters, OOD score, notes, warnings."""
     lines = []
     for n, s in summary["parameters"].items():
         t = f", truth {s['truth']:g}" if "truth" in s else ""
@@ -93,6 +116,7 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
     if summary.get("ood_score") is not None:
         lines.append(f"OOD score {summary['ood_score']:.3g} (threshold {summary['ood_threshold']:.3g}: "
                      f"{100 * summary['ood_quantile']:g}th percentile of held-out training simulations)")
+    lines.extend(f"note: {n}" for n in summary.get("notes", []))
     lines.extend(f"WARNING: {w}" for w in summary.get("warnings", []))
     return lines
 
@@ -114,7 +138,7 @@ class PosteriorResult:
     ood: dict[str, Any]
     """Out-of-distribution score, threshold and notes (:mod:`tdglnre.nre.infer.ood`)."""
     warnings: list[str]
-    """One line per remark a user should read."""
+    """One line per remark a user should read: something may be wrong (cut off by the prior, OOD, ...)."""
     seconds: float
     """Wall time of the grid evaluation (encoding included)."""
     grid_points: int
@@ -123,11 +147,13 @@ class PosteriorResult:
     """The model directory, when known."""
     p_drag: float | None = None
     """P(ν > 0 | x) from a drag model-comparison classifier (docs/drag.md), when one was available."""
+    notes: list[str] = field(default_factory=list)
+    """Remarks that are no warning: e.g. a posterior concentrated on the end value of an integer prior."""
 
     def summary(self) -> dict[str, Any]:
         """The content of ``posterior.json``."""
         return {"source": self.source, "grid_points": self.grid_points, "parameters": self.posterior.summaries(),
-                "at_prior_edge": self.at_prior_edge, **self.ood, "p_drag": self.p_drag, "warnings": self.warnings,
+                "at_prior_edge": self.at_prior_edge, **self.ood, "p_drag": self.p_drag, "warnings": self.warnings, "notes": self.notes,
                 "observation_plot": "observation.png", "observation_file": "observation.npy",
                 "observation_channels": self.channels, "posterior_seconds": self.seconds,
                 "model_dir": self.model_dir}
@@ -253,7 +279,8 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     if truth is not None:
         post.truth = {k: float(v) for k, v in truth.items() if k in grid.names}
     edges = post.prior_edges()
-    warnings = list(observation.warnings) + _edge_warnings(post, edges)
+    edge_warnings, notes = _edge_remarks(post, edges)
+    warnings = list(observation.warnings) + edge_warnings
     ood_res = _ood_result(model, model_dir, x, ood, warnings)
     if drag_classifier is None and model_dir is not None and (Path(model_dir) / "model_comparison.json").exists():
         drag_classifier = model_dir
@@ -261,7 +288,7 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     for w in warnings:
         log.info("%s", w)
     return PosteriorResult(post, x[0], observation_labels(model.metadata), source, edges, ood_res,
-                           warnings, elapsed, int(grid_points), model_dir, p)
+                           warnings, elapsed, int(grid_points), model_dir, p, notes)
 
 
 def _accept_covered_measurement(model: Any, declared: Any, measurement: Any) -> tuple[Any, dict[str, Any]]:

@@ -159,6 +159,44 @@ class _BoxPrior:
         return lp
 
 
+#: (x, θ) pairs per call of the head in :meth:`RatioEstimator.log_ratio_from_embedding`: 2^14 rows of
+#: 64 float32 features are 4 MB per layer, which stay in cache (scripts/bench_grid_posterior.py).
+GRID_ROWS = 1 << 14
+
+
+def _split_head_functions(tf: Any, theta_net: Any, head: Any, dx: int, n_par: int) -> tuple[Any, Any] | None:
+    """(θ part, x part) of a head whose first layer is split (:meth:`RatioEstimator.log_ratio_from_embedding`).
+
+    The θ function maps a grid chunk (G, P) to the first layer's θ
+    pre-activation W_θ·h_θ + b (1, G, U); the x function takes embeddings
+    (n, Dx) and that, adds W_x·h_x, applies the layer's activation and the
+    rest of the head: logits (n, G). None when the head does not start with a
+    Dense layer on Dx + Dθ inputs.
+    """
+    import keras
+
+    layers = [layer for layer in head.layers if not isinstance(layer, keras.layers.InputLayer)]
+    first = layers[0] if layers else None
+    if not isinstance(first, keras.layers.Dense) or not first.use_bias or first.kernel.shape[0] <= dx:
+        return None
+    rest = layers[1:]
+    w_x, w_t = first.kernel[:dx], first.kernel[dx:]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, n_par], tf.float32)])
+    def theta_part(theta: Any) -> Any:
+        h_t = theta_net(theta[None], training=False)[0]  # (G, Dθ)
+        return (tf.matmul(h_t, w_t) + first.bias)[None]
+
+    @tf.function(input_signature=[tf.TensorSpec([None, dx], tf.float32), tf.TensorSpec([1, None, None], tf.float32)])
+    def x_part(h_x: Any, a_t: Any) -> Any:
+        z = first.activation(tf.matmul(h_x, w_x)[:, None, :] + a_t)  # (n, G, U)
+        for layer in rest:
+            z = layer(z, training=False)
+        return z
+
+    return theta_part, x_part
+
+
 class RatioEstimator:
     """A trained ratio estimator with its metadata, ready for inference.
 
@@ -196,11 +234,14 @@ class RatioEstimator:
         def _encode(x: Any) -> Any:
             return encoder(x, training=False)
 
+        @tf.function(input_signature=[tf.TensorSpec([None, n_par], tf.float32)])
+        def _theta(theta: Any) -> Any:
+            return theta_net(theta[None], training=False)  # (1, G, Dθ)
+
         @tf.function(input_signature=[tf.TensorSpec([None, self.embedding_dim], tf.float32),
-                                      tf.TensorSpec([None, n_par], tf.float32)])
-        def _grid(h_x: Any, theta: Any) -> Any:
-            h_t = theta_net(theta[None], training=False)  # (1, G, Dθ)
-            n, g = tf.shape(h_x)[0], tf.shape(theta)[0]
+                                      tf.TensorSpec([1, None, None], tf.float32)])
+        def _grid(h_x: Any, h_t: Any) -> Any:
+            n, g = tf.shape(h_x)[0], tf.shape(h_t)[1]
             z = tf.concat([tf.broadcast_to(h_x[:, None, :], [n, g, tf.shape(h_x)[1]]),
                            tf.broadcast_to(h_t, [n, g, tf.shape(h_t)[2]])], axis=-1)
             return head(z, training=False)
@@ -213,11 +254,14 @@ class RatioEstimator:
             z = tf.concat([tf.repeat(h_x[:, None, :], k, axis=1), h_t], axis=-1)
             return head(z, training=False)
 
-        self._encode_fn, self._grid_fn, self._pairs_fn = _encode, _grid, _pairs
+        self._encode_fn, self._theta_fn, self._grid_fn, self._pairs_fn = _encode, _theta, _grid, _pairs
+        self._split_fns = _split_head_functions(tf, theta_net, head, self.embedding_dim, n_par)
         # trace once now, so the first real call is fast
         h = self._encode_fn(tf.zeros((1,) + self.input_shape, tf.float32))
-        self._grid_fn(h, tf.zeros((2, n_par), tf.float32))
+        self._grid_fn(h, self._theta_fn(tf.zeros((2, n_par), tf.float32)))
         self._pairs_fn(h, tf.zeros((1, 2, n_par), tf.float32))
+        if self._split_fns is not None:
+            self._split_fns[1](h, self._split_fns[0](tf.zeros((2, n_par), tf.float32)))
 
     # ---------------------------------------------------------------- metadata
     @property
@@ -418,9 +462,23 @@ class RatioEstimator:
             )
         return t
 
+    @property
+    def can_split_head(self) -> bool:
+        """True when the head's first layer is a Dense on [h_x ‖ h_θ] (``split_head`` is available)."""
+        return self._split_fns is not None
+
     def log_ratio_from_embedding(self, h_x: np.ndarray, theta_grid: np.ndarray,
-                                 max_rows: int = 1 << 18) -> np.ndarray:
+                                 max_rows: int = GRID_ROWS, *, split_head: bool = False) -> np.ndarray:
         """log r(θ_g, x_i) for every embedding and every grid point.
+
+        The θ tower runs once per grid chunk, whatever the number of
+        embeddings. With ``split_head`` the head's first layer is split as
+        well: its pre-activation W·[h_x ‖ h_θ] + b = W_x·h_x + (W_θ·h_θ + b)
+        takes the θ part once per grid chunk and the x part once per
+        embedding, so per (x, θ) pair only the later head layers run (a quarter
+        of the multiply-adds with the default widths). The same function to
+        float32 rounding, not bit for bit: the sums run in another order
+        (docs/nre.md, "Cost of a grid posterior").
 
         Parameters
         ----------
@@ -429,7 +487,12 @@ class RatioEstimator:
         theta_grid
             (G, P) parameter points (or (G,) for one parameter).
         max_rows
-            Evaluate at most this many (x, θ) pairs per call of the head.
+            Evaluate at most this many (x, θ) pairs per call of the head
+            (:data:`GRID_ROWS`: intermediate arrays of a few MB, which stay in
+            cache; 2^18 rows, the earlier default, cost 1.3–1.7× as much).
+        split_head
+            Split the head's first layer as above (ignored when
+            :attr:`can_split_head` is False).
 
         Returns
         -------
@@ -444,10 +507,12 @@ class RatioEstimator:
         out = np.empty((n, g), dtype=np.float64)
         g_step = min(g, max_rows) if g else 1
         x_step = max(1, max_rows // max(g_step, 1))
+        theta_fn, head_fn = self._split_fns if split_head and self._split_fns is not None else (self._theta_fn,
+                                                                                               self._grid_fn)
         for gs in range(0, g, g_step):
-            tg = grid[gs:gs + g_step]
+            h_t = theta_fn(grid[gs:gs + g_step])  # once per grid chunk, shared by every embedding
             for xs in range(0, n, x_step):
-                out[xs:xs + x_step, gs:gs + g_step] = self._grid_fn(h[xs:xs + x_step], tg).numpy()
+                out[xs:xs + x_step, gs:gs + g_step] = head_fn(h[xs:xs + x_step], h_t).numpy()
         return out
 
     def log_ratio(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:

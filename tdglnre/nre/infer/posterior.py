@@ -142,13 +142,26 @@ class Grid:
         return np.stack([m.ravel() for m in mesh], axis=1)
 
     def cell_volume(self) -> np.ndarray:
-        """Cell volumes with :attr:`shape`."""
-        vol = np.ones(self.shape)
-        for d, a in enumerate(self.axes):
-            sh = [1] * len(self.axes)
-            sh[d] = -1
-            vol = vol * a.widths.reshape(sh)
-        return vol
+        """Cell volumes with :attr:`shape` (computed once per grid; read-only)."""
+        cached = self.__dict__.get("_cell_volume")
+        if cached is None:
+            vol = np.ones(self.shape)
+            for d, a in enumerate(self.axes):
+                sh = [1] * len(self.axes)
+                sh[d] = -1
+                vol = vol * a.widths.reshape(sh)
+            vol.setflags(write=False)
+            cached = self.__dict__["_cell_volume"] = vol
+        return cached
+
+    def log_cell_volume(self) -> np.ndarray:
+        """``np.log`` of :meth:`cell_volume` (computed once per grid; read-only)."""
+        cached = self.__dict__.get("_log_cell_volume")
+        if cached is None:
+            cached = np.log(self.cell_volume())
+            cached.setflags(write=False)
+            self.__dict__["_log_cell_volume"] = cached
+        return cached
 
 
 def _interval_from_cells(axis: Axis, mask: np.ndarray) -> list[float]:
@@ -204,7 +217,7 @@ class GridPosterior:
         if np.any(np.isnan(lv)):
             raise ConfigError("log-ratio values contain NaN")
         m = lv.max()
-        logmass = lv - m + np.log(grid.cell_volume())
+        logmass = lv - m + grid.log_cell_volume()
         logz = m + math.log(np.exp(logmass).sum())
         return cls(grid, lv - logz, truth, {"log_norm": logz})
 
@@ -218,9 +231,19 @@ class GridPosterior:
 
     @property
     def mass(self) -> np.ndarray:
-        """Probability of every cell (sums to 1)."""
-        p = self.density * self.grid.cell_volume()
-        return p / p.sum()
+        """Probability of every cell (sums to 1); computed once per :attr:`log_density` array, read-only.
+
+        The summaries of one posterior (marginals, HPD regions, credibilities,
+        draws) all start from it; on a 3-parameter grid of 2^19 cells
+        recomputing it for each cost more than the rest of them together.
+        """
+        src, cached = self.__dict__.get("_mass", (None, None))
+        if src is not self.log_density:
+            p = self.density * self.grid.cell_volume()
+            cached = p / p.sum()
+            cached.setflags(write=False)
+            self.__dict__["_mass"] = (self.log_density, cached)
+        return cached
 
     def marginal(self, name: str) -> tuple[Axis, np.ndarray]:
         """1-D marginal of ``name``: (axis, cell masses)."""
