@@ -1,13 +1,9 @@
 """Simulation configuration: a frozen dataclass with explicit validation.
 
-The magnetic field is specified by the integer number of flux quanta ``n_v``
-through the torus (B = 2π n_v / L², docs/physics.md "Links and the seam
-twist"); :func:`n_v_from_field` converts a field B and names the nearest valid
-values when B is not allowed, and |n_v| <= N²/4 keeps the flux per plaquette
-within the lattice's resolution. The time step is checked against the
-explicit-Euler bound of :func:`rate_bound` (docs/physics.md, "The
-explicit-Euler time step"), which with pinning disorder uses the extreme
-sites' α (docs/physics.md, "Pinning disorder").
+The field is given as ``n_v`` flux quanta through the torus (B = 2π n_v / L², docs/physics.md "Links and
+the seam twist"; :func:`n_v_from_field` converts a field B), |n_v| <= N²/4; dt is checked against the
+explicit-Euler bound of :func:`rate_bound` (docs/physics.md, "The explicit-Euler time step"), with
+disorder at the extreme sites' α (docs/physics.md, "Pinning disorder").
 """
 
 from __future__ import annotations
@@ -33,11 +29,8 @@ SAMPLE_PARAMETERS = ("eta", "n_v", "nu")
 NUISANCE_PARAMETERS = ("T", "delta")
 #: Every per-sample parameter the solver and priors accept, in canonical order.
 ALL_SAMPLE_PARAMETERS = SAMPLE_PARAMETERS + NUISANCE_PARAMETERS
-#: Lower limits below which a sample parameter has no distinct value: a temperature is >= 0, and δ and
-#: −δ give the same ensemble (ξ is a zero-mean Gaussian field clipped symmetrically, docs/physics.md
-#: "Pinning disorder"), so a sample carries |δ|. A posterior piling against a prior bound at such a limit
-#: is an answer, not one cut off by the prior. η and ν get none: ψ₂ → −ψ₂ flips the signs of both
-#: coupling terms of F together, not of one alone, and n_v <= 0 are other fields.
+#: Lower limits of sample parameters: T >= 0, and δ, −δ give the same ensemble (docs/physics.md "Pinning
+#: disorder"), so a posterior against a prior bound there is an answer. η, ν get none (ψ₂ → −ψ₂ flips both).
 PHYSICAL_LOWER_LIMITS = {"T": 0.0, "delta": 0.0}
 
 #: Chance, per sample, that any site's disorder value ξ(r) would exceed the
