@@ -427,6 +427,14 @@ def _evolve_batch(states, work, co, ly, lx, snap_steps, out, status, check_every
                                         xi[s], dco[s], amp[s], keys[s])
 
 
+@njit(inline="always")
+def _forward(state, i, j, c, s, p1r, p1i, p2r, p2i, ih):
+    """(U ψ(i, j) − ψ_site)/h of both bands, U = c − i s the link from the site to (i, j)."""
+    u1r, u1i = transport(c, s, state[0, i, j], state[1, i, j])
+    u2r, u2i = transport(c, s, state[2, i, j], state[3, i, j])
+    return (u1r - p1r) * ih, (u1i - p1i) * ih, (u2r - p2r) * ih, (u2i - p2i) * ih
+
+
 @njit(cache=True, nogil=True)
 def _energy(state, D1, D2, a1, a2, b1, b2, eta, nu, h, ly, lx, xi=None, delta=0.0):
     """Free energy F of one sample (float64 accumulation), docs/physics.md "Lattice free energy".
@@ -453,23 +461,9 @@ def _energy(state, D1, D2, a1, a2, b1, b2, eta, nu, h, ly, lx, xi=None, delta=0.
                 sx = 0.0
             cy = ly[0, j]
             sy = ly[1, j]
-            # D_x ψ = (U ψ(r+x) − ψ)/h for both bands
-            q1r = state[0, i, jp]
-            q1i = state[1, i, jp]
-            q2r = state[2, i, jp]
-            q2i = state[3, i, jp]
-            dx1r = (cx * q1r + sx * q1i - p1r) * ih
-            dx1i = (cx * q1i - sx * q1r - p1i) * ih
-            dx2r = (cx * q2r + sx * q2i - p2r) * ih
-            dx2i = (cx * q2i - sx * q2r - p2i) * ih
-            q1r = state[0, ip, j]
-            q1i = state[1, ip, j]
-            q2r = state[2, ip, j]
-            q2i = state[3, ip, j]
-            dy1r = (cy * q1r + sy * q1i - p1r) * ih
-            dy1i = (cy * q1i - sy * q1r - p1i) * ih
-            dy2r = (cy * q2r + sy * q2i - p2r) * ih
-            dy2i = (cy * q2i - sy * q2r - p2i) * ih
+            # D_μ ψ = (U ψ(r+μ) − ψ)/h for both bands
+            dx1r, dx1i, dx2r, dx2i = _forward(state, i, jp, cx, sx, p1r, p1i, p2r, p2i, ih)
+            dy1r, dy1i, dy2r, dy2i = _forward(state, ip, j, cy, sy, p1r, p1i, p2r, p2i, ih)
             rho1 = p1r * p1r + p1i * p1i
             rho2 = p2r * p2r + p2i * p2i
             dens = D1 * (dx1r * dx1r + dx1i * dx1i + dy1r * dy1r + dy1i * dy1i)
