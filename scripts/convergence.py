@@ -34,7 +34,15 @@ Errors are relative: |Δ⟨ρᵢ⟩|/⟨ρᵢ⟩, and for S(k) the largest |ΔS|
 compared shells divided by the peak of S. The table reports the largest
 error over the samples.
 
+With ``--lam`` (and ``--sigma``) the presets run screened (the numba kernel of
+ψ and the link field a, a = 0 at the start on every lattice) and S(k) also
+covers the field B. The screened dt bound is tighter and scales with h², so
+the dt study keeps the dt values the bound allows and the h study halves
+``--dt-h`` until the finest lattice accepts it.
+
     python scripts/convergence.py [--presets quick,paper] [--out docs/figures/convergence/convergence.json]
+    python scripts/convergence.py --presets quick --lam 2 --sigma 2 --out docs/figures/convergence/screened.json \
+        --fig docs/figures/convergence/screened.png
 """
 
 from __future__ import annotations
@@ -47,13 +55,24 @@ from pathlib import Path
 import numpy as np
 
 import tdglnre as tg
+from tdglnre.errors import ConfigError
 from tdglnre.physics.config import time_step_limit
+from tdglnre.physics.observables import channel_names
 from tdglnre.physics.fourier import radial_structure_factor
 from tdglnre.physics.rng import initial_state
 
 #: dt values that divide t = 2 exactly; the last is 2/140, just below dt_max(η = 1.5, h = 0.5) = 0.014663.
 DTS = (0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 2.0 / 140)
 CHANNELS = ("rho1", "rho2", "curlJ")
+
+
+def allowed(cfg, params: dict) -> bool:
+    """Whether ``cfg`` (its dt) passes the stability bound for every sample of ``params`` (screened: per sample)."""
+    try:
+        tg.simulate(cfg.replace(snapshot_times=(cfg.dt,)), params, seed=0)
+    except ConfigError:
+        return False
+    return True
 
 
 def sample_points(n_max: int, n: int) -> dict[str, np.ndarray]:
@@ -114,7 +133,7 @@ def observe(cfg, params: dict, initial: np.ndarray, threads: int) -> dict:
     rho = (np.abs(psi) ** 2).mean(axis=(-2, -1))
     x = res.channels()[:, -1].astype(np.float64)  # (S, N, N, 3)
     k, S, _ = radial_structure_factor(np.moveaxis(x, -1, 1), cfg.L)  # (S, 3, M)
-    return {"rho": rho, "S": S, "k": k}
+    return {"rho": rho, "S": S, "k": k, "channels": channel_names(cfg)}
 
 
 def errors(run: dict, ref: dict) -> dict:
@@ -123,7 +142,7 @@ def errors(run: dict, ref: dict) -> dict:
     out = {f"rho{b + 1}": np.abs(run["rho"][:, b] - ref["rho"][:, b]) / ref["rho"][:, b] for b in range(2)}
     peak = ref["S"][..., :M].max(axis=-1)
     dS = np.abs(run["S"][..., :M] - ref["S"][..., :M]).max(axis=-1) / peak  # (S, 3)
-    for c, name in enumerate(CHANNELS):
+    for c, name in enumerate(run["channels"]):
         out[f"S_{name}"] = dS[:, c]
     return {key: v.tolist() for key, v in out.items()}
 
@@ -137,19 +156,25 @@ def study(preset: str, a) -> dict:
     n_max = int(prior["n_v"].high)
     params = sample_points(n_max, a.samples)
     N0, L = cfg0.N, cfg0.L
-    base = cfg0.replace(dtype="float64")
+    base = cfg0.replace(dtype="float64", **({"lam": a.lam, "sigma": a.sigma} if a.lam is not None else {}))
+    if a.lam is not None:
+        cfg0 = cfg0.replace(lam=a.lam, sigma=a.sigma)
     start = np.stack([initial_state(0, k, N0) for k in range(a.samples)])  # the preset's quench states
     print(f"{preset}: N={N0}, L={L:g}, h={L / N0:g}, preset dt={cfg0.dt:g}, samples eta={params['eta'].round(2).tolist()} "
           f"n_v={params['n_v'].tolist()}", flush=True)
     dt_max = min(time_step_limit(cfg0.D, cfg0.alpha, cfg0.beta, float(e), 0.0, L / N0) for e in params["eta"])
-    out = {"preset": preset, "N": N0, "L": L, "h": L / N0, "dt_preset": cfg0.dt, "dt_max": dt_max,
+    dts = tuple(dt for dt in DTS if allowed(base.replace(dt=dt), params))
+    dt_h = a.dt_h
+    while not allowed(base.replace(N=4 * N0, dt=dt_h), params):
+        dt_h /= 2
+    out = {"preset": preset, "lam": a.lam, "sigma": a.sigma if a.lam is not None else None, "dt_h": dt_h, "N": N0, "L": L, "h": L / N0, "dt_preset": cfg0.dt, "dt_max": dt_max,
            "params": {k: v.tolist() for k, v in params.items()}}
     # ---- dt at the preset's N
     t0 = time.time()
-    runs = {dt: observe(base.replace(dt=dt), params, start, a.threads) for dt in DTS}
-    ref = runs[DTS[0]]
+    runs = {dt: observe(base.replace(dt=dt), params, start, a.threads) for dt in dts}
+    ref = runs[dts[0]]
     out["dt"] = [{"dt": dt, "worst": worst(errors(runs[dt], ref)), "per_sample": errors(runs[dt], ref)}
-                 for dt in DTS[1:]]
+                 for dt in dts[1:]]
     for row in out["dt"]:
         print(f"  dt={row['dt']:.6g}: " + "  ".join(f"{k} {v:.2e}" for k, v in row["worst"].items()), flush=True)
     f32 = observe(cfg0.replace(dtype="float32"), params, start, a.threads)
@@ -164,7 +189,7 @@ def study(preset: str, a) -> dict:
     levels = {}
     for f in (1, 2, 4):
         N = N0 * f
-        levels[f] = observe(base.replace(N=N, dt=a.dt_h), params, h_start(start, f, a.h_start), a.threads)
+        levels[f] = observe(base.replace(N=N, dt=dt_h), params, h_start(start, f, a.h_start), a.threads)
         print(f"  h={L / N:g} (N={N}) done ({time.time() - t0:.0f} s)", flush=True)
     fine = levels[4]
     out["h"] = []
@@ -200,7 +225,11 @@ def plot(d: dict, path: Path) -> None:
             axes[1].loglog(hs, [r["worst"][key] for r in st["h"]], mk + ls, ms=4, label=f"{st['preset']}: {key}")
     axes[0].axvline(0.001, color="grey", lw=0.8)
     axes[0].set_xlabel("dt (preset N); error vs dt = 0.00025")
-    axes[1].set_xlabel("h (fixed L, dt = %g, %s start); error vs h/4" % (d["dt_h"], d.get("h_start", "")))
+    dt_h = d["studies"][0].get("dt_h", d["dt_h"])  # a screened run halves --dt-h until the finest lattice allows it
+    lam = d["studies"][0].get("lam")
+    axes[1].set_xlabel("h (fixed L, dt = %g, %s start); error vs h/4" % (dt_h, d.get("h_start", "")))
+    if lam is not None:
+        fig.suptitle("screened: λ = %g, σ = %g" % (lam, d["studies"][0]["sigma"]), fontsize=9)
     for ax in axes:
         ax.set_ylabel("largest relative error over the samples")
         ax.legend(fontsize=7)
@@ -217,6 +246,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--h-start", choices=("windowed", "periodic"), default="windowed",
                     help="initial states of the h study (see h_start)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--lam", type=float, default=None, help="London depth: run screened (default: the fixed field)")
+    ap.add_argument("--sigma", type=float, default=2.0, help="relaxation rate of a, with --lam")
     ap.add_argument("--out", type=Path, default=Path("docs/figures/convergence/convergence.json"))
     ap.add_argument("--fig", type=Path, default=Path("docs/figures/convergence/convergence.png"))
     ap.add_argument("--plot-only", action="store_true")
