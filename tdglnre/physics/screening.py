@@ -143,3 +143,47 @@ def lengths(config: Any, eta: float | None = None, nu: float | None = None) -> d
     c = field_coefficient(lam, config.D, config.alpha, config.beta, eta, nu) if math.isfinite(lam) else None
     return {"lam": lam, "sigma": float(config.sigma), "c": c, "xi": xi, "kappa": tuple(lam / x for x in xi),
             "regime": regime(lam, xi)}
+
+
+def lam_boundaries(config: Any, eta: Any, nu: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """The regime boundaries in λ at each (η, ν): (λ_I, λ_II) = (ξ_min/√2, ξ_max/√2), arrays (S,).
+
+    ξ are the normal-mode coherence lengths of :func:`.lengths.coherence_lengths` (mixed by η and ν,
+    Carlström, Babaev & Speight 2011); λ < λ_I is Type I, λ_I <= λ < λ_II Type 1.5, λ >= λ_II Type II
+    (:func:`.lengths.regime`; λ_I = λ_II where one band has no condensate and nothing couples to it).
+    ``nu`` None: the config's. Each distinct (η, ν) is solved once.
+    """
+    from .lengths import coherence_lengths
+
+    eta = np.atleast_1d(np.asarray(eta, dtype=np.float64))
+    nu = np.broadcast_to(np.asarray(config.nu if nu is None else nu, dtype=np.float64), eta.shape)
+    cache: dict[tuple[float, float], tuple[float, float]] = {}
+    lo, hi = np.empty(eta.shape), np.empty(eta.shape)
+    for s, key in enumerate(zip(eta.tolist(), nu.tolist())):
+        if key not in cache:
+            xi = coherence_lengths(config.D, config.alpha, config.beta, key[0], key[1])
+            cache[key] = (xi.shortest / math.sqrt(2.0), xi.longest / math.sqrt(2.0))
+        lo[s], hi[s] = cache[key]
+    return lo, hi
+
+
+def regime_codes(config: Any, params: Any) -> np.ndarray:
+    """Regime of each sample as an index into :data:`.lengths.REGIMES` (0: I, 1: 1.5, 2: II), (S,) int.
+
+    ``params`` maps ``eta``, ``nu``, ``lam`` to values or arrays (missing ones: the config's; λ = ∞ is Type II).
+    """
+    eta = np.atleast_1d(np.asarray(params.get("eta", config.eta), dtype=np.float64))
+    lam = np.asarray(params.get("lam", config.lam), dtype=np.float64)
+    nu = params.get("nu", config.nu)
+    shape = np.broadcast_shapes(eta.shape, lam.shape, np.shape(nu))
+    lo, hi = lam_boundaries(config, np.broadcast_to(eta, shape), np.broadcast_to(nu, shape))
+    lam = np.broadcast_to(lam, shape)
+    return np.where(lam >= hi, 2, np.where(lam < lo, 0, 1)).astype(np.int64)
+
+
+def regime(config: Any, theta: Any) -> str:
+    """"I", "1.5" or "II": the regime of the sample ``theta`` (a mapping with ``eta``, ``nu``, ``lam``; missing
+    ones are the config's) from √2λ against the normal-mode coherence lengths (docs/physics.md, "Regimes")."""
+    from .lengths import REGIMES
+
+    return REGIMES[int(regime_codes(config, {k: theta[k] for k in ("eta", "nu", "lam") if k in theta})[0])]
