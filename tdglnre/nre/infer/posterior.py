@@ -62,11 +62,15 @@ class Axis:
 
 
 def make_axis(name: str, kind: str, low: float, high: float, n_points: int) -> Axis:
-    """Axis for a parameter of prior kind ``uniform`` or ``int_uniform``."""
+    """Axis for a parameter of prior kind ``uniform``, ``log_uniform`` or ``int_uniform``.
+
+    A log-uniform parameter (λ) gets the uniform axis too: its prior density 1/λ enters through the
+    prior's ``log_prob`` like any other, and equal cells keep the masses simple sums.
+    """
     if kind == "int_uniform":
         vals = np.arange(int(round(low)), int(round(high)) + 1, dtype=np.float64)
         return Axis(name, vals, True, float(low), float(high))
-    if kind == "uniform":
+    if kind in ("uniform", "log_uniform"):
         if n_points < 2:
             raise ConfigError(f"grid needs at least 2 points per axis, got {n_points}")
         w = (high - low) / n_points
