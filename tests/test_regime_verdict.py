@@ -108,3 +108,15 @@ def test_verdict_report_and_boundary_distance():
     lo, hi = lam_boundaries(CFG, eta)
     assert np.all(d <= np.abs(lam / lo - 1) + 1e-15) and np.all(d <= np.abs(lam / hi - 1) + 1e-15)
     assert v["n_far"] == int((d > 0.1).sum())
+
+
+def test_a_flat_ratio_on_a_log_uniform_axis_gives_the_prior_back():
+    """λ ~ log-uniform(0.4, 3.2): the grid axis spans the box evenly and, with log r = 0, the posterior's
+    λ marginal is the prior's (mass of [0.4, 0.8] = log 2 / log 8 = 1/3)."""
+    prior = Prior({"eta": "uniform(0, 1)", "lam": "log_uniform(0.4, 3.2)"})
+    grid = Grid.from_prior(prior, 400)
+    ax = grid.axes[1]
+    assert ax.low == 0.4 and ax.high == 3.2 and np.allclose(np.diff(ax.values), 2.8 / 400)
+    post = GridPosterior.from_log_values(grid, np.zeros(grid.shape), prior.log_prob(grid.points()))
+    _, m = post.marginal("lam")
+    assert m[ax.values < 0.8].sum() == pytest.approx(1 / 3, abs=5e-3)  # to one cell (0.007 wide) at 0.8
