@@ -120,3 +120,17 @@ def test_a_flat_ratio_on_a_log_uniform_axis_gives_the_prior_back():
     post = GridPosterior.from_log_values(grid, np.zeros(grid.shape), prior.log_prob(grid.points()))
     _, m = post.marginal("lam")
     assert m[ax.values < 0.8].sum() == pytest.approx(1 / 3, abs=5e-3)  # to one cell (0.007 wide) at 0.8
+
+
+def test_prior_edges_judge_a_log_uniform_parameter_over_its_prior():
+    """A posterior equal to the 1/λ prior is flat (\"both\"), not piled against λ's low bound; one whose
+    ratio falls steeply from the low bound is piled there."""
+    prior = Prior({"eta": "uniform(0, 1)", "lam": "log_uniform(0.4, 3.2)"})
+    grid = Grid.from_prior(prior, 200)
+    lp = prior.log_prob(grid.points())
+    flat = GridPosterior.from_log_values(grid, np.zeros(grid.shape), lp)
+    assert flat.prior_edges()["lam"] == "low"  # the density alone piles at the low bound
+    assert flat.prior_edges(prior=prior)["lam"] == "both"
+    lam = grid.points()[:, 1].reshape(grid.shape)
+    piled = GridPosterior.from_log_values(grid, -lam / 0.1, lp)
+    assert piled.prior_edges(prior=prior)["lam"] == "low"

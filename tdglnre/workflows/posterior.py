@@ -284,7 +284,7 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     truth = observation.truth if truth is None else truth
     if truth is not None:
         post.truth = {k: float(v) for k, v in truth.items() if k in grid.names}
-    edges = post.prior_edges()
+    edges = post.prior_edges(prior=model.prior)
     edge_warnings, notes = _edge_remarks(post, edges)
     warnings = list(observation.warnings) + edge_warnings
     ood_res = _ood_result(model, model_dir, x, ood, warnings)
