@@ -35,7 +35,7 @@ def format_summary(s: dict) -> str:
 
 @click.command("generate")
 @click.option("--preset", required=True, metavar="NAME|PATH",
-              help="Preset name (paper, drag, quick) or path to a preset TOML file.")
+              help="Preset name (paper, drag, quick, type15, ...) or path to a preset TOML file.")
 @click.option("--n-samples", "n_samples", required=True, type=click.IntRange(min=1), metavar="S",
               help="Number of samples to simulate.")
 @click.option("--seed", required=True, type=SEED, metavar="SEED",

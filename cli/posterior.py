@@ -71,12 +71,16 @@ def command(model_dir, data, index, observation, pixel_size, channels, value_ran
     Table-I-style table at eta = 0.2 ... 1.4 and the ABC summary-statistic
     baseline, written to --out as calibration.json, table.csv/.md and PNGs.
     A test set drawn from another prior than the model's gets accuracy
-    figures only (coverage and SBC need the model's prior).
+    figures only (coverage and SBC need the model's prior). A screened
+    model (lam < inf, e.g. the type15 presets) adds the regime verdict: the
+    ROC AUC of P(Type 1.5 | x) on all samples and on those farther than 10%
+    in lam from a regime boundary, and its reliability table.
 
     For one observation, posterior.json also says which prior bounds the
     posterior reaches (at_prior_edge) and how far the observation lies from
     the training ensemble (ood_score vs ood_threshold); observation.png
-    shows the network input.
+    shows the network input. A screened model adds p_regime: P(Type I, 1.5,
+    II | x), the posterior mass where each regime holds (docs/nre.md).
     """
     from tdglnre.workflows.calibrate import run_calibration
     from tdglnre.workflows.posterior import run_posterior

@@ -23,6 +23,7 @@ TOML file. Its layout::
     eta = "uniform(0, 1.5)"
     n_v = "int_uniform(1, 16)"
     nu = "fixed(0)"                   # or a number; omitted ones are fixed at the config value
+    lam = "log_uniform(0.5, 8)"       # optional: λ per sample (screened; log-uniform suits a length)
     T = "uniform(0, 0.01)"            # temperature of the thermal noise (nuisance physics)
     delta = "fixed(0)"                # pinning-disorder strength
 
@@ -48,7 +49,8 @@ Overrides (``--set key=value``, repeatable, applied in order):
 * a sample parameter ``eta``, ``n_v``, ``nu``, ``T``, ``delta`` or
   ``prior.eta`` etc. (docs/physics.md, "Nuisance physics"): a number
   fixes it (``nu=0.1``), a prior re-draws it (``prior.eta=uniform(0,1)``,
-  ``n_v=int_uniform(1,8)``, ``prior.nu=fixed(0)``);
+  ``n_v=int_uniform(1,8)``, ``prior.nu=fixed(0)``); ``prior.lam=log_uniform(0.5,8)``
+  gives λ a prior (``lam=...`` alone sets the config's λ);
 * ``B=<field>``: fixes the field; it must carry an integer number of flux
   quanta through the torus (B·L² = 2π n_v), otherwise the error names the
   nearest valid values.
@@ -63,7 +65,8 @@ from typing import Any, Iterable, Mapping
 
 from .._validate import parse_number
 from ..errors import ConfigError
-from ..physics.config import ALL_SAMPLE_PARAMETERS, NUISANCE_PARAMETERS, SAMPLE_PARAMETERS, SimConfig, n_v_from_field
+from ..physics.config import (ALL_SAMPLE_PARAMETERS, LAM, NUISANCE_PARAMETERS, PRIOR_PARAMETERS, SAMPLE_PARAMETERS,
+                              SimConfig, n_v_from_field)
 from .priors import Prior, Prior1D, parse_prior_spec
 
 __all__ = ["list_presets", "load_preset", "preset_path", "preset_measurement", "apply_overrides", "override_keys",
@@ -76,7 +79,7 @@ _CONFIG_KEYS = tuple(k for k in SimConfig.field_names() if k not in ALL_SAMPLE_P
 def override_keys() -> list[str]:
     """Every key accepted by ``--set``."""
     return (list(_CONFIG_KEYS) + list(ALL_SAMPLE_PARAMETERS) + ["B"]
-            + [f"prior.{n}" for n in ALL_SAMPLE_PARAMETERS])
+            + [f"prior.{n}" for n in PRIOR_PARAMETERS])
 
 
 def _preset_dirs() -> list[Path]:
@@ -222,7 +225,7 @@ def apply_overrides(config: SimConfig, prior: Prior,
         try:
             if key in _CONFIG_KEYS:
                 cfg_changes[key] = _coerce_config_value(key, value)
-            elif key in ALL_SAMPLE_PARAMETERS or (key.startswith("prior.") and key[6:] in ALL_SAMPLE_PARAMETERS):
+            elif key in ALL_SAMPLE_PARAMETERS or (key.startswith("prior.") and key[6:] in PRIOR_PARAMETERS):
                 name = key[6:] if key.startswith("prior.") else key
                 prior_changes[name] = parse_prior_spec(name, value)
                 _refuse_value_and_prior(name, key, value, prior_changes[name], set_by)
@@ -275,7 +278,10 @@ def _sync_fixed(config: SimConfig, prior: Prior) -> tuple[SimConfig, Prior]:
 
     The nuisance parameters T and delta join the prior only when the config
     sets them (≠ 0), so clean presets keep the prior (η, n_v, ν) that earlier
-    files and models recorded.
+    files and models recorded. λ joins only where a prior over it is given
+    (``[prior] lam`` or ``prior.lam=...``); then a config without screening
+    (λ = ∞) takes the prior's largest λ (where dt is tightest), so the screened
+    kernel runs (each sample uses its own λ).
     """
     missing = {n: float(getattr(config, n)) for n in ALL_SAMPLE_PARAMETERS
                if n not in prior.names and (n not in NUISANCE_PARAMETERS or float(getattr(config, n)) != 0.0)}
@@ -285,6 +291,8 @@ def _sync_fixed(config: SimConfig, prior: Prior) -> tuple[SimConfig, Prior]:
     changes: dict[str, Any] = {}
     for n, v in fixed.items():
         changes[n] = int(round(v)) if n == "n_v" else float(v)
+    if LAM in prior.inferred and not config.screened:
+        changes[LAM] = prior.high(LAM)
     return config.replace(**changes), prior
 
 
@@ -319,9 +327,9 @@ def load_preset(name_or_path: str | Path,
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"preset {str(path)!r}: {exc}") from None
     prior_table = doc.get("prior", {})
-    bad = sorted(set(prior_table) - set(ALL_SAMPLE_PARAMETERS))
+    bad = sorted(set(prior_table) - set(PRIOR_PARAMETERS))
     if bad:
-        raise ConfigError(f"preset {str(path)!r}: unknown [prior] key(s) {bad}; valid: {list(ALL_SAMPLE_PARAMETERS)}")
+        raise ConfigError(f"preset {str(path)!r}: unknown [prior] key(s) {bad}; valid: {list(PRIOR_PARAMETERS)}")
     prior = Prior(prior_table) if prior_table else Prior({n: float(getattr(config, n)) for n in SAMPLE_PARAMETERS})
     config, prior = _sync_fixed(config, prior)
     config, prior = apply_overrides(config, prior, overrides)

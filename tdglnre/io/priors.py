@@ -1,9 +1,10 @@
-"""Priors over the per-sample parameters (η, n_v, ν, T, δ).
+"""Priors over the per-sample parameters (η, n_v, ν, T, δ, λ).
 
 A :class:`Prior` is a product of named one-dimensional priors, one per sample
 parameter of the solver (:data:`tdglnre.physics.config.ALL_SAMPLE_PARAMETERS`):
 
 * ``uniform(low, high)`` — continuous uniform on [low, high);
+* ``log_uniform(low, high)`` — log-uniform on [low, high), 0 < low (density ∝ 1/x; the London depth λ);
 * ``int_uniform(low, high)`` — integers low..high inclusive, equally likely;
 * ``fixed(value)`` — not inferred; every sample uses ``value``.
 
@@ -22,11 +23,14 @@ Text syntax (used by presets and ``--set prior.NAME=...``)::
 T (temperature of the thermal noise) and delta (pinning-disorder strength) are
 sample parameters like the others (docs/physics.md, "Nuisance physics"); T
 must be >= 0. They are appended after (η, n_v, ν) in the canonical order, so
-adding them to a prior leaves the draws of the other parameters unchanged.
+adding them to a prior leaves the draws of the other parameters unchanged. The
+London depth ``lam`` (docs/physics.md, "Screening") comes last for the same
+reason; a prior over it needs the screened solver (the config's λ finite).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -36,10 +40,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..physics.config import ALL_SAMPLE_PARAMETERS, SimConfig
+from ..physics.config import ALL_SAMPLE_PARAMETERS, LAM, PRIOR_PARAMETERS, SimConfig
 from ..physics.rng import STREAM_PRIOR, sample_rng
 
-KINDS = ("uniform", "int_uniform", "fixed")
+KINDS = ("uniform", "int_uniform", "fixed", "log_uniform")
 
 #: η values checked across a uniform η prior's interval (besides its end points).
 _ETA_GRID = 17
@@ -52,17 +56,17 @@ class Prior1D:
     """One named one-dimensional prior."""
 
     name: str
-    """Parameter name (one of eta, n_v, nu, T, delta)."""
+    """Parameter name (one of eta, n_v, nu, T, delta, lam)."""
     kind: str
-    """"uniform", "int_uniform" or "fixed"."""
+    """"uniform", "log_uniform", "int_uniform" or "fixed"."""
     low: float
     """Lower bound (the value, for "fixed")."""
     high: float
     """Upper bound (the value, for "fixed"); inclusive for "int_uniform"."""
 
     def __post_init__(self) -> None:
-        if self.name not in ALL_SAMPLE_PARAMETERS:
-            raise ConfigError(f"unknown prior parameter {self.name!r}; valid: {list(ALL_SAMPLE_PARAMETERS)}")
+        if self.name not in PRIOR_PARAMETERS:
+            raise ConfigError(f"unknown prior parameter {self.name!r}; valid: {list(PRIOR_PARAMETERS)}")
         if self.kind not in KINDS:
             raise ConfigError(f"prior for {self.name}: unknown kind {self.kind!r}; valid kinds: {list(KINDS)}")
         try:
@@ -88,6 +92,10 @@ class Prior1D:
                 f"prior for n_v: the number of flux quanta must be an integer "
                 f"(use int_uniform(low, high) or fixed(integer)), got {self.describe_raw()}"
             )
+        if self.kind == "log_uniform" and not low > 0:
+            raise ConfigError(f"prior for {self.name}: log_uniform needs 0 < low, got {self.describe_raw()}")
+        if self.name == LAM and not low > 0:
+            raise ConfigError(f"prior for lam: the penetration depth must be > 0, got {self.describe_raw()}")
         if self.name == "T" and low < 0:
             raise ConfigError(f"prior for T: the temperature must be >= 0, got {self.describe_raw()}")
         if self.name == "n_v" and self.kind == "uniform":
@@ -177,7 +185,7 @@ def parse_prior_spec(name: str, spec: Any) -> Prior1D:
 
 
 class Prior:
-    """Product of named one-dimensional priors over (η, n_v, ν, T, δ).
+    """Product of named one-dimensional priors over (η, n_v, ν, T, δ, λ).
 
     Parameters
     ----------
@@ -185,8 +193,8 @@ class Prior:
         Mapping name → prior (a :class:`Prior1D`, text such as
         ``"uniform(0, 1.5)"``, a number, or a mapping; see
         :func:`parse_prior_spec`), or an iterable of :class:`Prior1D`.
-        Names must be sample parameters (eta, n_v, nu, T, delta); they are
-        kept in the canonical order ``("eta", "n_v", "nu", "T", "delta")``.
+        Names must be sample parameters (eta, n_v, nu, T, delta, lam); they are
+        kept in the canonical order ``("eta", "n_v", "nu", "T", "delta", "lam")``.
     """
 
     def __init__(self, entries: Mapping[str, Any] | Iterable[Prior1D]):
@@ -201,7 +209,7 @@ class Prior:
             seen[it.name] = it
         if not seen:
             raise ConfigError("prior: needs at least one parameter")
-        self._entries = {n: seen[n] for n in ALL_SAMPLE_PARAMETERS if n in seen}
+        self._entries = {n: seen[n] for n in PRIOR_PARAMETERS if n in seen}
 
     # ------------------------------------------------------------------ access
     @property
@@ -261,6 +269,8 @@ class Prior:
             for c, e in enumerate(inferred):
                 if e.kind == "uniform":
                     out[r, c] = rng.uniform(e.low, e.high)
+                elif e.kind == "log_uniform":
+                    out[r, c] = math.exp(rng.uniform(math.log(e.low), math.log(e.high)))
                 else:  # int_uniform
                     out[r, c] = float(rng.integers(int(e.low), int(e.high) + 1))
         return out
@@ -293,6 +303,9 @@ class Prior:
             if e.kind == "uniform":
                 ok = (v >= e.low) & (v <= e.high)
                 lp += np.where(ok, -math.log(e.high - e.low), -np.inf)
+            elif e.kind == "log_uniform":
+                ok = (v >= e.low) & (v <= e.high)
+                lp += np.where(ok, -np.log(np.where(ok, v, 1.0)) - math.log(math.log(e.high / e.low)), -np.inf)
             else:
                 ok = (v >= e.low) & (v <= e.high) & (v == np.round(v))
                 lp += np.where(ok, -math.log(e.high - e.low + 1.0), -np.inf)
@@ -312,7 +325,9 @@ class Prior:
         the bound tightens monotonically with |δ|, so only the δ bound of
         largest magnitude is checked; T does not enter the bound (T >= 0 is
         checked by :class:`Prior1D` and at the box's T bound). n_v bounds must
-        be integers.
+        be integers. A prior over λ is checked at both ends of its interval:
+        the vector potential's rate grows with c = λ²K (the largest λ sets
+        dt's bound) and the lattice must resolve the smallest (λ >= h).
         Returns ``self``; a prior is checked once per config it passed for.
         """
         passed = self.__dict__.setdefault("_valid_for", set())
@@ -332,16 +347,17 @@ class Prior:
         if eta_hi > eta_lo:
             etas += [float(v) for v in np.linspace(eta_lo, eta_hi, _ETA_GRID)[1:-1]]
         delta = max((lows["delta"], highs["delta"]), key=abs)
-        for eta in etas:
-            for n_v in sorted({lows["n_v"], highs["n_v"]}):
-                for nu in sorted({nu_lo, nu_hi}, key=abs, reverse=True):
-                    try:
-                        config.validate_sample(eta, n_v, nu, highs["T"], delta)
-                    except ConfigError as exc:
-                        where = "corner" if eta in (eta_lo, eta_hi) else "point"
-                        extra = f", delta={delta:g}" if delta != 0 else ""
-                        raise ConfigError(f"prior box {where} (eta={eta:g}, n_v={n_v:g}, nu={nu:g}{extra}) is "
-                                          f"invalid; narrow the prior: {exc}") from None
+        # λ at both ends of its box (the a update's rate grows with c = λ²K; λ >= h at the low end)
+        lams = sorted({self._entries[LAM].low, self._entries[LAM].high}) if LAM in self._entries else [None]
+        for eta, n_v, nu, lam in itertools.product(etas, sorted({lows["n_v"], highs["n_v"]}),
+                                                   sorted({nu_lo, nu_hi}, key=abs, reverse=True), lams):
+            try:
+                config.validate_sample(eta, n_v, nu, highs["T"], delta, lam)
+            except ConfigError as exc:
+                where = "corner" if eta in (eta_lo, eta_hi) else "point"
+                extra = (f", delta={delta:g}" if delta != 0 else "") + (f", lam={lam:g}" if lam else "")
+                raise ConfigError(f"prior box {where} (eta={eta:g}, n_v={n_v:g}, nu={nu:g}{extra}) is "
+                                  f"invalid; narrow the prior: {exc}") from None
         passed.add(config)
         return self
 

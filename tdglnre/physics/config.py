@@ -19,7 +19,7 @@ import numpy as np
 from .._validate import as_int, int_if_integral
 from ..errors import ConfigError, reject_unknown_keys
 from .options import DTYPES, as_times, check_dt, check_snapshot_times, snapshot_steps
-from .screening import DEFAULT_SIGMA, check_screened_step, check_screening
+from .screening import DEFAULT_SIGMA, check_sample_lam, check_screened_step, check_screening
 
 #: Physical parameters of the quench that may vary from sample to sample inside
 #: one batch: Josephson coupling, flux quanta, drag.
@@ -29,6 +29,11 @@ SAMPLE_PARAMETERS = ("eta", "n_v", "nu")
 NUISANCE_PARAMETERS = ("T", "delta")
 #: Every per-sample parameter the solver and priors accept, in canonical order.
 ALL_SAMPLE_PARAMETERS = SAMPLE_PARAMETERS + NUISANCE_PARAMETERS
+#: The London depth λ: a sample parameter only where a prior or the caller gives it (a screened config's
+#: ``lam`` otherwise); last in the canonical order, so a prior over λ leaves the other draws unchanged.
+LAM = "lam"
+#: Every parameter a prior may hold.
+PRIOR_PARAMETERS = ALL_SAMPLE_PARAMETERS + (LAM,)
 #: Lower limits of sample parameters: T >= 0, and δ, −δ give the same ensemble (docs/physics.md "Pinning
 #: disorder"), so a posterior against a prior bound there is an answer. η, ν get none (ψ₂ → −ψ₂ flips both).
 PHYSICAL_LOWER_LIMITS = {"T": 0.0, "delta": 0.0}
@@ -95,11 +100,7 @@ def disorder_clip(N: int, tail: float = DISORDER_TAIL) -> float:
 
 
 def alpha_range(alpha: tuple[float, float], spread: float) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Smallest and largest site value of α_b(r) = α_b(1 + δξ(r)) when |δξ| <= ``spread``.
-
-    Returns ``((lo1, lo2), (hi1, hi2))`` with lo_b = α_b − |α_b|·spread and
-    hi_b = α_b + |α_b|·spread; for spread = 0 both are α exactly.
-    """
+    """``((lo1, lo2), (hi1, hi2))``: the extreme site values α_b ∓ |α_b|·spread of α_b(1 + δξ(r)), |δξ| <= spread."""
     a1, a2 = float(alpha[0]), float(alpha[1])
     s = float(spread)
     return (a1 - abs(a1) * s, a2 - abs(a2) * s), (a1 + abs(a1) * s, a2 + abs(a2) * s)
@@ -108,11 +109,9 @@ def alpha_range(alpha: tuple[float, float], spread: float) -> tuple[tuple[float,
 def stability_limit(D: tuple[float, float], nu: float, h: float) -> float:
     """Gradient-only explicit-Euler bound h² / (4 λ_max) (a necessary condition).
 
-    λ_max is the largest eigenvalue of the gradient matrix [[D1, ν], [ν, D2]];
-    the covariant Laplacian's spectrum lies in [-8/h², 0]. This ignores the
-    local and Josephson terms; :func:`time_step_limit` is the bound the
-    configuration is checked against (docs/physics.md, "Well-posedness and
-    stability").
+    λ_max is the largest eigenvalue of [[D1, ν], [ν, D2]]; the covariant Laplacian's spectrum lies in
+    [-8/h², 0]. Without the local and Josephson terms; the config is checked against
+    :func:`time_step_limit` (docs/physics.md, "Well-posedness and stability").
     """
     d1, d2 = D
     lam_max = 0.5 * (d1 + d2) + math.sqrt(0.25 * (d1 - d2) ** 2 + nu * nu)
@@ -129,11 +128,7 @@ DENSITY_MARGIN = 1.25
 
 
 def _largest_cubic_root(a: float, b: float, c: float) -> float:
-    """Largest root x >= 0 of b·x³ + a·x = c (b > 0, c >= 0), never below the true root.
-
-    Newton's method on the convex cubic, started above the root, decreases
-    monotonically towards it, so every iterate is an upper bound.
-    """
+    """Largest root x >= 0 of b·x³ + a·x = c (b > 0, c >= 0), never below it (Newton from above on a convex cubic)."""
     x = max(math.sqrt(2.0 * max(0.0, -a) / b), (2.0 * c / b) ** (1.0 / 3.0))
     for _ in range(200):
         p = b * x * x * x + a * x - c
@@ -159,12 +154,8 @@ def density_bound(alpha: tuple[float, float], beta: tuple[float, float], eta: fl
     box r² = max(rho0, max_i (|η| − α_i)/β_i), the map r_i ← max(√rho0,
     root of β_i x³ + α_i x = |η| r_j) decreases monotonically to the smallest
     such box above √rho0 — for rho0 below equilibrium, the uniform fixed point
-    of the coupled local equations. Every iterate is an invariant box.
-
-    Returns
-    -------
-    tuple of float
-        (r1², r2²), without the safety margin :data:`DENSITY_MARGIN`.
+    of the coupled local equations. Every iterate is an invariant box. Returns (r1², r2²), without the
+    safety margin :data:`DENSITY_MARGIN`.
     """
     e = abs(float(eta))
     a1, a2 = (float(a) for a in alpha)
@@ -358,13 +349,15 @@ class SimConfig:
         object.__setattr__(self, "_valid", True)  # not a field: equality, hashing and to_dict ignore it
         return self
 
-    def validate_sample(self, eta: float, n_v: Any, nu: float, T: float = 0.0, delta: float = 0.0) -> None:
-        """Validate one sample's (η, n_v, ν, T, δ) against this config.
+    def validate_sample(self, eta: float, n_v: Any, nu: float, T: float = 0.0, delta: float = 0.0,
+                        lam: float | None = None) -> None:
+        """Validate one sample's (η, n_v, ν, T, δ) and London depth ``lam`` (None: the config's) against this config.
 
         Checks that n_v is an integer the lattice resolves (|n_v| <= N²/4),
         that the drag keeps the flow well-posed (ν² < D1·D2), that T >= 0 and
         δ are finite, and that dt is below the explicit-Euler bound 2/μ_max
-        of :func:`rate_bound` (with the disorder's extreme sites for δ ≠ 0).
+        of :func:`rate_bound` (with the disorder's extreme sites for δ ≠ 0;
+        screened: with the vector potential's update at the sample's λ).
         """
         if not math.isfinite(float(eta)):
             raise ConfigError(f"eta must be finite, got {eta!r}")
@@ -391,18 +384,20 @@ class SimConfig:
                 f"[[D1, nu], [nu, D2]] must be positive definite, i.e. nu^2 < D1*D2 = {d1 * d2:g} "
                 f"(|nu| < {math.sqrt(d1 * d2):.6g})"
             )
-        self._check_time_step(float(eta), float(nu), float(delta))
+        if lam is not None:
+            check_sample_lam(self, lam)
+        self._check_time_step(float(eta), float(nu), float(delta), lam)
 
     def alpha_spread(self, delta: float) -> float:
         """Largest |α_b(r)/α_b − 1| = |δ|·ξ_max over the sites of a sample with disorder ``delta``."""
         return abs(float(delta)) * disorder_clip(self.N) if delta != 0 else 0.0
 
-    def _check_time_step(self, eta: float, nu: float, delta: float = 0.0) -> None:
-        """Raise :class:`ConfigError` if dt is not below the stable step for (η, ν, δ)."""
+    def _check_time_step(self, eta: float, nu: float, delta: float = 0.0, lam: float | None = None) -> None:
+        """Raise :class:`ConfigError` if dt is not below the stable step for (η, ν, δ, λ)."""
         spread = self.alpha_spread(delta)
         rb = rate_bound(self.D, self.alpha, self.beta, eta, nu, self.h, alpha_spread=spread)
         if self.screened:  # the a update joins the bound (docs/physics.md, "Lattice form and dynamics")
-            return check_screened_step(self, rb, eta, nu)
+            return check_screened_step(self, rb, eta, nu, lam)
         if not self.dt < rb.dt_max:
             grad = stability_limit(self.D, nu, self.h)
             d1, d2 = self.D
@@ -468,14 +463,15 @@ class SimConfig:
 def as_sample_arrays(
     config: SimConfig, params: dict[str, Iterable[float]] | None, n_samples: int | None
 ) -> dict[str, np.ndarray]:
-    """Broadcast per-sample parameters (η, n_v, ν, T, δ) to arrays of equal length.
+    """Broadcast per-sample parameters (η, n_v, ν, T, δ, and λ where given) to arrays of equal length.
 
-    Missing parameters take the config's default. Unknown keys are an error.
+    Missing parameters take the config's default (``lam`` is in the result only where given). Unknown keys
+    are an error.
     """
     params = dict(params or {})
-    unknown = sorted(set(params) - set(ALL_SAMPLE_PARAMETERS))
+    unknown = sorted(set(params) - set(PRIOR_PARAMETERS))
     if unknown:
-        raise ConfigError(f"unknown sample parameter(s) {unknown}; valid: {list(ALL_SAMPLE_PARAMETERS)}")
+        raise ConfigError(f"unknown sample parameter(s) {unknown}; valid: {list(PRIOR_PARAMETERS)}")
     arrays = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
     lengths = {k: a.shape[0] for k, a in arrays.items() if a.shape[0] != 1}
     if len(set(lengths.values())) > 1:
@@ -488,12 +484,13 @@ def as_sample_arrays(
     if S is None:
         S = 1
     out = {}
-    for k in ALL_SAMPLE_PARAMETERS:
+    for k in ALL_SAMPLE_PARAMETERS + ((LAM,) if LAM in arrays else ()):
         a = arrays.get(k, np.array([float(getattr(config, k))]))
         if a.ndim != 1:
             raise ConfigError(f"parameter {k} must be one-dimensional, got shape {a.shape}")
         out[k] = np.broadcast_to(a, (S,)).copy()
+    lam = out.get(LAM, np.full(S, None))
     for s in range(S):
-        config.validate_sample(out["eta"][s], out["n_v"][s], out["nu"][s], out["T"][s], out["delta"][s])
+        config.validate_sample(out["eta"][s], out["n_v"][s], out["nu"][s], out["T"][s], out["delta"][s], lam[s])
     out["n_v"] = np.rint(out["n_v"]).astype(np.int64)
     return out

@@ -96,6 +96,8 @@ def divergence_error(pars: Mapping[str, np.ndarray], idx: np.ndarray, k: int, st
     """
     bad_pars = {"eta": pars["eta"][k], "n_v": pars["n_v"][k], "nu": pars["nu"][k]}
     bad_pars.update({n: pars[n][k] for n in ("T", "delta") if pars[n][k] != 0.0})
+    if "lam" in pars:
+        bad_pars["lam"] = pars["lam"][k]
     return DivergenceError(int(idx[k]), int(step), bad_pars, _reason_text(int(code), float(value)))
 
 
@@ -259,7 +261,7 @@ def prepare_run(config: SimConfig, params: Mapping[str, Sequence[float] | float]
         if options.device == "cuda":
             raise ConfigError(f"the screened model (lam={config.lam:g} < inf) runs on the CPU backend for now; "
                               "use device='cpu' (or 'auto'), or lam=inf on the GPU")
-        c = field_coefficients(config.lam, config.D, config.alpha, config.beta, pars["eta"], pars["nu"])
+        c = field_coefficients(pars.get("lam", config.lam), config.D, config.alpha, config.beta, pars["eta"], pars["nu"])
         co = screened.coefficients(config.D, config.alpha, config.beta, config.h, config.L, pars["eta"],
                                    pars["nu"], pars["n_v"], c, scale=options.dt, keep=1.0,
                                    scale_a=options.dt / config.sigma, dtype=dtype)

@@ -47,18 +47,36 @@ def check_screening(lam: Any, sigma: Any, h: float) -> None:
         raise ConfigError(f"relaxation rate sigma of the vector potential must be a finite number > 0, got {sigma!r}")
 
 
-def field_coefficients(lam: float, D, alpha, beta, eta: np.ndarray, nu: np.ndarray) -> np.ndarray:
-    """c = λ²K(η, ν) of every sample (S,) float64; each distinct (η, ν) is solved once."""
+def field_coefficients(lam: Any, D, alpha, beta, eta: np.ndarray, nu: np.ndarray) -> np.ndarray:
+    """c = λ²K(η, ν) of every sample (S,) float64; ``lam`` one λ or one per sample; each distinct (λ, η, ν) is
+    solved once."""
     eta = np.atleast_1d(np.asarray(eta, dtype=np.float64))
     nu = np.broadcast_to(np.asarray(nu, dtype=np.float64), eta.shape)
-    cache: dict[tuple[float, float], float] = {}
+    lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), eta.shape)
+    cache: dict[tuple[float, float, float], float] = {}
     out = np.empty(eta.shape[0], dtype=np.float64)
-    for s, (e, n) in enumerate(zip(eta, nu)):
-        key = (float(e), float(n))
+    for s, (x, e, n) in enumerate(zip(lam, eta, nu)):
+        key = (float(x), float(e), float(n))
         if key not in cache:
-            cache[key] = field_coefficient(lam, D, alpha, beta, key[0], key[1])
+            cache[key] = field_coefficient(key[0], D, alpha, beta, key[1], key[2])
         out[s] = cache[key]
     return out
+
+
+def check_sample_lam(config: Any, lam: Any) -> None:
+    """Raise :class:`ConfigError` unless a sample's London depth ``lam`` can run with ``config``.
+
+    A per-sample λ (a prior over λ, docs/physics.md "Screening") needs the screened kernel, so the config
+    must be screened (finite ``lam``); the sample's λ must be finite and resolved by the lattice (λ >= h).
+    """
+    x = _number(lam)
+    if not config.screened:
+        raise ConfigError(f"a per-sample penetration depth (lam={lam!r}) needs a screened config (finite lam, "
+                          f"the screened kernel); the config has lam={config.lam!r}")
+    if x is None or not math.isfinite(x):
+        raise ConfigError(f"a per-sample penetration depth must be a finite number > 0 (the fixed field, "
+                          f"lam=inf, is a config, not a sample), got {lam!r}")
+    check_screening(x, config.sigma, config.h)
 
 
 def screened_rate(psi_rate: float, density: tuple[float, float], D, nu: float, c: float, sigma: float,
@@ -90,19 +108,20 @@ def screened_rate(psi_rate: float, density: tuple[float, float], D, nu: float, c
     return mid + math.sqrt((0.5 * (psi_rate - mu_a)) ** 2 + gamma * gamma), mu_a, gamma
 
 
-def check_screened_step(config: Any, rb: Any, eta: float, nu: float) -> None:
+def check_screened_step(config: Any, rb: Any, eta: float, nu: float, lam: float | None = None) -> None:
     """Raise :class:`ConfigError` unless ``config.dt`` is below 2/μ_max of :func:`screened_rate`.
 
-    ``rb`` is the ψ update's :class:`~.config.RateBound` for (η, ν, δ); the
-    message gives the largest safe step and the parts of the bound.
+    ``rb`` is the ψ update's :class:`~.config.RateBound` for (η, ν, δ); ``lam`` the sample's London depth
+    (None: the config's). The message gives the largest safe step and the parts of the bound.
     """
-    c = field_coefficient(config.lam, config.D, config.alpha, config.beta, eta, nu)
+    lam = float(config.lam if lam is None else lam)
+    c = field_coefficient(lam, config.D, config.alpha, config.beta, eta, nu)
     h, sigma = config.h, config.sigma
     mu, mu_a, gamma = screened_rate(rb.rate, rb.density, config.D, nu, c, sigma, h)
     if not config.dt < 2.0 / mu:
         raise ConfigError(
             f"dt={config.dt:g} is not below the largest stable explicit Euler step {2.0 / mu:.6g} of the screened "
-            f"model (lam={config.lam:g}, sigma={sigma:g}, h={h:g}, eta={eta:g}, nu={nu:g}): mu_max = {mu:.6g} from "
+            f"model (lam={lam:g}, sigma={sigma:g}, h={h:g}, eta={eta:g}, nu={nu:g}): mu_max = {mu:.6g} from "
             f"the psi update's {rb.rate:.6g}, the vector potential's (16c/h^2 + 2*lambda_G*(R1+R2))/sigma = "
             f"{mu_a:.6g} with c = lam^2*K = {c:.6g}, and their coupling {gamma:.6g}; the field term alone needs "
             f"dt < sigma*h^2/(8c) = {sigma * h * h / (8.0 * c):.6g} (a larger sigma or a smaller lam allows more)")
@@ -124,3 +143,47 @@ def lengths(config: Any, eta: float | None = None, nu: float | None = None) -> d
     c = field_coefficient(lam, config.D, config.alpha, config.beta, eta, nu) if math.isfinite(lam) else None
     return {"lam": lam, "sigma": float(config.sigma), "c": c, "xi": xi, "kappa": tuple(lam / x for x in xi),
             "regime": regime(lam, xi)}
+
+
+def lam_boundaries(config: Any, eta: Any, nu: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """The regime boundaries in λ at each (η, ν): (λ_I, λ_II) = (ξ_min/√2, ξ_max/√2), arrays (S,).
+
+    ξ are the normal-mode coherence lengths of :func:`.lengths.coherence_lengths` (mixed by η and ν,
+    Carlström, Babaev & Speight 2011); λ < λ_I is Type I, λ_I <= λ < λ_II Type 1.5, λ >= λ_II Type II
+    (:func:`.lengths.regime`; λ_I = λ_II where one band has no condensate and nothing couples to it).
+    ``nu`` None: the config's. Each distinct (η, ν) is solved once.
+    """
+    from .lengths import coherence_lengths
+
+    eta = np.atleast_1d(np.asarray(eta, dtype=np.float64))
+    nu = np.broadcast_to(np.asarray(config.nu if nu is None else nu, dtype=np.float64), eta.shape)
+    cache: dict[tuple[float, float], tuple[float, float]] = {}
+    lo, hi = np.empty(eta.shape), np.empty(eta.shape)
+    for s, key in enumerate(zip(eta.tolist(), nu.tolist())):
+        if key not in cache:
+            xi = coherence_lengths(config.D, config.alpha, config.beta, key[0], key[1])
+            cache[key] = (xi.shortest / math.sqrt(2.0), xi.longest / math.sqrt(2.0))
+        lo[s], hi[s] = cache[key]
+    return lo, hi
+
+
+def regime_codes(config: Any, params: Any) -> np.ndarray:
+    """Regime of each sample as an index into :data:`.lengths.REGIMES` (0: I, 1: 1.5, 2: II), (S,) int.
+
+    ``params`` maps ``eta``, ``nu``, ``lam`` to values or arrays (missing ones: the config's; λ = ∞ is Type II).
+    """
+    eta = np.atleast_1d(np.asarray(params.get("eta", config.eta), dtype=np.float64))
+    lam = np.asarray(params.get("lam", config.lam), dtype=np.float64)
+    nu = params.get("nu", config.nu)
+    shape = np.broadcast_shapes(eta.shape, lam.shape, np.shape(nu))
+    lo, hi = lam_boundaries(config, np.broadcast_to(eta, shape), np.broadcast_to(nu, shape))
+    lam = np.broadcast_to(lam, shape)
+    return np.where(lam >= hi, 2, np.where(lam < lo, 0, 1)).astype(np.int64)
+
+
+def regime(config: Any, theta: Any) -> str:
+    """"I", "1.5" or "II": the regime of the sample ``theta`` (a mapping with ``eta``, ``nu``, ``lam``; missing
+    ones are the config's) from √2λ against the normal-mode coherence lengths (docs/physics.md, "Regimes")."""
+    from .lengths import REGIMES
+
+    return REGIMES[int(regime_codes(config, {k: theta[k] for k in ("eta", "nu", "lam") if k in theta})[0])]

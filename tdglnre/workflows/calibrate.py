@@ -31,6 +31,7 @@ from ..nre.infer.inference import (
     prior_mismatch,
 )
 from ..nre.infer.posterior import Grid, check_grid_size
+from ..nre.infer.regimes import boundary_distance, model_regime_context, verdict_report
 from ..progress import ProgressLike, tracker
 from ._output import check_output_dir, staged_output
 from .observations import _as_model, check_measurement_arg
@@ -206,10 +207,13 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
     coverage = mismatch is None
     x, measured, test_measurement = _measure_test_set(model, model.preprocess(raw), measurement, measurement_seed)
     grid = Grid.from_prior(model.prior, grid_points, model.parameter_names)
+    regime = model_regime_context(model)
     with tracker(progress, S, "posteriors", unit="obs") as bar:
         ev = evaluate_test_set(model, x, theta, grid, n_draws=n_draws, seed=seed, progress=bar.update,
-                               split_head=split_head)
+                               split_head=split_head, regime=regime)
     rep = calibration_report(ev, half_window=half_window, coverage=coverage)
+    if regime is not None:  # screened models only: the file of an unscreened model keeps its keys
+        rep["regime_verdict"] = _regime_verdict(ev, regime)
     rep["prior_mismatch"] = mismatch
     rep["nuisance_mismatch"] = nuisance
     rep["grid_points"] = grid_points
@@ -223,6 +227,15 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
                                     ev.names, coverage)
     rep["wall_seconds"] = time.perf_counter() - t0
     return CalibrationReport(rep, ev)
+
+
+def _regime_verdict(ev: Any, regime: tuple[Any, dict[str, float]]) -> dict[str, Any]:
+    """The verdict's AUC and calibration on the test set (:func:`tdglnre.nre.infer.regimes.verdict_report`)."""
+    from ..physics.screening import regime_codes
+
+    config, fixed = regime
+    params = {**fixed, **{n: ev.truth[:, d] for d, n in enumerate(ev.names)}}
+    return verdict_report(ev.p_regime, regime_codes(config, params), boundary_distance(config, params))
 
 
 def _read_test_set(model: Any, test_set: Any, max_samples: int | None

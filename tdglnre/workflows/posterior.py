@@ -26,6 +26,7 @@ from .._validate import as_bool, as_float, as_int, as_optional_path, as_path
 from ..errors import ConfigError
 from ..nre.infer.inference import posteriors_on_grid
 from ..nre.infer.posterior import Grid, GridPosterior, check_grid_size
+from ..nre.infer.regimes import model_regime_context, regime_masses
 from ._output import check_output_dir, staged_output
 from ..instrument.images import value_map
 from .observations import (
@@ -111,6 +112,9 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
         e = f" [at prior edge: {edge}]" if edge else ""
         lines.append(f"{n}: mean {s['mean']:.4f} ± {s['std']:.4f}, 95% HPD [{s['hpd95'][0]:.4f}, "
                      f"{s['hpd95'][1]:.4f}], MAP {s['map']:.4f}{t}{e}")
+    if summary.get("p_regime") is not None:
+        pr = summary["p_regime"]
+        lines.append("P(regime | x): " + ", ".join(f"Type {r} {p:.3f}" for r, p in pr.items()))
     if summary.get("p_drag") is not None:
         lines.append(f"P(nu > 0 | x) = {summary['p_drag']:.3f} (drag model comparison, prior P(nu > 0) = 0.5)")
     if summary.get("ood_score") is not None:
@@ -149,10 +153,12 @@ class PosteriorResult:
     """P(ν > 0 | x) from a drag model-comparison classifier (docs/drag.md), when one was available."""
     notes: list[str] = field(default_factory=list)
     """Remarks that are no warning: e.g. a posterior concentrated on the end value of an integer prior."""
+    p_regime: dict[str, float] | None = None
+    """P(Type I / 1.5 / II | x): the posterior mass where each regime holds (screened models only; else None)."""
 
     def summary(self) -> dict[str, Any]:
-        """The content of ``posterior.json``."""
-        return {"source": self.source, "grid_points": self.grid_points, "parameters": self.posterior.summaries(),
+        """The content of ``posterior.json`` (``p_regime`` only for a screened model)."""
+        return ({"p_regime": self.p_regime} if self.p_regime is not None else {}) | {"source": self.source, "grid_points": self.grid_points, "parameters": self.posterior.summaries(),
                 "at_prior_edge": self.at_prior_edge, **self.ood, "p_drag": self.p_drag, "warnings": self.warnings, "notes": self.notes,
                 "observation_plot": "observation.png", "observation_file": "observation.npy",
                 "observation_channels": self.channels, "posterior_seconds": self.seconds,
@@ -278,7 +284,7 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     truth = observation.truth if truth is None else truth
     if truth is not None:
         post.truth = {k: float(v) for k, v in truth.items() if k in grid.names}
-    edges = post.prior_edges()
+    edges = post.prior_edges(prior=model.prior)
     edge_warnings, notes = _edge_remarks(post, edges)
     warnings = list(observation.warnings) + edge_warnings
     ood_res = _ood_result(model, model_dir, x, ood, warnings)
@@ -287,8 +293,10 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     p = None if drag_classifier is None else _p_drag(drag_classifier, observation, warnings)
     for w in warnings:
         log.info("%s", w)
+    regime = model_regime_context(model)
+    p_regime = None if regime is None else regime_masses(post, *regime)
     return PosteriorResult(post, x[0], observation_labels(model.metadata), source, edges, ood_res,
-                           warnings, elapsed, int(grid_points), model_dir, p, notes)
+                           warnings, elapsed, int(grid_points), model_dir, p, notes, p_regime)
 
 
 def _accept_covered_measurement(model: Any, declared: Any, measurement: Any) -> tuple[Any, dict[str, Any]]:

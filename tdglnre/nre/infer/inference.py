@@ -91,12 +91,18 @@ class TestSetEvaluation:
     marginal_credibility: np.ndarray
     ranks: np.ndarray
     n_draws: int
+    p_regime: np.ndarray | None = None
+    """P(I, 1.5, II | x) per sample (S, 3) where the model is screened (:mod:`.regimes`), else None."""
 
 
 def evaluate_test_set(estimator: Any, x: np.ndarray, theta: np.ndarray, grid: Grid, *, n_draws: int = 99,
                       seed: int = 0, batch_size: int = 64, progress: Any = None,
-                      split_head: bool = False) -> TestSetEvaluation:
-    """Posterior of every test pair, with coverage and SBC statistics (``split_head``: :func:`posteriors_on_grid`)."""
+                      split_head: bool = False, regime: Any = None) -> TestSetEvaluation:
+    """Posterior of every test pair, with coverage and SBC statistics (``split_head``: :func:`posteriors_on_grid`).
+
+    ``regime``: (config, fixed values) of a screened model (:func:`.regimes.model_regime_context`); then
+    ``p_regime`` holds each posterior's mass per regime (:func:`.regimes.regime_masses`).
+    """
     rng = np.random.default_rng(seed)
     names = list(grid.names)
     S, P = theta.shape
@@ -108,6 +114,12 @@ def evaluate_test_set(estimator: Any, x: np.ndarray, theta: np.ndarray, grid: Gr
                                        batch_size=batch_size, split_head=split_head)
         for i, p in enumerate(posts):
             k = start + i
+            if regime is not None:
+                from .regimes import REGIMES, regime_masses
+
+                if ev.p_regime is None:
+                    ev.p_regime = np.empty((S, len(REGIMES)))
+                ev.p_regime[k] = list(regime_masses(p, *regime).values())
             ev.credibility[k] = p.credibility_of(ld[i])
             draws = p.sample(n_draws, rng)
             for d, name in enumerate(names):
@@ -224,6 +236,10 @@ def calibration_summary_lines(rep: dict[str, Any]) -> list[str]:
             b = rep["baseline"]["per_parameter"][n]
             line += f" (ABC baseline: MAE {b['mae']:.4f}, 95% width {b['width95']:.4f})"
         lines.append(line)
+    if rep.get("regime_verdict"):
+        from .regimes import verdict_lines
+
+        lines.extend(verdict_lines(rep["regime_verdict"]))
     return lines
 
 

@@ -62,11 +62,15 @@ class Axis:
 
 
 def make_axis(name: str, kind: str, low: float, high: float, n_points: int) -> Axis:
-    """Axis for a parameter of prior kind ``uniform`` or ``int_uniform``."""
+    """Axis for a parameter of prior kind ``uniform``, ``log_uniform`` or ``int_uniform``.
+
+    A log-uniform parameter (λ) gets the uniform axis too: its prior density 1/λ enters through the
+    prior's ``log_prob`` like any other, and equal cells keep the masses simple sums.
+    """
     if kind == "int_uniform":
         vals = np.arange(int(round(low)), int(round(high)) + 1, dtype=np.float64)
         return Axis(name, vals, True, float(low), float(high))
-    if kind == "uniform":
+    if kind in ("uniform", "log_uniform"):
         if n_points < 2:
             raise ConfigError(f"grid needs at least 2 points per axis, got {n_points}")
         w = (high - low) / n_points
@@ -282,8 +286,8 @@ class GridPosterior:
     def summaries(self) -> dict[str, dict[str, Any]]:
         return {n: self.summary(n) for n in self.grid.names}
 
-    def prior_edge(self, name: str, level: float = 0.95,
-                   density_fraction: float = EDGE_DENSITY_FRACTION) -> str | None:
+    def prior_edge(self, name: str, level: float = 0.95, density_fraction: float = EDGE_DENSITY_FRACTION,
+                   prior_density: np.ndarray | None = None) -> str | None:
         """Which prior bound cuts off the marginal posterior of ``name``.
 
         The grid spans the prior box. A bound cuts the posterior off when the
@@ -292,6 +296,10 @@ class GridPosterior:
         against the bound, and the estimate there is limited by the prior, not
         by the data (as for an observation simulated beyond the prior range).
         A posterior whose tail merely brushes the bound is not flagged.
+        ``prior_density`` (per cell of the axis; for a non-uniform prior such
+        as log-uniform λ) makes the test judge the posterior over the prior,
+        so that a posterior equal to a 1/λ prior counts as flat, not as piling
+        against the low bound.
 
         Returns
         -------
@@ -301,6 +309,11 @@ class GridPosterior:
         """
         axis, m = self.marginal(name)
         dens = m / axis.widths
+        if prior_density is not None:
+            dens = dens / np.asarray(prior_density, dtype=np.float64)
+            m = dens * axis.widths  # the ratio's mass, so the HPD region is the ratio's
+            m = m / m.sum()
+            dens = m / axis.widths
         # cells tied with the region's lowest density belong to it as much as those chosen
         # (a flat posterior's region is the whole box, not whichever cells sort first)
         d_min = max(dens[hpd_mask(m, dens, level)].min(), density_fraction * dens.max())
@@ -309,9 +322,14 @@ class GridPosterior:
             return "both"
         return "low" if low else "high" if high else None
 
-    def prior_edges(self, level: float = 0.95) -> dict[str, str | None]:
-        """:meth:`prior_edge` of every parameter."""
-        return {n: self.prior_edge(n, level) for n in self.grid.names}
+    def prior_edges(self, level: float = 0.95, prior: Any = None) -> dict[str, str | None]:
+        """:meth:`prior_edge` of every parameter; with ``prior``, a log-uniform one is judged over its 1/x density."""
+        out = {}
+        for ax in self.grid.axes:
+            log_uniform = prior is not None and ax.name in getattr(prior, "names", ()) \
+                and prior.kind(ax.name) == "log_uniform"
+            out[ax.name] = self.prior_edge(ax.name, level, prior_density=1.0 / ax.values if log_uniform else None)
+        return out
 
     def credibility_of(self, log_density_at_truth: float) -> float:
         """Mass of the smallest HPD region containing a point of the given log density.
