@@ -155,18 +155,23 @@ def judge_health(sums: np.ndarray, oscillation_checks: bool, stag_max: float,
     return int(code), float(value)
 
 
-def bytes_per_sample(N: int, n_snapshots: int, dtype: str | np.dtype) -> int:
-    """Device bytes one sample of a batch takes: state, work and previous-step buffers, snapshots, channels."""
+def bytes_per_sample(N: int, n_snapshots: int, dtype: str | np.dtype, screened: bool = False) -> int:
+    """Device bytes one sample of a batch takes: state, work and previous-step buffers, snapshots, channels.
+
+    ``screened``: 6 components a site (ψ and a) and the link factors and fluxes (5 values a site), no channels.
+    """
     item = np.dtype(dtype).itemsize
+    if screened:
+        return (3 + n_snapshots) * 6 * N * N * item + 5 * N * N * item
     return (3 + n_snapshots) * 4 * N * N * item + n_snapshots * 3 * N * N * 4
 
 
-def auto_batch_size(n_samples: int, N: int, n_snapshots: int, dtype: str | np.dtype) -> int:
+def auto_batch_size(n_samples: int, N: int, n_snapshots: int, dtype: str | np.dtype, screened: bool = False) -> int:
     """Samples per device batch so that a batch's buffers take at most :data:`BATCH_BYTES`.
 
     Never changes results (they are bitwise independent of it).
     """
-    per_sample = bytes_per_sample(N, n_snapshots, dtype)
+    per_sample = bytes_per_sample(N, n_snapshots, dtype, screened)
     return int(max(1, min(n_samples, BATCH_BYTES // per_sample, MAX_BATCH)))
 
 
@@ -194,39 +199,58 @@ def run_plan(plan: RunPlan, progress: Callable[[int], None] | None = None, *, wa
     channels computed on the device when ``want_channels``.
     """
     require_cuda()
-    S, N, dtype = plan.S, plan.config.N, plan.dtype
+    S, N, dtype, scr = plan.S, plan.config.N, plan.dtype, plan.screened
     T = plan.snap.shape[0]
-    mode = dk.select_mode(N, dtype, plan.options.fused)
-    log.debug("simulate_cuda: %d samples, N=%d, %s, kernel %s, disorder %s, thermal noise %s",
-              S, N, dtype.name, mode, *plan.nuisance_on)
-    links64 = K.link_tables(N, plan.config.L, plan.pars["n_v"], dtype=np.float64) if want_channels else None
-    states_out = np.empty((S, T, 4 * N * N), dtype=dtype) if want_psi else None
-    chans_out = np.empty((S, T, N, N, 3), dtype=np.float32) if want_channels else None
+    if scr:  # ψ and a come back; the channels (B included) are formed on the host from them
+        from .screened import screened_mode
+
+        mode, keep_states, want_channels_dev = screened_mode(plan.options.fused), True, False
+    else:
+        mode, keep_states, want_channels_dev = dk.select_mode(N, dtype, plan.options.fused), want_psi, want_channels
+    log.debug("simulate_cuda: %d samples, N=%d, %s, kernel %s%s, disorder %s, thermal noise %s",
+              S, N, dtype.name, mode, " (screened)" if scr else "", *plan.nuisance_on)
+    links64 = K.link_tables(N, plan.config.L, plan.pars["n_v"], dtype=np.float64) if want_channels_dev else None
+    comps = 6 if scr else 4
+    states_out = np.empty((S, T, comps * N * N), dtype=dtype) if keep_states else None
+    chans_out = np.empty((S, T, N, N, 3), dtype=np.float32) if want_channels_dev else None
     batch_size = plan.options.batch_size
-    batch_size = auto_batch_size(S, N, T, dtype) if batch_size is None else min(batch_size, MAX_BATCH)
-    check_device_memory(min(S, batch_size) * bytes_per_sample(N, T, dtype), f"a batch of {min(S, batch_size)}")
+    batch_size = auto_batch_size(S, N, T, dtype, scr) if batch_size is None else min(batch_size, MAX_BATCH)
+    check_device_memory(min(S, batch_size) * bytes_per_sample(N, T, dtype, scr), f"a batch of {min(S, batch_size)}")
     for start, stop in plan.batches(batch_size):
-        states, chans = _run_batch(plan, start, stop, mode, want_psi, links64)
-        if want_psi:
+        states, chans = _run_batch(plan, start, stop, mode, keep_states, links64)
+        if keep_states:
             states_out[start:stop] = states
-        if want_channels:
+        if want_channels_dev:
             chans_out[start:stop] = chans
         if progress is not None:
             progress(stop - start)
         log.debug("simulated samples %d..%d of %d on the device", start, stop - 1, S)
-    psi = state_to_psi(states_out.reshape(S, T, 4, N, N)) if want_psi else None
-    return plan.result(psi, chans_out)
+    if not scr:
+        psi = state_to_psi(states_out.reshape(S, T, 4, N, N)) if want_psi else None
+        return plan.result(psi, chans_out)
+    states_out = states_out.reshape(S, T, comps, N, N)
+    res = plan.result(state_to_psi(states_out[:, :, :4]), None, states_out[:, :, 4:])
+    if want_channels:  # the CPU's network_channels of the device's ψ and a (ρ1, ρ2, curl J, B)
+        res.x = res.channels()
+    if not want_psi:
+        res.psi = None
+    return res
 
 
 def _run_batch(plan: RunPlan, start: int, stop: int, mode: str, want_psi: bool, links64):
     """Snapshot states (b, T, 4N²) and/or channels (b, T, N, N, 3) of rows start..stop-1 on the device."""
     b, N, dtype, cfg = stop - start, plan.config.N, plan.dtype, plan.config
-    T, M = plan.snap.shape[0], 4 * N * N
+    T, M = plan.snap.shape[0], (6 if plan.screened else 4) * N * N
     snap_index = {int(s): t for t, s in enumerate(plan.snap)}
     grace = health_limits()[2]
     host = plan.initial_states(start, stop).reshape(b, M)
     sl = slice(start, stop)
-    batch = _Batch(host, plan.co[sl], plan.ly[sl], plan.lx[sl], mode, plan.nuisance(start, stop))
+    if plan.screened:
+        from .screened import ScreenedBatch
+
+        batch = ScreenedBatch(host, plan.co[sl], plan.bg[sl], plan.nuisance(start, stop))
+    else:
+        batch = _Batch(host, plan.co[sl], plan.ly[sl], plan.lx[sl], mode, plan.nuisance(start, stop))
     d_states = cuda.device_array((b, T, M), dtype=dtype) if want_psi else None
     if links64 is not None:
         d_chans = cuda.device_array((b, T, N, N, 3), dtype=np.float32)
