@@ -12,7 +12,7 @@ launch would fail with CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES.
 Tier: it needs the CUDA toolkit (NVVM, libdevice, ptxas) but no GPU and no
 extra Python package; it is skipped, with the reason, where the toolkit is
 missing. Run it alone with ``pytest tests/test_cuda_registers.py -v`` (about
-two minutes: 42 kernels through NVVM and ptxas); ``-s`` prints the table that
+two minutes: 53 kernels through NVVM and ptxas); ``-s`` prints the table that
 docs/gpu.md quotes.
 """
 
