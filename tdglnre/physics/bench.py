@@ -175,12 +175,11 @@ def _time_case(N: int, batch: int, steps: int, dtype: str, fused, repeats: int,
     host = np.stack([initial_state(0, k, N).reshape(-1) for k in range(batch)]).astype(dtype)
     if screened:
         from .plan import prepare_run, solver_options
-        from .cuda.screened import ScreenedBatch
 
         cfg = _config(N, steps, dtype, **SCREENING)
         plan = prepare_run(cfg, None, seed=0, sample_indices=None, n_samples=batch, initial=None,
                            options=solver_options(cfg, None, device="cuda"))
-        b = ScreenedBatch(plan.initial_states(0, batch).reshape(batch, -1), plan.co, plan.bg)
+        b = dr.ScreenedBatch(plan.initial_states(0, batch).reshape(batch, -1), plan.co, plan.bg)
         mode = "screened-step"
     else:
         cfg = _config(N, steps, dtype)

@@ -28,8 +28,10 @@ from ...errors import ResourceError
 from .. import kernels as K
 from ..config import SimConfig
 from ..options import SolverOptions
+from ..screened import N_COMP
 from ..plan import RunPlan, SimulationResult, prepare_run, solver_options, state_to_psi
 from . import kernels as dk
+from . import screened as dsc
 from .device import require_cuda, simulator_enabled
 
 log = logging.getLogger(__name__)
@@ -133,6 +135,59 @@ class _Batch:
         return self.sums.copy_to_host()
 
 
+class ScreenedBatch(_Batch):
+    """Device buffers of a batch of screened samples: state rows of 6·N², link factors, fluxes, coefficients.
+
+    The interface of :class:`.run._Batch` (``a``, ``advance``,
+    ``advance_to_check``, ``check``), mode ``step`` only; ``bg`` (b, 4, N) are
+    the background links of ``screened.background_links``; the kernels are :mod:`.screened`'s.
+    """
+
+    def __init__(self, states: np.ndarray, co: np.ndarray, bg: np.ndarray, nuisance: tuple | None = None):
+        self.S = states.shape[0]
+        self.N = bg.shape[2]
+        self.mode = "step"
+        self.dtype = states.dtype
+        N, S = self.N, self.S
+        self.a = cuda.to_device(np.ascontiguousarray(states.reshape(S, N_COMP * N * N)))
+        self.b = cuda.device_array_like(self.a)
+        self.co = cuda.to_device(np.ascontiguousarray(co))
+        self.bg = cuda.to_device(np.ascontiguousarray(bg, dtype=np.float64))
+        self.lk = cuda.device_array((S, 4, N, N), dtype=self.dtype)
+        self.phi = cuda.device_array((S, N, N), dtype=self.dtype)
+        self.sums = cuda.device_array((S, 5), dtype=np.float64)
+        self.prev = None
+        self.step = 0
+        xi, dco, amp, keys = nuisance if nuisance is not None else (None, None, None, None)
+        disorder, thermal = xi is not None, amp is not None
+        fill = dk.placeholders(self.dtype, S)
+        xi, dco = (xi.reshape(S, N, N), dco) if disorder else (fill[0].reshape(S, 1, 1), fill[1])
+        amp, keys = (amp, keys) if thermal else fill[2:]
+        self.extra = tuple(cuda.to_device(np.ascontiguousarray(x, dtype=d)) for x, d in
+                           ((xi, self.dtype), (dco, self.dtype), (amp, self.dtype), (keys, np.uint64)))
+        self.kern = dsc.sweep_kernel(self.dtype.name, disorder, thermal)
+        self.threads = None
+
+    def _grid(self, d):
+        return d.reshape(self.S, N_COMP, self.N, self.N)
+
+    def advance(self, n: int) -> None:
+        """Advance every sample by ``n`` Euler steps (two launches a step: link factors, then the sites)."""
+        grid, tpb = dk.grid(self.N * self.N, self.S)
+        for k in range(max(n, 0)):
+            src = self._grid(self.a)
+            dsc.links_kernel[grid, tpb](src, self.lk, self.phi, self.bg, self.co)
+            self.kern[grid, tpb](src, self._grid(self.b), self.co, self.lk, self.phi, *self.extra, self.step + k)
+            self.a, self.b = self.b, self.a
+        self.step += max(n, 0)
+
+    def check(self, prev, step: int, osc: bool, verdict) -> None:
+        """ψ's health check (:meth:`.run._Batch.check`, on the first 4·N² values of a row), then a's."""
+        super().check(prev, step, osc, verdict)
+        threads = dk.health_threads(self.N)
+        dsc.field_health_kernel(threads)[self.S, threads](self.a, self.N, int(step), *verdict)
+
+
 def health_limits() -> tuple[float, float, int]:
     """(staggered-ratio max, relative-change max, grace steps) of the CPU solver's health check.
 
@@ -202,9 +257,7 @@ def run_plan(plan: RunPlan, progress: Callable[[int], None] | None = None, *, wa
     S, N, dtype, scr = plan.S, plan.config.N, plan.dtype, plan.screened
     T = plan.snap.shape[0]
     if scr:  # ψ and a come back; the channels (B included) are formed on the host from them
-        from .screened import screened_mode
-
-        mode, keep_states, want_channels_dev = screened_mode(plan.options.fused), True, False
+        mode, keep_states, want_channels_dev = dsc.screened_mode(plan.options.fused), True, False
     else:
         mode, keep_states, want_channels_dev = dk.select_mode(N, dtype, plan.options.fused), want_psi, want_channels
     log.debug("simulate_cuda: %d samples, N=%d, %s, kernel %s%s, disorder %s, thermal noise %s",
@@ -246,8 +299,6 @@ def _run_batch(plan: RunPlan, start: int, stop: int, mode: str, want_psi: bool, 
     host = plan.initial_states(start, stop).reshape(b, M)
     sl = slice(start, stop)
     if plan.screened:
-        from .screened import ScreenedBatch
-
         batch = ScreenedBatch(host, plan.co[sl], plan.bg[sl], plan.nuisance(start, stop))
     else:
         batch = _Batch(host, plan.co[sl], plan.ly[sl], plan.lx[sl], mode, plan.nuisance(start, stop))

@@ -1,4 +1,4 @@
-"""CUDA kernels of the screened model (λ < ∞): ψ and the link field a on the device (private; see :mod:`.run`).
+"""CUDA kernels of the screened model (λ < ∞): ψ and the link field a (private; driver: :class:`.run.ScreenedBatch`).
 
 The update is the CPU kernel's (:mod:`tdglnre.physics.screened`, docs/physics.md,
 "Screening (λ < ∞)"), built from the same ``@njit(inline="always")`` functions,
@@ -43,7 +43,6 @@ from .. import kernels as K
 from .. import screened as sc
 from . import kernels as dk
 from . import noise as _cn
-from .run import _Batch
 
 #: Kernel modes the screened model runs (one launch pair per Euler step).
 SCREENED_MODES = ("step",)
@@ -198,56 +197,3 @@ def field_health_kernel(threads: int):
                 values[s] = 0.0
 
     return kernel
-
-
-class ScreenedBatch(_Batch):
-    """Device buffers of a batch of screened samples: state rows of 6·N², link factors, fluxes, coefficients.
-
-    The interface of :class:`.run._Batch` (``a``, ``advance``,
-    ``advance_to_check``, ``check``), mode ``step`` only; ``bg`` (b, 4, N) are
-    the background links of ``screened.background_links``.
-    """
-
-    def __init__(self, states: np.ndarray, co: np.ndarray, bg: np.ndarray, nuisance: tuple | None = None):
-        self.S = states.shape[0]
-        self.N = bg.shape[2]
-        self.mode = "step"
-        self.dtype = states.dtype
-        N, S = self.N, self.S
-        self.a = cuda.to_device(np.ascontiguousarray(states.reshape(S, sc.N_COMP * N * N)))
-        self.b = cuda.device_array_like(self.a)
-        self.co = cuda.to_device(np.ascontiguousarray(co))
-        self.bg = cuda.to_device(np.ascontiguousarray(bg, dtype=np.float64))
-        self.lk = cuda.device_array((S, 4, N, N), dtype=self.dtype)
-        self.phi = cuda.device_array((S, N, N), dtype=self.dtype)
-        self.sums = cuda.device_array((S, 5), dtype=np.float64)
-        self.prev = None
-        self.step = 0
-        xi, dco, amp, keys = nuisance if nuisance is not None else (None, None, None, None)
-        disorder, thermal = xi is not None, amp is not None
-        fill = dk.placeholders(self.dtype, S)
-        xi, dco = (xi.reshape(S, N, N), dco) if disorder else (fill[0].reshape(S, 1, 1), fill[1])
-        amp, keys = (amp, keys) if thermal else fill[2:]
-        self.extra = tuple(cuda.to_device(np.ascontiguousarray(x, dtype=d)) for x, d in
-                           ((xi, self.dtype), (dco, self.dtype), (amp, self.dtype), (keys, np.uint64)))
-        self.kern = sweep_kernel(self.dtype.name, disorder, thermal)
-        self.threads = None
-
-    def _grid(self, d):
-        return d.reshape(self.S, sc.N_COMP, self.N, self.N)
-
-    def advance(self, n: int) -> None:
-        """Advance every sample by ``n`` Euler steps (two launches a step: link factors, then the sites)."""
-        grid, tpb = dk.grid(self.N * self.N, self.S)
-        for k in range(max(n, 0)):
-            src = self._grid(self.a)
-            links_kernel[grid, tpb](src, self.lk, self.phi, self.bg, self.co)
-            self.kern[grid, tpb](src, self._grid(self.b), self.co, self.lk, self.phi, *self.extra, self.step + k)
-            self.a, self.b = self.b, self.a
-        self.step += max(n, 0)
-
-    def check(self, prev, step: int, osc: bool, verdict) -> None:
-        """ψ's health check (:meth:`.run._Batch.check`, on the first 4·N² values of a row), then a's."""
-        super().check(prev, step, osc, verdict)
-        threads = dk.health_threads(self.N)
-        field_health_kernel(threads)[self.S, threads](self.a, self.N, int(step), *verdict)
