@@ -104,3 +104,20 @@ def test_generate_on_cuda_writes_the_cpu_file(tmp_path):
             out[device] = (e.x(), e.a(), e.psi())
     for c, d in zip(out["cpu"], out["cuda"]):
         np.testing.assert_allclose(d, c, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not (USABLE and not tc.simulator_enabled()), reason=f"no real CUDA GPU: {WHY}")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gpu_screened_agreement_at_n64(dtype):
+    """On a real GPU (N = 64, 100 steps, T and δ): CPU agreement to the FMA tolerance and batch independence."""
+    cfg = SimConfig(N=64, L=32.0, D=(4.0, 1.0), dt=1e-3, eta=0.3, n_v=4, nu=0.2, lam=2.0, sigma=2.0,
+                    snapshot_times=(0.05, 0.1), dtype=dtype)
+    pars = {"n_v": [0, 4, 8], "eta": [0.1, 0.3, -0.2], "T": [0.01, 0.0, 0.0], "delta": [0.0, 0.2, 0.0]}
+    cpu, dev = _both(cfg, pars, seed=1)
+    tol = TOL64 if dtype == "float64" else TOL32
+    np.testing.assert_allclose(dev.psi, cpu.psi, **tol)
+    np.testing.assert_allclose(dev.a, cpu.a, **tol)
+    one = simulate(cfg, {k: v[2:] for k, v in pars.items()}, device="cuda", seed=1, sample_indices=[2], batch_size=1)
+    np.testing.assert_array_equal(one.psi, dev.psi[2:])
+    np.testing.assert_array_equal(one.a, dev.a[2:])
