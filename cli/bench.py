@@ -67,12 +67,15 @@ def format_table(result: dict[str, Any]) -> str:
 
 def format_cuda_table(result: dict[str, Any]) -> str:
     """Human-readable table of a CUDA :func:`run_benchmark` result (one row per case and dtype)."""
-    header = f"{'N':>6} {'batch':>6} {'steps':>7} {'dtype':>8} {'kernel':>13} {'Msites/s':>11}"
-    lines = [f"CUDA kernels on {result.get('gpu_name', '?')}: million site-updates per second (Msites/s).",
+    header = (f"{'N':>6} {'batch':>6} {'steps':>7} {'dtype':>8} {'kernel':>13} {'Msites/s':>11} "
+              f"{'screened':>11} {'cost':>6}")
+    lines = [f"CUDA kernels on {result.get('gpu_name', '?')}: million site-updates per second (Msites/s); "
+             "screened: lam < inf (psi and a), cost = fixed-field rate / screened rate.",
              "", header, "-" * len(header)]
     for r in result.get("per_size", []):
         lines.append(f"{_fmt(r.get('N'), 'd'):>6} {_fmt(r.get('batch'), 'd'):>6} {_fmt(r.get('steps'), 'd'):>7} "
-                     f"{r.get('dtype', '-'):>8} {r.get('kernel', '-'):>13} {_fmt(r.get('msites'), '.4g'):>11}")
+                     f"{r.get('dtype', '-'):>8} {r.get('kernel', '-'):>13} {_fmt(r.get('msites'), '.4g'):>11} "
+                     f"{_fmt(r.get('screened_msites'), '.4g'):>11} {_fmt(r.get('screened_cost'), '.2f'):>6}")
     return "\n".join(lines)
 
 

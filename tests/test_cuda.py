@@ -465,6 +465,8 @@ def test_bench_cuda_reports_rates_per_case():
     (row,) = out["per_size"]
     assert row["N"] == 4 and row["batch"] == 2 and row["dtype"] == "float32" and row["kernel"] == "fused-shared"
     assert row["msites"] == out["cuda_float32_msites"]
+    assert row["screened_msites"] == out["cuda_screened_float32_msites"] > 0  # λ < ∞ in the same run (issue 19)
+    assert row["screened_cost"] == out["cuda_screened_cost_float32"] == row["msites"] / row["screened_msites"]
     assert [c[0] for c in tb.BENCH_CASES] == [64, 64, 256, 1024]
 
 

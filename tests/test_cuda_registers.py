@@ -12,7 +12,7 @@ launch would fail with CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES.
 Tier: it needs the CUDA toolkit (NVVM, libdevice, ptxas) but no GPU and no
 extra Python package; it is skipped, with the reason, where the toolkit is
 missing. Run it alone with ``pytest tests/test_cuda_registers.py -v`` (about
-two minutes: 30 kernels through NVVM and ptxas); ``-s`` prints the table that
+two minutes: 53 kernels through NVVM and ptxas); ``-s`` prints the table that
 docs/gpu.md quotes.
 """
 
@@ -64,6 +64,19 @@ for t in (f32, f64):
     out.append({"kernel": "channels", "dtype": str(t), "disorder": False, "thermal": False,
                 "ptx": cuda.compile_ptx(tk.channels_kernel.py_func, (A(t, 2), A(f32, 5), i64, A(f64, 3),
                                         A(f64, 3), A(f64, 1), f64, f64, f64), cc=(9, 0))[0]})
+from tdglnre.physics.cuda import screened as ts
+for t in (f32, f64):  # the screened model (lam < inf): link factors, the site update, the health check of a
+    out.append({"kernel": "screened-links", "dtype": str(t), "disorder": False, "thermal": False,
+                "ptx": cuda.compile_ptx(ts.links_kernel.py_func, (A(t, 4), A(t, 4), A(t, 3), A(f64, 3), A(t, 2)),
+                                        cc=(9, 0))[0]})
+    for dis in (False, True):
+        for th_ in (False, True):
+            sig = (A(t, 4), A(t, 4), A(t, 2), A(t, 4), A(t, 3), A(t, 3), A(t, 2), A(t, 1), A(u64, 1), i64)
+            out.append({"kernel": "screened-sweep", "dtype": str(t), "disorder": dis, "thermal": th_,
+                        "ptx": cuda.compile_ptx(ts.sweep_kernel(str(t), dis, th_).py_func, sig, cc=(9, 0))[0]})
+    out.append({"kernel": "screened-health", "dtype": str(t), "disorder": False, "thermal": False,
+                "ptx": cuda.compile_ptx(ts.field_health_kernel(tk.HEALTH_TPB).py_func,
+                                        (A(t, 2), i64, i64, A(i64, 1), A(i64, 1), A(f64, 1)), cc=(9, 0))[0]})
 out.append({"kernel": "displace", "dtype": "float64", "disorder": False, "thermal": False,
             "ptx": cuda.compile_ptx(th.displace_kernel.py_func, (A(f64, 1), A(f64, 1), A(f64, 1), A(f64, 2)),
                                     cc=(9, 0))[0]})
@@ -97,7 +110,8 @@ pytestmark = pytest.mark.skipif(ROOT is None or PTXAS is None,
 def launch_threads(kernel: str) -> int:
     """The largest block the backend launches ``kernel`` with, over every N select_mode allows."""
     return {"step": tk.TPB, "fused-global": tk.FUSED_GLOBAL_BLOCK, "fused-shared": tk.MAX_BLOCK,
-            "health": tk.HEALTH_TPB, "channels": tk.TPB, "displace": tk.TPB}[kernel]
+            "health": tk.HEALTH_TPB, "channels": tk.TPB, "displace": tk.TPB, "screened-links": tk.TPB,
+            "screened-sweep": tk.TPB, "screened-health": tk.HEALTH_TPB}[kernel]
 
 
 def register_cap(kernel: str) -> int | None:
@@ -164,13 +178,21 @@ def test_every_kernel_fits_the_register_file_and_shared_memory(table):
     """registers × launched threads ≤ 65,536 and static + dynamic shared memory ≤ 48 KiB, every variant."""
     shared_variants = sum(len({tk.shared_sites(n) for n in range(4, 200) if tk.shared_fits(n, d)})
                           for d in ("float32", "float64"))
-    assert len(table) == 2 * (4 * 2 + 2) + 4 * shared_variants + 1
+    assert len(table) == 2 * (4 * 2 + 2) + 4 * shared_variants + 1 + 2 * (1 + 4 + 1)
     over = [(r["kernel"], r["sites"], r["dtype"], r["disorder"], r["thermal"], r["registers"], r["threads"])
             for r in table if r["allocated"] * r["threads"] > REGISTER_FILE]
     assert over == []
     smem = [(r["kernel"], r["dtype"], r["smem"], r["dynamic_smem"]) for r in table
             if r["smem"] + r["dynamic_smem"] > SHARED_LIMIT]
     assert smem == []
+
+
+def test_screened_kernels_do_not_spill(table):
+    """The screened model's kernels (lam < inf, one thread a site, uncapped) keep every value in registers."""
+    rows = [r for r in table if r["kernel"].startswith("screened")]
+    assert len(rows) == 2 * 6
+    assert [(r["kernel"], r["dtype"], r["spill_stores"], r["spill_loads"], r["stack"]) for r in rows
+            if r["spill_stores"] or r["spill_loads"] or r["stack"]] == []
 
 
 def test_fused_shared_has_no_local_staging_array(table):

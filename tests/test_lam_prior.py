@@ -73,10 +73,24 @@ def test_per_sample_lam_needs_a_screened_config_and_finite_values():
     assert "lam" not in as_sample_arrays(cfg.replace(lam=2.0), {"eta": [0.1]}, None)
 
 
-def test_cuda_refuses_a_per_sample_lam():
-    cfg, pr = load_preset("quick", TINY)
-    with pytest.raises(ConfigError, match="runs on the CPU backend for now"):
-        tdglnre.simulate(cfg, pr.params(pr.sample(0, [0])), device="cuda")
+def test_a_per_sample_lam_on_the_device_follows_the_cpu():
+    """The CUDA screened kernel takes c = λ²K per sample from the same run plan (simulator without a GPU)."""
+    from tdglnre.physics import cuda as tc
+
+    usable, why = tc.cuda_status()
+    if not usable:
+        pytest.skip(f"CUDA backend not usable: {why}")
+    cfg = SimConfig(N=8, L=4.0, D=(1.0, 1.0), dt=0.002, eta=0.3, n_v=1, lam=2.0, sigma=2.0, snapshot_times=(0.004,))
+    params = {"eta": [0.1, 0.3], "n_v": [1, 2], "nu": [0.0, 0.0], "lam": [1.0, 3.0]}
+    cpu = tdglnre.simulate(cfg, params, seed=2, device="cpu")
+    dev = tdglnre.simulate(cfg, params, seed=2, device="cuda")
+    np.testing.assert_allclose(dev.psi, cpu.psi, rtol=1e-11, atol=1e-12)
+    np.testing.assert_allclose(dev.a, cpu.a, rtol=1e-11, atol=1e-12)
+    # sample 0 carries λ = 1, not the config's 2: the device run equals a λ = 1 config's sample 0
+    one = tdglnre.simulate(cfg.replace(lam=1.0), {k: v[:1] for k, v in params.items() if k != "lam"}, seed=2)
+    np.testing.assert_allclose(dev.a[0], one.a[0], rtol=1e-11, atol=1e-12)
+    two = tdglnre.simulate(cfg, {k: v[:1] for k, v in params.items() if k != "lam"}, seed=2)
+    assert np.abs(two.a[0] - one.a[0]).max() > 1e-6  # and λ matters at these steps
 
 
 def test_per_sample_lam_runs_as_the_config_with_that_lam_and_theta_stores_it(tmp_path):

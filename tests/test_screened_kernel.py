@@ -242,11 +242,6 @@ def test_bad_screening_settings_are_refused(bad, match):
         CFG.replace(**bad).validate()
 
 
-def test_cuda_refuses_the_screened_model():
-    with pytest.raises(ConfigError, match="runs on the CPU backend for now"):
-        tdglnre.simulate(CFG, device="cuda")
-
-
 def test_config_round_trips():
     for cfg in (CFG, CFG.replace(lam=math.inf)):
         text = cfg.to_json()

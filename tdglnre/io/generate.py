@@ -81,7 +81,8 @@ def cuda_batch_size(config: SimConfig, n_samples: int) -> int:
     """Default samples per batch on the GPU: :data:`CUDA_BATCH`, fewer if the device buffers need it."""
     from ..physics.cuda import auto_batch_size
 
-    return max(1, min(CUDA_BATCH, auto_batch_size(n_samples, config.N, len(config.snapshot_times), config.dtype)))
+    return max(1, min(CUDA_BATCH, auto_batch_size(n_samples, config.N, len(config.snapshot_times), config.dtype,
+                                                  config.screened)))
 
 
 def check_device(device: Any) -> str:
@@ -350,11 +351,6 @@ def _check_run(config: Any, prior: Any, n_samples: Any, seed: Any, *, workers: A
     if measurement is not None and not isinstance(measurement, str):
         raise ConfigError(f"measurement must be text (a preset's measurement) or None, got {measurement!r}")
     local = workers is None and scheduler is None
-    if config.screened and device in ("cuda", "auto"):  # the screened kernel runs on the CPU for now
-        if device == "cuda":
-            raise ConfigError(f"the screened model (lam={config.lam:g} < inf) runs on the CPU backend for now; "
-                              "use --device cpu (or auto), or lam=inf on the GPU")
-        device = "cpu"
     device, gpu = _resolve_device(device, local)
     if batch_size is None:
         batch_size = (cuda_batch_size(config, n_samples) if device == "cuda" else

@@ -38,7 +38,7 @@ def simulate(config: Any, params: Any = None, *, device: str | None = None, opti
     """
     plan = plan_run(config, params, options=options, device=device, **kwargs)
     run = run_cpu
-    if plan.options.device != "cpu" and not plan.screened:  # "auto": the screened kernel runs on the CPU
+    if plan.options.device != "cpu":
         from . import cuda
 
         if cuda.resolve_device(plan.options.device) == "cuda":

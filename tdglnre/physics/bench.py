@@ -156,8 +156,12 @@ CROSSOVER_CASES = ((39, 8), (39, 1024), (76, 8), (76, 1024), (100, 8), (100, 102
                    (160, 8), (160, 256))
 
 
-def _time_case(N: int, batch: int, steps: int, dtype: str, fused, repeats: int) -> tuple[float, str]:
-    """Site-update rate (millions/s) of one (N, batch, dtype) and the kernel mode that ran."""
+def _time_case(N: int, batch: int, steps: int, dtype: str, fused, repeats: int,
+               screened: bool = False) -> tuple[float, str]:
+    """Site-update rate (millions/s) of one (N, batch, dtype) and the kernel mode that ran.
+
+    ``screened``: the screened model's kernels (λ < ∞, :data:`SCREENING`, ψ and a; mode ``screened-step``).
+    """
     from . import kernels
     from .config import as_sample_arrays
     from .cuda import kernels as dk
@@ -166,15 +170,25 @@ def _time_case(N: int, batch: int, steps: int, dtype: str, fused, repeats: int) 
 
     if batch > dr.MAX_BATCH:
         raise ConfigError(f"bench case batch must be <= {dr.MAX_BATCH} (the CUDA grid's y limit), got {batch}")
-    dr.check_device_memory(batch * dr.bytes_per_sample(N, 0, dtype), f"bench case N={N} batch={batch} {dtype}")
-    cfg = _config(N, steps, dtype)
-    mode = dk.select_mode(N, dtype, fused)
-    pars = as_sample_arrays(cfg, {}, batch)
-    co = kernels.coefficients(cfg.D, cfg.alpha, cfg.beta, cfg.h, pars["eta"], pars["nu"],
-                              scale=cfg.dt, keep=1.0, dtype=np.dtype(dtype))
-    ly, lx = kernels.link_tables(N, cfg.L, pars["n_v"], dtype=np.dtype(dtype))
+    dr.check_device_memory(batch * dr.bytes_per_sample(N, 0, dtype, screened),
+                           f"bench case N={N} batch={batch} {dtype}")
     host = np.stack([initial_state(0, k, N).reshape(-1) for k in range(batch)]).astype(dtype)
-    b = dr._Batch(host, co, ly, lx, mode)
+    if screened:
+        from .plan import prepare_run, solver_options
+
+        cfg = _config(N, steps, dtype, **SCREENING)
+        plan = prepare_run(cfg, None, seed=0, sample_indices=None, n_samples=batch, initial=None,
+                           options=solver_options(cfg, None, device="cuda"))
+        b = dr.ScreenedBatch(plan.initial_states(0, batch).reshape(batch, -1), plan.co, plan.bg)
+        mode = "screened-step"
+    else:
+        cfg = _config(N, steps, dtype)
+        mode = dk.select_mode(N, dtype, fused)
+        pars = as_sample_arrays(cfg, {}, batch)
+        co = kernels.coefficients(cfg.D, cfg.alpha, cfg.beta, cfg.h, pars["eta"], pars["nu"],
+                                  scale=cfg.dt, keep=1.0, dtype=np.dtype(dtype))
+        ly, lx = kernels.link_tables(N, cfg.L, pars["n_v"], dtype=np.dtype(dtype))
+        b = dr._Batch(host, co, ly, lx, mode)
     b.advance(1)  # compile
     cuda.synchronize()
     best = np.inf
@@ -188,8 +202,8 @@ def _time_case(N: int, batch: int, steps: int, dtype: str, fused, repeats: int) 
 
 def bench_cuda(cases: Sequence[tuple[int, int]] = BENCH_CASES, *, steps: int = 1000,
                dtypes: Sequence[str] = ("float32", "float64"), fused: bool | str | None = None,
-               repeats: int = 2) -> dict:
-    """Device site-update rates (millions per second) of the Euler kernels.
+               repeats: int = 2, screened: bool = True) -> dict:
+    """Device site-update rates (millions per second) of the Euler kernels, fixed field and screened.
 
     A site-update advances both bands of one site by one step. The time covers
     the kernels only (state already on the device, no snapshots, no NaN checks).
@@ -207,6 +221,10 @@ def bench_cuda(cases: Sequence[tuple[int, int]] = BENCH_CASES, *, steps: int = 1
         Kernel choice, see :func:`tdglnre.physics.cuda.select_mode`.
     repeats
         Timed runs per case; the fastest counts.
+    screened
+        Also time the screened model's kernels (λ < ∞, :data:`SCREENING`) at
+        each case and dtype, right after the fixed-field kernel (one run, so
+        the cost ratio is meaningful).
 
     Returns
     -------
@@ -214,7 +232,10 @@ def bench_cuda(cases: Sequence[tuple[int, int]] = BENCH_CASES, *, steps: int = 1
         ``device`` (GPU name), ``cuda_float32_msites`` / ``cuda_float64_msites``
         (first case, for each timed dtype) and ``per_size``: one dict per case
         and dtype with ``N``, ``batch``, ``steps``, ``dtype``, ``kernel`` and
-        ``msites``.
+        ``msites``; with ``screened`` also ``screened_msites`` and
+        ``screened_cost`` (fixed-field rate / screened rate: the cost per
+        site-update of λ < ∞, issue 19's ≤ 2.5×) in each row and
+        ``cuda_screened_<dtype>_msites`` / ``cuda_screened_cost_<dtype>`` (first case).
 
     Raises
     ------
@@ -233,12 +254,18 @@ def bench_cuda(cases: Sequence[tuple[int, int]] = BENCH_CASES, *, steps: int = 1
         for dt in dtypes:
             log.info("benchmarking CUDA N=%d batch=%d %s", N, batch, dt)
             rate, mode = _time_case(int(N), int(batch), steps, dt, fused, repeats)
-            per_size.append({"N": int(N), "batch": int(batch), "steps": int(steps), "dtype": dt,
-                             "kernel": mode, "msites": rate})
+            row = {"N": int(N), "batch": int(batch), "steps": int(steps), "dtype": dt, "kernel": mode, "msites": rate}
+            if screened:
+                srate, _ = _time_case(int(N), int(batch), steps, dt, fused, repeats, screened=True)
+                row.update(screened_msites=srate, screened_cost=rate / srate)
+            per_size.append(row)
     out: dict[str, Any] = {"device": gpu_name()}
     for dt in dtypes:
         first = next(r for r in per_size if r["dtype"] == dt)
         out[f"cuda_{dt}_msites"] = first["msites"]
+        if screened:
+            out[f"cuda_screened_{dt}_msites"] = first["screened_msites"]
+            out[f"cuda_screened_cost_{dt}"] = first["screened_cost"]
     out["per_size"] = per_size
     return out
 

@@ -258,9 +258,6 @@ def prepare_run(config: SimConfig, params: Mapping[str, Sequence[float] | float]
     dtype = np.dtype(options.dtype)
     bg = None
     if config.screened:
-        if options.device == "cuda":
-            raise ConfigError(f"the screened model (lam={config.lam:g} < inf) runs on the CPU backend for now; "
-                              "use device='cpu' (or 'auto'), or lam=inf on the GPU")
         c = field_coefficients(pars.get("lam", config.lam), config.D, config.alpha, config.beta, pars["eta"], pars["nu"])
         co = screened.coefficients(config.D, config.alpha, config.beta, config.h, config.L, pars["eta"],
                                    pars["nu"], pars["n_v"], c, scale=options.dt, keep=1.0,

@@ -183,18 +183,42 @@ def _links(src, bg, flux, lk, phi):
                 cy[i, j], sy[i, j] = _rotate(c0[j], s0[j], ca, sa)
         cx[i, N - 1], sx[i, N - 1] = _rotate(bg[2, i], bg[3, i], cx[i, N - 1], sx[i, N - 1])  # the seam
         for j in range(N - 1):
-            phi[i, j] = flux + ax[i, j] + ay[i, j + 1] - ax[ip, j] - ay[i, j]
-        phi[i, N - 1] = flux + ax[i, N - 1] + ay[i, 0] - ax[ip, N - 1] - ay[i, N - 1]
+            phi[i, j] = plaquette(flux, ax[i, j], ay[i, j + 1], ax[ip, j], ay[i, j])
+        phi[i, N - 1] = plaquette(flux, ax[i, N - 1], ay[i, 0], ax[ip, N - 1], ay[i, N - 1])
+
+
+@njit(inline="always")
+def plaquette(flux, ax, ay_right, ax_up, ay):
+    """Φ of the plaquette with lower-left site (i, j): flux + a_x(i, j) + a_y(i, j+1) − a_x(i+1, j) − a_y(i, j)."""
+    return flux + ax + ay_right - ax_up - ay
+
+
+@njit(inline="always")
+def transported_sum(cu, su, ur, ui, cd, sd, dr, di, cr, sr, rr, ri, cl, sl, lr, li):
+    """U_y ψ(up) + U_y* ψ(down) + U_x ψ(right) + U_x* ψ(left) of one band from the four links' (cos, sin).
+
+    (cu, su) is the y-link of the site, (cd, sd) the y-link of the site below,
+    (cr, sr) the x-link of the site, (cl, sl) the x-link of the site to the left
+    (scalars: the CPU sweep and the CUDA kernel gather them from their own layouts).
+    """
+    ur, ui = transport(cu, su, ur, ui)
+    dr, di = transport_back(cd, sd, dr, di)
+    rr, ri = transport(cr, sr, rr, ri)
+    lr, li = transport_back(cl, sl, lr, li)
+    return (ur + dr) + (rr + lr), (ui + di) + (ri + li)
+
+
+@njit(inline="always")
+def link_update(keep, a, current, fc, phi_plus, phi_minus):
+    """keep·a_μ + scale_a·(J_μ − (2c/h²)(Φ⁺ − Φ⁻)) (``current`` and ``fc`` are already scaled)."""
+    return keep * a + current - fc * (phi_plus - phi_minus)
 
 
 @njit(inline="always")
 def _neighbours(pr, pi, i, j, ip, im, jr, jl, cx, sx, cy, sy):
     """Σ over the four links of one band: U_y ψ(up) + U_y* ψ(down) + U_x ψ(right) + U_x* ψ(left)."""
-    ur, ui = transport(cy[i, j], sy[i, j], pr[ip, j], pi[ip, j])
-    dr, di = transport_back(cy[im, j], sy[im, j], pr[im, j], pi[im, j])
-    rr, ri = transport(cx[i, j], sx[i, j], pr[i, jr], pi[i, jr])
-    lr, li = transport_back(cx[i, jl], sx[i, jl], pr[i, jl], pi[i, jl])
-    return (ur + dr) + (rr + lr), (ui + di) + (ri + li)
+    return transported_sum(cy[i, j], sy[i, j], pr[ip, j], pi[ip, j], cy[im, j], sy[im, j], pr[im, j], pi[im, j],
+                           cx[i, j], sx[i, j], pr[i, jr], pi[i, jr], cx[i, jl], sx[i, jl], pr[i, jl], pi[i, jl])
 
 
 @njit(inline="always")
@@ -220,8 +244,8 @@ def _update_links(a1r, a1i, a2r, a2i, ax, ay, oax, oay, cx, sx, cy, sy, phi, i, 
                   jd1, jd2, jnu)
     jy = _current(p1r, p1i, p2r, p2i, a1r[ip, j], a1i[ip, j], a2r[ip, j], a2i[ip, j], cy[i, j], sy[i, j],
                   jd1, jd2, jnu)
-    oax[i, j] = keep * ax[i, j] + jx - fc * (phi[i, j] - phi[im, j])
-    oay[i, j] = keep * ay[i, j] + jy - fc * (phi[i, jl] - phi[i, j])
+    oax[i, j] = link_update(keep, ax[i, j], jx, fc, phi[i, j], phi[im, j])
+    oay[i, j] = link_update(keep, ay[i, j], jy, fc, phi[i, jl], phi[i, j])
 
 
 @njit(cache=True, nogil=True)
@@ -285,6 +309,12 @@ def apply(src, dst, co, bg, xi=None, dco=None):
     _sweep(src, dst, co, lk, phi, xi, dco)
 
 
+@njit(inline="always")
+def field_health_term(x, y):
+    """A site's term x² + y² of the float64 sum whose finiteness the health check of a requires."""
+    return x * x + y * y
+
+
 @njit(cache=True, nogil=True)
 def _check(cur, prev, stag_max, change_max, oscillation_checks, value):
     """:func:`.kernels._check_state` on ψ, and NONFINITE where a holds a NaN/Inf (or its square overflows)."""
@@ -297,7 +327,7 @@ def _check(cur, prev, stag_max, change_max, oscillation_checks, value):
         for j in range(N):
             x = np.float64(cur[AX, i, j])
             y = np.float64(cur[AY, i, j])
-            tot += x * x + y * y
+            tot += field_health_term(x, y)
     if not (tot - tot == 0):
         return NONFINITE
     return OK

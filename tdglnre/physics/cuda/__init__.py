@@ -9,6 +9,8 @@ Split by concern:
 * :mod:`.run`: the run driver (:func:`simulate_cuda` and friends);
 * :mod:`.hessian`: the device gradient and Hessian-vector products;
 * :mod:`.noise`: the thermal-noise stream on the device (the CPU stream's normals).
+* :mod:`.screened`: the kernels of the screened model (λ < ∞: ψ and the link field a),
+  built from the CPU screened kernel's per-site functions.
 
 The benchmark is :func:`tdglnre.physics.bench.bench_cuda`. The site update is
 the CPU kernel's: ``kernels.neighbour_sums`` (the covariant neighbour sums,

@@ -28,8 +28,10 @@ from ...errors import ResourceError
 from .. import kernels as K
 from ..config import SimConfig
 from ..options import SolverOptions
+from ..screened import N_COMP
 from ..plan import RunPlan, SimulationResult, prepare_run, solver_options, state_to_psi
 from . import kernels as dk
+from . import screened as dsc
 from .device import require_cuda, simulator_enabled
 
 log = logging.getLogger(__name__)
@@ -133,6 +135,59 @@ class _Batch:
         return self.sums.copy_to_host()
 
 
+class ScreenedBatch(_Batch):
+    """Device buffers of a batch of screened samples: state rows of 6·N², link factors, fluxes, coefficients.
+
+    The interface of :class:`.run._Batch` (``a``, ``advance``,
+    ``advance_to_check``, ``check``), mode ``step`` only; ``bg`` (b, 4, N) are
+    the background links of ``screened.background_links``; the kernels are :mod:`.screened`'s.
+    """
+
+    def __init__(self, states: np.ndarray, co: np.ndarray, bg: np.ndarray, nuisance: tuple | None = None):
+        self.S = states.shape[0]
+        self.N = bg.shape[2]
+        self.mode = "step"
+        self.dtype = states.dtype
+        N, S = self.N, self.S
+        self.a = cuda.to_device(np.ascontiguousarray(states.reshape(S, N_COMP * N * N)))
+        self.b = cuda.device_array_like(self.a)
+        self.co = cuda.to_device(np.ascontiguousarray(co))
+        self.bg = cuda.to_device(np.ascontiguousarray(bg, dtype=np.float64))
+        self.lk = cuda.device_array((S, 4, N, N), dtype=self.dtype)
+        self.phi = cuda.device_array((S, N, N), dtype=self.dtype)
+        self.sums = cuda.device_array((S, 5), dtype=np.float64)
+        self.prev = None
+        self.step = 0
+        xi, dco, amp, keys = nuisance if nuisance is not None else (None, None, None, None)
+        disorder, thermal = xi is not None, amp is not None
+        fill = dk.placeholders(self.dtype, S)
+        xi, dco = (xi.reshape(S, N, N), dco) if disorder else (fill[0].reshape(S, 1, 1), fill[1])
+        amp, keys = (amp, keys) if thermal else fill[2:]
+        self.extra = tuple(cuda.to_device(np.ascontiguousarray(x, dtype=d)) for x, d in
+                           ((xi, self.dtype), (dco, self.dtype), (amp, self.dtype), (keys, np.uint64)))
+        self.kern = dsc.sweep_kernel(self.dtype.name, disorder, thermal)
+        self.threads = None
+
+    def _grid(self, d):
+        return d.reshape(self.S, N_COMP, self.N, self.N)
+
+    def advance(self, n: int) -> None:
+        """Advance every sample by ``n`` Euler steps (two launches a step: link factors, then the sites)."""
+        grid, tpb = dk.grid(self.N * self.N, self.S)
+        for k in range(max(n, 0)):
+            src = self._grid(self.a)
+            dsc.links_kernel[grid, tpb](src, self.lk, self.phi, self.bg, self.co)
+            self.kern[grid, tpb](src, self._grid(self.b), self.co, self.lk, self.phi, *self.extra, self.step + k)
+            self.a, self.b = self.b, self.a
+        self.step += max(n, 0)
+
+    def check(self, prev, step: int, osc: bool, verdict) -> None:
+        """ψ's health check (:meth:`.run._Batch.check`, on the first 4·N² values of a row), then a's."""
+        super().check(prev, step, osc, verdict)
+        threads = dk.health_threads(self.N)
+        dsc.field_health_kernel(threads)[self.S, threads](self.a, self.N, int(step), *verdict)
+
+
 def health_limits() -> tuple[float, float, int]:
     """(staggered-ratio max, relative-change max, grace steps) of the CPU solver's health check.
 
@@ -155,18 +210,23 @@ def judge_health(sums: np.ndarray, oscillation_checks: bool, stag_max: float,
     return int(code), float(value)
 
 
-def bytes_per_sample(N: int, n_snapshots: int, dtype: str | np.dtype) -> int:
-    """Device bytes one sample of a batch takes: state, work and previous-step buffers, snapshots, channels."""
+def bytes_per_sample(N: int, n_snapshots: int, dtype: str | np.dtype, screened: bool = False) -> int:
+    """Device bytes one sample of a batch takes: state, work and previous-step buffers, snapshots, channels.
+
+    ``screened``: 6 components a site (ψ and a) and the link factors and fluxes (5 values a site), no channels.
+    """
     item = np.dtype(dtype).itemsize
+    if screened:
+        return (3 + n_snapshots) * 6 * N * N * item + 5 * N * N * item
     return (3 + n_snapshots) * 4 * N * N * item + n_snapshots * 3 * N * N * 4
 
 
-def auto_batch_size(n_samples: int, N: int, n_snapshots: int, dtype: str | np.dtype) -> int:
+def auto_batch_size(n_samples: int, N: int, n_snapshots: int, dtype: str | np.dtype, screened: bool = False) -> int:
     """Samples per device batch so that a batch's buffers take at most :data:`BATCH_BYTES`.
 
     Never changes results (they are bitwise independent of it).
     """
-    per_sample = bytes_per_sample(N, n_snapshots, dtype)
+    per_sample = bytes_per_sample(N, n_snapshots, dtype, screened)
     return int(max(1, min(n_samples, BATCH_BYTES // per_sample, MAX_BATCH)))
 
 
@@ -194,39 +254,54 @@ def run_plan(plan: RunPlan, progress: Callable[[int], None] | None = None, *, wa
     channels computed on the device when ``want_channels``.
     """
     require_cuda()
-    S, N, dtype = plan.S, plan.config.N, plan.dtype
+    S, N, dtype, scr = plan.S, plan.config.N, plan.dtype, plan.screened
     T = plan.snap.shape[0]
-    mode = dk.select_mode(N, dtype, plan.options.fused)
-    log.debug("simulate_cuda: %d samples, N=%d, %s, kernel %s, disorder %s, thermal noise %s",
-              S, N, dtype.name, mode, *plan.nuisance_on)
-    links64 = K.link_tables(N, plan.config.L, plan.pars["n_v"], dtype=np.float64) if want_channels else None
-    states_out = np.empty((S, T, 4 * N * N), dtype=dtype) if want_psi else None
-    chans_out = np.empty((S, T, N, N, 3), dtype=np.float32) if want_channels else None
+    if scr:  # ψ and a come back; the channels (B included) are formed on the host from them
+        mode, keep_states, want_channels_dev = dsc.screened_mode(plan.options.fused), True, False
+    else:
+        mode, keep_states, want_channels_dev = dk.select_mode(N, dtype, plan.options.fused), want_psi, want_channels
+    log.debug("simulate_cuda: %d samples, N=%d, %s, kernel %s%s, disorder %s, thermal noise %s",
+              S, N, dtype.name, mode, " (screened)" if scr else "", *plan.nuisance_on)
+    links64 = K.link_tables(N, plan.config.L, plan.pars["n_v"], dtype=np.float64) if want_channels_dev else None
+    comps = 6 if scr else 4
+    states_out = np.empty((S, T, comps * N * N), dtype=dtype) if keep_states else None
+    chans_out = np.empty((S, T, N, N, 3), dtype=np.float32) if want_channels_dev else None
     batch_size = plan.options.batch_size
-    batch_size = auto_batch_size(S, N, T, dtype) if batch_size is None else min(batch_size, MAX_BATCH)
-    check_device_memory(min(S, batch_size) * bytes_per_sample(N, T, dtype), f"a batch of {min(S, batch_size)}")
+    batch_size = auto_batch_size(S, N, T, dtype, scr) if batch_size is None else min(batch_size, MAX_BATCH)
+    check_device_memory(min(S, batch_size) * bytes_per_sample(N, T, dtype, scr), f"a batch of {min(S, batch_size)}")
     for start, stop in plan.batches(batch_size):
-        states, chans = _run_batch(plan, start, stop, mode, want_psi, links64)
-        if want_psi:
+        states, chans = _run_batch(plan, start, stop, mode, keep_states, links64)
+        if keep_states:
             states_out[start:stop] = states
-        if want_channels:
+        if want_channels_dev:
             chans_out[start:stop] = chans
         if progress is not None:
             progress(stop - start)
         log.debug("simulated samples %d..%d of %d on the device", start, stop - 1, S)
-    psi = state_to_psi(states_out.reshape(S, T, 4, N, N)) if want_psi else None
-    return plan.result(psi, chans_out)
+    if not scr:
+        psi = state_to_psi(states_out.reshape(S, T, 4, N, N)) if want_psi else None
+        return plan.result(psi, chans_out)
+    states_out = states_out.reshape(S, T, comps, N, N)
+    res = plan.result(state_to_psi(states_out[:, :, :4]), None, states_out[:, :, 4:])
+    if want_channels:  # the CPU's network_channels of the device's ψ and a (ρ1, ρ2, curl J, B)
+        res.x = res.channels()
+    if not want_psi:
+        res.psi = None
+    return res
 
 
 def _run_batch(plan: RunPlan, start: int, stop: int, mode: str, want_psi: bool, links64):
     """Snapshot states (b, T, 4N²) and/or channels (b, T, N, N, 3) of rows start..stop-1 on the device."""
     b, N, dtype, cfg = stop - start, plan.config.N, plan.dtype, plan.config
-    T, M = plan.snap.shape[0], 4 * N * N
+    T, M = plan.snap.shape[0], (6 if plan.screened else 4) * N * N
     snap_index = {int(s): t for t, s in enumerate(plan.snap)}
     grace = health_limits()[2]
     host = plan.initial_states(start, stop).reshape(b, M)
     sl = slice(start, stop)
-    batch = _Batch(host, plan.co[sl], plan.ly[sl], plan.lx[sl], mode, plan.nuisance(start, stop))
+    if plan.screened:
+        batch = ScreenedBatch(host, plan.co[sl], plan.bg[sl], plan.nuisance(start, stop))
+    else:
+        batch = _Batch(host, plan.co[sl], plan.ly[sl], plan.lx[sl], mode, plan.nuisance(start, stop))
     d_states = cuda.device_array((b, T, M), dtype=dtype) if want_psi else None
     if links64 is not None:
         d_chans = cuda.device_array((b, T, N, N, 3), dtype=np.float32)
