@@ -46,7 +46,7 @@ from .options import HVP_METHODS
 
 
 #: Relative finite-difference step of the screened model's products (both methods): measured in docs/hessian.md §8.
-SCREENED_REL_STEP = 1e-3
+SCREENED_REL_STEP = 1e-2
 
 
 def phase_generator(z: np.ndarray) -> np.ndarray:
