@@ -73,8 +73,7 @@ def plot(data: dict, fig_path: Path) -> None:
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     colours = {"I": "tab:blue", "1.5": "tab:red", "II": "tab:green"}
     for run in data["runs"]:
-        ev = np.asarray(run["eigenvalues"])
-        ev = ev[ev > 0]
+        ev = np.abs(np.asarray(run["eigenvalues"]))  # a translation can sit at −1e-6 (a saddle of the pinning)
         ls = "-" if run["seed"] == data["seeds"][0] else "--"
         x = np.sort(ev)
         ax[0].step(x, np.arange(1, x.size + 1), where="post", ls=ls, color=colours[run["regime"]],
@@ -83,7 +82,7 @@ def plot(data: dict, fig_path: Path) -> None:
         ax[1].hist(ev, bins=bins, histtype="step", ls=ls, color=colours[run["regime"]])
     ax[0].set_xscale("log")
     ax[0].set_xlim(1e-4, 1.0)
-    ax[0].set_ylim(0, 60)
+    ax[0].set_ylim(0, 30)
     ax[0].set_xlabel("eigenvalue / 2h^2")
     ax[0].set_ylabel("modes below (cumulative)")
     ax[0].legend(fontsize=7)
