@@ -61,7 +61,7 @@ def one(N: int, L: float, n_v: int, name: str, seed: int) -> dict:
             "phase_overlap": res.zero_mode_overlap, "n_negative": int(np.sum(phys < -1e-6)),
             "counts": {f"{th:g}": int(np.sum(phys < th)) for th in THRESHOLDS},
             "lowest": phys[:12].tolist(), "n_modes": int(phys.size), "rho_mean": rho, "wall_s": wall,
-            "eigenvalues": phys.tolist()}
+            "eigenvalues": phys[:300].tolist()}  # the lowest 300 (the figure's range; keeps the JSON small)
 
 
 def plot(data: dict, fig_path: Path) -> None:
