@@ -61,9 +61,12 @@ def analyze(
     Parameters
     ----------
     config
-        Lattice and GL parameters; ``eta``, ``n_v``, ``nu`` override its defaults.
+        Lattice and GL parameters; ``eta``, ``n_v``, ``nu`` override its defaults. With a finite
+        ``lam`` the screened model is analysed on the CPU: coordinates (ψ, a), the N² − 1 local
+        gauge directions projected out (docs/hessian.md §8).
     state
-        Complex (2, N, N) ψ or real (4, N, N) / (4N²,) state.
+        Complex (2, N, N) ψ or real (4, N, N) / (4N²,) state; with λ < ∞ also (6, N, N) / (6N²,)
+        (ψ then a_x, a_y; a ψ alone starts from a = 0).
     options
         Settings of the analysis (default :class:`HessianOptions()`).
     eta, n_v, nu
