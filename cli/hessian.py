@@ -3,7 +3,7 @@
 The state comes from ``--data FILE --index I [--snapshot T]`` (an ensemble
 stored with ``--store-fields``), ``--preset NAME [--set k=v ...] --seed S
 [--index K]`` (sample K of that generate run, simulated afresh), or the direct
-options ``--N --L --eta --n-v --nu --t --seed``. Details: docs/hessian.md §6.
+options ``--N --L --eta --n-v --nu --t --lam --seed``. Details: docs/hessian.md §6.
 """
 
 from __future__ import annotations
@@ -35,12 +35,15 @@ _FLAGS = {"residual_tol": "--tol", "sets": "--set", "relax": "--no-relax"}
 @click.option("--n-v", "n_v", type=int, default=4, show_default=True, help="Flux quanta (direct mode).")
 @click.option("--nu", type=float, default=0.0, show_default=True, help="Drag coefficient (direct mode).")
 @click.option("--t", "t", type=float, default=2.0, show_default=True, help="Quench time before analysis (direct mode).")
+@click.option("--lam", type=float, default=float("inf"), show_default=True,
+              help="London depth (direct mode; finite: screened model, CPU only, gauge modes removed).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--n-eig", type=click.IntRange(min=1), default=50, show_default=True, help="Lowest eigenvalues.")
 @click.option("--no-relax", is_flag=True, help="Analyse the state as is (no relaxation).")
 @click.option("--dos", is_flag=True, help="Also compute the density of states (SLQ).")
-@click.option("--eig-method", type=click.Choice(["shift-invert", "lanczos"]), default="shift-invert",
-              show_default=True, help="Eigensolver (see docs/hessian.md).")
+@click.option("--eig-method", type=click.Choice(["shift-invert", "lanczos", "dense"]),
+              default="shift-invert", show_default=True,
+              help="Eigensolver (see docs/hessian.md; with --lam: dense up to N=36, else lanczos).")
 @click.option("--tol", "residual_tol", type=float, default=1e-8, show_default=True,
               help="Relaxation target: RMS residual |grad F| / (2 h^2 sqrt(4N^2)).")
 @click.option("--max-iter", type=int, default=20000, show_default=True, help="Relaxation iteration limit.")

@@ -207,8 +207,8 @@ class EnergyModel:
         )
         cfg.validate()
         if cfg.screened:  # F and ∂F/∂z here are those of ψ alone, at the fixed field
-            raise ConfigError(f"the energy model and the Hessian cover the fixed field only (lam=inf); lam={cfg.lam:g} "
-                              "(a dynamical vector potential) is not supported there yet")
+            raise ConfigError(f"EnergyModel covers the fixed field only (lam=inf); for lam={cfg.lam:g} use "
+                              "tdglnre.physics.screened_model.ScreenedEnergyModel (or energy_model(config))")
         self.config = cfg
         self.N = cfg.N
         self.shape = (4, cfg.N, cfg.N)

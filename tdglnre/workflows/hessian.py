@@ -65,13 +65,13 @@ def device_note(requested: str, used: str) -> str | None:
 def run_hessian(out: str | Path, *, data: str | Path | None = None, index: int | None = None, snapshot: int = -1,
                 preset: str | Path | None = None, sets: Sequence[str] = (), seed: int = 0, N: int = 32,
                 L: float = 16.0, eta: float = 0.5, n_v: int = 4, nu: float = 0.0, t: float = 2.0,
-                relax: bool = True, progress: bool = False, **options: Any) -> HessianRun:
+                lam: float = float("inf"), relax: bool = True, progress: bool = False, **options: Any) -> HessianRun:
     """Analyse one state and write the spectrum and figures into ``out`` (only on success).
 
     The state comes from ``data`` (an ensemble stored with fields; ``index``,
     ``snapshot``), ``preset`` (with ``sets`` overrides, run ``seed``, sample
     ``index``, simulated afresh), or else the direct parameters ``N, L, eta,
-    n_v, nu, t, seed``. ``options`` are :class:`HessianOptions` fields
+    n_v, nu, t, seed`` and ``lam`` (finite: the screened model). ``options`` are :class:`HessianOptions` fields
     (``n_eig``, ``residual_tol``, ``dos``, ``device`` …); ``seed`` also seeds
     the Lanczos and probe vectors.
 
@@ -98,7 +98,7 @@ def run_hessian(out: str | Path, *, data: str | Path | None = None, index: int |
         elif preset is not None:
             source = FromPreset(preset, list(sets), seed, k)
         else:
-            source = FromParams(N, L, eta, n_v, nu, t, seed, k)
+            source = FromParams(N, L, eta, n_v, nu, t, seed, k, lam)
         opts = HessianOptions(seed=seed, relax=relax, **options)
         with stage_bars(progress) as bar:
             result = hessian(source, opts, progress=bar)

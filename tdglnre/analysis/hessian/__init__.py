@@ -14,6 +14,8 @@ Modules
     :class:`HessianOptions`, the settings, validated on construction.
 :mod:`.operator`
     :class:`Hessian`: Hessian-vector products, dense and sparse assembly.
+:mod:`.gauge`
+    Gauge modes of the screened model (λ < ∞): :class:`ProjectedHessian`.
 :mod:`.relaxation`
     :func:`relax` to a stationary point, :class:`RelaxResult`.
 :mod:`.spectrum`
@@ -32,6 +34,7 @@ Details and measurements: docs/hessian.md.
 
 from __future__ import annotations
 
+from .gauge import GaugeProjector, ProjectedHessian, gauge_generators
 from .io import FORMAT, FORMAT_VERSION
 from .operator import DEFAULT_REL_STEP, Hessian, dense_hessian, distance2_coloring, phase_generator, spectral_scale
 from .options import EIG_METHODS, HVP_METHODS, RELAX_METHODS, HessianOptions, Progress
@@ -53,7 +56,7 @@ from .uniform import uniform_amplitudes, uniform_spectrum, uniform_state
 
 __all__ = [
     "DEFAULT_REL_STEP", "EIG_METHODS", "FORMAT", "FORMAT_VERSION", "FromEnsemble", "FromParams", "FromPreset",
-    "HVP_METHODS", "Hessian", "HessianOptions", "HessianResult", "Progress", "RELAX_METHODS", "RelaxResult",
+    "GaugeProjector", "HVP_METHODS", "ProjectedHessian", "gauge_generators", "Hessian", "HessianOptions", "HessianResult", "Progress", "RELAX_METHODS", "RelaxResult",
     "StateSample", "StateSource", "THRESHOLDS", "analyze", "dense_hessian", "density_of_states",
     "distance2_coloring", "hessian", "identify_zero_mode", "load", "load_result", "lowest_eigenpairs",
     "phase_generator", "relax", "residual", "save", "spectral_scale", "state_from_ensemble", "state_from_preset",

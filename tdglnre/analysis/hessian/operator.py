@@ -31,6 +31,8 @@ in one launch); sparse assembly, ARPACK and MINRES use them unchanged through
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -43,14 +45,22 @@ from ..slq import gauss_quadrature, lanczos
 from .options import HVP_METHODS
 
 
+#: Relative finite-difference step of the screened model's products (both methods): measured in docs/hessian.md §8.
+SCREENED_REL_STEP = 1e-2
+
+
 def phase_generator(z: np.ndarray) -> np.ndarray:
     """Unit generator of the global phase rotation at ``z``.
 
     ψ_i → e^{iθ} ψ_i gives δz = (−Im ψ1, Re ψ1, −Im ψ2, Re ψ2); H(z)·δz = J g(z),
-    so it is an exact zero mode at a stationary point.
+    so it is an exact zero mode at a stationary point. A screened state
+    (6N² values) gets δa = 0: the constant gauge transformation leaves a alone.
     """
-    s = np.asarray(z, dtype=np.float64).reshape(4, -1)
-    gen = np.concatenate([-s[1], s[0], -s[3], s[2]])
+    z = np.asarray(z, dtype=np.float64).reshape(-1)
+    m = int(round(math.sqrt(z.size / 6)))
+    screened = 6 * m * m == z.size  # never also 4N²: 4N² = 6m² has no integer solution
+    s = z.reshape(6 if screened else 4, -1)
+    gen = np.concatenate([-s[1], s[0], -s[3], s[2]] + ([np.zeros(2 * m * m)] if screened else []))
     nrm = np.linalg.norm(gen)
     if nrm == 0:
         raise ConfigError("the state is identically zero: the phase-rotation generator is undefined")
@@ -87,10 +97,17 @@ class Hessian:
         self.model = model
         self.z = np.ascontiguousarray(z, dtype=np.float64).reshape(-1).copy()
         if self.z.size != model.size:
-            raise ConfigError(f"state has {self.z.size} values, expected 4*N^2 = {model.size}")
+            raise ConfigError(f"state has {self.z.size} values, expected {model.size} for this model")
         self.method = method
         self.n = model.size
-        rs = DEFAULT_REL_STEP[method] if rel_step is None else float(rel_step)
+        self.screened = bool(getattr(model, "screened", False))
+        if self.screened and method == "exact":
+            raise ConfigError("the 'exact' product covers the fixed field (lam=inf) only; use 'richardson' or "
+                              "'central' with lam < inf")
+        # F is not a polynomial in a (cos of the link phases): Richardson is then exact to O(δ⁴) only, so the
+        # screened model takes a small step (docs/hessian.md §8)
+        default = SCREENED_REL_STEP if self.screened else DEFAULT_REL_STEP[method]
+        rs = default if rel_step is None else float(rel_step)
         if method != "exact" and not rs > 0:
             raise ConfigError(f"rel_step must be positive, got {rel_step!r}")
         self.step = rs * max(1.0, float(np.abs(self.z).max()))
@@ -106,6 +123,8 @@ class Hessian:
         self._gp = np.empty(self.n)
         self._gm = np.empty(self.n)
         self._w = np.empty(self.n)
+        if self.screened:
+            return
         c = model.config
         h = c.h
         # linear part of the gradient: the gradient kernel with β = 0
@@ -193,6 +212,8 @@ class Hessian:
         of (component, colour) then returns every entry of those columns
         without overlap. The result is symmetrised.
         """
+        if self.screened:
+            raise ConfigError("sparse assembly covers the fixed field (lam=inf) only; use eig_method 'lanczos'")
         N = self.model.N
         colors = distance2_coloring(N)
         n_colors = int(colors.max()) + 1
@@ -256,4 +277,4 @@ def spectral_scale(hess: Hessian, n_steps: int = 30, seed: int = 0) -> tuple[flo
     return float(th.min()), float(th.max())
 
 
-__all__ = ["DEFAULT_REL_STEP", "Hessian", "dense_hessian", "distance2_coloring", "phase_generator", "spectral_scale"]
+__all__ = ["DEFAULT_REL_STEP", "Hessian", "SCREENED_REL_STEP", "dense_hessian", "distance2_coloring", "phase_generator", "spectral_scale"]

@@ -22,7 +22,7 @@ HVP_METHODS = ("richardson", "central", "exact")
 #: First relaxation stage (see :func:`.relaxation.relax`).
 RELAX_METHODS = ("lbfgs", "trust-krylov")
 #: Eigensolvers (see :func:`.spectrum.lowest_eigenpairs`).
-EIG_METHODS = ("shift-invert", "lanczos")
+EIG_METHODS = ("shift-invert", "lanczos", "dense")
 #: Where gradients and Hessian-vector products run (see :mod:`tdglnre.physics.cuda`).
 DEVICES = ("cpu", "cuda", "auto")
 
@@ -53,7 +53,8 @@ class HessianOptions:
     hvp_method
         Hessian-vector product: "richardson", "central" or "exact".
     eig_method
-        Eigensolver: "shift-invert" or "lanczos".
+        Eigensolver: "shift-invert", "lanczos" or "dense" (LAPACK on the operator built from n products;
+        small N). With λ < ∞ "shift-invert" becomes "dense" up to 8192 unknowns, else "lanczos".
     eig_tol
         ARPACK relative accuracy of the Ritz values (0: machine precision).
     ncv

@@ -18,7 +18,8 @@ from threadpoolctl import threadpool_limits
 
 from ...errors import ConfigError
 from ...physics.config import SimConfig
-from ...physics.solver import EnergyModel
+from ...physics.screened_model import energy_model
+from .gauge import ProjectedHessian
 from .operator import Hessian, spectral_scale
 from .options import HessianOptions, Progress
 from .relaxation import relax as relax_state
@@ -28,6 +29,9 @@ from .spectrum import THRESHOLDS, density_of_states, identify_zero_mode, lowest_
 from .states import StateSource, as_state
 
 log = logging.getLogger(__name__)
+
+#: Largest number of unknowns for which a screened analysis asked for shift-invert uses "dense" (N = 36: 7776).
+DENSE_MAX = 8192
 
 
 def _options(options: HessianOptions | None, overrides: dict[str, Any]) -> HessianOptions:
@@ -57,9 +61,12 @@ def analyze(
     Parameters
     ----------
     config
-        Lattice and GL parameters; ``eta``, ``n_v``, ``nu`` override its defaults.
+        Lattice and GL parameters; ``eta``, ``n_v``, ``nu`` override its defaults. With a finite
+        ``lam`` the screened model is analysed on the CPU: coordinates (ψ, a), the N² − 1 local
+        gauge directions projected out (docs/hessian.md §8).
     state
-        Complex (2, N, N) ψ or real (4, N, N) / (4N²,) state.
+        Complex (2, N, N) ψ or real (4, N, N) / (4N²,) state; with λ < ∞ also (6, N, N) / (6N²,)
+        (ψ then a_x, a_y; a ψ alone starts from a = 0).
     options
         Settings of the analysis (default :class:`HessianOptions()`).
     eta, n_v, nu
@@ -97,7 +104,10 @@ def _analyze(config: SimConfig, state: np.ndarray, opts: HessianOptions, *, eta:
              index: int | None = None) -> HessianResult:
     t_start = time.perf_counter()
     device, gpu = "cpu", ""
-    if opts.device != "cpu":
+    if config.screened and opts.device == "cuda":
+        raise ConfigError(f"`device` cuda: the GPU Hessian covers the fixed field only (lam=inf); lam={config.lam:g} "
+                          "runs on the CPU (device cpu)")
+    if opts.device != "cpu" and not (config.screened and opts.device == "auto"):  # auto: screened stays on the CPU
         from ...physics import cuda
 
         device = cuda.resolve_device(opts.device)
@@ -108,8 +118,8 @@ def _analyze(config: SimConfig, state: np.ndarray, opts: HessianOptions, *, eta:
         gpu = cuda.gpu_name()
         log.info("hessian: gradients and Hessian-vector products on the GPU (%s)", gpu)
     else:
-        model = EnergyModel(config, eta=eta, n_v=n_v, nu=nu, delta=delta, seed=seed, index=index)
-    z0 = as_state(state, model.N).reshape(-1)
+        model = energy_model(config, eta=eta, n_v=n_v, nu=nu, delta=delta, seed=seed, index=index)
+    z0 = as_state(state, model.N, screened=config.screened).reshape(-1)
     if opts.n_eig >= model.size:
         raise ConfigError(f"n_eig must be in 1..{model.size - 1} for {model.size} unknowns, got {opts.n_eig}")
     timings: dict[str, float] = {}
@@ -120,10 +130,18 @@ def _analyze(config: SimConfig, state: np.ndarray, opts: HessianOptions, *, eta:
     else:
         rr = unrelaxed(model, z0, opts.residual_tol)
     timings["relax"] = time.perf_counter() - t
-    hess = Hessian(model, rr.z, method=opts.hvp_method)
+    hess: Any = Hessian(model, rr.z, method=opts.hvp_method)
     t = time.perf_counter()
     lo_est, hi_est = spectral_scale(hess, seed=opts.seed)
     timings["scale"] = time.perf_counter() - t
+    gauge_removed = 0
+    if hess.screened:  # λ < ∞: the N² − 1 local gauge directions lifted to the top (docs/hessian.md §8)
+        hess = ProjectedHessian(hess, lift=max(hi_est, 1.0))
+        gauge_removed = hess.projector.dim
+        if opts.eig_method == "shift-invert":  # the projected operator is not sparse
+            method = "dense" if hess.n <= DENSE_MAX else "lanczos"
+            log.info("hessian: lam < inf: eig_method %s (the gauge-projected Hessian has no sparse form)", method)
+            opts = opts.replace(eig_method=method)
     t = time.perf_counter()
     vals, vecs = lowest_eigenpairs(hess, opts.n_eig, method=opts.eig_method, tol=opts.eig_tol, ncv=opts.ncv,
                                    seed=opts.seed, progress=progress)
@@ -150,7 +168,7 @@ def _analyze(config: SimConfig, state: np.ndarray, opts: HessianOptions, *, eta:
         lambda_min_est=lo_est, lambda_max_est=hi_est, n_negative=n_neg, counts_below=counts,
         wall_seconds=time.perf_counter() - t_start, options=opts.replace(device=device) if opts.device != device
         else opts, timings=timings, n_matvec=hess.n_matvec,
-        hvp_step=hess.step, dos=density, device=device, gpu_name=gpu,
+        hvp_step=hess.step, dos=density, device=device, gpu_name=gpu, gauge_removed=gauge_removed,
     )
 
 

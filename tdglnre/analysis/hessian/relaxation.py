@@ -15,10 +15,14 @@ import scipy.sparse.linalg as spla
 
 from ...errors import ConfigError
 from ...physics.solver import EnergyModel
+from .gauge import ProjectedHessian
 from .operator import Hessian
 from .options import RELAX_METHODS, Progress
 
 log = logging.getLogger(__name__)
+
+#: Full-length Newton steps that raise the residual, allowed with λ < ∞ (see :func:`_newton_polish`).
+MAX_UPHILL = 3
 
 
 @dataclass
@@ -161,10 +165,14 @@ def _newton_polish(model: EnergyModel, z: np.ndarray, g: np.ndarray, residual_to
                    progress: Progress | None) -> tuple[np.ndarray, np.ndarray, float, int]:
     """Newton–MINRES steps with step halving until the residual ≤ ``residual_tol``: (z, g, residual, steps)."""
     n_newton = 0
+    uphill = 0
     r = residual(model, g)
+    best = (z, g, r)
     while r > residual_tol and n_newton < newton_steps:
         hess = Hessian(model, z)
-        op = hess.as_linear_operator()
+        # screened (λ < ∞): solve on the gauge-fixed operator (the N² − 1 local gauge directions lifted, gauge.py);
+        # g has no component along them, and without the lift MINRES steps wander along the near-null space
+        op = (ProjectedHessian(hess, 1.0) if hess.screened else hess).as_linear_operator()
         s, _info = spla.minres(op, -g, rtol=1e-10, maxiter=2000)
         n_newton += 1
         t = 1.0
@@ -176,12 +184,24 @@ def _newton_polish(model: EnergyModel, z: np.ndarray, g: np.ndarray, residual_to
                 break
             t *= 0.5
         else:
-            log.warning("relax: Newton step %d did not lower the residual (%.3e); stopping", n_newton, r)
-            break
+            if not (hess.screened and uphill < MAX_UPHILL):
+                log.warning("relax: Newton step %d did not lower the residual (%.3e); stopping", n_newton, r)
+                break
+            # screened: the vortex translations are nearly free (~1e-9 of λ_max, docs/hessian.md §8), so a full
+            # Newton step may overshoot along them once before converging; take it (a few times at most; the
+            # best state seen is returned)
+            uphill += 1
+            zt = z + s
+            gt = model.gradient(zt)
+            rt = residual(model, gt)
+            log.info("relax: Newton step %d taken at full length although the residual rose to %.3e", n_newton, rt)
         z, g, r = zt, gt, rt
         log.info("relax: Newton step %d (%d HVPs, step %.3g): residual %.3e", n_newton, hess.n_matvec, t, r)
+        if r < best[2]:
+            best = (z, g, r)
         if progress is not None:
             progress("newton", n_newton, newton_steps)
+    z, g, r = best  # an uphill step (screened) is kept only if a later one beat the state before it
     return z, g, r, n_newton
 
 

@@ -67,6 +67,8 @@ class HessianResult:
     """Where gradients and Hessian-vector products ran ("cpu" or "cuda"; ``options.device`` resolved)."""
     gpu_name: str = ""
     """The GPU's name when ``device == "cuda"``, else ""."""
+    gauge_removed: int = 0
+    """Local gauge directions projected out (N² − 1 with λ < ∞, docs/hessian.md §8; 0 at λ = ∞)."""
 
     # ------------------------------------------------------------ derived values
     @property
@@ -76,8 +78,8 @@ class HessianResult:
 
     @property
     def state(self) -> np.ndarray:
-        """The analysed (relaxed) state, (4, N, N)."""
-        return self.relaxation.z.reshape(4, self.config.N, self.config.N)
+        """The analysed (relaxed) state, (4, N, N) (ψ; with λ < ∞ (6, N, N): ψ then a_x, a_y)."""
+        return self.relaxation.z.reshape(-1, self.config.N, self.config.N)
 
     @property
     def F_before(self) -> float:
@@ -186,6 +188,8 @@ class HessianResult:
             "timings": dict(self.timings),
             "device": self.device,
             "gpu_name": self.gpu_name,
+            "lam": c.lam if c.screened else None,  # None: λ = ∞ (strict JSON has no Infinity)
+            "gauge_removed": self.gauge_removed,
         }
         if self.source is not None:
             d["source"] = dict(self.source)
@@ -277,6 +281,7 @@ class HessianResult:
             options=HessianOptions.from_dict(opts), timings=dict(sm.get("timings", {})),
             n_matvec=int(sm.get("n_matvec", 0)), hvp_step=float(sm.get("hvp_step", 0.0)), dos=dos,
             source=sm.get("source"), device=str(sm.get("device", "cpu")), gpu_name=str(sm.get("gpu_name", "")),
+            gauge_removed=int(sm.get("gauge_removed", 0)),
         )
 
 

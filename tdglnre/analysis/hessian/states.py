@@ -49,8 +49,12 @@ class StateSample(_State):
         return self
 
 
-def as_state(state: np.ndarray, N: int | None = None) -> np.ndarray:
+def as_state(state: np.ndarray, N: int | None = None, *, screened: bool = False) -> np.ndarray:
     """A complex (2, N, N) ψ or a real (4, N, N) / (4N²,) state as a real (4, N, N) float64 array.
+
+    ``screened`` (λ < ∞): the result is (6, N, N), ψ then a_x, a_y; a real
+    (6, N, N) / (6N²,) state is taken as is, and a ψ alone gets a = 0 (the
+    applied field; the relaxation then finds a).
 
     Raises
     ------
@@ -58,6 +62,18 @@ def as_state(state: np.ndarray, N: int | None = None) -> np.ndarray:
         Wrong shape, N different from ``N``, or non-finite values.
     """
     a = np.asarray(state)
+    if screened and not np.iscomplexobj(a):
+        n6 = int(round(math.sqrt(a.size / 6)))
+        if 6 * n6 * n6 == a.size and (a.ndim == 1 or a.shape[0] == 6):
+            a6 = np.asarray(a, dtype=np.float64).reshape(6, n6, n6)
+            if N is not None and n6 != N:
+                raise ConfigError(f"state is {n6}x{n6} but the config has N={N}")
+            if not np.all(np.isfinite(a6)):
+                raise ConfigError("state contains NaN or Inf")
+            return np.ascontiguousarray(a6)
+    if screened:
+        psi = as_state(state, N)
+        return np.concatenate([psi, np.zeros((2,) + psi.shape[1:])])
     if np.iscomplexobj(a):
         if a.ndim != 3 or a.shape[0] != 2 or a.shape[1] != a.shape[2]:
             raise ConfigError(f"complex state must have shape (2, N, N) (band 1, band 2), got {a.shape}")
@@ -216,6 +232,8 @@ class FromParams:
     t: float = 2.0
     seed: int = 0
     index: int = 0
+    lam: float = math.inf
+    """London depth λ (inf: the fixed field; finite: the screened model, docs/physics.md)."""
 
     def __post_init__(self) -> None:
         for name in ("L", "eta", "n_v", "nu", "t"):  # checked, not converted: record() keeps the values given
@@ -225,7 +243,8 @@ class FromParams:
 
     def config(self) -> SimConfig:
         """The validated :class:`SimConfig` of this quench."""
-        config = SimConfig(N=self.N, L=self.L, eta=self.eta, n_v=self.n_v, nu=self.nu, snapshot_times=(self.t,))
+        config = SimConfig(N=self.N, L=self.L, eta=self.eta, n_v=self.n_v, nu=self.nu, snapshot_times=(self.t,),
+                           lam=self.lam)
         config.validate()
         return config
 
@@ -236,8 +255,11 @@ class FromParams:
                            int(self.seed), int(self.index))
 
     def record(self) -> dict[str, Any]:
-        return {"N": self.N, "L": self.L, "eta": self.eta, "n_v": self.n_v, "nu": self.nu, "t": self.t,
-                "seed": int(self.seed), "index": int(self.index)}
+        rec = {"N": self.N, "L": self.L, "eta": self.eta, "n_v": self.n_v, "nu": self.nu, "t": self.t,
+               "seed": int(self.seed), "index": int(self.index)}
+        if self.lam != math.inf:
+            rec["lam"] = self.lam
+        return rec
 
 
 #: Any of the three state sources.
