@@ -83,25 +83,45 @@ def _density_toy(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return theta, x[:, None].astype(np.float32)
 
 
-def test_a_model_trained_with_summaries_reads_them_and_saves_the_option(tmp_path: Path) -> None:
-    """Statistical fact: with the branch the posterior mean recovers θ from the mean density; the posterior
-    moves when the summaries of x move (x scaled by 10 → a density 10× higher → θ̂ up by ½); the option and the
-    fitted statistics travel with the saved model."""
-    theta, x = _density_toy(512, 0)
+def _train(tmp_path: Path, n: int, epochs: int) -> tuple[Path, NetworkConfig]:
+    theta, x = _density_toy(n, 0)
     prior = {"theta0": {"kind": "uniform", "low": -1.0, "high": 1.0}}
     src = ArraySource(theta, x, ["theta0"], [-1.0], [1.0], channels=["rho1", "rho2", "curlJ"],
                       info={"config": {"toy": "density"}, "prior": prior, "N": 8, "L": 4.0})
     net = NetworkConfig(summaries=True, **SMALL)
     out = tmp_path / "model"
     keras.utils.set_random_seed(0)
-    train_source(src, out, epochs=15, batch_size=64, network=net, quiet=True, contrastive=4, seed=0,
+    train_source(src, out, epochs=epochs, batch_size=64, network=net, quiet=True, contrastive=4, seed=0,
                  learning_rate=3e-3)
+    return out, net
+
+
+def test_the_option_and_the_fitted_statistics_travel_with_the_saved_model(tmp_path: Path) -> None:
+    """metadata.json records summaries=True; the loaded model has the branch with statistics fitted on the
+    training inputs (the mean of log ⟨ρ⟩ over the toy's prior is near 0, its spread 2·ln 10/√3) and gives
+    the saved model's logits."""
+    out, net = _train(tmp_path, 128, 1)
     meta = json.loads((out / "metadata.json").read_text())
     assert TrainSettings.from_dict(meta["training"]).network == net
     est = load_estimator(out)
     layer = summary_layer(est.model)
-    assert layer.channels == ["rho1", "rho2", "curlJ"] and not np.allclose(np.asarray(layer.feature_std), 1.0)
+    assert layer.channels == ["rho1", "rho2", "curlJ"] and layer.n_snapshots == 1
+    j = layer.names.index("mean_rho1")
+    std = np.asarray(layer.feature_std)[j]
+    assert abs(std - 2 * np.log(10) / np.sqrt(3)) < 0.4, std
+    _, x_test = _density_toy(4, 1)
+    th = np.zeros((4, 2, 1), dtype=np.float32)
+    raw = keras.saving.load_model(out / "model.keras", compile=False)
+    np.testing.assert_array_equal(est.log_ratio(x_test[:, 0], th),
+                                  np.asarray(raw([x_test[:, 0], th])).astype(np.float64))
 
+
+@pytest.mark.slow
+def test_a_model_trained_with_summaries_reads_them(tmp_path: Path) -> None:
+    """Statistical fact: with the branch the posterior mean recovers θ from the mean density; the posterior
+    moves when the summaries of x move (x scaled by 10 → a density 10× higher → θ̂ up by ½)."""
+    out, _ = _train(tmp_path, 512, 15)
+    est = load_estimator(out)
     t_test, x_test = _density_toy(200, 1)
     grid = np.linspace(-1, 1, 201)
 

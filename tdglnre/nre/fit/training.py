@@ -396,8 +396,7 @@ def _new_model(source: Any, cfg: TrainSettings, selection: Any, scan: Any, strea
     import keras
 
     from ..net.losses import make_loss
-    from ..net.network import build_model
-    from ..net.summaries import fit_branch_statistics
+    from ..net.network import build_model, fit_branch_statistics
 
     b = source.bounds
     names = selection.channel_names  # of one snapshot, as the network sees it (measured)

@@ -275,3 +275,20 @@ def standardization_of(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
     mean = np.asarray(keras.ops.convert_to_numpy(norm.mean)).reshape(-1)
     var = np.asarray(keras.ops.convert_to_numpy(norm.variance)).reshape(-1)
     return mean, var
+
+
+def fit_branch_statistics(model: Any, batches: Any) -> None:
+    """Standardise the log-spectrum and summary branches a ratio estimator has (none: nothing happens).
+
+    ``batches()`` yields training inputs (B, N, N, s·C) as the network sees them (after augmentation and
+    measurement); each branch is fitted on its first 1024.
+    """
+    import logging
+
+    from .spectrum import fit_spectrum_statistics
+    from .summaries import fit_summary_statistics
+
+    for layer, fit in ((spectrum_layer(model), fit_spectrum_statistics), (summary_layer(model), fit_summary_statistics)):
+        if layer is not None:
+            n = fit(layer, batches())
+            logging.getLogger(__name__).info("%s features standardised on %d training inputs", layer.name, n)

@@ -159,19 +159,3 @@ def fit_summary_statistics(layer: ImageSummaries, batches: Any, max_samples: int
     layer.set_statistics(f.mean(axis=0), f.std(axis=0))
     return n
 
-
-def fit_branch_statistics(model: Any, batches: Any) -> None:
-    """Standardise the log-spectrum and summary branches a ratio estimator has (none: nothing happens).
-
-    ``batches()`` yields training inputs (B, N, N, s·C) as the network sees them (after augmentation and
-    measurement); each branch is fitted on its first 1024.
-    """
-    import logging
-
-    from .network import spectrum_layer, summary_layer
-    from .spectrum import fit_spectrum_statistics
-
-    for layer, fit in ((spectrum_layer(model), fit_spectrum_statistics), (summary_layer(model), fit_summary_statistics)):
-        if layer is not None:
-            n = fit(layer, batches())
-            logging.getLogger(__name__).info("%s features standardised on %d training inputs", layer.name, n)
