@@ -56,6 +56,10 @@ _SETTING_OPTIONS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("network", click.option("--spectrum/--no-spectrum", default=None,
                              help="Add a branch on the log structure factor log S(k) of every input channel (float64 "
                                   "FFT) to the encoder; it carries the drag nu (docs/drag.md) [default: off].")),
+    ("network", click.option("--summaries/--no-summaries", default=None,
+                             help="Add a branch on the ABC baseline's physical summaries (mean, std, core fraction, "
+                                  "log S at 3 shells; mean |curl J|) of every snapshot to the encoder (docs/nre.md) "
+                                  "[default: off].")),
     ("network", click.option("--cnn-snapshots", type=click.Choice(["all", "last"]), default=None,
                              help="Snapshots the CNN sees with the stacked encoder: all selected ones, or the last only "
                                   "(the --spectrum branch still sees all; docs/drag.md) [default: all].")),

@@ -22,6 +22,7 @@ REGISTERED = {
     "tdglnre>LastChannels": ("tdglnre.nre.net.network", "LastChannels"),
     "tdglnre>PairConcat": ("tdglnre.nre.net.network", "PairConcat"),
     "tdglnre>LogSpectrum": ("tdglnre.nre.net.spectrum", "LogSpectrum"),
+    "tdglnre>ImageSummaries": ("tdglnre.nre.net.summaries", "ImageSummaries"),
     "tdglnre>SplitSnapshots": ("tdglnre.nre.net.time_encoder", "SplitSnapshots"),
     "tdglnre>TimePool": ("tdglnre.nre.net.time_encoder", "TimePool"),
     "tdglnre>RatioLoss": ("tdglnre.nre.net.losses", "RatioLoss"),

@@ -44,8 +44,8 @@ def test_the_command_takes_option_groups_not_one_parameter_per_flag():
     flags = [p.opts[0] for p in command.params]
     assert flags == ["--data", "--out", "--loss", "--contrastive", "--gamma", "--lam", "--epochs", "--batch-size",
                      "--learning-rate", "--weight-decay", "--val-fraction", "--patience", "--lr-patience", "--seed",
-                     "--channels", "--snapshots", "--filters", "--encoder", "--spectrum", "--cnn-snapshots",
-                     "--augment", "--measurement", "--threads", "--resume", "--force", "--quiet", "--json"]
+                     "--channels", "--snapshots", "--filters", "--encoder", "--spectrum", "--summaries",
+                     "--cnn-snapshots", "--augment", "--measurement", "--threads", "--resume", "--force", "--quiet", "--json"]
 
 
 def test_given_flags_reach_train_settings_and_the_network_config(monkeypatch, tmp_path):
@@ -68,3 +68,5 @@ def test_flags_not_given_are_left_to_the_defaults(monkeypatch, tmp_path):
                         quiet=False)
     seen = _invoke(monkeypatch, tmp_path, "--spectrum", "--cnn-snapshots", "last")
     assert seen["network"] == NetworkConfig(spectrum=True, cnn_snapshots="last")
+    seen = _invoke(monkeypatch, tmp_path, "--spectrum", "--summaries")
+    assert seen["network"] == NetworkConfig(spectrum=True, summaries=True)

@@ -83,6 +83,9 @@ class NetworkConfig:
     spectrum: bool = False
     """Add a branch on the log structure factor log S(k) of every input channel (float64 FFT, shell means;
     :mod:`tdglnre.nre.net.spectrum`, docs/drag.md §4) to the stacked encoder."""
+    summaries: bool = False
+    """Add a branch on the ABC baseline's 13 physical summaries of every snapshot (log of those spanning decades,
+    standardised; :mod:`tdglnre.nre.net.summaries`, docs/nre.md) to the stacked encoder (issue 20)."""
     cnn_snapshots: str = "all"
     """Snapshots the stacked encoder's CNN sees: ``all`` selected ones, or only the ``last`` (the log-spectrum
     branch still sees all of them; docs/drag.md §4)."""
@@ -102,6 +105,10 @@ class NetworkConfig:
             raise ConfigError(f"`encoder` must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         if not isinstance(self.spectrum, bool):
             raise ConfigError(f"`spectrum` must be true or false, got {self.spectrum!r}")
+        if not isinstance(self.summaries, bool):
+            raise ConfigError(f"`summaries` must be true or false, got {self.summaries!r}")
+        if self.summaries and self.encoder != "stacked":
+            raise ConfigError("the summary branch (`summaries`) is only available with the stacked encoder")
         if self.cnn_snapshots not in ("all", "last"):
             raise ConfigError(f"`cnn_snapshots` must be all or last, got {self.cnn_snapshots!r}")
         if self.cnn_snapshots == "last" and self.encoder != "stacked":

@@ -279,15 +279,6 @@ def _fresh_settings(info: dict[str, Any], settings: dict[str, Any]) -> TrainSett
     return TrainSettings.from_dict(settings)
 
 
-def _fit_spectrum(model: Any, stream: Any) -> None:
-    """Standardise the log-spectrum branch on the first training inputs (as the network sees them)."""
-    from ..net.network import spectrum_layer
-    from ..net.spectrum import fit_spectrum_statistics
-
-    n = fit_spectrum_statistics(spectrum_layer(model), (xb for (xb, _), _ in stream()))
-    log.info("log-spectrum features standardised on %d training inputs", n)
-
-
 def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | None,
          checkpoint: Any, selection: Any, scan: Any, train_idx: np.ndarray,
          val_idx: np.ndarray, fingerprint: str, *, quiet: bool,
@@ -298,7 +289,7 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
 
     # registers their layers and losses (a checkpoint loads on resume); the helpers below import what they use
     from ..infer import model_io  # noqa: F401
-    from ..net import losses, network, spectrum, time_encoder  # noqa: F401
+    from ..net import losses, network, spectrum, summaries, time_encoder  # noqa: F401
 
     stream_train, stream_val = _streams(source, scan, selection, cfg, train_idx, val_idx, measurement)
     ckpt = _open_checkpoint_dir(out)
@@ -401,19 +392,20 @@ def _load_checkpoint(checkpoint: Any, state: dict[str, Any]) -> tuple[Any, int]:
 
 
 def _new_model(source: Any, cfg: TrainSettings, selection: Any, scan: Any, stream_train: BatchStream) -> Any:
-    """A new compiled model, standardised on the training statistics (and spectrum branch)."""
+    """A new compiled model, standardised on the training statistics (and the spectrum/summary branches)."""
     import keras
 
     from ..net.losses import make_loss
-    from ..net.network import build_model
+    from ..net.network import build_model, fit_branch_statistics
 
     b = source.bounds
+    names = selection.channel_names  # of one snapshot, as the network sees it (measured)
+    names = list(names if cfg.measurement is None else cfg.measurement.output_channels(names))
     model = build_model(cfg.network, stream_train.input_shape[-1], b.low, b.high,
                         mean=scan.mean, variance=scan.variance,
                         n_snapshots=len(selection.snapshot_indices),
-                        size=stream_train.input_shape[0])
-    if cfg.network.spectrum:
-        _fit_spectrum(model, stream_train)
+                        size=stream_train.input_shape[0], channels=names)
+    fit_branch_statistics(model, lambda: (xb for (xb, _), _ in stream_train()))
     opt = (keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
            if cfg.weight_decay > 0 else keras.optimizers.Adam(cfg.learning_rate))
     model.compile(optimizer=opt, loss=make_loss(cfg.loss, lam=cfg.lam, gamma=cfg.gamma))

@@ -608,7 +608,7 @@ def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
     ensure_tensorflow()
     import keras
 
-    from ..net import losses, network, spectrum, time_encoder  # noqa: F401  (registers the custom objects)
+    from ..net import losses, network, spectrum, summaries, time_encoder  # noqa: F401  (registers the custom objects)
 
     try:
         model = keras.saving.load_model(path, compile=False)

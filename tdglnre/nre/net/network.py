@@ -37,6 +37,8 @@ _PACKAGE = "tdglnre"
 
 #: Hidden widths of the log-spectrum branch (``NetworkConfig.spectrum``).
 SPECTRUM_UNITS = (128, 64)
+#: Hidden widths of the summary branch (``NetworkConfig.summaries``).
+SUMMARY_UNITS = (64, 64)
 
 
 # --------------------------------------------------------------------- layers
@@ -120,6 +122,7 @@ def build_encoder(
     variance: np.ndarray | None = None,
     size: int | None = None,
     n_snapshots: int = 1,
+    channels: Sequence[str] | None = None,
 ) -> keras.Model:
     """CNN encoder x (B, H, W, C) → h_x (B, embed_dim); H and W are free.
 
@@ -129,6 +132,9 @@ def build_encoder(
     concatenated to the pooled CNN features; it needs the image ``size``.
     With ``config.cnn_snapshots == "last"`` the CNN sees only the last of the
     ``n_snapshots`` stacked snapshots (the spectrum branch sees all).
+    With ``config.summaries`` a branch on the ABC summaries of every snapshot
+    (:mod:`tdglnre.nre.net.summaries`, layer ``image_summaries``) joins them; it
+    needs ``size`` and the per-snapshot ``channels`` names.
     """
     mean = np.zeros(n_channels) if mean is None else np.asarray(mean, dtype=float)
     variance = np.ones(n_channels) if variance is None else np.asarray(variance, dtype=float)
@@ -159,6 +165,15 @@ def build_encoder(
         for i, u in enumerate(SPECTRUM_UNITS):
             hs = layers.Dense(u, activation="relu", name=f"spectrum_dense{i}")(hs)
         pooled.append(hs)
+    if config.summaries:
+        if size is None or channels is None:
+            raise ValueError("the summary branch needs the image size and the channel names")
+        from .summaries import ImageSummaries
+
+        hq = ImageSummaries(int(size), channels, int(n_snapshots), name="image_summaries")(x_in)
+        for i, u in enumerate(SUMMARY_UNITS):
+            hq = layers.Dense(u, activation="relu", name=f"summary_dense{i}")(hq)
+        pooled.append(hq)
     h = layers.Concatenate(name="gap_gmp")(pooled)
     h_x = layers.Dense(config.embed_dim, activation="relu", name="h_x")(h)
     return keras.Model(x_in, h_x, name="encoder")
@@ -194,6 +209,7 @@ def build_model(
     variance: np.ndarray | None = None,
     n_snapshots: int = 1,
     size: int | None = None,
+    channels: Sequence[str] | None = None,
 ) -> keras.Model:
     """The two-tower ratio estimator ``[x (B,N,N,C), θ (B,K,P)] → logits (B,K)``.
 
@@ -211,7 +227,9 @@ def build_model(
         Snapshots stacked in the C input channels (snapshot-major); used by
         ``config.encoder == "per_snapshot"``, which must split C into them.
     size
-        Image size N; needed by ``config.spectrum`` (the log-spectrum branch).
+        Image size N; needed by ``config.spectrum`` (the log-spectrum branch) and ``config.summaries``.
+    channels
+        Channel names of one snapshot; needed by ``config.summaries`` (the summary branch).
 
     Returns
     -------
@@ -224,7 +242,8 @@ def build_model(
 
         encoder = build_time_encoder(config, n_channels, int(n_snapshots), mean, variance)
     else:
-        encoder = build_encoder(config, n_channels, mean, variance, size=size, n_snapshots=int(n_snapshots))
+        encoder = build_encoder(config, n_channels, mean, variance, size=size, n_snapshots=int(n_snapshots),
+                                channels=channels)
     theta_net = build_theta_net(config, low, high)
     head = build_head(config)
     x_in = keras.Input(shape=(None, None, n_channels), name="x")
@@ -242,9 +261,34 @@ def spectrum_layer(model: keras.Model) -> Any:
         return None
 
 
+def summary_layer(model: keras.Model) -> Any:
+    """The ``image_summaries`` layer of a model's encoder, or None without one."""
+    try:
+        return model.get_layer("encoder").get_layer("image_summaries")
+    except ValueError:
+        return None
+
+
 def standardization_of(model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel (mean, variance) stored in a model's ``standardize`` layer."""
     norm = model.get_layer("encoder").get_layer("standardize")
     mean = np.asarray(keras.ops.convert_to_numpy(norm.mean)).reshape(-1)
     var = np.asarray(keras.ops.convert_to_numpy(norm.variance)).reshape(-1)
     return mean, var
+
+
+def fit_branch_statistics(model: Any, batches: Any) -> None:
+    """Standardise the log-spectrum and summary branches a ratio estimator has (none: nothing happens).
+
+    ``batches()`` yields training inputs (B, N, N, s·C) as the network sees them (after augmentation and
+    measurement); each branch is fitted on its first 1024.
+    """
+    import logging
+
+    from .spectrum import fit_spectrum_statistics
+    from .summaries import fit_summary_statistics
+
+    for layer, fit in ((spectrum_layer(model), fit_spectrum_statistics), (summary_layer(model), fit_summary_statistics)):
+        if layer is not None:
+            n = fit(layer, batches())
+            logging.getLogger(__name__).info("%s features standardised on %d training inputs", layer.name, n)
