@@ -41,7 +41,7 @@ def _cfg(N: int, dt: float, t_end: float, **kw) -> SimConfig:
 @pytest.fixture
 def no_dt_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bypass the time-step validation (the private path to an unstable run)."""
-    monkeypatch.setattr(SimConfig, "_check_time_step", lambda self, eta, nu, delta=0.0: None)
+    monkeypatch.setattr(SimConfig, "_check_time_step", lambda self, eta, nu, delta=0.0, lam=None: None)
 
 
 # ---------------------------------------------------------------- 1. the bound
@@ -111,7 +111,7 @@ def test_rejected_dt_is_unstable_and_accepted_dt_at_largest_prior_eta_is_smooth(
     for band in (0, 1):
         assert _staggered_ratio(np.abs(res.psi[0, 0, band]) ** 2) < 1e-4
     # 5 % outside (validation bypassed) the explicit step is unstable: the detector stops it
-    monkeypatch.setattr(SimConfig, "_check_time_step", lambda self, eta, nu, delta=0.0: None)
+    monkeypatch.setattr(SimConfig, "_check_time_step", lambda self, eta, nu, delta=0.0, lam=None: None)
     with pytest.raises(DivergenceError) as err:
         simulate(outside, {"eta": [1.5], "n_v": [4]}, seed=11)
     assert "unstable" in err.value.reason
