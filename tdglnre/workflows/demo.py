@@ -12,6 +12,11 @@ snapshots (``--spectrum --cnn-snapshots last``, the measured choice of docs/drag
 ν = 0 / ν > 0 classifier is fitted on log S(k, t) and saved into the model
 directory (so posteriors report ``p_drag``), and its ROC AUC by true ν is
 measured on independent test sets.
+
+With a preset whose prior infers λ (``type15-quick``) the demo runs the regime pipeline
+(:mod:`.demo_type15`): the quick stages, the calibration's regime verdict (ROC AUC and reliability of
+P(Type 1.5 | x)), P(I, 1.5, II | x) of each example against its true regime and a figure of its B map
+beside its λ posterior with the regime boundaries.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ log = logging.getLogger(__name__)
 
 
 #: Default sizes (n_train, n_test, epochs) per pipeline: the drag pipeline simulates a ν = 0 set of the
-#: same sizes as well and must finish in about 15 min on 2 cores (docs/drag.md, "The drag demo").
-DEFAULT_SIZES = {"quick": (8000, 500, 60), "drag": (3000, 400, 40)}
+#: same sizes as well and must finish in about 15 min on 2 cores (docs/drag.md, "The drag demo"); the type15
+#: pipeline too (N = 32 screened quenches, a 3-parameter grid per test posterior; docs/nre.md, "The type15 demo").
+DEFAULT_SIZES = {"quick": (8000, 500, 60), "drag": (3000, 400, 40), "type15": (3000, 300, 40)}
 
 
 def is_drag_preset(preset: str | Path, overrides: Iterable[str] | Mapping[str, Any] = ()) -> bool:
@@ -63,14 +69,16 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         Where every artifact goes (created).
     preset
         Preset name (default ``quick``: N = 32). A preset that infers ν
-        (``drag-quick``) runs the drag pipeline (module docstring).
+        (``drag-quick``) runs the drag pipeline, one that infers λ
+        (``type15-quick``) the regime pipeline (module docstring).
     n_train, n_test
         Training and test simulations (the test set uses seed + 1, so it is
         independent of the training set); default 8000 and 500 (drag: 3000
-        and 400, and as many ν = 0 simulations with seeds + 2 and + 3).
+        and 400, and as many ν = 0 simulations with seeds + 2 and + 3; type15:
+        3000 and 300).
     epochs
         Maximum training epochs (early stopping usually ends sooner); default
-        60 (drag: 40).
+        60 (drag and type15: 40).
     n_examples
         Test observations whose single posteriors are written and printed.
     force
@@ -109,10 +117,17 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     if measurement is None:
         measurement = preset_measurement(preset)
     drag = "nu" in prior.inferred
-    d_train, d_test, d_epochs = DEFAULT_SIZES["drag" if drag else "quick"]
+    pipeline = "type15" if "lam" in prior.inferred else "drag" if drag else "quick"
+    d_train, d_test, d_epochs = DEFAULT_SIZES[pipeline]
     n_train = d_train if n_train is None else n_train
     n_test = d_test if n_test is None else n_test
     epochs = d_epochs if epochs is None else epochs
+    if pipeline == "type15":
+        from .demo_type15 import run_type15_demo
+
+        return run_type15_demo(out_dir, preset=preset, config=config, prior=prior, n_train=n_train, n_test=n_test,
+                               epochs=epochs, seed=seed, n_examples=n_examples, force=force, quiet=quiet, echo=echo,
+                               measurement=measurement)
     if drag:
         return _run_drag_demo(out_dir, preset=preset, overrides=overrides, n_train=n_train, n_test=n_test,
                               epochs=epochs, seed=seed, n_examples=n_examples, force=force, quiet=quiet, echo=echo,
@@ -126,19 +141,12 @@ def _run_quick_demo(out_dir: str | Path, *, preset: str, config: Any, prior: Any
                     epochs: int, seed: int, n_examples: int, force: bool, quiet: bool, echo: Callable[[str], None],
                     measurement: str | None) -> dict[str, Any]:
     """The pipeline of :func:`run_demo` without drag: generate, train, posteriors, calibration."""
-    from .generate import generate
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
 
-    t0 = time.perf_counter()
-    train_h5, test_h5 = out / "train.h5", out / "test.h5"
-    echo(f"[1/4] simulating {n_train} training + {n_test} test quenches ({preset} preset, N={config.N}) ...")
-    generate(config, n_train, seed, train_h5, prior=prior, force=force, progress=not quiet)
-    generate(config, n_test, seed + 1, test_h5, prior=prior, force=force, progress=not quiet)
-    times["generate"] = time.perf_counter() - t0
-    echo(f"      -> {train_h5}, {test_h5} ({times['generate']:.0f} s)")
+    train_h5, test_h5 = _simulate_stage(out, "[1/4]", preset=preset, config=config, prior=prior, n_train=n_train,
+                                        n_test=n_test, seed=seed, force=force, quiet=quiet, echo=echo, times=times)
 
     model_dir = out / "model"
     _train_stage(train_h5, model_dir, "[2/4] training the ratio estimator", epochs=epochs, seed=seed, force=force,
@@ -343,7 +351,23 @@ def _echo_comparison(comparison: dict[str, Any], echo: Callable[[str], None]) ->
         echo(f"    nu in [{r['nu_low']:g}, {r['nu_high']:g}] (n={r['n']}): AUC {a}; all nu >= {r['nu_low']:g}: {g}")
 
 
-# ------------------------------------------------------------------ stages shared by both pipelines
+# ------------------------------------------------------------------ stages shared by the pipelines
+def _simulate_stage(out: Path, step: str, *, preset: str, config: Any, prior: Any, n_train: int, n_test: int,
+                    seed: int, force: bool, quiet: bool, echo: Callable[[str], None],
+                    times: dict[str, float]) -> tuple[Path, Path]:
+    """Training (seed) and test (seed + 1) sets of ``config`` and ``prior``: ``out/train.h5``, ``out/test.h5``."""
+    from .generate import generate
+
+    t0 = time.perf_counter()
+    train_h5, test_h5 = out / "train.h5", out / "test.h5"
+    echo(f"{step} simulating {n_train} training + {n_test} test quenches ({preset} preset, N={config.N}) ...")
+    generate(config, n_train, seed, train_h5, prior=prior, force=force, progress=not quiet)
+    generate(config, n_test, seed + 1, test_h5, prior=prior, force=force, progress=not quiet)
+    times["generate"] = time.perf_counter() - t0
+    echo(f"      -> {train_h5}, {test_h5} ({times['generate']:.0f} s)")
+    return train_h5, test_h5
+
+
 def _train_stage(train_h5: Path, model_dir: Path, label: str, *, epochs: int, seed: int, force: bool, quiet: bool,
                  measurement: str | None, echo: Callable[[str], None], times: dict[str, float],
                  **settings: Any) -> Any:
@@ -365,8 +389,12 @@ def _train_stage(train_h5: Path, model_dir: Path, label: str, *, epochs: int, se
 
 
 def _posterior_stage(model_dir: Path, test_h5: Path, out: Path, label: str, *, n_examples: int, force: bool,
-                     echo: Callable[[str], None], times: dict[str, float]) -> tuple[Any, list[dict[str, Any]]]:
-    """Posteriors of the first test observations, each saved to ``out/posterior_i``; the model is loaded once."""
+                     echo: Callable[[str], None], times: dict[str, float],
+                     extra: Callable[[Any, Any, dict[str, Any]], None] | None = None) -> tuple[Any, list[dict[str, Any]]]:
+    """Posteriors of the first test observations, each saved to ``out/posterior_i``; the model is loaded once.
+
+    ``extra(model, result, example)``, when given, adds to each example's record (e.g. a figure).
+    """
     from .posterior import load_model, observation_from_ensemble, posterior
 
     t0 = time.perf_counter()
@@ -381,7 +409,9 @@ def _posterior_stage(model_dir: Path, test_h5: Path, out: Path, label: str, *, n
         examples.append({"index": i, "dir": str(d), "parameters": r["parameters"], "p_drag": r.get("p_drag"),
                          "at_prior_edge": r["at_prior_edge"], "ood_score": r["ood_score"],
                          "ood_threshold": r["ood_threshold"], "warnings": r["warnings"],
-                         "notes": r["notes"]})
+                         "notes": r["notes"]} | ({"p_regime": r["p_regime"]} if "p_regime" in r else {}))
+        if extra is not None:
+            extra(model, post, examples[-1])
     times["posterior"] = time.perf_counter() - t0
     return model, examples
 
