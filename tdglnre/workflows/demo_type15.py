@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from .demo import _calibration_stage, _echo_examples, _posterior_stage, _simulate_stage, _train_stage, _write_summary
+from ._demo_stages import _calibration_stage, _echo_examples, _posterior_stage, _simulate_stage, _train_stage, _write_summary
 
 
 def run_type15_demo(out_dir: str | Path, *, preset: str, config: Any, prior: Any, n_train: int, n_test: int,
                     epochs: int, seed: int, n_examples: int, force: bool, quiet: bool,
-                    echo: Callable[[str], None], measurement: str | None) -> dict[str, Any]:
+                    echo: Callable[[str], None], measurement: str | None,
+                    grid_points: int | None = None) -> dict[str, Any]:
     """The regime pipeline of :func:`tdglnre.workflows.demo.run_demo` (module docstring); same arguments,
     checked there. The summary adds ``regime_verdict`` and, per example, ``p_regime``, ``true_regime`` and
     ``figure``."""
@@ -36,10 +37,12 @@ def run_type15_demo(out_dir: str | Path, *, preset: str, config: Any, prior: Any
     _train_stage(train_h5, model_dir, "[2/5] training the ratio estimator on (eta, n_v, lam)", epochs=epochs,
                  seed=seed, force=force, quiet=quiet, measurement=measurement, echo=echo, times=times)
     rep, cal_dir = _calibration_stage(model_dir, test_h5, train_h5, out, f"[3/5] calibration and regime verdict on "
-                                      f"{n_test} test simulations", force=force, quiet=quiet, echo=echo, times=times)
+                                      f"{n_test} test simulations", force=force, quiet=quiet, echo=echo, times=times,
+                                      grid_points=grid_points)
     model, examples = _posterior_stage(model_dir, test_h5, out, f"[4/5] posteriors and P(regime | x) of "
                                        f"{n_examples} test observations", n_examples=n_examples, force=force,
-                                       echo=echo, times=times, extra=_regime_record)
+                                       echo=echo, times=times, extra=_regime_record,
+                                       grid_points=grid_points)
     t0 = time.perf_counter()
     echo("[5/5] figures: B map beside the lam posterior with the regime boundaries ...")
     for ex in examples:
