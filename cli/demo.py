@@ -22,11 +22,11 @@ from ._types import SEED
                    "e.g. --set N=16 --set L=8.")
 @click.option("--n-train", type=click.IntRange(min=100), default=None,
               help="Training simulations [default: 8000; drag-quick: 3000, and as many with nu = 0; "
-                   "type15-quick: 3000].")
+                   "type15-quick: 5000].")
 @click.option("--n-test", type=click.IntRange(min=20), default=None,
               help="Test simulations [default: 500; drag-quick: 400, and as many with nu = 0; type15-quick: 300].")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Maximum epochs [default: 60; drag-quick and type15-quick: 40].")
+              help="Maximum epochs [default: 60; drag-quick: 40].")
 @click.option("--seed", type=SEED, default=0, show_default=True, help="Run seed.")
 @click.option("--force", is_flag=True, help="Overwrite an earlier demo in --out.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 #: Default sizes (n_train, n_test, epochs) per pipeline: the drag pipeline simulates a ν = 0 set of the
 #: same sizes as well and must finish in about 15 min on 2 cores (docs/drag.md, "The drag demo"); the type15
 #: pipeline too (N = 32 screened quenches, a 3-parameter grid per test posterior; docs/nre.md, "The type15 demo").
-DEFAULT_SIZES = {"quick": (8000, 500, 60), "drag": (3000, 400, 40), "type15": (3000, 300, 40)}
+DEFAULT_SIZES = {"quick": (8000, 500, 60), "drag": (3000, 400, 40), "type15": (5000, 300, 60)}
 
 
 def is_drag_preset(preset: str | Path, overrides: Iterable[str] | Mapping[str, Any] = ()) -> bool:
@@ -77,10 +77,10 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         Training and test simulations (the test set uses seed + 1, so it is
         independent of the training set); default 8000 and 500 (drag: 3000
         and 400, and as many ν = 0 simulations with seeds + 2 and + 3; type15:
-        3000 and 300).
+        5000 and 300).
     epochs
         Maximum training epochs (early stopping usually ends sooner); default
-        60 (drag and type15: 40).
+        60 (drag: 40).
     n_examples
         Test observations whose single posteriors are written and printed.
     force
