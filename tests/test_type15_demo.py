@@ -88,3 +88,12 @@ def test_run_demo_picks_the_regime_pipeline_for_a_prior_over_lam():
     assert "lam" in load_preset("type15-quick")[1].inferred
     assert "lam" not in load_preset("quick")[1].inferred
     assert "lam" not in load_preset("drag-quick")[1].inferred
+
+
+@pytest.mark.parametrize("bad", [1, 2.5, "64"])
+def test_run_demo_refuses_a_bad_grid_size_before_any_work(tmp_path, bad):
+    import tdglnre as tg
+
+    with pytest.raises(tg.ConfigError, match="`grid_points`"):
+        tg.run_demo(tmp_path / "d", preset="type15-quick", grid_points=bad)
+    assert not (tmp_path / "d").exists()
