@@ -1,7 +1,8 @@
 """Matplotlib figures of every workflow, in one place.
 
 * :mod:`.posterior` — posterior marginals and joints, the observation, expected
-  coverage, SBC, error against truth, training loss curves;
+  coverage, SBC, error against truth, training loss curves, a map beside its
+  λ posterior with the regime boundaries;
 * :mod:`.hessian` — density of states, lowest eigenvalues, softest mode;
 * :mod:`.structure` — S(k, t) curves and the drag fingerprint.
 
@@ -21,8 +22,9 @@ from .posterior import (
     plot_history,
     plot_marginals,
     plot_observation,
+    plot_regime_example,
     plot_sbc,
 )
 
 __all__ = ["label", "save_figure", "plot_coverage", "plot_error_vs_truth", "plot_history", "plot_joint",
-           "plot_marginals", "plot_observation", "plot_sbc"]
+           "plot_marginals", "plot_observation", "plot_regime_example", "plot_sbc"]

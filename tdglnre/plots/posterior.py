@@ -188,3 +188,71 @@ def plot_history(history: dict[str, Sequence[float]], path: str | Path | None,
         return fig
     fig.savefig(path, dpi=110)
     return Path(path)
+
+
+def plot_regime_example(image: np.ndarray, image_label: str, post, boundaries: dict[str, Any],
+                        p_regime: dict[str, float], true_regime: str | None, path: str | Path | None) -> Any:
+    """One observation's field map beside its λ posterior, with the regime boundaries marked.
+
+    Parameters
+    ----------
+    image
+        The map shown on the left (N, N), e.g. the B channel of the network input.
+    image_label
+        Its title, e.g. ``B (t=6)``.
+    post
+        The grid posterior (must hold ``lam``; with ``eta`` the joint (η, λ) panel is drawn too).
+    boundaries
+        ``eta`` (the η values of the curves), ``lam_I`` and ``lam_II`` (the boundaries λ_I(η), λ_II(η) there)
+        and ``at_mean`` ((λ_I, λ_II) at the posterior-mean η, marked on the λ marginal).
+    p_regime
+        P(regime | x) for "I", "1.5", "II".
+    true_regime
+        The observation's true regime, or None.
+    """
+    joint = "eta" in post.grid.names
+    fig, axes = plt.subplots(1, 3 if joint else 2, figsize=(13.5 if joint else 9, 3.8))
+    im = axes[0].imshow(np.asarray(image).T, origin="lower", cmap="magma")
+    fig.colorbar(im, ax=axes[0], fraction=0.046, pad=0.04)
+    axes[0].set_title(image_label, fontsize=9)
+    axes[0].set_xticks([])
+    axes[0].set_yticks([])
+
+    ax = axes[1]
+    axis, m = post.marginal("lam")
+    ax.plot(axis.values, m / axis.widths, color="C0")
+    lo, hi = boundaries["at_mean"]
+    for b in (lo, hi):
+        ax.axvline(b, color="0.3", ls=":", lw=1.2)
+    x0, x1 = float(axis.edges[0]), float(axis.edges[-1])
+    ymax = ax.get_ylim()[1]
+    for (a, b), r in zip(((x0, lo), (lo, hi), (hi, x1)), ("I", "1.5", "II")):
+        if b > a:
+            ax.text((a * b) ** 0.5, 0.97 * ymax, f"{r}\n{p_regime.get(r, float('nan')):.2f}", ha="center", va="top",
+                    fontsize=8)
+    s = post.summary("lam")
+    if "truth" in s:
+        ax.axvline(s["truth"], color="C3", ls="--", label="truth")
+        ax.legend(fontsize=8, loc="center right")
+    ax.set_xscale("log")
+    ax.set_xlim(x0, x1)
+    ax.set_xlabel(r"$\lambda$ (boundaries at the posterior-mean $\eta$)")
+    ax.set_ylabel("density")
+    truth = "" if true_regime is None else f"; true: Type {true_regime}"
+    ax.set_title("P(I, 1.5, II | x) = " + ", ".join(f"{p_regime.get(r, float('nan')):.2f}" for r in ("I", "1.5", "II"))
+                 + truth, fontsize=9)
+
+    if joint:
+        ax = axes[2]
+        ea = post.grid.axes[post.grid.names.index("eta")].edges
+        im = ax.pcolormesh(ea, axis.edges, post.marginal2d("eta", "lam").T, cmap="viridis", shading="flat")
+        fig.colorbar(im, ax=ax, label="posterior mass")
+        ax.plot(boundaries["eta"], boundaries["lam_I"], "w-", lw=1.2, label="I | 1.5")
+        ax.plot(boundaries["eta"], boundaries["lam_II"], "w--", lw=1.2, label="1.5 | II")
+        if post.truth and "eta" in post.truth and "lam" in post.truth:
+            ax.plot(post.truth["eta"], post.truth["lam"], "r*", ms=12, mec="w", label="truth")
+        ax.set_yscale("log")
+        ax.set_xlabel(_label("eta"))
+        ax.set_ylabel(r"$\lambda$")
+        ax.legend(fontsize=7, loc="lower right")
+    return save_figure(fig, path)

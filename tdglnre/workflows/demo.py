@@ -12,6 +12,11 @@ snapshots (``--spectrum --cnn-snapshots last``, the measured choice of docs/drag
 ν = 0 / ν > 0 classifier is fitted on log S(k, t) and saved into the model
 directory (so posteriors report ``p_drag``), and its ROC AUC by true ν is
 measured on independent test sets.
+
+With a preset whose prior infers λ (``type15-quick``) the demo runs the regime pipeline
+(:mod:`.demo_type15`): the quick stages, the calibration's regime verdict (ROC AUC and reliability of
+P(Type 1.5 | x)), P(I, 1.5, II | x) of each example against its true regime and a figure of its B map
+beside its λ posterior with the regime boundaries.
 """
 
 from __future__ import annotations
@@ -25,13 +30,16 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .._validate import as_bool, as_int, as_path
 from ..errors import ConfigError
+from ._demo_stages import _calibration_stage, _echo_examples, _posterior_stage, _simulate_stage, _train_stage
+from ._demo_stages import _write_summary
 
 log = logging.getLogger(__name__)
 
 
 #: Default sizes (n_train, n_test, epochs) per pipeline: the drag pipeline simulates a ν = 0 set of the
-#: same sizes as well and must finish in about 15 min on 2 cores (docs/drag.md, "The drag demo").
-DEFAULT_SIZES = {"quick": (8000, 500, 60), "drag": (3000, 400, 40)}
+#: same sizes as well and must finish in about 15 min on 2 cores (docs/drag.md, "The drag demo"); the type15
+#: pipeline too (N = 32 screened quenches, a 3-parameter grid per test posterior; docs/nre.md, "The type15 demo").
+DEFAULT_SIZES = {"quick": (8000, 500, 60), "drag": (3000, 400, 40), "type15": (5000, 300, 60)}
 
 
 def is_drag_preset(preset: str | Path, overrides: Iterable[str] | Mapping[str, Any] = ()) -> bool:
@@ -54,7 +62,7 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
              n_test: int | None = None, epochs: int | None = None, seed: int = 0, n_examples: int = 3,
              force: bool = False, quiet: bool = False, echo: Callable[[str], None] = print,
              measurement: str | None = None, overrides: Iterable[str] | Mapping[str, Any] = (),
-             classifier_epochs: int = 60) -> dict[str, Any]:
+             classifier_epochs: int = 60, grid_points: int | None = None) -> dict[str, Any]:
     """Run the whole pipeline on a small preset and summarise it.
 
     Parameters
@@ -63,11 +71,13 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         Where every artifact goes (created).
     preset
         Preset name (default ``quick``: N = 32). A preset that infers ν
-        (``drag-quick``) runs the drag pipeline (module docstring).
+        (``drag-quick``) runs the drag pipeline, one that infers λ
+        (``type15-quick``) the regime pipeline (module docstring).
     n_train, n_test
         Training and test simulations (the test set uses seed + 1, so it is
         independent of the training set); default 8000 and 500 (drag: 3000
-        and 400, and as many ν = 0 simulations with seeds + 2 and + 3).
+        and 400, and as many ν = 0 simulations with seeds + 2 and + 3; type15:
+        5000 and 300).
     epochs
         Maximum training epochs (early stopping usually ends sooner); default
         60 (drag: 40).
@@ -89,6 +99,9 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
         tests use them for tiny sizes).
     classifier_epochs
         Maximum epochs of the drag model-comparison classifier (drag pipeline only).
+    grid_points
+        Grid points per continuous parameter of the example posteriors and the calibration, regime
+        pipeline only (None: their defaults, 512 and 256; tests use a coarse grid).
 
     Returns
     -------
@@ -103,16 +116,24 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
                                for n, v in (("n_train", n_train), ("n_test", n_test), ("epochs", epochs)))
     seed, n_examples = as_int("`seed`", seed, 0), as_int("`n_examples`", n_examples, 0)
     classifier_epochs = as_int("`classifier_epochs`", classifier_epochs, 1)
+    grid_points = None if grid_points is None else as_int("`grid_points`", grid_points, 2)
     force, quiet = as_bool("`force`", force), as_bool("`quiet`", quiet)
     _check_demo_callbacks(echo, measurement)
     config, prior = load_preset(preset, overrides)
     if measurement is None:
         measurement = preset_measurement(preset)
     drag = "nu" in prior.inferred
-    d_train, d_test, d_epochs = DEFAULT_SIZES["drag" if drag else "quick"]
+    pipeline = "type15" if "lam" in prior.inferred else "drag" if drag else "quick"
+    d_train, d_test, d_epochs = DEFAULT_SIZES[pipeline]
     n_train = d_train if n_train is None else n_train
     n_test = d_test if n_test is None else n_test
     epochs = d_epochs if epochs is None else epochs
+    if pipeline == "type15":
+        from .demo_type15 import run_type15_demo
+
+        return run_type15_demo(out_dir, preset=preset, config=config, prior=prior, n_train=n_train, n_test=n_test,
+                               epochs=epochs, seed=seed, n_examples=n_examples, force=force, quiet=quiet, echo=echo,
+                               measurement=measurement, grid_points=grid_points)
     if drag:
         return _run_drag_demo(out_dir, preset=preset, overrides=overrides, n_train=n_train, n_test=n_test,
                               epochs=epochs, seed=seed, n_examples=n_examples, force=force, quiet=quiet, echo=echo,
@@ -126,19 +147,12 @@ def _run_quick_demo(out_dir: str | Path, *, preset: str, config: Any, prior: Any
                     epochs: int, seed: int, n_examples: int, force: bool, quiet: bool, echo: Callable[[str], None],
                     measurement: str | None) -> dict[str, Any]:
     """The pipeline of :func:`run_demo` without drag: generate, train, posteriors, calibration."""
-    from .generate import generate
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     times: dict[str, float] = {}
 
-    t0 = time.perf_counter()
-    train_h5, test_h5 = out / "train.h5", out / "test.h5"
-    echo(f"[1/4] simulating {n_train} training + {n_test} test quenches ({preset} preset, N={config.N}) ...")
-    generate(config, n_train, seed, train_h5, prior=prior, force=force, progress=not quiet)
-    generate(config, n_test, seed + 1, test_h5, prior=prior, force=force, progress=not quiet)
-    times["generate"] = time.perf_counter() - t0
-    echo(f"      -> {train_h5}, {test_h5} ({times['generate']:.0f} s)")
+    train_h5, test_h5 = _simulate_stage(out, "[1/4]", preset=preset, config=config, prior=prior, n_train=n_train,
+                                        n_test=n_test, seed=seed, force=force, quiet=quiet, echo=echo, times=times)
 
     model_dir = out / "model"
     _train_stage(train_h5, model_dir, "[2/4] training the ratio estimator", epochs=epochs, seed=seed, force=force,
@@ -173,18 +187,6 @@ def _check_demo_callbacks(echo: Any, measurement: Any) -> None:
         raise ConfigError(f"`echo` must be a function taking a line, got {echo!r}")
     if measurement is not None and not isinstance(measurement, str):
         raise ConfigError(f"`measurement` must be a text like 'blur(1.0)+noise(0.05)', got {measurement!r}")
-
-
-def _write_summary(out: Path, fields: dict[str, Any], times: dict[str, float], cal: dict[str, Any],
-                   echo: Callable[[str], None]) -> dict[str, Any]:
-    """Echo the wall time, write ``demo_summary.json`` (``fields``, times, calibration figures) and return it."""
-    total = sum(times.values())
-    echo(f"  wall time {total:.0f} s: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
-    summary = {**fields, "times": times, "wall_seconds": total,
-               "coverage_max_abs_deviation": (cal.get("expected_coverage") or {}).get("max_abs_deviation"),
-               "coverage95": cal.get("coverage95"), "mae": cal["mae"], "width95": cal["width95"]}
-    (out / "demo_summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
 
 
 def _ensemble_features(path: Path) -> tuple[Any, Any, dict[str, Any]]:
@@ -341,74 +343,3 @@ def _echo_comparison(comparison: dict[str, Any], echo: Callable[[str], None]) ->
         a = "-" if r["auc"] is None else f"{r['auc']:.3f}"
         g = "-" if r["auc_nu_ge_low"] is None else f"{r['auc_nu_ge_low']:.3f}"
         echo(f"    nu in [{r['nu_low']:g}, {r['nu_high']:g}] (n={r['n']}): AUC {a}; all nu >= {r['nu_low']:g}: {g}")
-
-
-# ------------------------------------------------------------------ stages shared by both pipelines
-def _train_stage(train_h5: Path, model_dir: Path, label: str, *, epochs: int, seed: int, force: bool, quiet: bool,
-                 measurement: str | None, echo: Callable[[str], None], times: dict[str, float],
-                 **settings: Any) -> Any:
-    """Train the ratio estimator (the train workflow, which also fits ood.json) and report it.
-
-    ``settings``: further training settings (e.g. ``snapshots``, ``network``).
-    """
-    from .train import train
-
-    t0 = time.perf_counter()
-    echo(f"{label} (≤ {epochs} epochs) ...")
-    extra = {} if measurement is None else {"measurement": measurement}
-    res = train(train_h5, model_dir, epochs=epochs, patience=12, lr_patience=5, seed=seed, force=force, quiet=quiet,
-                **extra, **settings)
-    times["train"] = time.perf_counter() - t0
-    echo(f"      -> {model_dir} (best val loss {res.best_val_loss:.4f} at epoch {res.best_epoch + 1}, "
-         f"{times['train']:.0f} s)")
-    return res
-
-
-def _posterior_stage(model_dir: Path, test_h5: Path, out: Path, label: str, *, n_examples: int, force: bool,
-                     echo: Callable[[str], None], times: dict[str, float]) -> tuple[Any, list[dict[str, Any]]]:
-    """Posteriors of the first test observations, each saved to ``out/posterior_i``; the model is loaded once."""
-    from .posterior import load_model, observation_from_ensemble, posterior
-
-    t0 = time.perf_counter()
-    echo(f"{label} ...")
-    examples = []
-    model = load_model(model_dir)
-    for i in range(n_examples):
-        d = out / f"posterior_{i}"
-        post = posterior(model, observation_from_ensemble(test_h5, i, None))
-        post.save(d, force=force)
-        r = post.summary()
-        examples.append({"index": i, "dir": str(d), "parameters": r["parameters"], "p_drag": r.get("p_drag"),
-                         "at_prior_edge": r["at_prior_edge"], "ood_score": r["ood_score"],
-                         "ood_threshold": r["ood_threshold"], "warnings": r["warnings"],
-                         "notes": r["notes"]})
-    times["posterior"] = time.perf_counter() - t0
-    return model, examples
-
-
-def _calibration_stage(model_dir: Path, test_h5: Path, train_h5: Path, out: Path, label: str, *, force: bool,
-                       quiet: bool, echo: Callable[[str], None], times: dict[str, float]) -> tuple[Any, Path]:
-    """Calibration on the test set (coverage, SBC, table, ABC baseline against the training set), saved."""
-    from .calibrate import calibrate
-
-    t0 = time.perf_counter()
-    echo(f"{label} (coverage, SBC, table, ABC baseline) ...")
-    cal_dir = out / "calibration"
-    # the split head: half the cost of a 3-parameter grid, the same figures to float32 rounding (issue 20)
-    rep = calibrate(model_dir, test_h5, reference=train_h5, progress=not quiet, split_head=True)
-    rep.save(cal_dir, force=force)
-    times["calibration"] = time.perf_counter() - t0
-    echo(f"      -> {cal_dir}/calibration.json, coverage.png, sbc.png, table.md")
-    return rep, cal_dir
-
-
-def _echo_examples(examples: list[dict[str, Any]], echo: Callable[[str], None]) -> None:
-    """Summary lines of the example posteriors (with P(nu > 0 | x) when reported)."""
-    for ex in examples:
-        for name, s in ex["parameters"].items():
-            echo(f"  test #{ex['index']}: {name} truth {s.get('truth', float('nan')):g}, posterior "
-                 f"{s['mean']:.3f} ± {s['std']:.3f}, 95% HPD [{s['hpd95'][0]:.3f}, {s['hpd95'][1]:.3f}]")
-        if ex.get("p_drag") is not None:
-            echo(f"  test #{ex['index']}: P(nu > 0 | x) = {ex['p_drag']:.3f}")
-        for w in ex["warnings"]:
-            echo(f"  test #{ex['index']}: WARNING: {w}")
