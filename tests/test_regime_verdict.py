@@ -11,7 +11,8 @@ import pytest
 from tdglnre.io.priors import Prior
 from tdglnre.io.regimes import regime_fractions
 from tdglnre.nre.infer.posterior import Grid, GridPosterior
-from tdglnre.nre.infer.regimes import boundary_distance, regime_masses, reliability, roc_auc, verdict_report
+from tdglnre.nre.infer.regimes import (boundary_distance, per_regime, regime_masses, reliability, roc_auc,
+                                      verdict_report)
 from tdglnre.physics.config import SimConfig
 from tdglnre.physics.screening import lam_boundaries, regime
 
@@ -108,6 +109,31 @@ def test_verdict_report_and_boundary_distance():
     lo, hi = lam_boundaries(CFG, eta)
     assert np.all(d <= np.abs(lam / lo - 1) + 1e-15) and np.all(d <= np.abs(lam / hi - 1) + 1e-15)
     assert v["n_far"] == int((d > 0.1).sum())
+    assert "lam_by_regime" not in v  # only where λ's posterior summaries are given
+
+
+def test_lam_figures_per_true_regime_split_the_test_set():
+    """λ's MAE, 95% width and 95% coverage per true regime: hand-computed on a 6-sample set; the per-regime
+    MAEs weighted by their counts give the overall MAE back."""
+    codes = np.array([0, 1, 1, 2, 2, 2])
+    truth = np.array([0.5, 1.0, 1.0, 2.0, 2.0, 2.0])
+    mean = np.array([0.6, 1.2, 0.9, 2.0, 2.3, 1.9])
+    width = np.array([0.2, 0.4, 0.6, 1.0, 1.0, 1.3])
+    cred = np.array([0.5, 0.97, 0.2, 0.1, 0.99, 0.94])  # covered where < 0.95
+    q = per_regime(codes, truth, mean, width, cred)
+    assert [q[r]["n"] for r in ("I", "1.5", "II")] == [1, 2, 3]
+    assert q["I"]["mae"] == pytest.approx(0.1) and q["1.5"]["mae"] == pytest.approx(0.15)
+    assert q["II"]["mae"] == pytest.approx(0.4 / 3)
+    assert q["1.5"]["width95"] == pytest.approx(0.5) and q["II"]["width95"] == pytest.approx(1.1)
+    assert (q["I"]["coverage95"], q["1.5"]["coverage95"]) == (1.0, 0.5)
+    assert q["II"]["coverage95"] == pytest.approx(2 / 3)
+    overall = sum(q[r]["n"] * q[r]["mae"] for r in q) / 6
+    assert overall == pytest.approx(np.abs(mean - truth).mean())
+    empty = per_regime(np.array([2, 2]), truth[:2], mean[:2], width[:2], cred[:2])
+    assert empty["I"]["n"] == 0 and math.isnan(empty["I"]["mae"])
+    v = verdict_report(np.eye(3)[codes], codes, np.ones(6),
+                       lam={"truth": truth, "mean": mean, "width95": width, "credibility": cred})
+    assert v["lam_by_regime"] == q
 
 
 def test_a_flat_ratio_on_a_log_uniform_axis_gives_the_prior_back():

@@ -40,6 +40,9 @@ def test_type15_demo_reports_the_regime_verdict_of_the_test_set(type15_demo):
     assert v["n"] == 20
     assert sum(r["n"] for r in v["reliability_type15"]) == 20
     assert sum(v["mean_predicted"].values()) == pytest.approx(1.0)
+    by = v["lam_by_regime"]  # λ's MAE per true regime, consistent with the overall λ MAE
+    assert sum(q["n"] for q in by.values()) == 20
+    assert sum(q["n"] * q["mae"] for q in by.values() if q["n"]) / 20 == pytest.approx(cal["mae"]["lam"]["mean"])
     assert any(line.strip().startswith("regime verdict (Type 1.5 vs not): ROC AUC") for line in lines)
     assert set(summary["times"]) == {"generate", "train", "calibration", "posterior", "figures"}
     assert json.loads((out / "demo_summary.json").read_text()) == json.loads(json.dumps(summary))

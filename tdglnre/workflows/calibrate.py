@@ -235,7 +235,12 @@ def _regime_verdict(ev: Any, regime: tuple[Any, dict[str, float]]) -> dict[str, 
 
     config, fixed = regime
     params = {**fixed, **{n: ev.truth[:, d] for d, n in enumerate(ev.names)}}
-    return verdict_report(ev.p_regime, regime_codes(config, params), boundary_distance(config, params))
+    lam = None
+    if "lam" in ev.names:
+        d = ev.names.index("lam")
+        lam = {"truth": ev.truth[:, d], "mean": ev.mean[:, d], "width95": ev.width95[:, d],
+               "credibility": ev.marginal_credibility[:, d]}
+    return verdict_report(ev.p_regime, regime_codes(config, params), boundary_distance(config, params), lam=lam)
 
 
 def _read_test_set(model: Any, test_set: Any, max_samples: int | None

@@ -20,7 +20,7 @@ from ...physics.lengths import REGIMES
 from ...physics.screening import lam_boundaries
 
 __all__ = ["REGIME_AXES", "boundary_distance", "model_regime_context", "regime_masses", "reliability", "roc_auc",
-           "verdict_lines", "verdict_report"]
+           "per_regime", "verdict_lines", "verdict_report"]
 
 #: The parameters a regime depends on.
 REGIME_AXES = ("eta", "nu", "lam")
@@ -128,10 +128,34 @@ def reliability(prob: Any, outcome: Any, n_bins: int = 10) -> list[dict[str, flo
     return rows
 
 
+def per_regime(codes: np.ndarray, truth: Any, mean: Any, width95: Any, credibility: Any) -> dict[str, Any]:
+    """A parameter's MAE, mean 95% width and 95% coverage among the test samples of each true regime.
+
+    ``credibility`` is the marginal credibility of the truth (the fraction of posterior mass above its density),
+    so the truth lies in the 95% interval where it is below 0.95 (as ``marginal_coverage95``).
+    """
+    codes = np.asarray(codes)
+    err = np.abs(np.asarray(mean, dtype=np.float64) - np.asarray(truth, dtype=np.float64))
+    width = np.asarray(width95, dtype=np.float64)
+    cred = np.asarray(credibility, dtype=np.float64)
+    out: dict[str, Any] = {}
+    for i, r in enumerate(REGIMES):
+        sel = codes == i
+        n = int(sel.sum())
+        out[r] = {"n": n, "mae": float(err[sel].mean()) if n else math.nan,
+                  "width95": float(width[sel].mean()) if n else math.nan,
+                  "coverage95": float((cred[sel] < 0.95).mean()) if n else math.nan}
+    return out
+
+
 def verdict_report(p_regime: np.ndarray, true_codes: np.ndarray, distance: np.ndarray, *, far: float = FAR,
-                   n_bins: int = 10) -> dict[str, Any]:
+                   n_bins: int = 10, lam: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """calibration.json's ``regime_verdict``: AUC of P(1.5 | x) for "Type 1.5 vs not" (all, far from the
-    boundaries), its reliability table and Brier score, and mean predicted vs observed per regime."""
+    boundaries), its reliability table and Brier score, and mean predicted vs observed per regime.
+
+    ``lam``: where λ is inferred, its per-sample ``truth``, ``mean``, ``width95`` and ``credibility``; the report
+    then holds ``lam_by_regime`` (:func:`per_regime`).
+    """
     p = np.asarray(p_regime, dtype=np.float64)
     codes = np.asarray(true_codes)
     is15 = codes == REGIMES.index("1.5")
@@ -147,6 +171,7 @@ def verdict_report(p_regime: np.ndarray, true_codes: np.ndarray, distance: np.nd
         "mean_predicted": {r: float(p[:, i].mean()) for i, r in enumerate(REGIMES)},
         "observed": {r: float(np.mean(codes == i)) for i, r in enumerate(REGIMES)},
         "reliability_type15": reliability(p15, is15, n_bins),
+        **({"lam_by_regime": per_regime(codes, **lam)} if lam is not None else {}),
     }
 
 
@@ -159,4 +184,8 @@ def verdict_lines(v: Mapping[str, Any]) -> list[str]:
     lines.append("  reliability of P(1.5 | x): " + ", ".join(
         f"[{r['low']:.1f},{r['high']:.1f}) n={r['n']} predicted {r['mean_predicted']:.2f} observed {r['observed']:.2f}"
         for r in v["reliability_type15"]))
+    if "lam_by_regime" in v:
+        lines.append("  lam per true regime: " + ", ".join(
+            f"{r} (n={q['n']}) MAE {q['mae']:.3f}, 95% width {q['width95']:.3f}, 95% coverage {q['coverage95']:.3f}"
+            for r, q in v["lam_by_regime"].items()))
     return lines
