@@ -18,6 +18,8 @@ import numpy as np
 
 from ...physics.lengths import REGIMES
 from ...physics.screening import lam_boundaries
+from .model_comparison import reliability as _reliability
+from .model_comparison import roc_auc as _auc
 
 __all__ = ["REGIME_AXES", "boundary_distance", "model_regime_context", "regime_masses", "reliability", "roc_auc",
            "per_regime", "verdict_lines", "verdict_report"]
@@ -91,41 +93,21 @@ def roc_auc(score: Any, label: Any) -> float:
     """Area under the ROC curve of ``score`` for the binary ``label`` (ties count half); NaN with one class.
 
     Equal to P(score of a random positive > score of a random negative) + ½ P(equal): the Mann–Whitney U
-    over n₊n₋, from the average ranks.
+    over n₊n₋ (:func:`.model_comparison.roc_auc`, which refuses a single class instead).
     """
-    s = np.asarray(score, dtype=np.float64).ravel()
     y = np.asarray(label, dtype=bool).ravel()
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
+    if y.all() or not y.any():
         return math.nan
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(s.size, dtype=np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < s.size:  # average ranks over ties
-        j = i
-        while j + 1 < s.size and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = 0.5 * (i + j) + 1.0
-        i = j + 1
-    u = ranks[y].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
+    return _auc(score, y)
 
 
 def reliability(prob: Any, outcome: Any, n_bins: int = 10) -> list[dict[str, float]]:
     """Reliability table: for each non-empty bin of the predicted probability ([0, 0.1), ..., [0.9, 1]),
     ``n``, ``mean_predicted`` and ``observed`` (the frequency of the outcome); a calibrated verdict has
-    observed ≈ mean_predicted in every bin."""
-    p = np.asarray(prob, dtype=np.float64).ravel()
-    y = np.asarray(outcome, dtype=np.float64).ravel()
-    idx = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
-    rows = []
-    for b in range(n_bins):
-        sel = idx == b
-        if sel.any():
-            rows.append({"low": b / n_bins, "high": (b + 1) / n_bins, "n": int(sel.sum()),
-                         "mean_predicted": float(p[sel].mean()), "observed": float(y[sel].mean())})
-    return rows
+    observed ≈ mean_predicted in every bin (the bins of :func:`.model_comparison.reliability`)."""
+    t = _reliability(prob, outcome, n_bins)
+    return [{"low": t["edges"][b], "high": t["edges"][b + 1], "n": n, "mean_predicted": t["predicted"][b],
+             "observed": t["observed"][b]} for b, n in enumerate(t["count"]) if n]
 
 
 def per_regime(codes: np.ndarray, truth: Any, mean: Any, width95: Any, credibility: Any) -> dict[str, Any]:

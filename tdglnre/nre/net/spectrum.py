@@ -56,8 +56,67 @@ def shell_matrix(N: int) -> np.ndarray:
     return W
 
 
+class StandardisedFeatures(layers.Layer):
+    """A layer of fixed features of its input, standardised by a non-trainable mean/std fitted on training
+    inputs (:func:`fit_feature_statistics`). Subclasses set ``n_features`` and define ``features(x)`` (the
+    unstandardised float64 features) and ``what`` (named in errors)."""
+
+    what = "feature"
+    n_features: int
+
+    def _add_statistics(self) -> None:
+        self.feature_mean = self.add_weight(shape=(self.n_features,), initializer="zeros",
+                                            trainable=False, name="feature_mean")
+        self.feature_std = self.add_weight(shape=(self.n_features,), initializer="ones",
+                                           trainable=False, name="feature_std")
+
+    def features(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def call(self, x: Any) -> Any:
+        import tensorflow as tf
+
+        f = self.features(x)
+        mean = tf.cast(self.feature_mean.value, tf.float64)
+        std = tf.cast(self.feature_std.value, tf.float64)
+        return tf.cast((f - mean) / std, tf.float32)
+
+    def set_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Set the feature standardisation (std floored at :data:`MIN_STD`)."""
+        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+        std = np.maximum(np.asarray(std, dtype=np.float64).reshape(-1), MIN_STD)
+        if mean.shape != (self.n_features,) or std.shape != (self.n_features,):
+            raise ValueError(f"need {self.n_features} feature statistics, got {mean.shape}, {std.shape}")
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise ValueError(f"{self.what} statistics are not finite")
+        self.feature_mean.assign(mean.astype(np.float32))
+        self.feature_std.assign(std.astype(np.float32))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (input_shape[0], self.n_features)
+
+
+def fit_feature_statistics(layer: StandardisedFeatures, batches: Any, max_samples: int = 1024) -> int:
+    """Fit ``layer``'s feature mean/std on training inputs; returns the number of samples used.
+
+    ``batches`` yields input arrays as the network sees them (after augmentation and measurement).
+    """
+    chunks, n = [], 0
+    for xb in batches:
+        take = np.asarray(xb)[: max_samples - n]
+        chunks.append(np.asarray(layer.features(take)))
+        n += len(take)
+        if n >= max_samples:
+            break
+    if n < 2:
+        raise ValueError(f"need at least 2 training inputs to standardise the {layer.what} features")
+    f = np.concatenate(chunks)
+    layer.set_statistics(f.mean(axis=0), f.std(axis=0))
+    return n
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class LogSpectrum(layers.Layer):
+class LogSpectrum(StandardisedFeatures):
     """x (B, N, N, C) → standardised log power per channel and shell m = 0..M, (B, C·(M+1)) float32.
 
     Parameters
@@ -77,10 +136,7 @@ class LogSpectrum(layers.Layer):
         self._W = shell_matrix(self.size)
         self.n_shells = int(self._W.shape[1])
         self.n_features = self.n_channels * self.n_shells
-        self.feature_mean = self.add_weight(shape=(self.n_features,), initializer="zeros",
-                                            trainable=False, name="feature_mean")
-        self.feature_std = self.add_weight(shape=(self.n_features,), initializer="ones",
-                                           trainable=False, name="feature_std")
+        self._add_statistics()
 
     def log_spectrum(self, x: Any) -> Any:
         """Unstandardised log(shell-mean power + 1e-300), (B, C·(M+1)) float64, channel-major; entry m = 0
@@ -99,27 +155,11 @@ class LogSpectrum(layers.Layer):
         S = tf.einsum("bcq,qm->bcm", P, tf.constant(self._W))
         return tf.reshape(tf.math.log(S + LOG_GUARD), (-1, self.n_features))
 
-    def call(self, x: Any) -> Any:
-        import tensorflow as tf
+    what = "log-spectrum"
 
-        f = self.log_spectrum(x)
-        mean = tf.cast(self.feature_mean.value, tf.float64)
-        std = tf.cast(self.feature_std.value, tf.float64)
-        return tf.cast((f - mean) / std, tf.float32)
-
-    def set_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
-        """Set the feature standardisation (std floored at :data:`MIN_STD`)."""
-        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
-        std = np.maximum(np.asarray(std, dtype=np.float64).reshape(-1), MIN_STD)
-        if mean.shape != (self.n_features,) or std.shape != (self.n_features,):
-            raise ValueError(f"need {self.n_features} feature statistics, got {mean.shape}, {std.shape}")
-        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-            raise ValueError("log-spectrum statistics are not finite")
-        self.feature_mean.assign(mean.astype(np.float32))
-        self.feature_std.assign(std.astype(np.float32))
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return (input_shape[0], self.n_features)
+    def features(self, x: Any) -> Any:
+        """:meth:`log_spectrum`."""
+        return self.log_spectrum(x)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -128,21 +168,5 @@ class LogSpectrum(layers.Layer):
 
 
 def fit_spectrum_statistics(layer: LogSpectrum, batches: Any, max_samples: int = 1024) -> int:
-    """Fit ``layer``'s feature mean/std on training inputs; returns the number of samples used.
-
-    ``batches`` yields input arrays (B, N, N, C) as the network sees them
-    (after augmentation and measurement).
-    """
-    chunks, n = [], 0
-    for xb in batches:
-        xb = np.asarray(xb)
-        take = xb[: max_samples - n]
-        chunks.append(np.asarray(layer.log_spectrum(take)))
-        n += len(take)
-        if n >= max_samples:
-            break
-    if n < 2:
-        raise ValueError("need at least 2 training inputs to standardise the log-spectrum features")
-    f = np.concatenate(chunks)
-    layer.set_statistics(f.mean(axis=0), f.std(axis=0))
-    return n
+    """Fit ``layer``'s feature mean/std on training inputs (B, N, N, C) (:func:`fit_feature_statistics`)."""
+    return fit_feature_statistics(layer, batches, max_samples)

@@ -27,12 +27,11 @@ import numpy as np
 
 from ...analysis.baselines import SUMMARY_CHANNELS, summary_names_of
 from ..tf_setup import ensure_tensorflow
-from .spectrum import MIN_STD, shell_matrix
+from .spectrum import StandardisedFeatures, fit_feature_statistics, shell_matrix
 
 ensure_tensorflow()
 
 import keras  # noqa: E402
-from keras import layers  # noqa: E402
 
 _PACKAGE = "tdglnre"
 
@@ -43,7 +42,7 @@ LOG_GUARD = 1e-30
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
-class ImageSummaries(layers.Layer):
+class ImageSummaries(StandardisedFeatures):
     """x (B, N, N, s·C) → standardised ABC summaries of each of the s snapshots, (B, s·D) float32.
 
     Parameters
@@ -57,6 +56,8 @@ class ImageSummaries(layers.Layer):
         Snapshots stacked in the input channels.
     """
 
+    what = "summary"
+
     def __init__(self, size: int, channels: Sequence[str], n_snapshots: int = 1, **kwargs: Any):
         super().__init__(**kwargs)
         self.size, self.channels, self.n_snapshots = int(size), [str(c) for c in channels], int(n_snapshots)
@@ -67,10 +68,7 @@ class ImageSummaries(layers.Layer):
         self._W = shell_matrix(self.size)[:, 1:4]
         self.n_features = len(self.names) * self.n_snapshots
         self._log = np.array([n in LOG_SUMMARIES for n in self.names] * self.n_snapshots)
-        self.feature_mean = self.add_weight(shape=(self.n_features,), initializer="zeros",
-                                            trainable=False, name="feature_mean")
-        self.feature_std = self.add_weight(shape=(self.n_features,), initializer="ones",
-                                           trainable=False, name="feature_std")
+        self._add_statistics()
 
     def _one(self, r: Any, kind: str) -> list[Any]:
         """Summaries of one channel (B, N, N) float64, in SUMMARY_NAMES order for its kind."""
@@ -115,28 +113,6 @@ class ImageSummaries(layers.Layer):
         s = self.summaries(x)
         return tf.where(tf.constant(self._log)[None, :], tf.math.log(tf.abs(s) + LOG_GUARD), s)
 
-    def call(self, x: Any) -> Any:
-        import tensorflow as tf
-
-        f = self.features(x)
-        mean = tf.cast(self.feature_mean.value, tf.float64)
-        std = tf.cast(self.feature_std.value, tf.float64)
-        return tf.cast((f - mean) / std, tf.float32)
-
-    def set_statistics(self, mean: np.ndarray, std: np.ndarray) -> None:
-        """Set the feature standardisation (std floored at :data:`~tdglnre.nre.net.spectrum.MIN_STD`)."""
-        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
-        std = np.maximum(np.asarray(std, dtype=np.float64).reshape(-1), MIN_STD)
-        if mean.shape != (self.n_features,) or std.shape != (self.n_features,):
-            raise ValueError(f"need {self.n_features} feature statistics, got {mean.shape}, {std.shape}")
-        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
-            raise ValueError("summary statistics are not finite")
-        self.feature_mean.assign(mean.astype(np.float32))
-        self.feature_std.assign(std.astype(np.float32))
-
-    def compute_output_shape(self, input_shape: Any) -> Any:
-        return (input_shape[0], self.n_features)
-
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(size=self.size, channels=list(self.channels), n_snapshots=self.n_snapshots)
@@ -144,18 +120,6 @@ class ImageSummaries(layers.Layer):
 
 
 def fit_summary_statistics(layer: ImageSummaries, batches: Any, max_samples: int = 1024) -> int:
-    """Fit ``layer``'s feature mean/std on training inputs (B, N, N, s·C) as the network sees them; returns
-    the number of samples used."""
-    chunks, n = [], 0
-    for xb in batches:
-        take = np.asarray(xb)[: max_samples - n]
-        chunks.append(np.asarray(layer.features(take)))
-        n += len(take)
-        if n >= max_samples:
-            break
-    if n < 2:
-        raise ValueError("need at least 2 training inputs to standardise the summary features")
-    f = np.concatenate(chunks)
-    layer.set_statistics(f.mean(axis=0), f.std(axis=0))
-    return n
+    """Fit ``layer``'s feature mean/std on training inputs (B, N, N, s·C) (:func:`.spectrum.fit_feature_statistics`)."""
+    return fit_feature_statistics(layer, batches, max_samples)
 
