@@ -99,3 +99,23 @@ def test_abc_summaries_follow_the_channels_a_measurement_keeps():
                                   full[:, [SUMMARY_NAMES.index(n) for n in names]])
     with pytest.raises(tg.ConfigError, match="at least one of"):
         image_summaries(img[..., :1], ["phase"], 4.0)
+
+
+def test_a_field_map_measurement_skips_the_abc_baseline_and_says_why():
+    """ABC's summaries need ρ or curl J: under channels(B) (a SQUID-like family) calibration keeps its
+    posteriors and coverage and reports why there is no baseline, instead of failing after them."""
+    from tdglnre.instrument import MeasurementModel
+    from tdglnre.nre.infer.inference import calibration_summary_lines
+    from tdglnre.workflows.calibrate import _abc_unavailable
+
+    class Screened:
+        metadata = {"input": {"channels": ["rho1", "rho2", "curlJ", "B"]}}
+
+    why = _abc_unavailable(Screened, MeasurementModel.parse("height(1)+blur(1)+noise(0.05)+channels(B)"))
+    assert why is not None and "['B']" in why and "height(1.0)" in why
+    assert _abc_unavailable(Screened, MeasurementModel.parse("noise(0.05)+channels(rho1,B)")) is None
+    assert _abc_unavailable(Screened, None) is None
+    rep = {"n_test": 2, "mae": {"eta": {"mean": 0.1, "std": 0.0}}, "width95": {"eta": 0.3}, "baseline": None,
+           "baseline_note": why}
+    lines = calibration_summary_lines(rep)
+    assert lines[-1] == f"no ABC baseline: {why}"

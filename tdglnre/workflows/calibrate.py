@@ -223,8 +223,13 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
     rep["test_set"] = str(test_set)
     rep["measurement"] = measured
     abc_images = _AbcImages(raw, x, test_measurement, measurement_seed)
-    rep["baseline"] = _abc_baseline(model, reference or model.metadata["dataset"].get("path"), abc_images, theta, L,
-                                    ev.names, coverage)
+    skip = _abc_unavailable(model, test_measurement)
+    if skip:  # the posteriors and coverage above stand; only the comparison is missing, and says why
+        log.warning("no ABC baseline: %s", skip)
+        rep["baseline"], rep["baseline_note"] = None, skip
+    else:
+        rep["baseline"] = _abc_baseline(model, reference or model.metadata["dataset"].get("path"), abc_images,
+                                        theta, L, ev.names, coverage)
     rep["wall_seconds"] = time.perf_counter() - t0
     return CalibrationReport(rep, ev)
 
@@ -301,6 +306,20 @@ def _abc_test_summaries(model: Any, images: _AbcImages, L: float) -> np.ndarray:
 def _measured_channels(model: Any, measurement: Any) -> list[str]:
     """Channel names of the network input after ``measurement``."""
     return list(measurement.output_channels(list(model.metadata["input"]["channels"])))
+
+
+def _abc_unavailable(model: Any, measurement: Any) -> str | None:
+    """Why the ABC baseline cannot run on these test images, or None: its summaries need a density or current
+    channel, and a ``channels(B)`` measurement (a field map) leaves none."""
+    from ..analysis.baselines import SUMMARY_CHANNELS, summary_names_of
+
+    if measurement is None:
+        return None
+    channels = _measured_channels(model, measurement)
+    if summary_names_of(channels):
+        return None
+    return (f"its summaries need one of {list(SUMMARY_CHANNELS)}, and the measured images hold only {channels} "
+            f"(measurement {measurement})")
 
 
 def _abc_reference_summaries(model: Any, ref: Any, images: _AbcImages, L: float) -> np.ndarray:

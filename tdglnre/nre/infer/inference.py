@@ -236,6 +236,8 @@ def calibration_summary_lines(rep: dict[str, Any]) -> list[str]:
             b = rep["baseline"]["per_parameter"][n]
             line += f" (ABC baseline: MAE {b['mae']:.4f}, 95% width {b['width95']:.4f})"
         lines.append(line)
+    if rep.get("baseline_note"):
+        lines.append(f"no ABC baseline: {rep['baseline_note']}")
     if rep.get("regime_verdict"):
         from .regimes import verdict_lines
 
