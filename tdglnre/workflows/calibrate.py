@@ -222,14 +222,8 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
     rep["model_dir"] = None if getattr(model, "model_dir", None) is None else str(model.model_dir)
     rep["test_set"] = str(test_set)
     rep["measurement"] = measured
-    abc_images = _AbcImages(raw, x, test_measurement, measurement_seed)
-    skip = _abc_unavailable(model, test_measurement)
-    if skip:  # the posteriors and coverage above stand; only the comparison is missing, and says why
-        log.warning("no ABC baseline: %s", skip)
-        rep["baseline"], rep["baseline_note"] = None, skip
-    else:
-        rep["baseline"] = _abc_baseline(model, reference or model.metadata["dataset"].get("path"), abc_images,
-                                        theta, L, ev.names, coverage)
+    rep.update(_baseline_entries(model, reference, _AbcImages(raw, x, test_measurement, measurement_seed), theta, L,
+                                 ev.names, coverage))
     rep["wall_seconds"] = time.perf_counter() - t0
     return CalibrationReport(rep, ev)
 
@@ -306,6 +300,18 @@ def _abc_test_summaries(model: Any, images: _AbcImages, L: float) -> np.ndarray:
 def _measured_channels(model: Any, measurement: Any) -> list[str]:
     """Channel names of the network input after ``measurement``."""
     return list(measurement.output_channels(list(model.metadata["input"]["channels"])))
+
+
+def _baseline_entries(model: Any, reference: Any, images: _AbcImages, theta: np.ndarray, L: float, names: Any,
+                      coverage: bool) -> dict[str, Any]:
+    """``baseline`` (:func:`_abc_baseline`), or None and ``baseline_note`` saying why ABC cannot run: the
+    posteriors and coverage stand, only the comparison is missing."""
+    skip = _abc_unavailable(model, images.measurement)
+    if skip:
+        log.warning("no ABC baseline: %s", skip)
+        return {"baseline": None, "baseline_note": skip}
+    ref = reference or model.metadata["dataset"].get("path")
+    return {"baseline": _abc_baseline(model, ref, images, theta, L, names, coverage)}
 
 
 def _abc_unavailable(model: Any, measurement: Any) -> str | None:

@@ -120,14 +120,11 @@ def run_demo(out_dir: str | Path = "tdglnre-demo", *, preset: str = "quick", n_t
     force, quiet = as_bool("`force`", force), as_bool("`quiet`", quiet)
     _check_demo_callbacks(echo, measurement)
     config, prior = load_preset(preset, overrides)
-    if measurement is None:
-        measurement = preset_measurement(preset)
+    measurement = preset_measurement(preset) if measurement is None else measurement
     drag = "nu" in prior.inferred
     pipeline = "type15" if "lam" in prior.inferred else "drag" if drag else "quick"
-    d_train, d_test, d_epochs = DEFAULT_SIZES[pipeline]
-    n_train = d_train if n_train is None else n_train
-    n_test = d_test if n_test is None else n_test
-    epochs = d_epochs if epochs is None else epochs
+    n_train, n_test, epochs = (d if v is None else v
+                               for d, v in zip(DEFAULT_SIZES[pipeline], (n_train, n_test, epochs)))
     if pipeline == "type15":
         from .demo_type15 import run_type15_demo
 

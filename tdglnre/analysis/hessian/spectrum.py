@@ -56,7 +56,7 @@ def lowest_eigenpairs(hess: Hessian, k: int, *, method: str = "shift-invert", to
     k
         Number of eigenpairs (1 ≤ k < n).
     method
-        "shift-invert" or "lanczos".
+        "shift-invert", "lanczos" or "dense".
     tol
         ARPACK relative accuracy of the Ritz values (0: machine precision).
     ncv
@@ -64,10 +64,8 @@ def lowest_eigenpairs(hess: Hessian, k: int, *, method: str = "shift-invert", to
         shift-invert; capped at n).
     maxiter
         ARPACK restart limit (scipy's default when None).
-    seed
-        Seed of the deterministic starting vector.
-    progress
-        Called as ``progress("eigsh", n_products, None)`` every 200 products/solves.
+    seed, progress
+        Seed of the starting vector; ``progress("eigsh", n_products, None)`` is called every 200 products/solves.
 
     Returns
     -------
