@@ -31,6 +31,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ...errors import ConfigError
+from .operator import dense_of
 
 
 def gauge_generators(z: np.ndarray, N: int) -> sp.csr_matrix:
@@ -120,15 +121,7 @@ class ProjectedHessian:
 
     def dense(self) -> np.ndarray:
         """Dense n×n matrix of A (small N only), symmetrised."""
-        if self.n > 20000:
-            raise ConfigError(f"refusing to build a dense {self.n}x{self.n} Hessian; use the matrix-free path")
-        A = np.empty((self.n, self.n))
-        e = np.zeros(self.n)
-        for k in range(self.n):
-            e[k] = 1.0
-            A[:, k] = self.matvec(e)
-            e[k] = 0.0
-        return 0.5 * (A + A.T)
+        return dense_of(self.matvec, self.n)
 
     def sparse(self):
         raise ConfigError("the gauge-projected screened Hessian is not sparse; use eig_method 'lanczos' or 'dense'")

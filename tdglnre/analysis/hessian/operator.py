@@ -191,16 +191,8 @@ class Hessian:
                                    dtype=np.float64)
 
     def dense(self) -> np.ndarray:
-        """Dense n×n matrix built column by column (small N only), symmetrised."""
-        if self.n > 20000:
-            raise ConfigError(f"refusing to build a dense {self.n}x{self.n} Hessian; use the matrix-free path")
-        H = np.empty((self.n, self.n))
-        e = np.zeros(self.n)
-        for k in range(self.n):
-            e[k] = 1.0
-            H[:, k] = self.matvec(e)
-            e[k] = 0.0
-        return 0.5 * (H + H.T)
+        """Dense n×n matrix built column by column (small N only), symmetrised (:func:`dense_of`)."""
+        return dense_of(self.matvec, self.n)
 
     def sparse(self) -> sp.csc_matrix:
         """Sparse Hessian assembled from 4·c Hessian-vector products (c ≈ 5–7 colours).
@@ -239,6 +231,19 @@ class Hessian:
         A.sum_duplicates()
         self.sparse_products = 4 * n_colors
         return ((A + A.T) * 0.5).tocsc()
+
+
+def dense_of(matvec, n: int) -> np.ndarray:
+    """The symmetrised dense n×n matrix of a symmetric operator, column by column from n products (small n only)."""
+    if n > 20000:
+        raise ConfigError(f"refusing to build a dense {n}x{n} Hessian; use the matrix-free path")
+    H = np.empty((n, n))
+    e = np.zeros(n)
+    for k in range(n):
+        e[k] = 1.0
+        H[:, k] = matvec(e)
+        e[k] = 0.0
+    return 0.5 * (H + H.T)
 
 
 def distance2_coloring(N: int) -> np.ndarray:
