@@ -60,6 +60,11 @@ _SETTING_OPTIONS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
                              help="Add a branch on the ABC baseline's physical summaries (mean, std, core fraction, "
                                   "log S at 3 shells; mean |curl J|) of every snapshot to the encoder (docs/nre.md) "
                                   "[default: off].")),
+    ("network", click.option("--regression/--no-regression", default=None,
+                             help="Add a regression head (needs --summaries): the encoder also estimates theta, by a "
+                                  "least-squares fit quadratic in the summaries plus a trained correction, and the "
+                                  "ratio head adds a Gaussian term in each scored theta's offset from it "
+                                  "(docs/nre.md) [default: off].")),
     ("network", click.option("--cnn-snapshots", type=click.Choice(["all", "last"]), default=None,
                              help="Snapshots the CNN sees with the stacked encoder: all selected ones, or the last only "
                                   "(the --spectrum branch still sees all; docs/drag.md) [default: all].")),

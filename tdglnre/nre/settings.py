@@ -86,6 +86,10 @@ class NetworkConfig:
     summaries: bool = False
     """Add a branch on the ABC baseline's 13 physical summaries of every snapshot (log of those spanning decades,
     standardised; :mod:`tdglnre.nre.net.summaries`, docs/nre.md) to the stacked encoder (issue 20)."""
+    regression: bool = False
+    """Add a regression head (issue 20; needs ``summaries``): the encoder also outputs θ̂(x), a least-squares fit
+    quadratic in the last snapshot's summaries plus a trained correction, and the ratio head sees the offsets
+    d = θ̂(x) − θ with a Gaussian term in them (:mod:`tdglnre.nre.net.regression`, docs/nre.md)."""
     cnn_snapshots: str = "all"
     """Snapshots the stacked encoder's CNN sees: ``all`` selected ones, or only the ``last`` (the log-spectrum
     branch still sees all of them; docs/drag.md §4)."""
@@ -105,8 +109,13 @@ class NetworkConfig:
             raise ConfigError(f"`encoder` must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
         if not isinstance(self.spectrum, bool):
             raise ConfigError(f"`spectrum` must be true or false, got {self.spectrum!r}")
+        if not isinstance(self.regression, bool):
+            raise ConfigError(f"`regression` must be true or false, got {self.regression!r}")
         if not isinstance(self.summaries, bool):
             raise ConfigError(f"`summaries` must be true or false, got {self.summaries!r}")
+        if self.regression and not self.summaries:
+            raise ConfigError("the regression head (`regression`) needs the summary branch (`summaries`): it regresses "
+                              "theta on those summaries")
         if self.summaries and self.encoder != "stacked":
             raise ConfigError("the summary branch (`summaries`) is only available with the stacked encoder")
         if self.cnn_snapshots not in ("all", "last"):

@@ -289,7 +289,7 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
 
     # registers their layers and losses (a checkpoint loads on resume); the helpers below import what they use
     from ..infer import model_io  # noqa: F401
-    from ..net import losses, network, spectrum, summaries, time_encoder  # noqa: F401
+    from ..net import losses, network, regression, spectrum, summaries, time_encoder  # noqa: F401
 
     stream_train, stream_val = _streams(source, scan, selection, cfg, train_idx, val_idx, measurement)
     ckpt = _open_checkpoint_dir(out)
@@ -397,6 +397,7 @@ def _new_model(source: Any, cfg: TrainSettings, selection: Any, scan: Any, strea
 
     from ..net.losses import make_loss
     from ..net.network import build_model, fit_branch_statistics
+    from ..net.regression import fit_regression_head
 
     b = source.bounds
     names = selection.channel_names  # of one snapshot, as the network sees it (measured)
@@ -406,6 +407,10 @@ def _new_model(source: Any, cfg: TrainSettings, selection: Any, scan: Any, strea
                         n_snapshots=len(selection.snapshot_indices),
                         size=stream_train.input_shape[0], channels=names)
     fit_branch_statistics(model, lambda: (xb for (xb, _), _ in stream_train()))
+    fitted = fit_regression_head(model, ((xb, tb[:, 0]) for (xb, tb), _ in stream_train()))
+    if fitted is not None:
+        log.info("regression head fitted on %d training inputs; residual std (scaled theta) %s", fitted["samples"],
+                 ", ".join(f"{v:.4f}" for v in fitted["residual_std"]))
     opt = (keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
            if cfg.weight_decay > 0 else keras.optimizers.Adam(cfg.learning_rate))
     model.compile(optimizer=opt, loss=make_loss(cfg.loss, lam=cfg.lam, gamma=cfg.gamma))

@@ -123,8 +123,12 @@ def build_encoder(
     size: int | None = None,
     n_snapshots: int = 1,
     channels: Sequence[str] | None = None,
+    n_params: int | None = None,
 ) -> keras.Model:
     """CNN encoder x (B, H, W, C) → h_x (B, embed_dim); H and W are free.
+
+    With ``config.regression`` (which needs ``config.summaries``) it ends in [h_x ‖ θ̂(x)]
+    (B, embed_dim + ``n_params``): :func:`tdglnre.nre.net.regression.with_regression`.
 
     ``mean``/``variance`` (per channel) become a fixed ``Normalization`` layer;
     default: identity (0, 1). With ``config.spectrum`` a log-spectrum branch
@@ -170,32 +174,59 @@ def build_encoder(
             raise ValueError("the summary branch needs the image size and the channel names")
         from .summaries import ImageSummaries
 
-        hq = ImageSummaries(int(size), channels, int(n_snapshots), name="image_summaries")(x_in)
+        summaries = ImageSummaries(int(size), channels, int(n_snapshots), name="image_summaries")(x_in)
+        hq = summaries
         for i, u in enumerate(SUMMARY_UNITS):
             hq = layers.Dense(u, activation="relu", name=f"summary_dense{i}")(hq)
         pooled.append(hq)
     h = layers.Concatenate(name="gap_gmp")(pooled)
     h_x = layers.Dense(config.embed_dim, activation="relu", name="h_x")(h)
+    if config.regression:
+        from .regression import with_regression
+
+        from ...analysis.baselines import summary_names_of
+
+        h_x = with_regression(h_x, summaries, config, n_params, len(summary_names_of(channels)))
     return keras.Model(x_in, h_x, name="encoder")
 
 
 def build_theta_net(config: NetworkConfig, low: Sequence[float], high: Sequence[float]) -> keras.Model:
-    """θ MLP: θ (B, K, P) → h_θ (B, K, theta_units[-1]), θ scaled to [−1, 1] inside."""
+    """θ MLP: θ (B, K, P) → h_θ (B, K, theta_units[-1]), θ scaled to [−1, 1] inside.
+
+    With ``config.regression`` the scaled θ_s is appended: (B, K, theta_units[-1] + P).
+    """
     t_in = keras.Input(shape=(None, len(low)), name="theta")
-    h = ThetaScaler(low, high, name="theta_scale")(t_in)
+    scaled = ThetaScaler(low, high, name="theta_scale")(t_in)
+    h = scaled
     for i, u in enumerate(config.theta_units):
         h = layers.Dense(u, activation="relu", name=f"theta_dense{i}")(h)
+    if config.regression:
+        h = layers.Concatenate(name="h_theta_scaled")([h, scaled])
     return keras.Model(t_in, h, name="theta_net")
 
 
-def build_head(config: NetworkConfig) -> keras.Model:
-    """Head MLP: [h_x ‖ h_θ] (B, K, Dx+Dθ) → logit (B, K)."""
-    d = config.embed_dim + config.theta_units[-1]
-    z_in = keras.Input(shape=(None, d), name="h_joint")
+def build_head(config: NetworkConfig, n_params: int | None = None) -> keras.Model:
+    """Head MLP: [h_x ‖ h_θ] (B, K, Dx+Dθ) → logit (B, K).
+
+    With ``config.regression`` (``n_params`` = P) the MLP also sees the offsets of :class:`RegressionOffsets`, and
+    its Gaussian term is added to the logit (:mod:`tdglnre.nre.net.regression`).
+    """
+    extra = int(n_params or 0) if config.regression else 0
+    if config.regression and not extra:
+        raise ValueError("the regression head needs the number of inferred parameters")
+    dx = config.embed_dim + extra
+    z_in = keras.Input(shape=(None, dx + config.theta_units[-1] + extra), name="h_joint")
     h = z_in
+    if config.regression:
+        from .regression import RegressionOffsets
+
+        offsets, quadratic = RegressionOffsets(extra, dx, name="offsets")(z_in)
+        h = layers.Concatenate(name="head_input")([z_in, offsets])
     for i, u in enumerate(config.head_units):
         h = layers.Dense(u, activation="relu", name=f"head_dense{i}")(h)
     h = layers.Dense(1, name="logit")(h)
+    if config.regression:
+        h = layers.Add(name="logit_gaussian")([h, quadratic])
     out = layers.Reshape((-1,), name="squeeze")(h)
     return keras.Model(z_in, out, name="head")
 
@@ -243,12 +274,16 @@ def build_model(
         encoder = build_time_encoder(config, n_channels, int(n_snapshots), mean, variance)
     else:
         encoder = build_encoder(config, n_channels, mean, variance, size=size, n_snapshots=int(n_snapshots),
-                                channels=channels)
+                                channels=channels, n_params=len(low))
     theta_net = build_theta_net(config, low, high)
-    head = build_head(config)
+    head = build_head(config, len(low))
     x_in = keras.Input(shape=(None, None, n_channels), name="x")
     t_in = keras.Input(shape=(None, len(low)), name="theta")
     z = PairConcat(name="pair")([encoder(x_in), theta_net(t_in)])
+    if config.regression:
+        from .regression import RegressionLoss
+
+        z = RegressionLoss(len(low), config.embed_dim + len(low), name="regression_loss")(z)
     return keras.Model([x_in, t_in], head(z), name="ratio_estimator")
 
 
