@@ -119,13 +119,16 @@ def _grouped_options(options: Sequence[tuple[str, Callable[[Any], Any]]]) -> Cal
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Model directory to write (model.keras, metadata.json, history, plot).")
 @_grouped_options(_SETTING_OPTIONS)
+@click.option("--ensemble", type=click.IntRange(min=1), default=None,
+              help="Train M members alike (seeds seed, seed+1, ...) into --out/member0 ...; posteriors then use the "
+                   "mean of their ratios (docs/nre.md, Ensembles) [default: 1, one model].")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @click.option("--force", is_flag=True, help="Overwrite a model already in --out.")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress output (else a progress bar on a terminal, one line per epoch otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(data: str, out: str, settings: dict[str, Any], network: dict[str, Any], resume: bool, force: bool,
-            quiet: bool, as_json: bool) -> None:
+def command(data: str, out: str, settings: dict[str, Any], network: dict[str, Any], ensemble: int | None, resume: bool,
+            force: bool, quiet: bool, as_json: bool) -> None:
     """Train the two-tower neural ratio estimator on an ensemble.
 
     Early stopping on the validation loss restores the best weights; a
@@ -137,12 +140,22 @@ def command(data: str, out: str, settings: dict[str, Any], network: dict[str, An
 
     if network:  # only the network flags that were given; NetworkConfig fills in the rest
         settings["network"] = NetworkConfig(**network)
-    result = run_library_call(train, data, out, resume=resume, force=force, quiet=quiet,
-                              **settings)
+    if ensemble is not None:
+        settings["ensemble"] = ensemble
+    result = run_library_call(train, data, out, resume=resume, force=force, quiet=quiet, **settings)
+    members = getattr(result, "members", None) or [result]
     if as_json:
-        d = result.to_dict()
+        d = result.to_dict() if len(members) == 1 else {"ensemble": str(out), "members": [m.to_dict() for m in members]}
         click.echo(json.dumps(d, indent=2))
         return
+    for member in members:
+        _echo_result(member)
+    if len(members) > 1:
+        click.echo(f"ensemble: {out} ({len(members)} members; posteriors average their ratios)")
+
+
+def _echo_result(result: Any) -> None:
+    """The lines ``tdglnre train`` prints for one trained model."""
     if result.n_val:
         best = f"best val loss {result.best_val_loss:.5g}"
     else:

@@ -25,7 +25,7 @@ def _invoke(monkeypatch, tmp_path, *flags):
 
     def fake_train(data, out, **kwargs):
         seen.update(kwargs, data=data, out=out)
-        TrainSettings.from_dict({k: v for k, v in kwargs.items() if k not in ("resume", "force", "quiet")})
+        TrainSettings.from_dict({k: v for k, v in kwargs.items() if k not in ("resume", "force", "quiet", "ensemble")})
         return _Result()
 
     monkeypatch.setattr(wt, "train", fake_train)
@@ -39,13 +39,14 @@ def _invoke(monkeypatch, tmp_path, *flags):
 
 def test_the_command_takes_option_groups_not_one_parameter_per_flag():
     params = list(inspect.signature(command.callback).parameters)
-    assert params == ["data", "out", "settings", "network", "resume", "force", "quiet", "as_json"]
+    assert params == ["data", "out", "settings", "network", "ensemble", "resume", "force", "quiet", "as_json"]
     # every flag of the command line is still there, in the documented order
     flags = [p.opts[0] for p in command.params]
     assert flags == ["--data", "--out", "--loss", "--contrastive", "--gamma", "--lam", "--epochs", "--batch-size",
                      "--learning-rate", "--weight-decay", "--val-fraction", "--patience", "--lr-patience", "--seed",
                      "--channels", "--snapshots", "--filters", "--encoder", "--spectrum", "--summaries",
-                     "--cnn-snapshots", "--augment", "--measurement", "--threads", "--resume", "--force", "--quiet", "--json"]
+                     "--regression", "--cnn-snapshots", "--augment", "--measurement", "--threads", "--ensemble",
+                     "--resume", "--force", "--quiet", "--json"]
 
 
 def test_given_flags_reach_train_settings_and_the_network_config(monkeypatch, tmp_path):
@@ -53,13 +54,13 @@ def test_given_flags_reach_train_settings_and_the_network_config(monkeypatch, tm
                    "--batch-size", "16", "--learning-rate", "0.01", "--weight-decay", "0", "--val-fraction", "0.2",
                    "--patience", "4", "--lr-patience", "2", "--seed", "7", "--channels", "rho1,curlJ",
                    "--snapshots", "0,1", "--filters", "4,8", "--encoder", "per_snapshot", "--no-augment",
-                   "--measurement", "noise(0.05)", "--threads", "1", "--force", "--quiet")
+                   "--measurement", "noise(0.05)", "--threads", "1", "--ensemble", "3", "--force", "--quiet")
     assert seen.pop("network") == NetworkConfig(filters=(4, 8), encoder="per_snapshot")
     assert seen == dict(
         data=str(tmp_path / "d.h5"), out=str(tmp_path / "m"), resume=False, force=True, quiet=True,
         loss="bnre", contrastive=3, lam=5.0, epochs=2, batch_size=16, learning_rate=0.01, weight_decay=0.0,
         val_fraction=0.2, patience=4, lr_patience=2, seed=7, channels=("rho1", "curlJ"), snapshots=(0, 1),
-        augment=False, measurement="noise(0.05)", threads=1)
+        augment=False, measurement="noise(0.05)", threads=1, ensemble=3)
 
 
 def test_flags_not_given_are_left_to_the_defaults(monkeypatch, tmp_path):

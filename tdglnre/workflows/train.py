@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TDGLError
+from .._validate import as_int
 
 log = logging.getLogger(__name__)
 
 
 def train(data: str | Path, out: str | Path, *, resume: bool = False, force: bool = False, quiet: bool = False,
-          ood: bool = True, **settings: Any) -> Any:
+          ood: bool = True, ensemble: int = 1, **settings: Any) -> Any:
     """Train a ratio estimator (:func:`tdglnre.nre.fit.training.train`) and cache its OOD reference.
 
     Parameters
@@ -35,14 +36,28 @@ def train(data: str | Path, out: str | Path, *, resume: bool = False, force: boo
         :mod:`tdglnre.nre.infer.ood`) from the training data right away, so later
         posteriors need not read the ensemble again. A failure here only logs
         a warning: the model is complete without it.
+    ensemble
+        M ≥ 2 trains M members alike with seeds ``seed``, ``seed`` + 1, … into
+        ``out/member0`` … and makes ``out`` an ensemble directory
+        (:class:`tdglnre.nre.infer.model_io.EnsembleEstimator`: ``ensemble.json``,
+        the first member's ``metadata.json``); 1 (default) trains one model.
 
     Returns
     -------
     tdglnre.nre.fit.training.TrainResult
+        The first member's for an ensemble; ``members`` then holds every member's.
     """
     from ..nre.fit.training import train as _train
 
-    res = _train(data, out, resume=resume, force=force, quiet=quiet, **settings)
+    ensemble = as_int("`ensemble`", ensemble, 1)
+    if ensemble > 1:
+        res = _train_ensemble(data, Path(out), ensemble, resume=resume, force=force, quiet=quiet, **settings)
+    else:
+        from ..nre.infer.model_io import ENSEMBLE_FILE
+
+        if force and (Path(out) / ENSEMBLE_FILE).exists():  # a single model replaces an ensemble
+            (Path(out) / ENSEMBLE_FILE).unlink()
+        res = _train(data, out, resume=resume, force=force, quiet=quiet, **settings)
     if ood:
         from ..nre.infer.model_io import read_metadata
         from ..nre.infer.ood import fit_and_save_ood
@@ -52,3 +67,36 @@ def train(data: str | Path, out: str | Path, *, resume: bool = False, force: boo
         except (TDGLError, ValueError, OSError) as exc:
             log.warning("could not fit the OOD reference of %s: %s", out, exc)
     return res
+
+
+def _train_ensemble(data: str | Path, out: Path, m: int, *, resume: bool, force: bool, quiet: bool,
+                    **settings: Any) -> Any:
+    """Train ``m`` members into ``out/member{i}`` and write the ensemble listing (:func:`train`, ``ensemble``)."""
+    import json
+    import shutil
+
+    from ..nre.fit.training import TrainingError
+    from ..nre.fit.training import train as _train
+    from ..nre.infer.model_io import ENSEMBLE_FILE
+
+    if (out / "model.keras").exists() and not force:
+        raise TrainingError(f"{out} already holds a single model; pass --force to replace it with an ensemble")
+    seed = int(settings.pop("seed", 0) or 0)
+    results = []
+    for i in range(m):
+        log.info("ensemble member %d of %d (seed %d)", i + 1, m, seed + i)
+        results.append(_train(data, out / f"member{i}", resume=resume, force=force, quiet=quiet, seed=seed + i,
+                              **settings))
+    for stale in ("model.keras", "checkpoints"):
+        path = out / stale
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    meta = json.loads((out / "member0" / "metadata.json").read_text())
+    meta["ensemble"] = {"members": [f"member{i}" for i in range(m)], "combine": "mean of the members' ratios"}
+    (out / "metadata.json").write_text(json.dumps(meta, indent=2))
+    (out / ENSEMBLE_FILE).write_text(json.dumps({"members": [f"member{i}" for i in range(m)]}, indent=2))
+    first = results[0]
+    first.members = results
+    return first

@@ -591,6 +591,74 @@ class RatioEstimator:
                             k, mcfg[k], config[k])
 
 
+class EnsembleEstimator(RatioEstimator):
+    """Several ratio estimators trained alike (other seeds) as one: their ratios averaged.
+
+    log r(θ, x) = log( (1/M) Σ_m exp s_m(θ, x) ). Each member's s_m estimates the same log ratio (``nrec``
+    learns it without a free constant), so the mean of the ratios is a mean of the members' posteriors, each
+    under the prior: an ensemble of ratio estimators (Hermans et al., "A Trust Crisis in Simulation-Based
+    Inference?", TMLR 2022), which widens where the members disagree. Everything but the ratio (metadata,
+    prior, preprocessing, measurement) is the first member's; the members must agree on it.
+
+    Parameters
+    ----------
+    members
+        Loaded :class:`RatioEstimator` s with the same parameters, bounds and input.
+    model_dir
+        The ensemble directory (``ensemble.json`` lists the members).
+    """
+
+    def __init__(self, members: Sequence[RatioEstimator], model_dir: str | None = None):
+        members = list(members)
+        if len(members) < 2:
+            raise ModelLoadError(f"{model_dir}: an ensemble needs at least 2 members, got {len(members)}")
+        first = members[0]
+        for m in members[1:]:
+            for what in ("parameter_names", "bounds", "input_shape", "N", "channels", "snapshot_indices"):
+                if getattr(m, what) != getattr(first, what):
+                    raise ModelLoadError(f"{model_dir}: member {m.model_dir} differs from {first.model_dir} in "
+                                         f"{what} ({getattr(m, what)} vs {getattr(first, what)})")
+        self.members = members
+        self.model, self.model_dir = first.model, model_dir
+        self.metadata = dict(first.metadata)
+        self.metadata["ensemble"] = {"members": [str(m.model_dir) for m in members],
+                                     "combine": "mean of the members' ratios"}
+        self.encoder, self.theta_net, self.head = first.encoder, first.theta_net, first.head
+        self.input_shape = first.input_shape
+        self._dims = [m.embedding_dim for m in members]
+        self.embedding_dim = int(sum(self._dims))
+        self._split_fns = first._split_fns if all(m.can_split_head for m in members) else None
+
+    def _combine(self, parts: Sequence[np.ndarray]) -> np.ndarray:
+        s = np.stack(parts)
+        top = s.max(axis=0)
+        top = np.where(np.isfinite(top), top, 0.0)
+        return top + np.log(np.mean(np.exp(s - top), axis=0))
+
+    def _split(self, h_x: np.ndarray) -> list[np.ndarray]:
+        h = np.asarray(h_x, dtype=np.float32)
+        h = h[None] if h.ndim == 1 else h
+        if h.shape[-1] != self.embedding_dim:
+            raise ModelMismatchError(f"ensemble embeddings have {self.embedding_dim} entries, got {h.shape[-1]}")
+        return np.split(h, np.cumsum(self._dims)[:-1], axis=-1)
+
+    def encode(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """The members' embeddings side by side, (n, Σ D_m)."""
+        return np.concatenate([m.encode(x, batch_size) for m in self.members], axis=-1)
+
+    def log_ratio_from_embedding(self, h_x: np.ndarray, theta_grid: np.ndarray, max_rows: int = GRID_ROWS, *,
+                                 split_head: bool = False) -> np.ndarray:
+        return self._combine([m.log_ratio_from_embedding(h, theta_grid, max_rows, split_head=split_head)
+                              for m, h in zip(self.members, self._split(h_x))])
+
+    def log_ratio(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        return self._combine([m.log_ratio(x, theta) for m in self.members])
+
+
+#: The file that makes a model directory an ensemble (:class:`EnsembleEstimator`).
+ENSEMBLE_FILE = "ensemble.json"
+
+
 def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
     """Load ``model.keras`` and ``metadata.json`` from a model directory.
 
@@ -602,13 +670,20 @@ def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
     from ..tf_setup import ensure_tensorflow
 
     meta = read_metadata(model_dir)
+    listing = Path(model_dir) / ENSEMBLE_FILE
+    if listing.exists():
+        try:
+            names = list(json.loads(listing.read_text())["members"])
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"{listing}: not an ensemble listing ({exc})") from None
+        return EnsembleEstimator([load_estimator(Path(model_dir) / n) for n in names], str(model_dir))
     path = Path(model_dir) / "model.keras"
     if not path.exists():
         raise ModelLoadError(f"{model_dir}: no model.keras")
     ensure_tensorflow()
     import keras
 
-    from ..net import losses, network, spectrum, summaries, time_encoder  # noqa: F401  (registers the custom objects)
+    from ..net import losses, network, regression, spectrum, summaries, time_encoder  # noqa: F401  (registers the custom objects)
 
     try:
         model = keras.saving.load_model(path, compile=False)
@@ -617,5 +692,5 @@ def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
     return RatioEstimator(model, meta, str(model_dir))
 
 
-__all__: Sequence[str] = ("RatioEstimator", "ModelMismatchError", "ModelLoadError",
+__all__: Sequence[str] = ("RatioEstimator", "EnsembleEstimator", "ModelMismatchError", "ModelLoadError",
                           "load_estimator", "read_metadata", "build_metadata")
