@@ -113,12 +113,14 @@ def test_the_fit_recovers_a_quadratic_relation_and_its_noise() -> None:
 
 def test_a_trained_model_has_the_sharp_calibrated_posterior_and_reloads(tmp_path: Path) -> None:
     """Statistical fact: trained for 6 epochs on 2000 simulations, the head's posteriors have the exact
-    posterior's width (0.0096, 1/200 of the prior's) within [0.8, 2]×, their means sit within one exact width of
-    the exact means, and the true θ falls in the 95 % interval as often as Binomial(200, 0.95) allows
-    (P(< 0.88) < 1e-4). The saved model reloads to the same logits.
+    posterior's width (0.0096, 1/200 of the prior's; compared by the central 68 % interval, 2 σ for a Gaussian)
+    within [0.8, 1.8]×, their medians sit within one exact width of the exact means, and the true θ falls in
+    the central 95 % interval as often as Binomial(200, 0.95) allows (P(< 0.88) < 1e-4). The saved model
+    reloads to the same logits (to float32 rounding).
 
-    Measured (seeds 0 and 3): widths 1.47× and 1.44× the exact one, mean offsets 0.64 and 0.58 widths, 95 %
-    coverage 0.98 and 0.96. The same network without the head, trained the same way: widths 31× and 24×."""
+    Measured (seeds 0, 3, 5): 68 % widths 1.15, 1.35 and 1.15 × the exact one, offsets of the means 0.62, 0.57, 0.52
+    widths, 95 % coverage 0.97, 1.0 and 0.98. The same network without the head, trained the same way:
+    posterior standard deviations 31× and 24× the exact one (seeds 0, 3)."""
     net = NetworkConfig(summaries=True, regression=True, **SMALL)
     out = tmp_path / "model"
     keras.utils.set_random_seed(0)
@@ -131,18 +133,18 @@ def test_a_trained_model_has_the_sharp_calibrated_posterior_and_reloads(tmp_path
     x = est.preprocess(x_test)
     log_r = est.log_ratio_from_embedding(est.encode(x), GRID)
     p = np.exp(log_r - log_r.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    mean = p @ GRID
-    sd = np.sqrt(np.maximum(p @ GRID**2 - mean**2, 0.0))
+    cdf = np.cumsum(p / p.sum(axis=1, keepdims=True), axis=1)
+
+    def quantile(q: float) -> np.ndarray:
+        return GRID[np.argmax(cdf >= q, axis=1)]
+
     exact_mean = np.log(x_test[:, 0, ..., :2]).reshape(200, -1).mean(axis=1) / (2 * np.log(10))
-    width = np.median(sd) / SIGMA_EXACT
-    assert 0.8 < width < 2.0, width
-    assert np.median(np.abs(mean - exact_mean)) < SIGMA_EXACT
-    cdf = np.cumsum(p, axis=1)
-    lo = GRID[np.argmax(cdf >= 0.025, axis=1)]
-    hi = GRID[np.argmax(cdf >= 0.975, axis=1)]
-    inside = np.mean((t_test[:, 0] >= lo) & (t_test[:, 0] <= hi))
+    width = np.median(quantile(0.84) - quantile(0.16)) / (2 * SIGMA_EXACT)
+    assert 0.8 < width < 1.8, width
+    assert np.median(np.abs(quantile(0.5) - exact_mean)) < SIGMA_EXACT
+    inside = np.mean((t_test[:, 0] >= quantile(0.025)) & (t_test[:, 0] <= quantile(0.975)))
     assert inside >= 0.88, inside
     raw = keras.saving.load_model(out / "model.keras", compile=False)
     th = np.zeros((4, 2, 1), dtype=np.float32)
-    np.testing.assert_array_equal(est.log_ratio(x[:4], th), np.asarray(raw([x[:4], th])).astype(np.float64))
+    np.testing.assert_allclose(est.log_ratio(x[:4], th), np.asarray(raw([x[:4], th])).astype(np.float64),
+                               rtol=1e-5, atol=1e-4)  # a traced function against an eager call: float32 rounding

@@ -209,7 +209,7 @@ def build_head(config: NetworkConfig, n_params: int | None = None) -> keras.Mode
     """Head MLP: [h_x ‖ h_θ] (B, K, Dx+Dθ) → logit (B, K).
 
     With ``config.regression`` (``n_params`` = P) the MLP also sees the offsets of :class:`RegressionOffsets`, and
-    its Gaussian term is added to the logit (:mod:`tdglnre.nre.net.regression`).
+    its Student-t term is added to the logit (:mod:`tdglnre.nre.net.regression`).
     """
     extra = int(n_params or 0) if config.regression else 0
     if config.regression and not extra:
@@ -220,13 +220,13 @@ def build_head(config: NetworkConfig, n_params: int | None = None) -> keras.Mode
     if config.regression:
         from .regression import RegressionOffsets
 
-        offsets, quadratic = RegressionOffsets(extra, dx, name="offsets")(z_in)
+        offsets, tails = RegressionOffsets(extra, dx, name="offsets")(z_in)
         h = layers.Concatenate(name="head_input")([z_in, offsets])
     for i, u in enumerate(config.head_units):
         h = layers.Dense(u, activation="relu", name=f"head_dense{i}")(h)
     h = layers.Dense(1, name="logit")(h)
     if config.regression:
-        h = layers.Add(name="logit_gaussian")([h, quadratic])
+        h = layers.Add(name="logit_plus_tails")([h, tails])
     out = layers.Reshape((-1,), name="squeeze")(h)
     return keras.Model(z_in, out, name="head")
 
