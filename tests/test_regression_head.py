@@ -90,25 +90,30 @@ def test_the_auxiliary_error_is_added_in_training_only() -> None:
 
 
 def test_the_fit_recovers_a_quadratic_relation_and_its_noise() -> None:
-    """With θ a function of the log mean density, the least-squares fit on training inputs reads held-out θ
-    to near the exact posterior width, and the Gaussian term starts at the fit's residual width."""
+    """With θ₀ a function of the log mean density, the least-squares fit on training inputs reads held-out θ₀
+    to near the exact posterior width, and the Student-t term starts at the fit's residual width. A second
+    parameter the images do not carry (θ₁, residual std ≈ the prior's 1/√3) is left out of that term."""
     from tdglnre.nre.net.network import fit_branch_statistics
-    from tdglnre.nre.net.regression import fit_regression_head
+    from tdglnre.nre.net.regression import TAIL_MAX_STD, fit_regression_head
 
     theta, x = _density_toy(2000, 1)
-    model = build_model(NetworkConfig(summaries=True, regression=True, **SMALL), 3, [-1.0], [1.0], size=8,
-                        channels=["rho1", "rho2", "curlJ"])
+    theta = np.column_stack([theta[:, 0], np.random.default_rng(9).uniform(-1, 1, len(theta))])
+    model = build_model(NetworkConfig(summaries=True, regression=True, **SMALL), 3, [-1.0, -1.0], [1.0, 1.0],
+                        size=8, channels=["rho1", "rho2", "curlJ"])
     fit_branch_statistics(model, lambda: iter([x[:, 0]]))
     fitted = fit_regression_head(model, iter([(x[:1000, 0], theta[:1000]), (x[1000:, 0], theta[1000:])]))
     assert fitted["samples"] == 2000
     t_test, x_test = _density_toy(500, 2)
     h = np.asarray(model.get_layer("encoder")(x_test[:, 0]))
-    err = h[:, -1] - t_test[:, 0]  # θ̂ (the correction starts at zero); the prior is [−1, 1], so scaled = θ
+    err = h[:, -2] - t_test[:, 0]  # θ̂₀ (the correction starts at zero); the prior is [−1, 1], so scaled = θ
     rms = float(np.sqrt(np.mean(err**2)))
     assert SIGMA_EXACT < rms < 1.6 * SIGMA_EXACT, rms / SIGMA_EXACT
     assert fitted["residual_std"][0] == pytest.approx(rms, rel=0.2)
+    assert fitted["residual_std"][1] == pytest.approx(1 / np.sqrt(3), rel=0.1)
+    assert fitted["tails"] == [True, False] and fitted["residual_std"][1] > TAIL_MAX_STD
     offsets = regression_parts(model)[1]
     assert float(np.exp(-0.5 * np.asarray(offsets.bias)[0])) == pytest.approx(fitted["residual_std"][0], rel=1e-5)
+    np.testing.assert_array_equal(np.asarray(offsets.mask), [1.0, 0.0])
 
 
 def test_a_trained_model_has_the_sharp_calibrated_posterior_and_reloads(tmp_path: Path) -> None:

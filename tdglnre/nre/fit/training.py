@@ -409,8 +409,9 @@ def _new_model(source: Any, cfg: TrainSettings, selection: Any, scan: Any, strea
     fit_branch_statistics(model, lambda: (xb for (xb, _), _ in stream_train()))
     fitted = fit_regression_head(model, ((xb, tb[:, 0]) for (xb, tb), _ in stream_train()))
     if fitted is not None:
-        log.info("regression head fitted on %d training inputs; residual std (scaled theta) %s", fitted["samples"],
-                 ", ".join(f"{v:.4f}" for v in fitted["residual_std"]))
+        log.info("regression head fitted on %d training inputs; residual std (scaled theta) %s; Student-t term on "
+                 "%s", fitted["samples"], ", ".join(f"{v:.4f}" for v in fitted["residual_std"]),
+                 [n for n, used in zip(source.bounds.names, fitted["tails"]) if used] or "none")
     opt = (keras.optimizers.AdamW(cfg.learning_rate, weight_decay=cfg.weight_decay)
            if cfg.weight_decay > 0 else keras.optimizers.Adam(cfg.learning_rate))
     model.compile(optimizer=opt, loss=make_loss(cfg.loss, lam=cfg.lam, gamma=cfg.gamma))
