@@ -63,7 +63,7 @@ _SETTING_OPTIONS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("network", click.option("--regression/--no-regression", default=None,
                              help="Add a regression head (needs --summaries): the encoder also estimates theta, by a "
                                   "least-squares fit quadratic in the summaries plus a trained correction, and the "
-                                  "ratio head adds a Gaussian term in each scored theta's offset from it "
+                                  "ratio head adds a Student-t term in each scored theta's offset from it "
                                   "(docs/nre.md) [default: off].")),
     ("network", click.option("--cnn-snapshots", type=click.Choice(["all", "last"]), default=None,
                              help="Snapshots the CNN sees with the stacked encoder: all selected ones, or the last only "
