@@ -152,8 +152,13 @@ def _run_quick_demo(out_dir: str | Path, *, preset: str, config: Any, prior: Any
                                         n_test=n_test, seed=seed, force=force, quiet=quiet, echo=echo, times=times)
 
     model_dir = out / "model"
-    _train_stage(train_h5, model_dir, "[2/4] training the ratio estimator", epochs=epochs, seed=seed, force=force,
-                 quiet=quiet, measurement=measurement, echo=echo, times=times)
+    # the regression head of docs/nre.md (issue 20): on quick it reads eta better than the ABC baseline, which the
+    # network without it did not (docs/results.md, "Issue 20: the regression head")
+    from ..nre.settings import NetworkConfig
+
+    _train_stage(train_h5, model_dir, "[2/4] training the ratio estimator (with the regression head)", epochs=epochs,
+                 seed=seed, force=force, quiet=quiet, measurement=measurement, echo=echo, times=times,
+                 network=NetworkConfig(summaries=True, regression=True))
     model, examples = _posterior_stage(model_dir, test_h5, out, f"[3/4] posteriors of {n_examples} test "
                                        "observations", n_examples=n_examples, force=force, echo=echo, times=times)
     rep, cal_dir = _calibration_stage(model_dir, test_h5, train_h5, out, f"[4/4] calibration on {n_test} test "
