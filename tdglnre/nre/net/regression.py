@@ -2,10 +2,10 @@
 
 Why (issue 20, docs/nre.md "The regression head"): on the drag presets the
 ratio network read η about 2× worse than rejection ABC with local-linear
-adjustment on 13 summaries. Two measured causes:
+adjustment on 13 summaries. Two causes, the second measured:
 
 * a sharp posterior needs logits of order 10²–10³ for θ's a few widths away,
-  which the ReLU head builds up only slowly with Adam steps of 1e-3;
+  which the ReLU head can only build up slowly with Adam steps of 1e-3;
 * a network fitted by gradient descent on a few thousand simulations reads η
   from the summaries worse (an MLP on them: MAE 0.022) than a least-squares fit
   quadratic in them (0.0145), which is what ABC's adjustment exploits.
@@ -50,11 +50,12 @@ REGRESSION_WEIGHT = 1.0
 REGRESSION_SIGMA0 = 0.1
 #: Degrees of freedom of the Student-t term. A Gaussian term (−½ exp(u) d²) cost an observation whose θ̂ is 5
 #: widths off a logit of −12, so the few such among 300 validation samples made the validation loss jump by
-#: 0.03–0.05 between epochs and early stopping ended runs at twice the loss; with 3 degrees of freedom the cost of
-#: an outlier grows like log d, while near θ̂ the term is the same Gaussian.
+#: 0.03–0.05 between epochs and early stopping ended runs at 0.085–0.104, where runs with this term reached
+#: 0.068–0.078 (drag-quick); with 3 degrees of freedom the cost of an outlier grows like log d, while near θ̂ the
+#: term is the same Gaussian.
 STUDENT_DOF = 3.0
-#: Largest change of a log precision with x: exp(±2), a factor 7.4 either way of the fitted one. Unbounded, the
-#: log precisions followed the unnormalised h_x and the validation loss jumped between epochs.
+#: Largest change of a log precision with x: exp(±2), a factor 7.4 either way of the fitted one — a safeguard so
+#: that the unnormalised h_x cannot move a precision arbitrarily far (not a measured fix).
 PRECISION_SPAN = 2.0
 #: The Student-t term covers a parameter only where the fit reads it to this residual std (scaled θ: 1/8 of the
 #: prior's width) or better; elsewhere (ν on drag-quick: 0.44) a wide heavy-tailed term widened the network's own
