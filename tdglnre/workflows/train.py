@@ -82,21 +82,21 @@ def _train_ensemble(data: str | Path, out: Path, m: int, *, resume: bool, force:
     if (out / "model.keras").exists() and not force:
         raise TrainingError(f"{out} already holds a single model; pass --force to replace it with an ensemble")
     seed = int(settings.pop("seed", 0) or 0)
+    names = [f"member{i}" for i in range(m)]
     results = []
-    for i in range(m):
+    for i, name in enumerate(names):
         log.info("ensemble member %d of %d (seed %d)", i + 1, m, seed + i)
-        results.append(_train(data, out / f"member{i}", resume=resume, force=force, quiet=quiet, seed=seed + i,
-                              **settings))
+        results.append(_train(data, out / name, resume=resume, force=force, quiet=quiet, seed=seed + i, **settings))
     for stale in ("model.keras", "checkpoints"):
         path = out / stale
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
-    meta = json.loads((out / "member0" / "metadata.json").read_text())
-    meta["ensemble"] = {"members": [f"member{i}" for i in range(m)], "combine": "mean of the members' ratios"}
+    meta = json.loads((out / names[0] / "metadata.json").read_text())
+    meta["ensemble"] = {"members": names, "combine": "mean of the members' ratios"}
     (out / "metadata.json").write_text(json.dumps(meta, indent=2))
-    (out / ENSEMBLE_FILE).write_text(json.dumps({"members": [f"member{i}" for i in range(m)]}, indent=2))
+    (out / ENSEMBLE_FILE).write_text(json.dumps({"members": names}, indent=2))
     first = results[0]
     first.members = results
     return first

@@ -1,6 +1,6 @@
 """The regression head of the ratio estimator (``NetworkConfig(regression=True)``, ``tdglnre train --regression``).
 
-Why (issue 20, docs/nre.md "The regression head"): on the drag presets the
+Why (issue 20, docs/nre.md "Regression head"): on the drag presets the
 ratio network read η about 2× worse than rejection ABC with local-linear
 adjustment on 13 summaries. Two causes, the second measured:
 
@@ -34,7 +34,6 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..settings import NetworkConfig
 from ..tf_setup import ensure_tensorflow
 
 ensure_tensorflow()
@@ -65,6 +64,11 @@ TAIL_MAX_STD = 0.25
 RIDGE = 1e-3
 #: Most training inputs the least-squares fit reads.
 FIT_SAMPLES = 16384
+
+
+def offsets(z: Any, n_params: int, dx: int) -> Any:
+    """d = θ̂(x) − θ_s of pair tensors z = [h_x ‖ θ̂ ‖ h_θ ‖ θ_s] (..., D): θ̂ ends at ``dx``, θ_s ends z."""
+    return z[..., dx - n_params:dx] - z[..., -n_params:]
 
 
 def quadratic_features(f: Any, xp: Any = np) -> Any:
@@ -145,9 +149,8 @@ class RegressionOffsets(layers.Layer):
         self.mask = self.add_weight(shape=(p,), initializer="ones", trainable=False, name="mask")
 
     def call(self, z: Any) -> Any:
-        p, dx = self.n_params, self.dx
-        d = z[..., dx - p:dx] - z[..., -p:]
-        u = self.bias + PRECISION_SPAN * ops.tanh(ops.matmul(z[..., :dx], self.kernel))
+        d = offsets(z, self.n_params, self.dx)
+        u = self.bias + PRECISION_SPAN * ops.tanh(ops.matmul(z[..., :self.dx], self.kernel))
         nu = STUDENT_DOF
         tails = -0.5 * (nu + 1.0) * ops.sum(self.mask * ops.log1p(ops.exp(u) * d * d / nu), axis=-1, keepdims=True)
         return ops.concatenate([d, d * d], axis=-1), tails
@@ -176,9 +179,7 @@ class RegressionLoss(layers.Layer):
 
     def call(self, z: Any, training: bool | None = None) -> Any:
         if training:
-            p, dx = self.n_params, self.dx
-            d = z[:, 0, dx - p:dx] - z[:, 0, -p:]
-            self.add_loss(self.weight * ops.mean(ops.square(d)))
+            self.add_loss(self.weight * ops.mean(ops.square(offsets(z[:, 0], self.n_params, self.dx))))
         return z
 
     def compute_output_shape(self, input_shape: Any) -> Any:
@@ -190,11 +191,8 @@ class RegressionLoss(layers.Layer):
         return config
 
 
-def with_regression(h_x: Any, summaries: Any, config: NetworkConfig, n_params: int | None,
-                    n_per_snapshot: int) -> Any:
-    """h_x, or [h_x ‖ θ̂(x)] with the regression head: θ̂ = :class:`SummaryRegression` + a zero-started Dense."""
-    if not config.regression:
-        return h_x
+def with_regression(h_x: Any, summaries: Any, n_params: int | None, n_per_snapshot: int) -> Any:
+    """[h_x ‖ θ̂(x)] of the regression head: θ̂ = :class:`SummaryRegression` of ``summaries`` + a zero-started Dense."""
     if not n_params:
         raise ValueError("the regression head needs the number of inferred parameters")
     fitted = SummaryRegression(n_per_snapshot, int(n_params), name="summary_regression")(summaries)
@@ -218,12 +216,13 @@ def fit_regression_head(model: Any, pairs: Iterable[tuple[np.ndarray, np.ndarray
 
     ``pairs`` yields (x (B, N, N, s·C) as the network sees it, θ (B, P) true parameters). The summary branch's
     statistics must be fitted first (:func:`tdglnre.nre.net.network.fit_branch_statistics`). Returns
-    {samples, residual_std (scaled θ, per parameter)}, or None for a model without the head.
+    {samples, residual_std (scaled θ, per parameter), tails (whether the Student-t term covers each parameter)},
+    or None for a model without the head.
     """
     parts = regression_parts(model)
     if parts is None:
         return None
-    reg, offsets = parts
+    reg, terms = parts
     summaries = model.get_layer("encoder").get_layer("image_summaries")
     scaler = model.get_layer("theta_net").get_layer("theta_scale")
     feats, thetas, n = [], [], 0
@@ -245,7 +244,7 @@ def fit_regression_head(model: Any, pairs: Iterable[tuple[np.ndarray, np.ndarray
     dof = max(n - a.shape[1], max(n // 10, 1))
     var = np.maximum((resid**2).sum(axis=0) / dof, 1e-8)
     reg.beta.assign(beta.astype(np.float32))
-    offsets.bias.assign((-np.log(var)).astype(np.float32))
+    terms.bias.assign((-np.log(var)).astype(np.float32))
     used = np.sqrt(var) <= TAIL_MAX_STD
-    offsets.mask.assign(used.astype(np.float32))
+    terms.mask.assign(used.astype(np.float32))
     return {"samples": int(n), "residual_std": np.sqrt(var).tolist(), "tails": used.tolist()}
