@@ -18,7 +18,12 @@ from tdglnre.errors import ConfigError  # noqa: E402
 from tdglnre.nre.fit.training import train_source  # noqa: E402
 from tdglnre.nre.infer.model_io import load_estimator  # noqa: E402
 from tdglnre.nre.net.network import build_model  # noqa: E402
-from tdglnre.nre.net.regression import quadratic_features, regression_parts  # noqa: E402
+from tdglnre.nre.net.regression import (  # noqa: E402
+    SummaryRegression,
+    earlier_densities,
+    quadratic_features,
+    regression_parts,
+)
 from tdglnre.nre.pipeline.data import ArraySource  # noqa: E402
 from tdglnre.nre.settings import NetworkConfig, TrainSettings  # noqa: E402
 
@@ -71,6 +76,23 @@ def test_quadratic_features_agree_between_numpy_and_the_layer() -> None:
     np.testing.assert_allclose(q[:, 6], f[:, 0] * f[:, 1])
     np.testing.assert_allclose(np.asarray(quadratic_features(keras.ops.convert_to_tensor(f), keras.ops)), q,
                                rtol=1e-12)
+
+
+def test_the_regression_reads_the_last_snapshot_and_the_earlier_densities() -> None:
+    names = ["mean_rho1", "mean_rho2", "std_rho1", "std_rho2"]
+    assert earlier_densities(names, 5) == [8, 9, 12, 13]  # snapshots 2 and 3 of 0..4, columns 0 and 1 of each
+    assert earlier_densities(names, 2) == [0, 1]
+    assert earlier_densities(names, 1) == []
+    assert earlier_densities(["std_rho1", "mean_abs_curlJ"], 3) == []  # no density among the summaries
+    layer = SummaryRegression(4, 1, extra=[8, 9, 12, 13])
+    f = np.arange(40.0).reshape(2, 20)
+    np.testing.assert_array_equal(layer.inputs_of(f), np.concatenate([f[:, 16:], f[:, [8, 9, 12, 13]]], axis=1))
+    np.testing.assert_array_equal(np.asarray(layer.inputs_of(keras.ops.convert_to_tensor(f), keras.ops)),
+                                  layer.inputs_of(f))
+    assert layer.n_terms == 1 + 8 + 36
+    # a layer saved before ``extra`` existed is what it was: quadratic in the last snapshot alone
+    old = SummaryRegression.from_config({"name": "summary_regression", "n_per_snapshot": 4, "n_params": 1})
+    assert (old.extra, old.n_terms) == ([], 15)
 
 
 def test_the_auxiliary_error_is_added_in_training_only() -> None:

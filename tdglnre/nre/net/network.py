@@ -186,7 +186,7 @@ def build_encoder(
 
         from ...analysis.baselines import summary_names_of
 
-        h_x = with_regression(h_x, summaries, n_params, len(summary_names_of(channels)))
+        h_x = with_regression(h_x, summaries, n_params, summary_names_of(channels), int(n_snapshots))
     return keras.Model(x_in, h_x, name="encoder")
 
 
