@@ -280,6 +280,49 @@ def test_drawn_noise_levels_are_uniform_over_the_range():
     assert stats.kstest(np.log(n), stats.uniform(math.log(50), math.log(10)).cdf).pvalue > 1e-3
 
 
+def test_a_log_range_draws_its_levels_log_uniformly_and_round_trips():
+    """``noise(log:lo..hi)``: the per-sample σ is uniform in log σ, so low noise is not a few per cent of the draws."""
+    import tomllib
+
+    from scipy import stats
+
+    m = MeasurementModel.parse("noise(log:0.001..0.25)")
+    assert str(m) == "noise(log:0.001..0.25)" and m.is_random
+    assert m.to_dict()["transforms"][0] == {"kind": "noise", "sigma": [0.001, 0.25, "log"]}
+    assert MeasurementModel.parse(str(m)) == m and MeasurementModel.from_json(m.to_json()) == m
+    toml = tomllib.loads('measurement = [{noise = [0.001, 0.25, "log"]}]')
+    assert MeasurementModel.parse(toml["measurement"]) == m
+    assert m != MeasurementModel.parse("noise(0.001..0.25)")  # the law is part of the model
+    assert MeasurementModel.parse("noise(log:0.1..0.1)") == MeasurementModel.parse("noise(0.1)")
+    # the blur and height widths in coherence lengths keep the law when converted to pixels
+    px = MeasurementModel.parse("blur_xi(log:0.2..1.5)").in_pixels(0.5, 32).transforms[0]
+    assert (px.width.lo, px.width.hi, px.width.log) == (0.4, 3.0, True)
+
+    S, lo, hi = 400, 0.001, 0.25
+    x = np.repeat(_images(S=1, N=32), S, axis=0)
+    y = m.apply_samples(x, seed=11, epoch=0, indices=range(S))
+    level = ((y - x) / x.std(axis=(1, 2), keepdims=True)).std(axis=(1, 2, 3))  # per-sample σ estimate
+    # the estimate's own spread (~σ/√(N²C)) is 2 % of σ: compare in log σ
+    assert stats.kstest(np.log(level), stats.uniform(math.log(lo), math.log(hi / lo)).cdf).pvalue > 1e-3
+    assert stats.kstest(level, stats.uniform(lo, hi - lo).cdf).pvalue < 1e-6  # and not uniform in σ
+    assert 0.3 < np.mean(level < 0.01) < 0.55  # log(10)/log(250) = 0.42 of the draws below 0.01; uniform: 0.04
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("noise(log:0..0.25)", ["noise", "log-uniform", "lo > 0"]),
+    ("gain(log:-2..-1)", ["gain", "log-uniform", "lo > 0"]),
+    ("noise(log:0.2..0.1)", ["noise", "lo <= hi"]),
+    ("noise(lg:0.1..0.2)", ["noise", "number"]),
+])
+def test_bad_log_ranges_are_refused_with_one_line(spec, words):
+    with pytest.raises(ConfigError) as exc:
+        MeasurementModel.parse(spec)
+    msg = str(exc.value)
+    assert "\n" not in msg and all(w in msg for w in words), msg
+    with pytest.raises(ConfigError, match="lo, hi"):
+        MeasurementModel.parse([{"noise": [0.1, 0.2, "linear"]}])
+
+
 def test_ranges_are_reproducible_and_independent_of_batching():
     x = _images(S=10, N=16)
     m = MeasurementModel.parse(RANGED)

@@ -1,12 +1,14 @@
 """Transform parameters of the measurement model: fixed numbers, or ranges ``lo..hi`` drawn per sample.
 
 A range is written ``lo..hi`` in the text form (``noise(0..0.15)``) and
-``[lo, hi]`` in the table / JSON form (``{kind = "noise", sigma = [0, 0.15]}``).
-Each end obeys the parameter's bounds, ``lo <= hi``, and ``lo == hi`` is
-normalised to the fixed value. :func:`draw` takes one value from the
-generator it is given (uniform in [lo, hi], or log-uniform for ``poisson``'s
-counts) and leaves the generator untouched for a fixed value, so a model
-without ranges draws exactly what it drew before ranges existed.
+``[lo, hi]`` in the table / JSON form (``{kind = "noise", sigma = [0, 0.15]}``);
+a log-uniform range is ``log:lo..hi`` / ``[lo, hi, "log"]`` (needs lo > 0), for
+a parameter that spans decades, so that its low end is not a few per cent of
+the draws. Each end obeys the parameter's bounds, ``lo <= hi``, and ``lo == hi``
+is normalised to the fixed value. :func:`draw` takes one value from the
+generator it is given (uniform in [lo, hi], log-uniform for a log range and
+for ``poisson``'s counts) and leaves the generator untouched for a fixed value,
+so a model without ranges draws exactly what it drew before ranges existed.
 docs/observations.md, "Random transform parameters".
 """
 
@@ -23,16 +25,25 @@ from ..errors import ConfigError
 
 @dataclass(frozen=True)
 class Range:
-    """A transform parameter drawn per sample in [lo, hi] (lo < hi; both validated)."""
+    """A transform parameter drawn per sample in [lo, hi] (lo < hi; both validated); ``log``: log-uniformly."""
 
     lo: float
     hi: float
+    log: bool = False
 
     def __str__(self) -> str:
-        return f"{self.lo!r}..{self.hi!r}"
+        return f"{LOG_PREFIX if self.log else ''}{self.lo!r}..{self.hi!r}"
 
-    def to_json(self) -> list[float]:
-        return [self.lo, self.hi]
+    def to_json(self) -> list[Any]:
+        return [self.lo, self.hi, "log"] if self.log else [self.lo, self.hi]
+
+    def scaled(self, factor: float) -> "Range":
+        """The range with both ends multiplied by ``factor`` > 0 (same law)."""
+        return Range(self.lo * factor, self.hi * factor, self.log)
+
+
+#: Text prefix of a log-uniform range (``noise(log:0.001..0.25)``).
+LOG_PREFIX = "log:"
 
 
 def number(kind: str, name: str, value: Any, *, low: float | None = None, low_open: bool = False,
@@ -71,20 +82,27 @@ def number(kind: str, name: str, value: Any, *, low: float | None = None, low_op
     return v
 
 
-def _ends(value: Any, where: str = "a measurement range") -> tuple[Any, Any] | None:
-    """(lo, hi) when ``value`` is written as a range (``Range``, ``"lo..hi"``, ``[lo, hi]``), else None."""
+def _ends(value: Any, where: str = "a measurement range") -> tuple[Any, Any, bool] | None:
+    """(lo, hi, log) when ``value`` is written as a range (``Range``, ``"[log:]lo..hi"``, ``[lo, hi(, "log")]``), else None."""
     if isinstance(value, Range):
-        return value.lo, value.hi
+        return value.lo, value.hi, value.log
     if isinstance(value, str) and ".." in value:
-        parts = value.split("..")
-        if len(parts) != 2 or "..." in value or any(p.strip().startswith(".") or p.strip().endswith(".")
-                                                    for p in parts):
-            raise ConfigError(f"{where} is written lo..hi, two dots between two numbers, got {value.strip()!r}")
-        return parts[0].strip(), parts[1].strip()
+        body = value.strip()
+        log = body.lower().startswith(LOG_PREFIX)
+        if log:
+            body = body[len(LOG_PREFIX):]
+        parts = body.split("..")
+        if len(parts) != 2 or "..." in body or any(p.strip().startswith(".") or p.strip().endswith(".")
+                                                   for p in parts):
+            raise ConfigError(f"{where} is written lo..hi (or log:lo..hi), two dots between two numbers, "
+                              f"got {value.strip()!r}")
+        return parts[0].strip(), parts[1].strip(), log
     if isinstance(value, (list, tuple)):
-        if len(value) != 2:
-            raise ConfigError(f"a measurement range is [lo, hi] (two numbers), got {list(value)!r}")
-        return value[0], value[1]
+        items = list(value)
+        log = len(items) == 3 and isinstance(items[2], str) and items[2].strip().lower() == "log"
+        if not (len(items) == 2 or log):
+            raise ConfigError(f"a measurement range is [lo, hi] or [lo, hi, \"log\"], got {items!r}")
+        return items[0], items[1], log
     return None
 
 
@@ -93,27 +111,30 @@ def param(kind: str, name: str, value: Any, *, ranged: bool = True, **bounds: An
     ends = _ends(value, f"measurement {kind}: a range of {name}")
     if ends is None:
         return number(kind, name, value, **bounds)
-    text = f"{ends[0]}..{ends[1]}"
+    log = ends[2]
+    text = f"{LOG_PREFIX if log else ''}{ends[0]}..{ends[1]}"
     if not ranged:
         raise ConfigError(f"measurement {kind}: {name} is fixed, a range ({text}) is not supported")
-    lo, hi = (number(kind, f"{name} range end", e, **bounds) for e in ends)
+    lo, hi = (number(kind, f"{name} range end", e, **bounds) for e in ends[:2])
     if lo > hi:
         raise ConfigError(f"measurement {kind}: the range {text} of {name} needs lo <= hi")
     mag = bounds.get("magnitude")
     if mag is not None and mag[0] > 0 and lo < 0 < hi:
         raise ConfigError(f"measurement {kind}: the range {text} of {name} includes 0 (all-zero images); "
                           "keep both ends on one side of 0")
-    return lo if lo == hi else Range(lo, hi)
+    if log and lo <= 0:
+        raise ConfigError(f"measurement {kind}: the log-uniform range {text} of {name} needs lo > 0")
+    return lo if lo == hi else Range(lo, hi, log)
 
 
 def draw(value: float | Range, rng: np.random.Generator, *, log: bool = False) -> float:
     """The value for one sample: ``value`` itself when fixed (``rng`` untouched), else one draw from ``rng``.
 
-    Uniform in [lo, hi]; ``log=True``: log-uniform (uniform in [log lo, log hi]; needs lo > 0).
+    Uniform in [lo, hi]; a log range, or ``log=True``: log-uniform (uniform in [log lo, log hi]; needs lo > 0).
     """
     if not isinstance(value, Range):
         return value
-    if log:
+    if log or value.log:
         return float(math.exp(rng.uniform(math.log(value.lo), math.log(value.hi))))
     return float(rng.uniform(value.lo, value.hi))
 
@@ -124,10 +145,10 @@ def interval(value: Any) -> tuple[Any, Any]:
 
 
 def text(value: Any) -> str:
-    """Text form of one argument: ``lo..hi`` for a range, ``repr`` otherwise (as before ranges)."""
+    """Text form of one argument: ``lo..hi`` (``log:lo..hi``) for a range, ``repr`` otherwise (as before ranges)."""
     return str(value) if isinstance(value, Range) else repr(value)
 
 
 def to_json(value: Any) -> Any:
-    """JSON form of one argument: ``[lo, hi]`` for a range, the value otherwise."""
+    """JSON form of one argument: ``[lo, hi]`` (``[lo, hi, "log"]``) for a range, the value otherwise."""
     return value.to_json() if isinstance(value, Range) else value

@@ -179,7 +179,7 @@ class BlurXi(Transform):
     def in_pixels(self, h: float) -> Blur:
         """The same blur in pixels of size ``h`` coherence lengths."""
         w = self.width
-        return Blur(Range(w.lo / h, w.hi / h) if isinstance(w, Range) else w / h)
+        return Blur(w.scaled(1.0 / h) if isinstance(w, Range) else w / h)
 
     def apply(self, x, channels, rng):
         raise ConfigError(f"measurement {self}: a width in coherence lengths needs the pixel size; resolve the "
@@ -252,7 +252,7 @@ class Height(Transform):
     def in_pixels(self, h: float) -> HeightPx:
         """The same height in pixels of size ``h`` coherence lengths."""
         z = self.z
-        return HeightPx(Range(z.lo / h, z.hi / h) if isinstance(z, Range) else z / h)
+        return HeightPx(z.scaled(1.0 / h) if isinstance(z, Range) else z / h)
 
     def apply(self, x, channels, rng):
         raise ConfigError(f"measurement {self}: a height in coherence lengths needs the pixel size; resolve the "
