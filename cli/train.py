@@ -73,10 +73,10 @@ _SETTING_OPTIONS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("settings", click.option("--measurement", default=None, metavar="SPEC",
                               help="Measurement model applied to the training inputs as augmentation, fresh noise "
                                    "every epoch from --seed, e.g. 'blur(1.0)+noise(0.05)'; a range 'noise(0..0.15)' "
-                                   "draws the level per sample ('noise(log:0.001..0.25)': log-uniformly), alternatives 'noise(0..0.25) | "
-                                   "blur(0..1.5)+noise(0..0.25)' one instrument per sample (docs/observations.md); "
-                                   "'none': perfect images [default: the ensemble's preset's measurement, else "
-                                   "none].")),
+                                   "draws the level per sample ('noise(log:0.001..0.25)': log-uniformly), "
+                                   "alternatives 'noise(0..0.25) | blur(0..1.5)+noise(0..0.25)' one instrument per "
+                                   "sample (docs/observations.md); 'none': perfect images [default: the ensemble's "
+                                   "preset's measurement, else none].")),
     ("settings", click.option("--threads", type=click.IntRange(min=1), default=None,
                               help="TensorFlow intra-op threads [default: usable CPU cores].")),
 )

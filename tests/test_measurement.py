@@ -281,7 +281,7 @@ def test_drawn_noise_levels_are_uniform_over_the_range():
 
 
 def test_a_log_range_draws_its_levels_log_uniformly_and_round_trips():
-    """``noise(log:lo..hi)``: the per-sample σ is uniform in log σ, so low noise is not a few per cent of the draws."""
+    """``noise(log:lo..hi)``: the per-sample σ is uniform in log σ; low noise is not a few per cent of the draws."""
     import tomllib
 
     from scipy import stats

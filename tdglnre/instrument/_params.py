@@ -83,7 +83,7 @@ def number(kind: str, name: str, value: Any, *, low: float | None = None, low_op
 
 
 def _ends(value: Any, where: str = "a measurement range") -> tuple[Any, Any, bool] | None:
-    """(lo, hi, log) when ``value`` is written as a range (``Range``, ``"[log:]lo..hi"``, ``[lo, hi(, "log")]``), else None."""
+    """(lo, hi, log) of a range (``Range``, ``"[log:]lo..hi"``, ``[lo, hi(, "log")]``); None for a fixed value."""
     if isinstance(value, Range):
         return value.lo, value.hi, value.log
     if isinstance(value, str) and ".." in value:

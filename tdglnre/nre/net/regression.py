@@ -91,7 +91,7 @@ def quadratic_features(f: Any, xp: Any = np) -> Any:
 
 
 def earlier_densities(names: Sequence[str], n_snapshots: int, back: int = REGRESSION_EARLIER) -> list[int]:
-    """Columns of the summary branch's (B, s·D) output that hold ⟨ρ₁⟩ and ⟨ρ₂⟩ of the ``back`` snapshots before the last.
+    """Columns of the summary branch's (B, s·D) output holding ⟨ρ₁⟩, ⟨ρ₂⟩ of the ``back`` snapshots before the last.
 
     η sets the growth rate of the quench, so the densities' change between late snapshots carries it beyond
     what the last snapshot alone shows (docs/nre.md, "Regression head"). Fewer snapshots give fewer columns.
@@ -225,7 +225,7 @@ class RegressionLoss(layers.Layer):
 
 
 def with_regression(h_x: Any, summaries: Any, n_params: int | None, names: Sequence[str], n_snapshots: int) -> Any:
-    """[h_x ‖ θ̂(x)] of the regression head: θ̂ = :class:`SummaryRegression` of ``summaries`` + a zero-started Dense.
+    """[h_x ‖ θ̂(x)] of the regression head: θ̂ = :class:`SummaryRegression` of ``summaries`` + a zero-start Dense.
 
     ``names``: the summaries of one snapshot (the branch's order); ``n_snapshots``: snapshots in the input.
     The fit is quadratic in the last snapshot's summaries and the earlier mean densities (:func:`earlier_densities`).
