@@ -1,0 +1,183 @@
+"""A peer at the same budget: sbi's neural posterior estimation on tdglnre ensembles (issue 20).
+
+Trains ``sbi``'s NPE (a masked autoregressive flow) with a CNN embedding of the
+same widths as tdglnre's encoder (conv blocks 16-32-32-64, one 3x3 convolution
+per block, ReLU, 2x2 max-pooling, global average ‖ global max pooling, a dense
+layer of 64) on the same training ensemble, and reads the same test ensemble:
+the MAE of the posterior mean, the mean 95 % width (shortest interval holding
+95 % of 2000 posterior draws) and the expected-coverage deviation (the
+marginal one from central intervals of the draws, the joint one from HPD
+regions of the flow's density), in the form of ``tdglnre posterior
+--test-set``'s calibration.json. Integer parameters (n_v) are dequantised with
+U(−½, ½) for training; their posterior mean is that of the continuous flow.
+
+sbi is not a tdglnre dependency; install it into its own environment::
+
+    python -m venv sbienv && sbienv/bin/pip install "sbi==0.27.0" h5py
+    PYTHONPATH=. sbienv/bin/python scripts/sbi_peer.py --train train.h5 --test test.h5 --out peer.json
+
+The script reads the HDF5 files with h5py alone (layout: docs/file-format.md),
+so tdglnre itself need not be installed there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import h5py
+import numpy as np
+
+LEVELS = np.round(np.arange(0.05, 0.951, 0.05), 2)
+
+
+def _attr(f: h5py.File, key: str) -> str:
+    v = f.attrs[key]
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def load(path: str, n: int | None, snapshots: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Images (S, C', N, N) float32 of the chosen snapshots, θ (S, P) and the parameter names."""
+    with h5py.File(path, "r") as f:
+        n_done = int(_attr(f, "n_complete"))
+        n = n_done if n is None else min(n, n_done)
+        x = np.asarray(f["x"][:n], dtype=np.float32)                       # (S, T, N, N, C)
+        theta = np.asarray(f["theta"][:n], dtype=np.float32)
+        names = json.loads(_attr(f, "parameter_names"))
+    t = list(range(x.shape[1])) if snapshots == "all" else [x.shape[1] - 1]
+    x = x[:, t]                                                             # (S, T', N, N, C)
+    x = np.moveaxis(x, -1, 2).reshape(x.shape[0], -1, x.shape[2], x.shape[3])  # (S, T'·C, N, N)
+    return x, theta, names
+
+
+def prior_box(path: str, names: list[str]) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+    """Bounds of each parameter's prior and whether it is an integer one, from the file's prior."""
+    with h5py.File(path, "r") as f:
+        prior = json.loads(_attr(f, "prior"))
+    lo, hi, integer = [], [], []
+    for k in names:
+        p = prior[k]
+        if p["kind"] not in ("uniform", "int_uniform"):
+            raise SystemExit(f"Error: the peer handles uniform and int_uniform priors only; {k} is {p['kind']}")
+        integer.append(p["kind"] == "int_uniform")
+        lo.append(p["low"] - 0.5 if integer[-1] else p["low"])
+        hi.append(p["high"] + 0.5 if integer[-1] else p["high"])
+    return np.array(lo), np.array(hi), integer
+
+
+def embedding(n_channels: int, mean: np.ndarray, std: np.ndarray):
+    import torch
+    from torch import nn
+
+    class CNN(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+            self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+            blocks, c = [], n_channels
+            for f in (16, 32, 32, 64):
+                blocks += [nn.Conv2d(c, f, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+                c = f
+            self.conv = nn.Sequential(*blocks)
+            self.dense = nn.Sequential(nn.Linear(2 * c, 64), nn.ReLU())
+
+        def forward(self, x):
+            h = self.conv((x - self.mean) / self.std)
+            return self.dense(torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1))
+
+    return CNN()
+
+
+def shortest_width(s: np.ndarray, mass: float = 0.95) -> float:
+    s = np.sort(s)
+    k = int(np.ceil(mass * len(s)))
+    return float(np.min(s[k - 1:] - s[: len(s) - k + 1]))
+
+
+def coverage_curve(cred: np.ndarray) -> dict:
+    emp = np.array([(cred < a).mean() for a in LEVELS])
+    d = emp - LEVELS
+    return {"levels": LEVELS.tolist(), "empirical": emp.tolist(), "max_abs_deviation": float(np.abs(d).max()),
+            "signed_max_deviation": float(d[np.argmax(np.abs(d))])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--train", required=True)
+    ap.add_argument("--test", required=True)
+    ap.add_argument("--out", required=True, help="JSON report")
+    ap.add_argument("--n-train", type=int, default=None, help="first n training samples (default: all)")
+    ap.add_argument("--n-test", type=int, default=None)
+    ap.add_argument("--snapshots", choices=["last", "all"], default="last")
+    ap.add_argument("--epochs", type=int, default=200, help="maximum epochs (sbi stops early after 20 flat ones)")
+    ap.add_argument("--draws", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+
+    import sbi
+    import torch
+    from sbi.inference import NPE
+    from sbi.neural_nets import posterior_nn
+    from sbi.utils import BoxUniform
+
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(a.threads)
+    rng = np.random.default_rng(a.seed)
+    x_tr, th_tr, names = load(a.train, a.n_train, a.snapshots)
+    x_te, th_te, _ = load(a.test, a.n_test, a.snapshots)
+    lo, hi, integer = prior_box(a.train, names)
+    th_tr = th_tr.copy()
+    for d, isint in enumerate(integer):
+        if isint:
+            th_tr[:, d] += rng.uniform(-0.5, 0.5, len(th_tr)).astype(np.float32)
+    mean = x_tr.mean(axis=(0, 2, 3))
+    std = x_tr.std(axis=(0, 2, 3)) + 1e-6
+    prior = BoxUniform(torch.tensor(lo, dtype=torch.float32), torch.tensor(hi, dtype=torch.float32))
+    net = posterior_nn("maf", embedding_net=embedding(x_tr.shape[1], mean, std), hidden_features=64,
+                       z_score_x="none")
+    inf = NPE(prior=prior, density_estimator=net)
+    t0 = time.perf_counter()
+    est = inf.append_simulations(torch.tensor(th_tr), torch.tensor(x_tr)).train(
+        training_batch_size=64, max_num_epochs=a.epochs, show_train_summary=False)
+    t_train = time.perf_counter() - t0
+    posterior = inf.build_posterior(est)
+
+    t0 = time.perf_counter()
+    P = len(names)
+    mean_, w95 = np.zeros((len(x_te), P)), np.zeros((len(x_te), P))
+    marg, joint = np.zeros((len(x_te), P)), np.zeros(len(x_te))
+    for start in range(0, len(x_te), 50):
+        sl = slice(start, min(len(x_te), start + 50))
+        xo = torch.tensor(x_te[sl])
+        s = posterior.sample_batched((a.draws,), x=xo, show_progress_bars=False)         # (draws, B, P)
+        both = torch.cat([s, torch.tensor(th_te[sl])[None]], dim=0)
+        lp = posterior.log_prob_batched(both, x=xo, norm_posterior=False).numpy()       # (draws + 1, B)
+        s = s.numpy()
+        mean_[sl] = s.mean(0)
+        w95[sl] = [[shortest_width(s[:, b, d]) for d in range(P)] for b in range(s.shape[1])]
+        F = (s < th_te[sl][None]).mean(0)
+        marg[sl] = np.abs(2 * F - 1)          # credibility of the central interval that just reaches the truth
+        joint[sl] = (lp[:-1] > lp[-1][None]).mean(0)   # credibility of the HPD region that just reaches it
+    t_eval = time.perf_counter() - t0
+    rep = {
+        "method": "sbi NPE (MAF, CNN embedding 16-32-32-64 -> 64)", "sbi": sbi.__version__, "torch": torch.__version__,
+        "train": a.train, "test": a.test, "n_train": len(x_tr), "n_test": len(x_te), "parameters": names,
+        "epochs_trained": len(inf._summary["epoch_durations_sec"]) if hasattr(inf, "_summary") else None,
+        "train_seconds": t_train, "eval_seconds": t_eval, "draws": a.draws,
+        "mae": {n: float(np.abs(mean_[:, d] - th_te[:, d]).mean()) for d, n in enumerate(names)},
+        "mae_se": {n: float(np.abs(mean_[:, d] - th_te[:, d]).std() / np.sqrt(len(x_te))) for d, n in enumerate(names)},
+        "width95": {n: float(w95[:, d].mean()) for d, n in enumerate(names)},
+        "expected_coverage": coverage_curve(joint),
+        "marginal_expected_coverage": {n: coverage_curve(marg[:, d]) for d, n in enumerate(names)},
+    }
+    with open(a.out, "w") as fh:
+        json.dump(rep, fh, indent=1)
+    print(json.dumps({k: rep[k] for k in ("mae", "width95", "train_seconds", "eval_seconds")}))
+    print("coverage dev joint", rep["expected_coverage"]["signed_max_deviation"],
+          {n: c["signed_max_deviation"] for n, c in rep["marginal_expected_coverage"].items()})
+
+
+if __name__ == "__main__":
+    main()
