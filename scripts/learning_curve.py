@@ -110,6 +110,9 @@ def plot(rows: list[dict], path: Path, targets: dict[int, float]) -> None:
     bx.set_ylabel("expected-coverage deviation (signed max)")
     bx.legend()
     bx.set_title("calibration of the network")
+    for axis in (ax, bx):
+        axis.set_xticks(n, [str(v) for v in n])
+        axis.minorticks_off()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
