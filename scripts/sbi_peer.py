@@ -137,7 +137,11 @@ def main() -> None:
     prior = BoxUniform(torch.tensor(lo, dtype=torch.float32), torch.tensor(hi, dtype=torch.float32))
     net = posterior_nn("maf", embedding_net=embedding(x_tr.shape[1], mean, std), hidden_features=64,
                        z_score_x="none")
-    inf = NPE(prior=prior, density_estimator=net)
+    from sbi.utils.tracking import TensorBoardTracker
+    from torch.utils.tensorboard import SummaryWriter
+
+    # sbi's training log goes beside the report, not into ./sbi-logs of whatever directory this runs in
+    inf = NPE(prior=prior, density_estimator=net, tracker=TensorBoardTracker(SummaryWriter(a.out + ".sbi-logs")))
     t0 = time.perf_counter()
     est = inf.append_simulations(torch.tensor(th_tr), torch.tensor(x_tr)).train(
         training_batch_size=64, max_num_epochs=a.epochs, show_train_summary=False)
