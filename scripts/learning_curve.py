@@ -67,7 +67,7 @@ def _row(n: int, cal: dict, train_s: float, cal_s: float) -> dict:
             row[k]["abc_mae"] = b["mae"]
             row[k]["abc_mae_se"] = b["mae_std"] / np.sqrt(cal["n_test"])
             row[k]["abc_width95"] = b["width95"]
-            row[k]["abc_coverage_dev"] = b["expected_coverage_central"]["max_abs_deviation"]
+            row[k]["abc_coverage_dev"] = _signed_max_dev(b["expected_coverage_central"])  # its central intervals
     return row
 
 
