@@ -16,8 +16,9 @@ sbi is not a tdglnre dependency; install it into its own environment::
     python -m venv sbienv && sbienv/bin/pip install "sbi==0.27.0" h5py
     PYTHONPATH=. sbienv/bin/python scripts/sbi_peer.py --train train.h5 --test test.h5 --out peer.json
 
-The script reads the HDF5 files with h5py alone (layout: docs/file-format.md),
-so tdglnre itself need not be installed there.
+The script reads the HDF5 files with h5py alone (layout: docs/file-format.md)
+and takes the expected-coverage curve from the tdglnre source tree
+(``PYTHONPATH=.``, numpy and scipy only), so tdglnre need not be installed there.
 """
 
 from __future__ import annotations
@@ -28,9 +29,6 @@ import time
 
 import h5py
 import numpy as np
-
-LEVELS = np.round(np.arange(0.05, 0.951, 0.05), 2)
-
 
 def _attr(f: h5py.File, key: str) -> str:
     v = f.attrs[key]
@@ -96,10 +94,13 @@ def shortest_width(s: np.ndarray, mass: float = 0.95) -> float:
 
 
 def coverage_curve(cred: np.ndarray) -> dict:
-    emp = np.array([(cred < a).mean() for a in LEVELS])
-    d = emp - LEVELS
-    return {"levels": LEVELS.tolist(), "empirical": emp.tolist(), "max_abs_deviation": float(np.abs(d).max()),
-            "signed_max_deviation": float(d[np.argmax(np.abs(d))])}
+    """tdglnre's expected coverage of these credibilities (calibration.json's form), plus its signed largest miss."""
+    from tdglnre.nre.infer.calibration import expected_coverage
+
+    rep = expected_coverage(cred).to_dict()
+    d = np.asarray(rep["empirical"]) - np.asarray(rep["levels"])
+    rep["signed_max_deviation"] = float(d[np.argmax(np.abs(d))])
+    return rep
 
 
 def main() -> None:
