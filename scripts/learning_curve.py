@@ -80,7 +80,7 @@ def _run(cmd: list[str], log: Path) -> float:
     return time.perf_counter() - t0
 
 
-def plot(rows: list[dict], path: Path, targets: dict[int, float]) -> None:
+def plot(rows: list[dict], path: Path, targets: dict[int, float], net_label: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,7 +88,7 @@ def plot(rows: list[dict], path: Path, targets: dict[int, float]) -> None:
 
     n = np.array([r["n_train"] for r in rows])
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, lab, st in (("mae", "network (regression head)", "o-"), ("abc_mae", "ABC baseline", "s--")):
+    for key, lab, st in (("mae", net_label, "o-"), ("abc_mae", "ABC baseline", "s--")):
         y = np.array([r["eta"][key] for r in rows])
         e = np.array([r["eta"][key + "_se"] for r in rows])
         ax.errorbar(n, y, yerr=e, fmt=st, capsize=3, label=lab)
@@ -157,7 +157,8 @@ def main() -> None:
         r = rows[[x["n_train"] for x in rows].index(n)]
         print(f"n={n}: eta MAE {r['eta']['mae']:.4f} (ABC {r['eta'].get('abc_mae', float('nan')):.4f}), "
               f"coverage dev joint {r['coverage_dev_joint']:+.3f}, train {t_train:.0f} s", flush=True)
-    plot(rows, out / "learning_curve.png", {2000: 0.035, 8000: 0.025})
+    plot(rows, out / "learning_curve.png", {2000: 0.035, 8000: 0.025},
+         "network" if a.plain else "network (regression head)")
     print(f"wrote {table} and {out / 'learning_curve.png'}")
 
 
