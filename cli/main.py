@@ -60,9 +60,9 @@ def cli(verbose: int) -> None:
 
 
 # --- subcommand registration: one module per command ------------------------
-from . import bench, demo, generate, hessian, inspect, posterior, structure, train  # noqa: E402
+from . import bench, demo, generate, hessian, inspect, posterior, structure, temper, train  # noqa: E402
 
-_COMMAND_MODULES = (generate, inspect, train, posterior, structure, hessian, demo, bench)
+_COMMAND_MODULES = (generate, inspect, train, temper, posterior, structure, hessian, demo, bench)
 
 for _module in _COMMAND_MODULES:
     cli.add_command(_module.command)

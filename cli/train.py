@@ -122,13 +122,16 @@ def _grouped_options(options: Sequence[tuple[str, Callable[[Any], Any]]]) -> Cal
 @click.option("--ensemble", type=click.IntRange(min=1), default=None,
               help="Train M members alike (seeds seed, seed+1, ...) into --out/member0 ...; posteriors then use the "
                    "mean of their ratios (docs/nre.md, Ensembles) [default: 1, one model].")
+@click.option("--temper", is_flag=True,
+              help="After training, fit the posterior temperature on the validation split, as `tdglnre temper` "
+                   "(docs/nre.md, Tempering) [default: off].")
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --out.")
 @click.option("--force", is_flag=True, help="Overwrite a model already in --out.")
 @click.option("--quiet", "-q", is_flag=True,
               help="No progress output (else a progress bar on a terminal, one line per epoch otherwise).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def command(data: str, out: str, settings: dict[str, Any], network: dict[str, Any], ensemble: int | None, resume: bool,
-            force: bool, quiet: bool, as_json: bool) -> None:
+def command(data: str, out: str, settings: dict[str, Any], network: dict[str, Any], ensemble: int | None, temper: bool,
+            resume: bool, force: bool, quiet: bool, as_json: bool) -> None:
     """Train the two-tower neural ratio estimator on an ensemble.
 
     Early stopping on the validation loss restores the best weights; a
@@ -142,6 +145,8 @@ def command(data: str, out: str, settings: dict[str, Any], network: dict[str, An
         settings["network"] = NetworkConfig(**network)
     if ensemble is not None:
         settings["ensemble"] = ensemble
+    if temper:
+        settings["temper"] = True
     result = run_library_call(train, data, out, resume=resume, force=force, quiet=quiet, **settings)
     members = getattr(result, "members", None) or [result]
     if as_json:
@@ -170,3 +175,7 @@ def _echo_result(result: Any) -> None:
     click.echo(f"model:    {result.model_path}")
     click.echo(f"metadata: {result.metadata_path}")
     click.echo(f"history:  {result.out_dir / 'history.csv'}, {result.out_dir / 'loss_curve.png'}")
+    if getattr(result, "tempering", None) is not None:
+        from tdglnre.workflows.temper import summary_line
+
+        click.echo(summary_line(result.tempering))

@@ -155,6 +155,8 @@ class PosteriorResult:
     """Remarks that are no warning: e.g. a posterior concentrated on the end value of an integer prior."""
     p_regime: dict[str, float] | None = None
     """P(Type I / 1.5 / II | x): the posterior mass where each regime holds (screened models only; else None)."""
+    temperature: float = 1.0
+    """The model's posterior temperature (docs/nre.md, "Tempering"; 1: none)."""
 
     def summary(self) -> dict[str, Any]:
         """The content of ``posterior.json`` (``p_regime`` only for a screened model)."""
@@ -162,7 +164,7 @@ class PosteriorResult:
                 "at_prior_edge": self.at_prior_edge, **self.ood, "p_drag": self.p_drag, "warnings": self.warnings, "notes": self.notes,
                 "observation_plot": "observation.png", "observation_file": "observation.npy",
                 "observation_channels": self.channels, "posterior_seconds": self.seconds,
-                "model_dir": self.model_dir}
+                "model_dir": self.model_dir, "temperature": self.temperature}
 
     def report(self) -> list[str]:
         """Human-readable lines: one per parameter, the OOD score and the warnings."""
@@ -296,7 +298,8 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     regime = model_regime_context(model)
     p_regime = None if regime is None else regime_masses(post, *regime)
     return PosteriorResult(post, x[0], observation_labels(model.metadata), source, edges, ood_res,
-                           warnings, elapsed, int(grid_points), model_dir, p, notes, p_regime)
+                           warnings, elapsed, int(grid_points), model_dir, p, notes, p_regime,
+                           float(getattr(model, "temperature", 1.0)))
 
 
 def _accept_covered_measurement(model: Any, declared: Any, measurement: Any) -> tuple[Any, dict[str, Any]]:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TDGLError
-from .._validate import as_int
+from .._validate import as_bool, as_int
 
 log = logging.getLogger(__name__)
 
 
 def train(data: str | Path, out: str | Path, *, resume: bool = False, force: bool = False, quiet: bool = False,
-          ood: bool = True, ensemble: int = 1, **settings: Any) -> Any:
+          ood: bool = True, ensemble: int = 1, temper: bool = False, **settings: Any) -> Any:
     """Train a ratio estimator (:func:`tdglnre.nre.fit.training.train`) and cache its OOD reference.
 
     Parameters
@@ -41,6 +41,10 @@ def train(data: str | Path, out: str | Path, *, resume: bool = False, force: boo
         ``out/member0`` … and makes ``out`` an ensemble directory
         (:class:`tdglnre.nre.infer.model_io.EnsembleEstimator`: ``ensemble.json``,
         the first member's ``metadata.json``); 1 (default) trains one model.
+    temper
+        Then fit each model's posterior temperature on its validation split
+        (:func:`tdglnre.workflows.temper.temper`, docs/nre.md "Tempering"); the
+        record is also in each result's ``tempering``.
 
     Returns
     -------
@@ -50,6 +54,7 @@ def train(data: str | Path, out: str | Path, *, resume: bool = False, force: boo
     from ..nre.fit.training import train as _train
 
     ensemble = as_int("`ensemble`", ensemble, 1)
+    temper = as_bool("`temper`", temper)
     if ensemble > 1:
         res = _train_ensemble(data, Path(out), ensemble, resume=resume, force=force, quiet=quiet, **settings)
     else:
@@ -66,6 +71,11 @@ def train(data: str | Path, out: str | Path, *, resume: bool = False, force: boo
             fit_and_save_ood(out, data, metadata=read_metadata(out))
         except (TDGLError, ValueError, OSError) as exc:
             log.warning("could not fit the OOD reference of %s: %s", out, exc)
+    if temper:
+        from .temper import temper as _temper
+
+        for member in getattr(res, "members", None) or [res]:
+            member.tempering = _temper(member.out_dir, data, split_head=True, progress=not quiet)
     return res
 
 

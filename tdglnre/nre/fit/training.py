@@ -96,6 +96,8 @@ class TrainResult:
     loss) when ``val_fraction`` is 0."""
     best_loss: float = math.nan
     """Best value of ``monitor`` (at ``best_epoch``)."""
+    tempering: dict[str, Any] | None = None
+    """The posterior temperature fitted after training (``train(..., temper=True)``), else None."""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON dictionary (paths as strings; NaN as null)."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -197,6 +198,23 @@ def _split_head_functions(tf: Any, theta_net: Any, head: Any, dx: int, n_par: in
     return theta_part, x_part
 
 
+def temperature_of(metadata: dict[str, Any]) -> float:
+    """The posterior temperature τ a model's metadata records (``tempering``; 1 when it has none).
+
+    The estimator divides every log ratio by τ (:mod:`tdglnre.nre.infer.tempering`, docs/nre.md "Tempering").
+    """
+    rec = metadata.get("tempering")
+    if rec is None:
+        return 1.0
+    try:
+        tau = float(rec["temperature"])
+    except (KeyError, TypeError, ValueError):
+        raise ModelLoadError(f"metadata `tempering` has no valid temperature: {rec!r}") from None
+    if not (math.isfinite(tau) and tau > 0):
+        raise ModelLoadError(f"metadata `tempering` temperature must be finite and > 0, got {tau}")
+    return tau
+
+
 class RatioEstimator:
     """A trained ratio estimator with its metadata, ready for inference.
 
@@ -220,6 +238,7 @@ class RatioEstimator:
         self.model = model
         self.metadata = metadata
         self.model_dir = model_dir
+        self.temperature = temperature_of(metadata)
         self.encoder = model.get_layer("encoder")
         self.theta_net = model.get_layer("theta_net")
         self.head = model.get_layer("head")
@@ -513,7 +532,7 @@ class RatioEstimator:
             h_t = theta_fn(grid[gs:gs + g_step])  # once per grid chunk, shared by every embedding
             for xs in range(0, n, x_step):
                 out[xs:xs + x_step, gs:gs + g_step] = head_fn(h[xs:xs + x_step], h_t).numpy()
-        return out
+        return out if self.temperature == 1.0 else out / self.temperature
 
     def log_ratio(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """log r for paired inputs.
@@ -534,6 +553,8 @@ class RatioEstimator:
         if len(t) != len(h):
             raise ValueError(f"{len(h)} observations but {len(t)} theta rows")
         s = self._pairs_fn(h, t).numpy().astype(np.float64)
+        if self.temperature != 1.0:
+            s = s / self.temperature
         return s[:, 0] if squeeze else s
 
     # ------------------------------------------------------------ compatibility
@@ -621,6 +642,8 @@ class EnsembleEstimator(RatioEstimator):
         self.members = members
         self.model, self.model_dir = first.model, model_dir
         self.metadata = dict(first.metadata)
+        self.metadata.pop("tempering", None)  # each member applies its own temperature; the mixture has none
+        self.temperature = 1.0
         self.metadata["ensemble"] = {"members": [str(m.model_dir) for m in members],
                                      "combine": "mean of the members' ratios"}
         self.encoder, self.theta_net, self.head = first.encoder, first.theta_net, first.head
@@ -693,4 +716,4 @@ def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
 
 
 __all__: Sequence[str] = ("RatioEstimator", "EnsembleEstimator", "ModelMismatchError", "ModelLoadError",
-                          "load_estimator", "read_metadata", "build_metadata")
+                          "load_estimator", "read_metadata", "build_metadata", "temperature_of")
