@@ -264,5 +264,9 @@ def test_quick_demo_runs_end_to_end_at_tiny_size(tmp_path):
         assert (out / f"posterior_{i}" / "posterior.json").exists()
     assert (out / "model" / "ood.json").exists() and (out / "calibration" / "calibration.json").exists()
     assert 0 <= summary["coverage_max_abs_deviation"] <= 1 and set(summary["mae"]) == {"eta", "n_v"}
+    # the demo tempers its model on the 16 validation simulations, and the calibration uses that temperature
+    tau = json.loads((out / "model" / "metadata.json").read_text())["tempering"]["temperature"]
+    assert json.loads((out / "calibration" / "calibration.json").read_text())["temperature"] == tau
+    assert any(line.strip().startswith(f"posterior temperature {tau:.3f} on 16 validation") for line in lines)
     assert lines[0].startswith("[1/4] simulating 160 training + 20 test quenches")
     assert any(line.startswith("  wall time") for line in lines)

@@ -42,6 +42,11 @@ def _train_stage(train_h5: Path, model_dir: Path, label: str, *, epochs: int, se
     times["train"] = time.perf_counter() - t0
     echo(f"      -> {model_dir} (best val loss {res.best_val_loss:.4f} at epoch {res.best_epoch + 1}, "
          f"{times['train']:.0f} s)")
+    if res.tempering is not None:
+        t = res.tempering
+        echo(f"      posterior temperature {t['temperature']:.3f} on {t['n']} validation simulations (joint coverage "
+             f"deviation there {t['joint_coverage_deviation']['before']:+.3f} -> "
+             f"{t['joint_coverage_deviation']['after']:+.3f})")
     return res
 
 
