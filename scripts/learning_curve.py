@@ -56,7 +56,8 @@ def _signed_max_dev(curve: dict) -> float:
 def _row(n: int, cal: dict, train_s: float, cal_s: float) -> dict:
     base = cal["baseline"]["per_parameter"] if cal.get("baseline") else {}
     row: dict = {"n_train": n, "n_test": cal["n_test"], "train_seconds": train_s, "calibration_seconds": cal_s,
-                 "coverage_dev_joint": _signed_max_dev(cal["expected_coverage"])}
+                 "coverage_dev_joint": _signed_max_dev(cal["expected_coverage"]),
+                 "temperature": cal.get("temperature", 1.0)}
     for k in cal["parameters"]:
         w = cal["width95"][k]
         row[k] = {"mae": cal["mae"][k]["mean"], "mae_se": cal["mae"][k]["std"] / np.sqrt(cal["n_test"]),
@@ -128,6 +129,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--plain", action="store_true", help="train without the regression head")
     ap.add_argument("--keep-subsets", action="store_true", help="keep the prefix files (default: removed)")
+    ap.add_argument("--temper", action="store_true",
+                    help="fit each model's posterior temperature on its validation split before calibrating it "
+                         "(`tdglnre train --temper`; docs/nre.md, Tempering)")
+    ap.add_argument("--reuse-models", action="store_true",
+                    help="a size whose model_N already holds a trained model is not trained again (its training "
+                         "time is the sum of its epochs' times); with --temper it is tempered if it is not yet")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,15 +150,22 @@ def main() -> None:
         if not sub.exists():
             write_prefix(a.train, sub, n)
         model, cal = out / f"model_{n}", out / f"cal_{n}"
-        t_train = _run(["tdglnre", "train", "--data", str(sub), "--out", str(model), "--epochs", str(a.epochs),
-                        "--patience", str(a.patience), "--seed", str(a.seed), "--force", "--quiet", *head],
-                       out / f"train_{n}.log")
+        if a.reuse_models and (model / "metadata.json").exists() and (model / "history.json").exists():
+            t_train = float(sum(json.loads((model / "history.json").read_text())["time_s"]))
+            if a.temper and "tempering" not in json.loads((model / "metadata.json").read_text()):
+                _run(["tdglnre", "temper", "--model", str(model), "--data", str(sub), "--split-head", "--quiet"],
+                     out / f"temper_{n}.log")
+        else:
+            t_train = _run(["tdglnre", "train", "--data", str(sub), "--out", str(model), "--epochs", str(a.epochs),
+                            "--patience", str(a.patience), "--seed", str(a.seed), "--force", "--quiet", *head,
+                            *(["--temper"] if a.temper else [])], out / f"train_{n}.log")
         t_cal = _run(["tdglnre", "posterior", "--model", str(model), "--test-set", a.test, "--out", str(cal),
-                      "--force", "--quiet"], out / f"cal_{n}.log")
+                      "--reference", str(sub), "--force", "--quiet"], out / f"cal_{n}.log")
         rows.append(_row(n, json.loads((cal / "calibration.json").read_text()), t_train, t_cal))
         rows.sort(key=lambda r: r["n_train"])
         table.write_text(json.dumps({"train": a.train, "test": a.test, "epochs": a.epochs, "patience": a.patience,
-                                     "seed": a.seed, "regression_head": not a.plain, "rows": rows}, indent=1))
+                                     "seed": a.seed, "regression_head": not a.plain, "tempered": a.temper,
+                                     "rows": rows}, indent=1))
         if not a.keep_subsets:
             sub.unlink()
         r = rows[[x["n_train"] for x in rows].index(n)]
