@@ -172,7 +172,7 @@ def main() -> None:
         print(f"n={n}: eta MAE {r['eta']['mae']:.4f} (ABC {r['eta'].get('abc_mae', float('nan')):.4f}), "
               f"coverage dev joint {r['coverage_dev_joint']:+.3f}, train {t_train:.0f} s", flush=True)
     plot(rows, out / "learning_curve.png", {2000: 0.035, 8000: 0.025},
-         "network" if a.plain else "network (regression head)")
+         ("network" if a.plain else "network (regression head)") + (", tempered" if a.temper else ""))
     print(f"wrote {table} and {out / 'learning_curve.png'}")
 
 
