@@ -10,6 +10,7 @@ The Python API (docs/api.md) mirrors the command line, with results in memory::
     post = tg.posterior(model, tg.simulate_observation(model, eta=0.8, n_v=4, seed=1))
     post.summary(); post.plot(); post.save("post/")
     rep = tg.calibrate(model, "test.h5"); rep.summary_lines()
+    tg.temper("model/")   # posterior temperature fitted on the validation split
     res = tg.hessian(tg.FromParams(N=32, L=16, eta=0.5, n_v=4))
 
 Names resolve lazily: ``import tdglnre`` loads neither numba nor TensorFlow;
@@ -47,6 +48,7 @@ _NAMES = {
     "PosteriorResult": ".workflows.posterior",
     "calibrate": ".workflows.calibrate",
     "CalibrationReport": ".workflows.calibrate",
+    "temper": ".workflows.temper",
     "hessian": ".workflows.hessian",
     "HessianOptions": ".workflows.hessian",
     "HessianResult": ".workflows.hessian",

@@ -21,6 +21,8 @@ posterior   :func:`.posterior.posterior`   :class:`.posterior.PosteriorResult`  
                                            (``.save()``, ``.plot()``, ``.report()``)
 calibrate   :func:`.calibrate.calibrate`   :class:`.calibrate.CalibrationReport`     :func:`.calibrate.run_calibration`
                                            (``.save()``, ``.plot()``)
+temper      :func:`.temper.temper`         the ``tempering`` record (writes it into  :func:`.temper.temper`
+                                           the model's ``metadata.json``)
 structure   :func:`.structure.structure`   :class:`.structure.StructureResult`       :func:`.structure.run_structure`
                                            (``.save()``, ``.plot()``)
 hessian     ``analysis.hessian.hessian``   ``analysis.hessian.HessianResult``        :func:`.hessian.run_hessian`
