@@ -157,6 +157,14 @@ def test_train_temper_records_a_temperature_that_posteriors_apply(tmp_path):
     assert code == 1 and "temper each member" in text, text
 
 
+def test_train_temper_without_a_validation_split_is_refused_before_training(tmp_path):
+    data = write_ensemble(tmp_path / "ens.h5", 40)
+    code, text = _cli("train", "--data", str(data), "--out", str(tmp_path / "m"), "--val-fraction", "0", "--temper",
+                      "--quiet")
+    assert code == 1 and "--temper" in text and "--val-fraction" in text, text
+    assert not (tmp_path / "m").exists()
+
+
 def test_a_corrupt_temperature_is_refused(tmp_path):
     from tdglnre.nre.infer.model_io import ModelLoadError, temperature_of
 

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..errors import TDGLError
+from ..errors import ConfigError, TDGLError
 from .._validate import as_bool, as_int
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,8 @@ def train(data: str | Path, out: str | Path, *, resume: bool = False, force: boo
 
     ensemble = as_int("`ensemble`", ensemble, 1)
     temper = as_bool("`temper`", temper)
+    if temper and settings.get("val_fraction") == 0:
+        raise ConfigError("`temper` fits the temperature on the validation split; `val_fraction` 0 leaves none")
     if ensemble > 1:
         res = _train_ensemble(data, Path(out), ensemble, resume=resume, force=force, quiet=quiet, **settings)
     else:
