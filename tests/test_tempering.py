@@ -124,6 +124,11 @@ def test_train_temper_records_a_temperature_that_posteriors_apply(tmp_path):
     assert rec["n"] == 12 and rec["fitted_on"]["split"] == "validation" and rec["temperature"] > 0
     tempered = load_estimator(out)
     assert tempered.temperature == rec["temperature"]
+    # the posterior and the calibration say which temperature they used
+    code, text = _cli("posterior", "--model", str(out), "--data", str(data), "--index", "0", "--out",
+                      str(tmp_path / "post"))
+    assert code == 0 and f"posterior temperature {rec['temperature']:.3f}" in text, text
+    assert json.loads((tmp_path / "post" / "posterior.json").read_text())["temperature"] == rec["temperature"]
     # the same network without the temperature: every log ratio is τ times the tempered one
     code, text = _cli("temper", "--model", str(out), "--reset")
     assert code == 0 and "removed" in text, text

@@ -120,6 +120,9 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
     if summary.get("ood_score") is not None:
         lines.append(f"OOD score {summary['ood_score']:.3g} (threshold {summary['ood_threshold']:.3g}: "
                      f"{100 * summary['ood_quantile']:g}th percentile of held-out training simulations)")
+    if summary.get("temperature", 1.0) != 1.0:
+        lines.append(f"posterior temperature {summary['temperature']:.3f} (fitted on the validation split; "
+                     "docs/nre.md, Tempering)")
     lines.extend(f"note: {n}" for n in summary.get("notes", []))
     lines.extend(f"WARNING: {w}" for w in summary.get("warnings", []))
     return lines

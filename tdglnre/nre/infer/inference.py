@@ -230,6 +230,8 @@ def calibration_summary_lines(rep: dict[str, Any]) -> list[str]:
                      f"{cov['max_abs_deviation']:.3f}; 95% region covers {rep['coverage95']:.3f}")
     else:
         lines.append(f"accuracy on {rep['n_test']} tests (no coverage/SBC: the test prior is not the model's)")
+    if rep.get("temperature", 1.0) != 1.0:
+        lines.append(f"posterior temperature {rep['temperature']:.3f} (docs/nre.md, Tempering)")
     for n, m in rep["mae"].items():
         line = f"{n}: MAE {m['mean']:.4f} ± {m['std']:.4f}, mean 95% HPD width {rep['width95'][n]:.4f}"
         if rep.get("baseline"):
