@@ -39,13 +39,13 @@ def _invoke(monkeypatch, tmp_path, *flags):
 
 def test_the_command_takes_option_groups_not_one_parameter_per_flag():
     params = list(inspect.signature(command.callback).parameters)
-    assert params == ["data", "out", "settings", "network", "ensemble", "resume", "force", "quiet", "as_json"]
+    assert params == ["data", "out", "settings", "network", "ensemble", "temper", "resume", "force", "quiet", "as_json"]
     # every flag of the command line is still there, in the documented order
     flags = [p.opts[0] for p in command.params]
     assert flags == ["--data", "--out", "--loss", "--contrastive", "--gamma", "--lam", "--epochs", "--batch-size",
                      "--learning-rate", "--weight-decay", "--val-fraction", "--patience", "--lr-patience", "--seed",
                      "--channels", "--snapshots", "--filters", "--encoder", "--spectrum", "--summaries",
-                     "--regression", "--cnn-snapshots", "--augment", "--measurement", "--threads", "--ensemble",
+                     "--regression", "--cnn-snapshots", "--augment", "--measurement", "--threads", "--ensemble", "--temper",
                      "--resume", "--force", "--quiet", "--json"]
 
 
