@@ -15,7 +15,10 @@ interrupted run continues where it stopped::
         --sizes 500,1000,2000,4000,8000,16000
 
 The estimator is the regression-head network (``--summaries --regression``,
-docs/nre.md); pass ``--plain`` for the network without it. Figures:
+docs/nre.md); pass ``--plain`` for the network without it, ``--temper`` to
+fit each model's posterior temperature on its validation split before it is
+calibrated, and ``--reuse-models`` to calibrate models already in ``--out``
+instead of training them again. Figures:
 docs/results.md, "Issue 20: learning curve on the paper preset".
 """
 
