@@ -74,6 +74,35 @@ def test_posterior_and_calibration_run_on_an_ensemble(ensemble):
           "--grid", "32"])
     rep = json.loads((d / "cal" / "calibration.json").read_text())
     assert rep["n_test"] == 24 and rep["model_dir"] == str(d / "model")
+    # untempered members: the record says so; the mixture itself has no temperature
+    assert rep["temperature"] == 1.0 and rep["member_temperatures"] == [1.0, 1.0]
+    assert out["temperature"] == 1.0 and out["member_temperatures"] == [1.0, 1.0]
+
+
+def test_the_members_temperatures_are_recorded_and_applied(ensemble, tmp_path):
+    import shutil
+
+    d, _ = ensemble
+    model = tmp_path / "model"
+    shutil.copytree(d / "model", model)
+    meta_path = model / "member1" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["tempering"] = {"temperature": 2.0}
+    meta_path.write_text(json.dumps(meta))
+    plain, tempered = load_estimator(d / "model"), load_estimator(model)
+    assert tempered.temperature_record() == {"temperature": 1.0, "member_temperatures": [1.0, 2.0]}
+    from tdglnre.io.ensemble import open_ensemble
+
+    with open_ensemble(d / "test.h5") as ens:
+        x = plain.preprocess(ens.x(0, 3))
+    grid = np.stack(np.meshgrid(np.linspace(0.1, 1.4, 4), [1.0, 2.0], indexing="ij"), -1).reshape(-1, 2)
+    s = [m.log_ratio_from_embedding(m.encode(x), grid) for m in plain.members]
+    want = np.log((np.exp(s[0]) + np.exp(s[1] / 2.0)) / 2)  # member 1's log ratio divided by its own τ
+    np.testing.assert_allclose(tempered.log_ratio_from_embedding(tempered.encode(x), grid), want, rtol=1e-9,
+                               atol=1e-9)
+    out = json.loads(_run(["posterior", "--model", str(model), "--data", str(d / "test.h5"), "--index", "2",
+                           "--out", str(tmp_path / "post"), "--grid", "32", "--json"]))
+    assert out["member_temperatures"] == [1.0, 2.0] and out["temperature"] == 1.0
 
 
 def test_a_broken_listing_or_mismatched_members_are_refused(ensemble, tmp_path):

@@ -30,6 +30,7 @@ from ..nre.infer.inference import (
     evaluate_test_set,
     prior_mismatch,
 )
+from ..nre.infer.model_io import temperature_record_of
 from ..nre.infer.posterior import Grid, check_grid_size
 from ..nre.infer.regimes import boundary_distance, model_regime_context, verdict_report
 from ..progress import ProgressLike, tracker
@@ -220,7 +221,7 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
     if split_head:
         rep["split_head"] = True
     rep["model_dir"] = None if getattr(model, "model_dir", None) is None else str(model.model_dir)
-    rep["temperature"] = float(getattr(model, "temperature", 1.0))  # docs/nre.md, "Tempering"
+    rep.update(temperature_record_of(model))  # docs/nre.md, "Tempering"
     rep["test_set"] = str(test_set)
     rep["measurement"] = measured
     rep.update(_baseline_entries(model, reference, _AbcImages(raw, x, test_measurement, measurement_seed), theta, L,

@@ -25,6 +25,7 @@ import numpy as np
 from .._validate import as_bool, as_float, as_int, as_optional_path, as_path
 from ..errors import ConfigError
 from ..nre.infer.inference import posteriors_on_grid
+from ..nre.infer.model_io import temperature_record_of
 from ..nre.infer.posterior import Grid, GridPosterior, check_grid_size
 from ..nre.infer.regimes import model_regime_context, regime_masses
 from ._output import check_output_dir, staged_output
@@ -160,6 +161,8 @@ class PosteriorResult:
     """P(Type I / 1.5 / II | x): the posterior mass where each regime holds (screened models only; else None)."""
     temperature: float = 1.0
     """The model's posterior temperature (docs/nre.md, "Tempering"; 1: none)."""
+    member_temperatures: list[float] | None = None
+    """An ensemble's members' own temperatures (its ``temperature`` is 1); None for one model."""
 
     def summary(self) -> dict[str, Any]:
         """The content of ``posterior.json`` (``p_regime`` only for a screened model)."""
@@ -167,7 +170,8 @@ class PosteriorResult:
                 "at_prior_edge": self.at_prior_edge, **self.ood, "p_drag": self.p_drag, "warnings": self.warnings, "notes": self.notes,
                 "observation_plot": "observation.png", "observation_file": "observation.npy",
                 "observation_channels": self.channels, "posterior_seconds": self.seconds,
-                "model_dir": self.model_dir, "temperature": self.temperature}
+                "model_dir": self.model_dir, "temperature": self.temperature} | (
+                    {} if self.member_temperatures is None else {"member_temperatures": self.member_temperatures})
 
     def report(self) -> list[str]:
         """Human-readable lines: one per parameter, the OOD score and the warnings."""
@@ -302,7 +306,12 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     p_regime = None if regime is None else regime_masses(post, *regime)
     return PosteriorResult(post, x[0], observation_labels(model.metadata), source, edges, ood_res,
                            warnings, elapsed, int(grid_points), model_dir, p, notes, p_regime,
-                           float(getattr(model, "temperature", 1.0)))
+                           *_temperatures(model))
+
+
+def _temperatures(model: Any) -> tuple[float, list[float] | None]:
+    rec = temperature_record_of(model)
+    return rec["temperature"], rec.get("member_temperatures")
 
 
 def _accept_covered_measurement(model: Any, declared: Any, measurement: Any) -> tuple[Any, dict[str, Any]]:

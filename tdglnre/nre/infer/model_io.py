@@ -198,6 +198,12 @@ def _split_head_functions(tf: Any, theta_net: Any, head: Any, dx: int, n_par: in
     return theta_part, x_part
 
 
+def temperature_record_of(model: Any) -> dict[str, Any]:
+    """:meth:`RatioEstimator.temperature_record` of any loaded model (``{"temperature": 1.0}`` for one without)."""
+    record = getattr(model, "temperature_record", None)
+    return record() if callable(record) else {"temperature": float(getattr(model, "temperature", 1.0))}
+
+
 def temperature_of(metadata: dict[str, Any]) -> float:
     """The posterior temperature τ a model's metadata records (``tempering``; 1 when it has none).
 
@@ -481,6 +487,14 @@ class RatioEstimator:
             )
         return t
 
+    def temperature_record(self) -> dict[str, Any]:
+        """What posterior.json and calibration.json record of the tempering (docs/nre.md, "Tempering").
+
+        ``{"temperature": τ}``; an ensemble adds ``member_temperatures``, the τ each member divides its own log
+        ratio by before the ratios are averaged (its ``temperature`` is 1: the mixture has none of its own).
+        """
+        return {"temperature": float(self.temperature)}
+
     @property
     def can_split_head(self) -> bool:
         """True when the head's first layer is a Dense on [h_x ‖ h_θ] (``split_head`` is available)."""
@@ -652,6 +666,9 @@ class EnsembleEstimator(RatioEstimator):
         self.embedding_dim = int(sum(self._dims))
         self._split_fns = first._split_fns if all(m.can_split_head for m in members) else None
 
+    def temperature_record(self) -> dict[str, Any]:
+        return {"temperature": 1.0, "member_temperatures": [float(m.temperature) for m in self.members]}
+
     def _combine(self, parts: Sequence[np.ndarray]) -> np.ndarray:
         s = np.stack(parts)
         top = s.max(axis=0)
@@ -716,4 +733,5 @@ def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
 
 
 __all__: Sequence[str] = ("RatioEstimator", "EnsembleEstimator", "ModelMismatchError", "ModelLoadError",
-                          "load_estimator", "read_metadata", "build_metadata", "temperature_of")
+                          "load_estimator", "read_metadata", "build_metadata", "temperature_of",
+                          "temperature_record_of")
