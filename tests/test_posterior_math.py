@@ -108,6 +108,10 @@ def test_coverage_tells_calibrated_from_overconfident():
     i68 = int(np.argmin(np.abs(ok.levels - 0.7)))
     assert bad.empirical[i68] < 0.5
     assert np.abs(bad.empirical - bad.levels).max() > 0.2
+    # the signed largest miss: negative when overconfident, positive when too wide (σ doubled)
+    wide = expected_coverage(_coverage_experiment(2.0, n=600)[0])
+    assert bad.signed_max_deviation < -0.2 and wide.signed_max_deviation > 0.2
+    assert abs(ok.signed_max_deviation) == pytest.approx(ok.to_dict()["max_abs_deviation"])
     # bands contain the nominal value
     assert np.all(ok.lower <= ok.levels) and np.all(ok.levels <= ok.upper)
     # SBC: uniform ranks for the calibrated posterior, U-shaped for the overconfident one

@@ -30,10 +30,18 @@ class CoverageResult:
     upper: np.ndarray
     n: int
 
+    @property
+    def signed_max_deviation(self) -> float:
+        """The largest |empirical − nominal| with its sign: > 0 conservative (regions cover more than they
+        claim), < 0 overconfident."""
+        d = self.empirical - self.levels
+        return float(d[int(np.argmax(np.abs(d)))])
+
     def to_dict(self) -> dict[str, Any]:
         return {"levels": self.levels.tolist(), "empirical": self.empirical.tolist(),
                 "band_lower": self.lower.tolist(), "band_upper": self.upper.tolist(), "n": self.n,
                 "max_abs_deviation": float(np.abs(self.empirical - self.levels).max()),
+                "signed_max_deviation": self.signed_max_deviation,
                 "mean_abs_deviation": float(np.abs(self.empirical - self.levels).mean())}
 
 

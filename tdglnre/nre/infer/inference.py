@@ -226,8 +226,10 @@ def calibration_summary_lines(rep: dict[str, Any]) -> list[str]:
         lines.append("WARNING: " + rep["prior_mismatch"]["note"])
     if "expected_coverage" in rep:
         cov = rep["expected_coverage"]
+        signed = cov.get("signed_max_deviation", 0.0)
+        lean = "" if cov["max_abs_deviation"] < 0.005 else (" (conservative)" if signed > 0 else " (overconfident)")
         lines.append(f"expected coverage (joint HPD, {rep['n_test']} tests): max |empirical - nominal| = "
-                     f"{cov['max_abs_deviation']:.3f}; 95% region covers {rep['coverage95']:.3f}")
+                     f"{cov['max_abs_deviation']:.3f}{lean}; 95% region covers {rep['coverage95']:.3f}")
     else:
         lines.append(f"accuracy on {rep['n_test']} tests (no coverage/SBC: the test prior is not the model's)")
     if rep.get("temperature", 1.0) != 1.0:

@@ -176,10 +176,6 @@ def tempering_record(scores: TemperingScores, *, objective: str = "coverage",
     mean = scores.mean_nll()
     before, after = scores.coverage(one), scores.coverage(best)
 
-    def signed(c: CoverageResult) -> float:
-        d = c.empirical - c.levels
-        return float(d[int(np.argmax(np.abs(d)))])
-
     at_edge = best in (0, len(taus) - 1)
     return {
         "temperature": float(base_temperature * taus[best]),
@@ -190,7 +186,7 @@ def tempering_record(scores: TemperingScores, *, objective: str = "coverage",
         "mean_nll": {"before": float(mean[one]), "after": float(mean[best])},
         "nll_standard_error": float(scores.nll[:, best].std(ddof=1) / np.sqrt(scores.nll.shape[0]))
         if scores.nll.shape[0] > 1 else None,
-        "joint_coverage_deviation": {"before": signed(before), "after": signed(after)},
+        "joint_coverage_deviation": {"before": before.signed_max_deviation, "after": after.signed_max_deviation},
         "candidates": [float(t) for t in taus],
         "candidate_mean_nll": [float(v) for v in mean],
         "candidate_coverage_distance": [float(v) for v in scores.coverage_distance()],
