@@ -142,3 +142,25 @@ def test_writer_refuses_out_of_order_and_mismatched_resume(tmp_path: Path, small
         EnsembleWriter.resume(path, config, prior.replace(eta="uniform(0, 1)"), seed=5, n_samples=6)
     with pytest.raises(EnsembleError, match="n_samples"):
         EnsembleWriter.resume(path, config, prior, seed=5, n_samples=7)
+
+
+@pytest.mark.parametrize("thermal", [True, False])
+def test_a_screened_file_without_the_kick_of_a_is_not_resumed_with_noise(tmp_path: Path, thermal: bool) -> None:
+    """Screened files record `a_noise`: a noisy run started before the Langevin kick of a (no attribute) is
+    refused on --resume, since its samples and new ones would follow different physics; a clean one is not."""
+    config, prior = load_preset("type15-quick", ["N=8", "L=3", "snapshot_times=0.01"])
+    if thermal:
+        prior = prior.replace(T="uniform(0, 0.01)")
+    path = tmp_path / "s.h5"
+    with EnsembleWriter.create(path, config, prior, seed=5, n_samples=4):
+        pass
+    with h5py.File(path, "r+") as f:
+        assert f.attrs["a_noise"] == "langevin"
+    EnsembleWriter.resume(path, config, prior, seed=5, n_samples=4).close()
+    with h5py.File(path, "r+") as f:
+        del f.attrs["a_noise"]  # as a file of the earlier code
+    if thermal:
+        with pytest.raises(EnsembleError, match="thermal noise .* vector potential a"):
+            EnsembleWriter.resume(path, config, prior, seed=5, n_samples=4)
+    else:
+        EnsembleWriter.resume(path, config, prior, seed=5, n_samples=4).close()

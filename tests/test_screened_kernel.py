@@ -2,7 +2,7 @@
 
 docs/physics.md, "Screening (λ < ∞)": the kernel of :mod:`tdglnre.physics.screened`
 follows ``reference.screened_euler_step`` to round-off (seam, η, ν, pinning
-disorder, thermal noise on ψ only), F does not increase along its flow, the
+disorder, thermal noise on ψ and a), F does not increase along its flow, the
 total flux stays 2π n_v, a step commutes with a gauge transformation, a large
 λ approaches the fixed field, the dt bound covers the a update, and bad
 settings are refused with one ConfigError. Small lattices: each test takes seconds.
@@ -50,16 +50,19 @@ def _random_state(seed, N, a_scale=0.3):
 
 
 def _reference_run(cfg, st, steps, alpha=None, thermal=None):
-    """``steps`` reference Euler steps of (ψ, a); ``thermal`` = (amp, key) adds the kernel's normals to ψ."""
+    """``steps`` reference Euler steps of (ψ, a); ``thermal`` = (T, key): Euler–Maruyama steps with the kernel's
+    normals (``reference.screened_langevin_step``)."""
     links = landau_links(cfg.N, cfg.L, cfg.n_v)
     p1, p2, ax, ay = st[0] + 1j * st[1], st[2] + 1j * st[3], st[4].copy(), st[5].copy()
     kw = dict(c=_c(cfg), sigma=cfg.sigma, **_pars(cfg, alpha=alpha or cfg.alpha))
     for n in range(steps):
-        p1, p2, ax, ay = ref.screened_euler_step(p1, p2, ax, ay, links, cfg.dt, **kw)
-        if thermal is not None:
-            g = ref.thermal_normals(thermal[1], n, cfg.N)
-            p1 = p1 + thermal[0] * (g[0] + 1j * g[1])
-            p2 = p2 + thermal[0] * (g[2] + 1j * g[3])
+        if thermal is None:
+            p1, p2, ax, ay = ref.screened_euler_step(p1, p2, ax, ay, links, cfg.dt, **kw)
+        else:
+            T, key = thermal
+            p1, p2, ax, ay = ref.screened_langevin_step(p1, p2, ax, ay, links, cfg.dt, T,
+                                                        ref.thermal_normals(key, n, cfg.N),
+                                                        ref.link_normals(key, n, cfg.N), **kw)
     return p1, p2, ax, ay
 
 
@@ -84,17 +87,63 @@ def test_kernel_follows_the_reference_over_many_steps(delta, a_scale):
     assert np.abs(ax - st[4]).max() > 1e-3  # a moved: the test sees its dynamics
 
 
-def test_thermal_noise_kicks_psi_only():
-    """With T > 0 the kernel adds the counter-based normals to ψ (as λ = ∞) and none to a."""
+@pytest.mark.parametrize("dtype, atol", [("float64", 1e-12), ("float32", 3e-5)])
+def test_thermal_noise_kicks_psi_and_a(dtype, atol):
+    """With T > 0 the kernel adds the counter-based normals to ψ (as λ = ∞) and √(2T·dt/σ)·g to a."""
     T = 0.01
     st = _random_state(2, CFG.N)
-    res = tdglnre.simulate(CFG.replace(snapshot_times=(0.05,)), {"T": T}, initial=st[None], seed=3)
-    amp = math.sqrt(T * CFG.dt) / CFG.h
-    p1, p2, ax, ay = _reference_run(CFG, st, 50, thermal=(amp, kernels.noise_key(3, 0)))
-    np.testing.assert_allclose(res.psi[0, -1, 0], p1, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(res.psi[0, -1, 1], p2, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(res.a[0, -1, 0], ax, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(res.a[0, -1, 1], ay, rtol=0, atol=1e-12)
+    res = tdglnre.simulate(CFG.replace(snapshot_times=(0.05,), dtype=dtype), {"T": T}, initial=st[None], seed=3)
+    p1, p2, ax, ay = _reference_run(CFG, st, 50, thermal=(T, kernels.noise_key(3, 0)))
+    np.testing.assert_allclose(res.psi[0, -1, 0], p1, rtol=0, atol=atol)
+    np.testing.assert_allclose(res.psi[0, -1, 1], p2, rtol=0, atol=atol)
+    np.testing.assert_allclose(res.a[0, -1, 0], ax, rtol=0, atol=atol)
+    np.testing.assert_allclose(res.a[0, -1, 1], ay, rtol=0, atol=atol)
+    clean = _reference_run(CFG, st, 50)
+    kick = math.sqrt(2 * T * CFG.dt / CFG.sigma) * math.sqrt(50)  # the kicks' spread after 50 steps
+    assert 0.5 * kick < np.std(ax - clean[2]) < 1.5 * kick  # a felt the noise, at its size
+
+
+def test_field_fluctuations_reach_equipartition():
+    """Fluctuation–dissipation of a's kick: in the normal state the field energy (c/h²) Σ_p Φ_p² averages
+    ½T per transverse mode of a, corrected for the explicit step, Σ_{k≠0} ½T / (1 − dt·λ_k/2) with
+    λ_k = (2c/σh²)(4 sin²(k_x/2) + 4 sin²(k_y/2)) (docs/physics.md, "Thermal noise").
+
+    D = 0 decouples ψ from a exactly (no current, no covariant kinetic term), so only a's own kick acts.
+    """
+    N, h, c, sigma, dt, T = 12, 1.0, 1.0, 1.0, 0.02, 0.05
+    co = screened.coefficients((0.0, 0.0), (1.0, 1.0), (1.0, 1.0), h, N * h, np.zeros(1), np.zeros(1),
+                               np.zeros(1), np.array([c]), scale=dt, keep=1.0, scale_a=dt / sigma, sigma=sigma)
+    bg = screened.background_links(N, N * h, np.zeros(1, dtype=np.int64))
+    S, per, chunks = 16, 25, 400
+    k = 2 * np.pi * np.fft.fftfreq(N)
+    mu = (4 * np.sin(k[:, None] / 2) ** 2 + 4 * np.sin(k[None, :] / 2) ** 2).ravel()[1:]
+    want = np.sum(0.5 * T / (1 - dt * (2 * c / (sigma * h * h)) * mu / 2))
+    links = landau_links(N, N * h, 0)
+
+    def run(states, co, m):  # `per` Euler–Maruyama steps of S samples, stream keys of chunk m
+        out = np.empty((S, 1, 6, N, N))
+        status = np.zeros(S, dtype=np.int64)
+        keys = np.array([kernels.noise_key(m, s) for s in range(S)], dtype=np.uint64)
+        screened._evolve_batch(states, np.empty_like(states), np.repeat(co, S, 0), np.repeat(bg, S, 0),
+                               np.array([per], dtype=np.int64), out, status, per, np.inf, np.inf, 10**9,
+                               np.zeros(S, dtype=np.int64), np.zeros(S), None, None,
+                               np.full(S, math.sqrt(T * dt) / h), keys)
+        assert np.all(status == -1)
+        return out[:, 0].copy()
+
+    states, energies = np.zeros((S, 6, N, N)), []
+    for m in range(chunks):
+        states = run(states, co, m)
+        if m >= chunks // 4:  # after 100 time units (the slowest mode relaxes in ~1/0.55)
+            energies += [ref.field_energy(links, st[4], st[5], c) for st in states]
+    e = np.asarray(energies)
+    sem = e.reshape(-1, S).mean(axis=1).std(ddof=1) / math.sqrt(e.size / S)
+    assert abs(e.mean() - want) < max(4 * sem, 0.02 * want), (e.mean(), want, sem)
+    # the field energy is a's own kick's: with its slot at 0 the ψ kicks alone leave a at exactly 0
+    co0 = co.copy()
+    co0[:, screened.KICK] = 0.0
+    quiet = run(np.zeros((S, 6, N, N)), co0, 0)
+    assert np.all(quiet[:, 4:] == 0.0) and np.abs(quiet[:, :4]).max() > 0
 
 
 def test_float32_follows_float64():

@@ -54,6 +54,15 @@ log = logging.getLogger(__name__)
 
 FORMAT = "tdglnre-ensemble"
 FORMAT_VERSION = 2
+#: Attribute ``a_noise`` of screened files: thermal noise kicks a as well as ψ (files written before it lack it).
+A_NOISE = "langevin"
+
+
+def _thermal_possible(prior: Any, config: Any) -> bool:
+    """Whether a run of this prior and config can have T > 0 (the prior's T, else the config's)."""
+    if "T" in prior.names:
+        return prior.high("T") > 0.0
+    return float(getattr(config, "T", 0.0)) > 0.0
 
 #: Compression of the x and psi chunks: (filter, options, shuffle).
 #: Measured on paper-preset channels: gzip level 1 with byte-shuffle, see docs/file-format.md.
@@ -551,6 +560,8 @@ class EnsembleWriter:
             a["format"] = FORMAT
             a["format_version"] = FORMAT_VERSION if config.screened else 1  # fixed-field files stay v1
             a["generated_by"] = f"tdglnre {__version__}"
+            if config.screened:  # thermal noise kicks a too (docs/physics.md, "The kick of a")
+                a["a_noise"] = A_NOISE
             a["creation_date"] = _now_iso()
             a["seed"] = int(seed)
             a["config"] = config.to_json()
@@ -621,6 +632,9 @@ class EnsembleWriter:
             has_psi = "psi" in f
             if has_psi != bool(store_fields):
                 diffs.append(f"store_fields (file {has_psi} vs {bool(store_fields)})")
+            if config.screened and f.attrs.get("a_noise") != A_NOISE and _thermal_possible(prior, config):
+                diffs.append("thermal noise (the file was started by a tdglnre whose noise did not kick the vector "
+                             "potential a; its samples and new ones would differ in the physics)")
             f_dev, f_gpu = file_device(f.attrs)
             if device is not None and f_dev != device:
                 diffs.append(f"device (file {f_dev!r} vs {device!r}; results differ by floating-point rounding "

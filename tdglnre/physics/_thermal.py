@@ -221,6 +221,83 @@ def site_normals32(key, c):
     return r1 * c1, r1 * s1, r2 * c2, r2 * s2
 
 
+_U3 = np.uint64(3)
+_HIGH32 = np.uint64(0xFFFFFFFF00000000)
+
+
+@njit(inline="always")
+def link_normals(key, c):
+    """The two float64 normals of the links a_x, a_y of the site whose first stream counter is ``c``.
+
+    Word H(c + 3), the one the site's ψ normals leave unused: its high 32 bits
+    give the radius (:func:`radius` of the word with its low 32 bits cleared,
+    u = (m·2²⁰ + ½)·2⁻⁵² for the 32-bit m), its low 32 bits the angle;
+    (g_x, g_y) = r·(cos θ, sin θ). Screened runs only (docs/physics.md,
+    "Thermal noise"); both backends draw through it.
+    """
+    h = hash64(key, c + _U3)
+    r = radius(h & _HIGH32)
+    cs, sn = cos_sin(np.int64(h & _LOW32))
+    return r * cs, r * sn
+
+
+@njit(inline="always")
+def link_normals32(key, c):
+    """float32 :func:`link_normals`: the same word, Cephes float32 arithmetic."""
+    h = hash64(key, c + _U3)
+    r = radius32(h & _HIGH32)
+    cs, sn = cos_sin32(np.int64(h & _LOW32))
+    return r * cs, r * sn
+
+
+@njit(inline="always")
+def _kick_links(state, amp, key, step, normals):
+    """state[4 (a_x), 5 (a_y), i, j] += amp·g, g the stream's link normals (``normals``: :func:`link_normals` or
+    its float32 twin)."""
+    N = state.shape[1]
+    for i in range(N):
+        base = (np.uint64(step) * np.uint64(N) + np.uint64(i)) * np.uint64(N)
+        ax = state[4, i]
+        ay = state[5, i]
+        for j in range(N):
+            gx, gy = normals(key, (base + np.uint64(j)) << _U2)
+            ax[j] += amp * gx
+            ay[j] += amp * gy
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def add_link_noise(state, amp, ratio, key, step):
+    """state[a_x / a_y, i, j] += amp·ratio·g of a screened state (6, N, N): the links' Langevin kick at ``step``
+    (``amp`` ψ's kick, ``ratio`` the coefficient ``screened.KICK``)."""
+    _kick_links(state, amp * ratio, np.uint64(key), step, link_normals)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def add_link_noise32(state, amp, ratio, key, step):
+    """:func:`add_link_noise` of a float32 state (amp and ratio rounded to float32, then multiplied)."""
+    _kick_links(state, np.float32(amp) * np.float32(ratio), np.uint64(key), step, link_normals32)
+
+
+def kick_links(state, amp, ratio, key, step):
+    """Add step ``step``'s Langevin kick of a (amp·ratio·g) to a screened ``state`` in place, by dtype."""
+    (add_link_noise32 if state.dtype == np.float32 else add_link_noise)(state, amp, ratio, key, step)
+
+
+@overload(kick_links, jit_options={"nogil": True})
+def _kick_links_overload(state, amp, ratio, key, step):
+    if state.dtype == types.float32:
+        return lambda state, amp, ratio, key, step: add_link_noise32(state, amp, ratio, key, step)
+    return lambda state, amp, ratio, key, step: add_link_noise(state, amp, ratio, key, step)
+
+
+@njit(cache=True)
+def link_thermal_normals(key, step, N):
+    """The (2, N, N) standard normals (a_x, a_y) :func:`add_link_noise` uses at ``step`` (tests, references)."""
+    out = np.zeros((6, N, N))
+    add_link_noise(out, 1.0, 1.0, key, step)
+    return out[4:].copy()
+
+
 @njit(inline="always")
 def _kick_rows(state, amp, key, step, normals):
     """state[c, i, j] += amp·g, g the stream's normals (``normals``: :func:`site_normals` or its float32 twin)."""

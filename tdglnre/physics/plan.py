@@ -261,7 +261,7 @@ def prepare_run(config: SimConfig, params: Mapping[str, Sequence[float] | float]
         c = field_coefficients(pars.get("lam", config.lam), config.D, config.alpha, config.beta, pars["eta"], pars["nu"])
         co = screened.coefficients(config.D, config.alpha, config.beta, config.h, config.L, pars["eta"],
                                    pars["nu"], pars["n_v"], c, scale=options.dt, keep=1.0,
-                                   scale_a=options.dt / config.sigma, dtype=dtype)
+                                   scale_a=options.dt / config.sigma, sigma=config.sigma, dtype=dtype)
         bg = screened.background_links(config.N, config.L, pars["n_v"])
     else:
         co = kernels.coefficients(config.D, config.alpha, config.beta, config.h, pars["eta"], pars["nu"],

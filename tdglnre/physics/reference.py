@@ -210,6 +210,37 @@ def screened_euler_step(psi1, psi2, ax, ay, links: Links, dt: float, **params):
     return psi1 + dt * r1, psi2 + dt * r2, ax + dt * sx, ay + dt * sy
 
 
+def link_normals(key: int, step: int, N: int) -> np.ndarray:
+    """Standard normals (2, N, N) of a_x, a_y at Euler step ``step``: the word H(4s + 3) of every site.
+
+    Its high 32 bits m give the radius √(−2 ln u), u = (m·2²⁰ + ½)·2⁻⁵² (the
+    kernel's radius of the word with its low half cleared), its low 32 bits t
+    the angle 2π·t/2³²; (g_x, g_y) = radius·(cos, sin)(angle).
+    """
+    site = (np.uint64(step) * np.uint64(N * N) + np.arange(N * N, dtype=np.uint64)).reshape(N, N)
+    w = _mix64(_mix64(site * np.uint64(4) + np.uint64(3) + np.uint64(_GOLDEN)) ^ np.uint64(key))
+    m = w >> np.uint64(32)
+    u = (m.astype(np.float64) * 2.0**20 + 0.5) * 2.0**-52
+    r = np.sqrt(-2.0 * np.log(u))
+    theta = 2.0 * np.pi * (w & np.uint64(0xFFFFFFFF)).astype(np.float64) / 2.0**32
+    return np.stack([r * np.cos(theta), r * np.sin(theta)])
+
+
+def screened_langevin_step(psi1, psi2, ax, ay, links: Links, dt: float, T: float, normals: np.ndarray,
+                           a_normals: np.ndarray, **params):
+    """One Euler–Maruyama step of (ψ₁, ψ₂, a_x, a_y): ψ kicked as :func:`langevin_step`, a by √(2T·dt/σ)·g.
+
+    Fluctuation–dissipation for σ ∂ₜa = −∂F/∂a + noise makes exp(−F/T) stationary
+    in a as in ψ; ``normals`` (4, N, N) and ``a_normals`` (2, N, N) are the
+    kernel's (:func:`thermal_normals`, :func:`link_normals`).
+    """
+    p1, p2, bx, by = screened_euler_step(psi1, psi2, ax, ay, links, dt, **params)
+    amp = np.sqrt(T * dt) / links.h
+    amp_a = np.sqrt(2.0 * T * dt / params["sigma"])
+    return (p1 + amp * (normals[0] + 1j * normals[1]), p2 + amp * (normals[2] + 1j * normals[3]),
+            bx + amp_a * a_normals[0], by + amp_a * a_normals[1])
+
+
 def screened_gradient(psi1, psi2, ax, ay, links: Links, *, c: float, alpha, beta, D, eta, nu):
     """∂F/∂(Re ψ₁, Im ψ₁, Re ψ₂, Im ψ₂, a_x, a_y), for minimisers (sigma plays no part)."""
     r1, r2, sx, sy = screened_rhs(psi1, psi2, ax, ay, links, c=c, sigma=1.0,

@@ -22,8 +22,9 @@ plaquette (:func:`_links`), then updates every site (:func:`_sweep`):
 Like :mod:`.kernels`, the coefficients fold in the time step: with
 ``keep`` = 1 and scales (dt, dt/σ) this is one Euler step, with keep = 0 and
 scales (−2h², −1) it is the real gradient ∂F/∂(z, a) — the same code path.
-Thermal noise kicks ψ only (:func:`.kernels._add_noise` touches the first
-four components); pinning disorder shifts C1, C2 as in :func:`.kernels._sweep`.
+Thermal noise kicks ψ (:func:`.kernels._add_noise` touches the first four
+components) and a (:func:`._thermal.kick_links`, amplitude h·√(2/σ) times ψ's:
+fluctuation–dissipation for σ ∂ₜa = −∂F/∂a); pinning disorder shifts C1, C2 as in :func:`.kernels._sweep`.
 The λ = ∞ solver never calls this module, so its output is unchanged.
 """
 
@@ -35,6 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import kernels as K
+from ._thermal import kick_links as _kick_links
 from .kernels import (B1, B2, C1, C2, E, K11, K12, K22, KEEP, NONFINITE, OK, _add_noise, _check_state, _local_c,
                       _site, transport, transport_back)
 from .lattice import seam_phases
@@ -45,22 +47,26 @@ AX, AY = 4, 5
 #: Components of a screened state.
 N_COMP = 6
 #: Extra coefficient slots after :data:`.kernels.N_COEF`: the link-current weights
-#: (scale_a·D1, scale_a·D2, scale_a·ν), the field-force weight scale_a·2c/h² and the
-#: background flux per plaquette B h² (not scaled).
-JD1, JD2, JNU, FC, FLUX = range(K.N_COEF, K.N_COEF + 5)
-N_COEF = K.N_COEF + 5
+#: (scale_a·D1, scale_a·D2, scale_a·ν), the field-force weight scale_a·2c/h², the
+#: background flux per plaquette B h² (not scaled) and the ratio h·√(2/σ) of a's
+#: Langevin kick to ψ's (0 for a gradient).
+JD1, JD2, JNU, FC, FLUX, KICK = range(K.N_COEF, K.N_COEF + 6)
+N_COEF = K.N_COEF + 6
 
 _current = njit(inline="always")(link_current)
 
 
 def coefficients(D, alpha, beta, h: float, L: float, eta: np.ndarray, nu: np.ndarray, n_v: np.ndarray,
-                 c: np.ndarray, *, scale: float, keep: float, scale_a: float, dtype=np.float64) -> np.ndarray:
+                 c: np.ndarray, *, scale: float, keep: float, scale_a: float, sigma: float | None = None,
+                 dtype=np.float64) -> np.ndarray:
     """Per-sample coefficient vectors (S, :data:`N_COEF`) of :func:`_sweep`.
 
     The first :data:`.kernels.N_COEF` slots are :func:`.kernels.coefficients`'
     (``scale`` on ∂ₜψ, ``keep`` on ψ and a); ``scale_a`` multiplies
     −∂F/∂a = J − (2c/h²)(Φ⁺ − Φ⁻) (dt/σ for a step, −1 for the gradient);
-    ``c`` is the per-sample field coefficient λ²K.
+    ``c`` is the per-sample field coefficient λ²K; ``sigma`` (a step's σ) sets
+    the slot :data:`KICK` = h·√(2/σ), the Langevin kick of a per unit of ψ's
+    (docs/physics.md, "Thermal noise"); without it (a gradient) the slot is 0.
     """
     base = K.coefficients(D, alpha, beta, h, eta, nu, scale=scale, keep=keep)
     S = base.shape[0]
@@ -72,6 +78,7 @@ def coefficients(D, alpha, beta, h: float, L: float, eta: np.ndarray, nu: np.nda
     co[:, FC] = scale_a * 2.0 * np.broadcast_to(np.asarray(c, dtype=np.float64), (S,)) / (h * h)
     n = np.broadcast_to(np.asarray(n_v, dtype=np.float64), (S,))
     co[:, FLUX] = 2.0 * math.pi * n / (L * L) * h * h  # B h², as Links.flux
+    co[:, KICK] = 0.0 if sigma is None else h * math.sqrt(2.0 / sigma)
     return co.astype(dtype)
 
 
@@ -351,6 +358,7 @@ def _evolve_one(state, work, co, bg, snap_steps, out, check_every, stag_max, cha
             _sweep(cur, nxt, co, lk, phi, xi, dco)
             if amp > 0.0:
                 _add_noise(nxt, amp, key, step)
+                _kick_links(nxt, amp, co[KICK], key, step)
             cur, nxt = nxt, cur
             step += 1
             if step % check_every == 0:

@@ -1,7 +1,8 @@
 """The thermal-noise stream on the CUDA device (issue 13, see :mod:`.kernels`).
 
 Same random numbers as the CPU kernel: after Euler step n (state n → n + 1)
-every component of site (i, j) gets amp·g with g the deviate of the
+every component of site (i, j) gets amp·g (a screened state's a_x, a_y:
+amp·KICK·g from :func:`link_normals`) with g the deviate of the
 counter-based stream of :mod:`.._thermal` for (key, n, site, component).
 :func:`normals` and :func:`normals32` are the stream's own
 ``_thermal.site_normals`` / ``site_normals32`` (the one definition of the word
@@ -21,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, njit
 
-from .._thermal import site_normals, site_normals32
+from .._thermal import link_normals as _link_normals, link_normals32 as _link_normals32, site_normals, site_normals32
 
 _U2 = np.uint64(2)
 
@@ -43,6 +44,18 @@ def normals(key, step, N, site):
 def normals32(key, step, N, site):
     """float32 :func:`normals` (``_thermal.add_noise32``: the same words, float32 arithmetic)."""
     return site_normals32(np.uint64(key), counter(step, N, site))
+
+
+@njit(inline="always")
+def link_normals(key, step, N, site):
+    """The two float64 normals (a_x, a_y) ``_thermal.add_link_noise`` adds at (step, site) under ``key``."""
+    return _link_normals(np.uint64(key), counter(step, N, site))
+
+
+@njit(inline="always")
+def link_normals32(key, step, N, site):
+    """float32 :func:`link_normals`."""
+    return _link_normals32(np.uint64(key), counter(step, N, site))
 
 
 @cuda.jit

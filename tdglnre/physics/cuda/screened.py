@@ -11,7 +11,7 @@ which numba compiles a second time for the device:
 * ψ: ``screened.transported_sum`` (the four links through
   ``kernels.transport`` / ``transport_back``) and ``kernels._site``, with
   ``kernels._local_c`` for pinning disorder and the CPU's thermal stream
-  (:mod:`.noise`) for the kick;
+  (:mod:`.noise`) for the kicks of ψ and, after the link update, of a;
 * a: ``observables.link_current`` (``screened._current``) and
   ``screened.link_update``; the health check of a sums
   ``screened.field_health_term`` in float64 and fails a sample whose sum is not
@@ -106,6 +106,7 @@ def sweep_kernel(dtype_name: str, disorder: bool = False, thermal: bool = False)
     Euler step n (placeholders for compiled-out features, :func:`.kernels.placeholders`).
     """
     draw = _cn.normals32 if dtype_name == "float32" else _cn.normals
+    draw_links = _cn.link_normals32 if dtype_name == "float32" else _cn.link_normals
 
     @cuda.jit
     def sweep(src, dst, co, lk, phi, xi, dco, amp, keys, n):
@@ -158,6 +159,13 @@ def sweep_kernel(dtype_name: str, disorder: bool = False, thermal: bool = False)
                          jd1, jd2, jnu)
         o[sc.AX, i, j] = sc.link_update(keep, a[sc.AX, i, j], jx, fc, ph[i, j], ph[im, j])
         o[sc.AY, i, j] = sc.link_update(keep, a[sc.AY, i, j], jy, fc, ph[i, jl], ph[i, j])
+        if thermal:  # a's Langevin kick, as screened._evolve_one: amp·KICK·g
+            am = amp[s]
+            if am > 0:
+                gx, gy = draw_links(keys[s], n, N, site)
+                ka = am * cs[sc.KICK]
+                o[sc.AX, i, j] += ka * gx
+                o[sc.AY, i, j] += ka * gy
 
     return sweep
 
