@@ -294,6 +294,11 @@ def test_documented_root_attributes_are_the_written_ones(tmp_path: Path, small: 
     always = _written_root_attrs(tmp_path, small)
     written = _written_root_attrs(tmp_path, small, OPTIONAL_ROOT_ATTRS)
     assert written - always == set(OPTIONAL_ROOT_ATTRS)
+    screened = load_preset("type15-quick", ["N=8", "L=3", "snapshot_times=0.01"])
+    (tmp_path / "screened").mkdir()
+    screened_only = _written_root_attrs(tmp_path / "screened", screened) - always
+    assert screened_only == {"a_noise"}  # the Langevin kick of a (docs/physics.md)
+    written |= screened_only
     doc = ensemble_module.__doc__
     block = doc[doc.index("attrs:"):doc.index("/theta")]
     block = re.sub(r"\(.*?\)", "", block, flags=re.S)  # drop remarks in parentheses

@@ -12,9 +12,10 @@ Layout::
     /                      attrs: format="tdglnre-ensemble", format_version=1 (2: screened), generated_by,
                                   creation_date, seed, config, prior, parameter_names,
                                   channels, snapshot_times, n_complete, n_samples, store_fields,
-                                  compression, device, gpu_name, measurement (N and L live inside
-                                  the JSON ``config``; device/gpu_name since issue 11, absent in older
-                                  files; measurement only when the preset declares an instrument)
+                                  compression, device, gpu_name, measurement, a_noise (N and L live
+                                  inside the JSON ``config``; device/gpu_name since issue 11, absent in
+                                  older files; measurement only when the preset declares an instrument;
+                                  a_noise="langevin" in screened files: thermal noise kicks a too)
     /theta   (S, P)          float64  inferred parameters, parameter_names order
     /x       (S, T, N, N, C) float32  channels [rho1, rho2, curlJ] (v2: [rho1, rho2, curlJ, B]); one sample
                                       per chunk, compressed
