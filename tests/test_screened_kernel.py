@@ -134,7 +134,7 @@ def test_field_fluctuations_reach_equipartition():
     states, energies = np.zeros((S, 6, N, N)), []
     for m in range(chunks):
         states = run(states, co, m)
-        if m >= chunks // 4:  # after 100 time units (the slowest mode relaxes in ~1/0.55)
+        if m >= chunks // 4:  # after 50 time units (the slowest mode relaxes at rate 2·0.54)
             energies += [ref.field_energy(links, st[4], st[5], c) for st in states]
     e = np.asarray(energies)
     sem = e.reshape(-1, S).mean(axis=1).std(ddof=1) / math.sqrt(e.size / S)
