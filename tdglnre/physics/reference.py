@@ -114,6 +114,12 @@ def noise_key(seed: int, index: int) -> int:
     return mix(a + b)
 
 
+def _stream_words(key: int, step: int, N: int, m: int) -> np.ndarray:
+    """The words H(4s + m) (N, N) of every site s = (step·N + i)·N + j: H(c) = mix(mix(c + γ) XOR key)."""
+    site = (np.uint64(step) * np.uint64(N * N) + np.arange(N * N, dtype=np.uint64)).reshape(N, N)
+    return _mix64(_mix64(site * np.uint64(4) + np.uint64(m) + np.uint64(_GOLDEN)) ^ np.uint64(key))
+
+
 def thermal_normals(key: int, step: int, N: int) -> np.ndarray:
     """Standard normals (4, N, N) of Euler step ``step``: Box–Muller of the hashed counters.
 
@@ -123,16 +129,10 @@ def thermal_normals(key: int, step: int, N: int) -> np.ndarray:
     (Re ψ_b, Im ψ_b) = radius·(cos, sin)(angle). libm here, the kernel's own
     polynomials there (float64: agreement to ~1e-15).
     """
-    site = (np.uint64(step) * np.uint64(N * N) + np.arange(N * N, dtype=np.uint64)).reshape(N, N)
-    key = np.uint64(key)
-
-    def word(m: int) -> np.ndarray:
-        return _mix64(_mix64(site * np.uint64(4) + np.uint64(m) + np.uint64(_GOLDEN)) ^ key)
-
-    h = word(2)
+    h = _stream_words(key, step, N, 2)
     out = np.empty((4, N, N))
     for b, t in enumerate((h >> np.uint64(32), h & np.uint64(0xFFFFFFFF))):
-        u = ((word(b) >> np.uint64(12)).astype(np.float64) + 0.5) * 2.0**-52
+        u = ((_stream_words(key, step, N, b) >> np.uint64(12)).astype(np.float64) + 0.5) * 2.0**-52
         r = np.sqrt(-2.0 * np.log(u))
         theta = 2.0 * np.pi * t.astype(np.float64) / 2.0**32
         out[2 * b] = r * np.cos(theta)
@@ -217,8 +217,7 @@ def link_normals(key: int, step: int, N: int) -> np.ndarray:
     kernel's radius of the word with its low half cleared), its low 32 bits t
     the angle 2π·t/2³²; (g_x, g_y) = radius·(cos, sin)(angle).
     """
-    site = (np.uint64(step) * np.uint64(N * N) + np.arange(N * N, dtype=np.uint64)).reshape(N, N)
-    w = _mix64(_mix64(site * np.uint64(4) + np.uint64(3) + np.uint64(_GOLDEN)) ^ np.uint64(key))
+    w = _stream_words(key, step, N, 3)
     m = w >> np.uint64(32)
     u = (m.astype(np.float64) * 2.0**20 + 0.5) * 2.0**-52
     r = np.sqrt(-2.0 * np.log(u))
