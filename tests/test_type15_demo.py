@@ -100,3 +100,18 @@ def test_run_demo_refuses_a_bad_grid_size_before_any_work(tmp_path, bad):
     with pytest.raises(tg.ConfigError, match="`grid_points`"):
         tg.run_demo(tmp_path / "d", preset="type15-quick", grid_points=bad)
     assert not (tmp_path / "d").exists()
+
+
+def test_type15_demo_tempers_its_model_and_calibrates_with_that_temperature(type15_demo):
+    # the demo fits a posterior temperature on the validation split (docs/nre.md, "Tempering") and every later
+    # stage applies it: the calibration and each example's posterior record the same τ as the model's metadata
+    out, summary, lines = type15_demo
+    meta = json.loads((out / "model/metadata.json").read_text())
+    tau = meta["tempering"]["temperature"]
+    assert np.isfinite(tau) and tau > 0
+    assert meta["tempering"]["n"] == 8  # 10 % of the 80 training simulations
+    assert json.loads((out / "calibration/calibration.json").read_text())["temperature"] == pytest.approx(tau)
+    for ex in summary["examples"]:
+        assert json.loads((out / f"posterior_{ex['index']}/posterior.json").read_text())["temperature"] \
+            == pytest.approx(tau)
+    assert any(line.strip().startswith("posterior temperature") for line in lines)
