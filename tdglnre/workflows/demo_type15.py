@@ -1,6 +1,6 @@
 """The regime demo: ``tdglnre demo --preset type15-quick`` (issue 21 §5; docs/nre.md, "The type15 demo").
 
-The stages of the quick demo (:mod:`.demo`: simulate, train, calibrate, posteriors) on a preset whose prior
+The stages of the quick demo (:mod:`.demo`: simulate, train and temper, calibrate, posteriors) on a preset whose prior
 holds λ, so that every sample is Type I, 1.5 or II (docs/physics.md, "Regimes of a sample"). On top of
 them it reports what the user came for:
 
