@@ -236,11 +236,14 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
 
     model_dir = out / "model"
     # the measured default of docs/drag.md §4: log S(k, t) of every snapshot in a spectrum branch, the CNN
-    # on the last snapshot only
+    # on the last snapshot only; with the regression head and a posterior temperature (docs/nre.md), which read
+    # eta 0.89x ABC where the network without them read 2.2x, on the demo's own test set (docs/results.md,
+    # "Issue 20: the drag-quick demo with the regression head")
     _train_stage(h5["train"], model_dir, "[3/6] training the ratio estimator (CNN on the last snapshot, log S(k, t) "
-                 "of all snapshots)", epochs=epochs, seed=seed, force=force, quiet=quiet, measurement=measurement,
-                 echo=echo, times=times, snapshots=tuple(range(len(config.snapshot_times))),
-                 network=NetworkConfig(spectrum=True, cnn_snapshots="last"))
+                 "of all snapshots, regression head)", epochs=epochs, seed=seed, force=force, quiet=quiet,
+                 measurement=measurement, echo=echo, times=times, snapshots=tuple(range(len(config.snapshot_times))),
+                 network=NetworkConfig(spectrum=True, cnn_snapshots="last", summaries=True, regression=True),
+                 temper=True)
     comparison = _model_comparison_stage(h5, model_dir, out, classifier_epochs=classifier_epochs, seed=seed,
                                          echo=echo, times=times)
     model, examples = _posterior_stage(model_dir, h5["test"], out, f"[5/6] posteriors and P(nu > 0 | x) of "
