@@ -28,9 +28,13 @@ def _simulate_stage(out: Path, step: str, *, preset: str, config: Any, prior: An
 def _train_stage(train_h5: Path, model_dir: Path, label: str, *, epochs: int, seed: int, force: bool, quiet: bool,
                  measurement: str | None, echo: Callable[[str], None], times: dict[str, float],
                  **settings: Any) -> Any:
-    """Train the ratio estimator (the train workflow, which also fits ood.json) and report it.
+    """Train the ratio estimator (the train workflow, which also fits ood.json), fit its posterior temperature
+    on the validation split, and report both.
 
-    ``settings``: further training settings (e.g. ``snapshots``, ``network``).
+    Every demo tempers (docs/nre.md, "Tempering"); the measurements behind that, with and without τ, are in
+    docs/results.md ("Issue 20: posterior tempering", "Issue 20: the drag-quick demo with the regression head",
+    "Issue 21: the type15 demo, tempered"). ``settings``: further training settings (e.g. ``snapshots``,
+    ``network``); an ensemble's members are tempered each, and its own ``tempering`` stays None.
     """
     from .train import train
 
@@ -38,7 +42,7 @@ def _train_stage(train_h5: Path, model_dir: Path, label: str, *, epochs: int, se
     echo(f"{label} (≤ {epochs} epochs) ...")
     extra = {} if measurement is None else {"measurement": measurement}
     res = train(train_h5, model_dir, epochs=epochs, patience=12, lr_patience=5, seed=seed, force=force, quiet=quiet,
-                **extra, **settings)
+                temper=True, **extra, **settings)
     times["train"] = time.perf_counter() - t0
     echo(f"      -> {model_dir} (best val loss {res.best_val_loss:.4f} at epoch {res.best_epoch + 1}, "
          f"{times['train']:.0f} s)")

@@ -156,11 +156,9 @@ def _run_quick_demo(out_dir: str | Path, *, preset: str, config: Any, prior: Any
     # network without it did not (docs/results.md, "Issue 20: the regression head")
     from ..nre.settings import NetworkConfig
 
-    # and a posterior temperature fitted on the validation split (docs/nre.md, "Tempering"): it brought the quick and
-    # paper heads' coverage inside ±0.05 on fresh test sets (docs/results.md, "Issue 20: posterior tempering")
     _train_stage(train_h5, model_dir, "[2/4] training the ratio estimator (with the regression head)", epochs=epochs,
                  seed=seed, force=force, quiet=quiet, measurement=measurement, echo=echo, times=times,
-                 network=NetworkConfig(summaries=True, regression=True), temper=True)
+                 network=NetworkConfig(summaries=True, regression=True))
     model, examples = _posterior_stage(model_dir, test_h5, out, f"[3/4] posteriors of {n_examples} test "
                                        "observations", n_examples=n_examples, force=force, echo=echo, times=times)
     rep, cal_dir = _calibration_stage(model_dir, test_h5, train_h5, out, f"[4/4] calibration on {n_test} test "
@@ -236,14 +234,13 @@ def _run_drag_demo(out_dir: str | Path, *, preset: str, overrides: Iterable[str]
 
     model_dir = out / "model"
     # the measured default of docs/drag.md §4: log S(k, t) of every snapshot in a spectrum branch, the CNN
-    # on the last snapshot only; with the regression head and a posterior temperature (docs/nre.md), which read
-    # eta 0.89x ABC where the network without them read 2.2x, on the demo's own test set (docs/results.md,
-    # "Issue 20: the drag-quick demo with the regression head")
+    # on the last snapshot only; with the regression head (docs/nre.md), which read eta 0.89x ABC where the
+    # network without it read 2.2x, on the demo's own test set (docs/results.md, "Issue 20: the drag-quick demo
+    # with the regression head")
     _train_stage(h5["train"], model_dir, "[3/6] training the ratio estimator (CNN on the last snapshot, log S(k, t) "
                  "of all snapshots, regression head)", epochs=epochs, seed=seed, force=force, quiet=quiet,
                  measurement=measurement, echo=echo, times=times, snapshots=tuple(range(len(config.snapshot_times))),
-                 network=NetworkConfig(spectrum=True, cnn_snapshots="last", summaries=True, regression=True),
-                 temper=True)
+                 network=NetworkConfig(spectrum=True, cnn_snapshots="last", summaries=True, regression=True))
     comparison = _model_comparison_stage(h5, model_dir, out, classifier_epochs=classifier_epochs, seed=seed,
                                          echo=echo, times=times)
     model, examples = _posterior_stage(model_dir, h5["test"], out, f"[5/6] posteriors and P(nu > 0 | x) of "

@@ -34,11 +34,8 @@ def run_type15_demo(out_dir: str | Path, *, preset: str, config: Any, prior: Any
     train_h5, test_h5 = _simulate_stage(out, "[1/5]", preset=preset, config=config, prior=prior, n_train=n_train,
                                         n_test=n_test, seed=seed, force=force, quiet=quiet, echo=echo, times=times)
     model_dir = out / "model"
-    # with a posterior temperature fitted on the validation split (docs/nre.md, "Tempering"), as the quick demo: the
-    # untempered type15 models measured conservative at both sizes (+0.133 and +0.020 joint at the demo's, +0.119 at
-    # 8000), the tempered 8000 run is inside ±0.05 (docs/results.md, "Issue 21: the type15 demo, tempered")
     _train_stage(train_h5, model_dir, "[2/5] training the ratio estimator on (eta, n_v, lam)", epochs=epochs,
-                 seed=seed, force=force, quiet=quiet, measurement=measurement, echo=echo, times=times, temper=True)
+                 seed=seed, force=force, quiet=quiet, measurement=measurement, echo=echo, times=times)
     rep, cal_dir = _calibration_stage(model_dir, test_h5, train_h5, out, f"[3/5] calibration and regime verdict on "
                                       f"{n_test} test simulations", force=force, quiet=quiet, echo=echo, times=times,
                                       grid_points=grid_points)
