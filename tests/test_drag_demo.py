@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from demo_checks import assert_demo_applies_its_temperature
 
 pytest.importorskip("keras")
 
@@ -79,16 +80,9 @@ def test_drag_demo_trains_the_regression_head_and_tempers_it(drag_demo):
     # the drag demo's network: spectrum branch, CNN on the last snapshot, the summary branch with the
     # regression head, and a posterior temperature that calibration and every posterior apply
     out, output = drag_demo
-    meta = json.loads((out / "model/metadata.json").read_text())
-    net = meta["training"]["network"]
+    net = json.loads((out / "model/metadata.json").read_text())["training"]["network"]
     assert (net["spectrum"], net["cnn_snapshots"], net["summaries"], net["regression"]) == (True, "last", True, True)
-    tau = meta["tempering"]["temperature"]
-    assert np.isfinite(tau) and tau > 0
-    assert json.loads((out / "calibration/calibration.json").read_text())["temperature"] == pytest.approx(tau)
-    dirs = sorted(out.glob("posterior_*"))
-    assert len(dirs) == 3
-    for d in dirs:
-        assert json.loads((d / "posterior.json").read_text())["temperature"] == pytest.approx(tau)
+    assert_demo_applies_its_temperature(out, 3)
 
 
 def test_drag_demo_nu0_sets_have_nu_fixed_at_zero(drag_demo):

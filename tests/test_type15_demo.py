@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from demo_checks import assert_demo_applies_its_temperature
 
 pytest.importorskip("keras")
 
@@ -106,12 +107,6 @@ def test_type15_demo_tempers_its_model_and_calibrates_with_that_temperature(type
     # the demo fits a posterior temperature on the validation split (docs/nre.md, "Tempering") and every later
     # stage applies it: the calibration and each example's posterior record the same τ as the model's metadata
     out, summary, lines = type15_demo
-    meta = json.loads((out / "model/metadata.json").read_text())
-    tau = meta["tempering"]["temperature"]
-    assert np.isfinite(tau) and tau > 0
-    assert meta["tempering"]["n"] == 8  # 10 % of the 80 training simulations
-    assert json.loads((out / "calibration/calibration.json").read_text())["temperature"] == pytest.approx(tau)
-    for ex in summary["examples"]:
-        assert json.loads((out / f"posterior_{ex['index']}/posterior.json").read_text())["temperature"] \
-            == pytest.approx(tau)
+    assert_demo_applies_its_temperature(out, len(summary["examples"]))
+    assert json.loads((out / "model/metadata.json").read_text())["tempering"]["n"] == 8  # 10 % of the 80 simulations
     assert any(line.strip().startswith("posterior temperature") for line in lines)

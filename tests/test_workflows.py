@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import tdglnre as tg
+from demo_checks import assert_demo_applies_its_temperature
 from tdglnre.errors import ConfigError, DivergenceError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -265,7 +266,7 @@ def test_quick_demo_runs_end_to_end_at_tiny_size(tmp_path):
     assert (out / "model" / "ood.json").exists() and (out / "calibration" / "calibration.json").exists()
     assert 0 <= summary["coverage_max_abs_deviation"] <= 1 and set(summary["mae"]) == {"eta", "n_v"}
     # the demo tempers its model on the 16 validation simulations, and the calibration uses that temperature
-    tau = json.loads((out / "model" / "metadata.json").read_text())["tempering"]["temperature"]
+    tau = assert_demo_applies_its_temperature(out, 2)
     assert json.loads((out / "calibration" / "calibration.json").read_text())["temperature"] == tau
     assert any(line.strip().startswith(f"posterior temperature {tau:.3f} on 16 validation") for line in lines)
     assert lines[0].startswith("[1/4] simulating 160 training + 20 test quenches")
