@@ -39,6 +39,8 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from ._memory import njit_noalias
+
 # coefficient slots of the per-sample coefficient vector
 KEEP, K11, K22, K12, C1, C2, B1, B2, E = range(9)
 N_COEF = 9
@@ -190,7 +192,7 @@ def _update_site(a1r, a1i, a2r, a2i, o1r, o1i, o2r, o2i, i, j, ip, im, jr, jl, c
     o2i[i, j] = r2i
 
 
-@njit(cache=True, nogil=True)
+@njit_noalias(cache=True, nogil=True)
 def _sweep(src, dst, co, ly, lx, xi=None, dco=None):
     """One full-lattice update of one sample: dst = keep·src + scale·rhs(src).
 

@@ -7,9 +7,10 @@ periodic link field on the links (i, j) → (i, j+1) and (i, j) → (i+1, j).
 ψ sees the links θ⁰ + a, θ⁰ the Landau-gauge background with the seam twist
 (:func:`background_links`); the plaquette flux is Φ_p = B h² + (curl a)_p.
 
-One explicit Euler step (:func:`_evolve_one`) first evaluates, from the
-current a, the link factors cos/sin(θ⁰ + a) of every link and Φ of every
-plaquette (:func:`_links`), then updates every site (:func:`_sweep`):
+One explicit Euler step (:func:`_evolve_one`, :func:`_step`) goes row by
+row: it evaluates, from the current a, the link factors cos/sin(θ⁰ + a) of
+the row's links and Φ of its plaquettes (:func:`_link_row`), then updates
+every site of the row (:func:`_update_site`):
 
 * ψ by the λ = ∞ kernel's own site formula :func:`.kernels._site`, with the
   neighbour sum built from :func:`.kernels.transport` /
@@ -36,6 +37,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import kernels as K
+from ._memory import SHIFT_FLUX, SHIFT_LINKS, njit_noalias, staggered
 from ._thermal import kick_links as _kick_links
 from .kernels import (B1, B2, C1, C2, E, K11, K12, K22, KEEP, NONFINITE, OK, _add_noise, _check_state, _local_c,
                       _site, transport, transport_back)
@@ -59,7 +61,7 @@ _current = njit(inline="always")(link_current)
 def coefficients(D, alpha, beta, h: float, L: float, eta: np.ndarray, nu: np.ndarray, n_v: np.ndarray,
                  c: np.ndarray, *, scale: float, keep: float, scale_a: float, sigma: float | None = None,
                  dtype=np.float64) -> np.ndarray:
-    """Per-sample coefficient vectors (S, :data:`N_COEF`) of :func:`_sweep`.
+    """Per-sample coefficient vectors (S, :data:`N_COEF`) of :func:`_step`.
 
     The first :data:`.kernels.N_COEF` slots are :func:`.kernels.coefficients`'
     (``scale`` on ∂ₜψ, ``keep`` on ψ and a); ``scale_a`` multiplies
@@ -148,37 +150,36 @@ def _rotate(c0, s0, c, s):
     return c0 * c - s0 * s, s0 * c + c0 * s
 
 
-@njit(cache=True, nogil=True)
-def _links(src, bg, flux, lk, phi):
-    """Link factors lk = (cos θ_x, sin θ_x, cos θ_y, sin θ_y) of θ⁰ + a and the plaquette fluxes Φ.
+@njit(inline="always")
+def _link_row(ax, ay, bg, flux, cx, sx, cy, sy, phi, i):
+    """Row i of the link factors (cos θ_x, sin θ_x, cos θ_y, sin θ_y) of θ⁰ + a and of the plaquette fluxes Φ.
 
     θ_x(i, j) = a_x(i, j) (plus the seam phase at j = N−1), θ_y(i, j) =
     a_y(i, j) + θ⁰_y(j): cos/sin of a (float64 whatever the dtype) turned by
     the background's ``bg`` (:func:`background_links`). A row whose |a| are
-    all below :data:`_SMALL` takes :func:`_poly` without the range reduction,
-    the same numbers as :func:`_sincos` there, at half the cost; below
-    :data:`_TINY`, the shorter :func:`_poly_tiny` (as accurate there).
+    all below :data:`_TINY` (quenches) takes the short :func:`_poly_tiny`; else
+    the row is done again with :func:`_poly` if all its |a| are below
+    :data:`_SMALL` (the same numbers as :func:`_sincos` there, at half the
+    cost), else with :func:`_sincos`.
     Φ(i, j) = flux + a_x(i, j) + a_y(i, j+1) − a_x(i+1, j) − a_y(i, j)
-    (:func:`.reference.plaquette_flux`).
+    (:func:`.reference.plaquette_flux`); it reads row i+1 of a_x.
     """
-    N = src.shape[1]
-    ax = src[AX]
-    ay = src[AY]
-    cx, sx, cy, sy = lk[0], lk[1], lk[2], lk[3]
+    N = ax.shape[0]
+    ip = i + 1 if i < N - 1 else 0
     c0, s0 = bg[0], bg[1]
-    for i in range(N):
-        ip = i + 1 if i < N - 1 else 0
+    over = 0
+    for j in range(N):
+        xa = np.float64(ax[i, j])
+        ya = np.float64(ay[i, j])
+        over |= (abs(xa) >= _TINY) | (abs(ya) >= _TINY)
+        cx[i, j], sx[i, j] = _poly_tiny(xa)
+        ca, sa = _poly_tiny(ya)
+        cy[i, j], sy[i, j] = _rotate(c0[j], s0[j], ca, sa)
+    if over:  # (rare) some |a| >= _TINY: the row again, with the longer polynomial or the range reduction
         small = True
-        tiny = True
         for j in range(N):
             small &= (abs(ax[i, j]) < _SMALL) & (abs(ay[i, j]) < _SMALL)
-            tiny &= (abs(ax[i, j]) < _TINY) & (abs(ay[i, j]) < _TINY)
-        if tiny:
-            for j in range(N):
-                cx[i, j], sx[i, j] = _poly_tiny(np.float64(ax[i, j]))
-                ca, sa = _poly_tiny(np.float64(ay[i, j]))
-                cy[i, j], sy[i, j] = _rotate(c0[j], s0[j], ca, sa)
-        elif small:
+        if small:
             for j in range(N):
                 cx[i, j], sx[i, j] = _poly(np.float64(ax[i, j]))
                 ca, sa = _poly(np.float64(ay[i, j]))
@@ -188,10 +189,10 @@ def _links(src, bg, flux, lk, phi):
                 cx[i, j], sx[i, j] = _sincos(np.float64(ax[i, j]))
                 ca, sa = _sincos(np.float64(ay[i, j]))
                 cy[i, j], sy[i, j] = _rotate(c0[j], s0[j], ca, sa)
-        cx[i, N - 1], sx[i, N - 1] = _rotate(bg[2, i], bg[3, i], cx[i, N - 1], sx[i, N - 1])  # the seam
-        for j in range(N - 1):
-            phi[i, j] = plaquette(flux, ax[i, j], ay[i, j + 1], ax[ip, j], ay[i, j])
-        phi[i, N - 1] = plaquette(flux, ax[i, N - 1], ay[i, 0], ax[ip, N - 1], ay[i, N - 1])
+    cx[i, N - 1], sx[i, N - 1] = _rotate(bg[2, i], bg[3, i], cx[i, N - 1], sx[i, N - 1])  # the seam
+    for j in range(N - 1):
+        phi[i, j] = plaquette(flux, ax[i, j], ay[i, j + 1], ax[ip, j], ay[i, j])
+    phi[i, N - 1] = plaquette(flux, ax[i, N - 1], ay[i, 0], ax[ip, N - 1], ay[i, N - 1])
 
 
 @njit(inline="always")
@@ -222,98 +223,90 @@ def link_update(keep, a, current, fc, phi_plus, phi_minus):
 
 
 @njit(inline="always")
-def _neighbours(pr, pi, i, j, ip, im, jr, jl, cx, sx, cy, sy):
-    """Σ over the four links of one band: U_y ψ(up) + U_y* ψ(down) + U_x ψ(right) + U_x* ψ(left)."""
-    return transported_sum(cy[i, j], sy[i, j], pr[ip, j], pi[ip, j], cy[im, j], sy[im, j], pr[im, j], pi[im, j],
-                           cx[i, j], sx[i, j], pr[i, jr], pi[i, jr], cx[i, jl], sx[i, jl], pr[i, jl], pi[i, jl])
+def _update_site(a1r, a1i, a2r, a2i, ax, ay, o1r, o1i, o2r, o2i, oax, oay, cx, sx, cy, sy, phi,
+                 i, j, ip, im, jr, jl, f1, f2, cf):
+    """ψ and the two links leaving site (i, j): as the CUDA sweep (:mod:`.cuda.screened`), from the same functions.
 
-
-@njit(inline="always")
-def _update_psi(a1r, a1i, a2r, a2i, o1r, o1i, o2r, o2i, cx, sx, cy, sy, i, j, ip, im, jr, jl,
-                keep, k11, k22, k12, f1, f2, b1, b2, e):
-    """ψ at site (i, j): the four transported neighbours and :func:`.kernels._site`."""
-    n1r, n1i = _neighbours(a1r, a1i, i, j, ip, im, jr, jl, cx, sx, cy, sy)
-    n2r, n2i = _neighbours(a2r, a2i, i, j, ip, im, jr, jl, cx, sx, cy, sy)
-    r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, f1, f2, b1, b2, e, a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j],
-                               n1r, n1i, n2r, n2i)
+    ψ from :func:`transported_sum` and :func:`.kernels._site`; a_x, a_y from
+    :func:`.observables.link_current` and :func:`link_update`. ``cf`` holds
+    the sweep's coefficients: a tuple keeps the call at CPython's 30
+    positional arguments, beyond which numba cannot inline it.
+    """
+    keep, k11, k22, k12, b1, b2, e, jd1, jd2, jnu, fc = cf
+    cu, su, cd, sd = cy[i, j], sy[i, j], cy[im, j], sy[im, j]
+    cr, sr, cl, sl = cx[i, j], sx[i, j], cx[i, jl], sx[i, jl]
+    n1r, n1i = transported_sum(cu, su, a1r[ip, j], a1i[ip, j], cd, sd, a1r[im, j], a1i[im, j],
+                               cr, sr, a1r[i, jr], a1i[i, jr], cl, sl, a1r[i, jl], a1i[i, jl])
+    n2r, n2i = transported_sum(cu, su, a2r[ip, j], a2i[ip, j], cd, sd, a2r[im, j], a2i[im, j],
+                               cr, sr, a2r[i, jr], a2i[i, jr], cl, sl, a2r[i, jl], a2i[i, jl])
+    p1r, p1i, p2r, p2i = a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j]
+    r1r, r1i, r2r, r2i = _site(keep, k11, k22, k12, f1, f2, b1, b2, e, p1r, p1i, p2r, p2i, n1r, n1i, n2r, n2i)
     o1r[i, j] = r1r
     o1i[i, j] = r1i
     o2r[i, j] = r2r
     o2i[i, j] = r2i
-
-
-@njit(inline="always")
-def _update_links(a1r, a1i, a2r, a2i, ax, ay, oax, oay, cx, sx, cy, sy, phi, i, j, ip, im, jr, jl,
-                  keep, jd1, jd2, jnu, fc):
-    """a on the links (i, j) → (i, j+1) and (i, j) → (i+1, j): J_μ − (2c/h²)(Φ⁺ − Φ⁻), scaled."""
-    p1r, p1i, p2r, p2i = a1r[i, j], a1i[i, j], a2r[i, j], a2i[i, j]
-    jx = _current(p1r, p1i, p2r, p2i, a1r[i, jr], a1i[i, jr], a2r[i, jr], a2i[i, jr], cx[i, j], sx[i, j],
-                  jd1, jd2, jnu)
-    jy = _current(p1r, p1i, p2r, p2i, a1r[ip, j], a1i[ip, j], a2r[ip, j], a2i[ip, j], cy[i, j], sy[i, j],
-                  jd1, jd2, jnu)
+    jx = _current(p1r, p1i, p2r, p2i, a1r[i, jr], a1i[i, jr], a2r[i, jr], a2i[i, jr], cr, sr, jd1, jd2, jnu)
+    jy = _current(p1r, p1i, p2r, p2i, a1r[ip, j], a1i[ip, j], a2r[ip, j], a2i[ip, j], cu, su, jd1, jd2, jnu)
     oax[i, j] = link_update(keep, ax[i, j], jx, fc, phi[i, j], phi[im, j])
     oay[i, j] = link_update(keep, ay[i, j], jy, fc, phi[i, jl], phi[i, j])
 
 
-@njit(cache=True, nogil=True)
-def _sweep(src, dst, co, lk, phi, xi=None, dco=None):
-    """One full update of one sample from the link factors and fluxes :func:`_links` made of src's a.
+@njit_noalias(cache=True, nogil=True)
+def _step(src, dst, co, bg, lk, phi, xi=None, dco=None):
+    """One full update of one sample: dst = keep·src + (scale·∂ₜψ, scale_a·(J − (2c/h²)(Φ⁺ − Φ⁻))).
 
-    dst = keep·src + (scale·∂ₜψ, scale_a·(J − (2c/h²)(Φ⁺ − Φ⁻))); ``xi``/``dco``
+    Row by row: the link factors and fluxes of row i (:func:`_link_row`, into
+    the scratch ``lk`` (4, N, N) and ``phi`` (N, N); row N−1 first, which row 0
+    reads), then ψ and both links of each site of row i
+    (:func:`_update_site`), which reads rows i and i−1 of them. ``xi``/``dco``
     as in :func:`.kernels._sweep` (a separate compiled variant without them).
-    Each row updates ψ, then a, in two loops: each vectorises, one loop with
-    both does not.
+    The site loop vectorises because the arrays are declared non-overlapping
+    (:func:`._memory.njit_noalias`: src, dst, lk and phi must be distinct).
     """
     N = src.shape[1]
     a1r, a1i, a2r, a2i, ax, ay = src[0], src[1], src[2], src[3], src[AX], src[AY]
     o1r, o1i, o2r, o2i, oax, oay = dst[0], dst[1], dst[2], dst[3], dst[AX], dst[AY]
     cx, sx, cy, sy = lk[0], lk[1], lk[2], lk[3]
-    keep = co[KEEP]
-    k11 = co[K11]
-    k22 = co[K22]
-    k12 = co[K12]
+    flux = co[FLUX]
     c1 = co[C1]
     c2 = co[C2]
-    b1 = co[B1]
-    b2 = co[B2]
-    e = co[E]
-    jd1 = co[JD1]
-    jd2 = co[JD2]
-    jnu = co[JNU]
-    fc = co[FC]
+    cf = (co[KEEP], co[K11], co[K22], co[K12], co[B1], co[B2], co[E], co[JD1], co[JD2], co[JNU], co[FC])
     if xi is None:
         d1 = 0.0
         d2 = 0.0
     else:
         d1 = dco[0]
         d2 = dco[1]
+    _link_row(ax, ay, bg, flux, cx, sx, cy, sy, phi, N - 1)
     for i in range(N):
         ip = i + 1 if i < N - 1 else 0
         im = i - 1 if i > 0 else N - 1
+        if i < N - 1:
+            _link_row(ax, ay, bg, flux, cx, sx, cy, sy, phi, i)
         for j in range(1, N - 1):
             f1, f2 = _local_c(c1, c2, d1, d2, xi, i, j)
-            _update_psi(a1r, a1i, a2r, a2i, o1r, o1i, o2r, o2i, cx, sx, cy, sy, i, j, ip, im, j + 1, j - 1,
-                        keep, k11, k22, k12, f1, f2, b1, b2, e)
+            _update_site(a1r, a1i, a2r, a2i, ax, ay, o1r, o1i, o2r, o2i, oax, oay, cx, sx, cy, sy, phi,
+                         i, j, ip, im, j + 1, j - 1, f1, f2, cf)
         for j, jr, jl in ((0, 1, N - 1), (N - 1, 0, N - 2)):
             f1, f2 = _local_c(c1, c2, d1, d2, xi, i, j)
-            _update_psi(a1r, a1i, a2r, a2i, o1r, o1i, o2r, o2i, cx, sx, cy, sy, i, j, ip, im, jr, jl,
-                        keep, k11, k22, k12, f1, f2, b1, b2, e)
-        for j in range(1, N - 1):
-            _update_links(a1r, a1i, a2r, a2i, ax, ay, oax, oay, cx, sx, cy, sy, phi, i, j, ip, im, j + 1, j - 1,
-                          keep, jd1, jd2, jnu, fc)
-        for j, jr, jl in ((0, 1, N - 1), (N - 1, 0, N - 2)):
-            _update_links(a1r, a1i, a2r, a2i, ax, ay, oax, oay, cx, sx, cy, sy, phi, i, j, ip, im, jr, jl,
-                          keep, jd1, jd2, jnu, fc)
+            _update_site(a1r, a1i, a2r, a2i, ax, ay, o1r, o1i, o2r, o2i, oax, oay, cx, sx, cy, sy, phi,
+                         i, j, ip, im, jr, jl, f1, f2, cf)
+
+
+@njit(inline="always")
+def _scratch(state):
+    """Link factors (4, N, N) and fluxes (N, N) for ``state``, placed against 4K aliasing (:mod:`._memory`)."""
+    N = state.shape[1]
+    lk = staggered(4 * N * N, state, SHIFT_LINKS).reshape((4, N, N))
+    phi = staggered(N * N, state, SHIFT_FLUX).reshape((N, N))
+    return lk, phi
 
 
 @njit(cache=True, nogil=True)
 def apply(src, dst, co, bg, xi=None, dco=None):
-    """dst = keep·src + scales·rhs(src) of one sample: :func:`_links` then :func:`_sweep` (tests, gradients)."""
-    N = src.shape[1]
-    lk = np.empty((4, N, N), dtype=src.dtype)
-    phi = np.empty((N, N), dtype=src.dtype)
-    _links(src, bg, co[FLUX], lk, phi)
-    _sweep(src, dst, co, lk, phi, xi, dco)
+    """dst = keep·src + scales·rhs(src) of one sample (gradients, tests): :func:`_step` with its own scratch."""
+    lk, phi = _scratch(src)
+    _step(src, dst, co, bg, lk, phi, xi, dco)
 
 
 @njit(inline="always")
@@ -344,9 +337,7 @@ def _check(cur, prev, stag_max, change_max, oscillation_checks, value):
 def _evolve_one(state, work, co, bg, snap_steps, out, check_every, stag_max, change_max, grace, reason, value,
                 xi=None, dco=None, amp=0.0, key=np.uint64(0)):
     """Evolve one screened sample (6, N, N), as :func:`.kernels._evolve_one` (same returns and checks)."""
-    N = state.shape[1]
-    lk = np.empty((4, N, N), dtype=state.dtype)
-    phi = np.empty((N, N), dtype=state.dtype)
+    lk, phi = _scratch(state)
     flux = co[FLUX]
     cur = state
     nxt = work
@@ -354,8 +345,7 @@ def _evolve_one(state, work, co, bg, snap_steps, out, check_every, stag_max, cha
     for t in range(snap_steps.shape[0]):
         target = snap_steps[t]
         while step < target:
-            _links(cur, bg, flux, lk, phi)
-            _sweep(cur, nxt, co, lk, phi, xi, dco)
+            _step(cur, nxt, co, bg, lk, phi, xi, dco)
             if amp > 0.0:
                 _add_noise(nxt, amp, key, step)
                 _kick_links(nxt, amp, co[KICK], key, step)

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import ConfigError
 from . import reference as ref
 from . import screened
+from ._memory import check_distinct
 from .config import SimConfig
 from .lattice import landau_links
 from .screening import field_coefficients
@@ -72,6 +73,7 @@ class ScreenedEnergyModel:
         """Real gradient ∂F/∂(z, a) with the shape of ``z``, from the screened step's sweep."""
         st = self._as_state(z)
         res = np.empty(self.shape) if out is None else out.reshape(self.shape)
+        check_distinct(res, st)
         screened.apply(st, res, self._co, self._bg)
         return res.reshape(np.shape(z))
 

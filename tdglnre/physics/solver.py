@@ -24,6 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from . import kernels, screened
+from ._memory import SHIFT_NEXT, check_distinct, staggered
 from .config import SimConfig
 from .options import CPU_BATCH, SolverOptions
 from .plan import (RunPlan, SimulationResult, disorder_batch, disorder_field,  # noqa: F401  (re-exported)
@@ -165,7 +166,7 @@ def _run_batch(plan: RunPlan, start: int, stop: int) -> np.ndarray:
     """Snapshots (b, T, 4 or 6, N, N) of rows start..stop-1: one call of the Euler kernel (screened: ψ and a)."""
     states = plan.initial_states(start, stop)
     b = stop - start
-    work = np.empty_like(states)
+    work = staggered(states.size, states, SHIFT_NEXT).reshape(states.shape)  # against 4K aliasing
     out = np.empty((b, plan.snap.shape[0]) + states.shape[1:], dtype=states.dtype)
     status = np.full(b, -1, dtype=np.int64)
     reason = np.zeros(b, dtype=np.int64)
@@ -261,6 +262,7 @@ class EnergyModel:
         """Real gradient ∂F/∂z with the shape of ``z`` (= −2h² · ∂_tψ)."""
         st = self._as_state(z)
         res = np.empty(self.shape) if out is None else out.reshape(self.shape)
+        check_distinct(res, st)
         self._apply(st, res, self._grad_co, self._grad_dco)
         return res.reshape(np.shape(z))
 
