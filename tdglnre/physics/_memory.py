@@ -1,29 +1,23 @@
-"""Memory placement and aliasing of the CPU sweeps (private; docs/physics.md, "Performance notes").
+"""Memory placement and aliasing of the CPU sweeps (private; docs/physics.md, "Performance notes (CPU kernels)").
 
 Two things cost the CPU kernels speed without changing a single result.
 
 **No-alias compilation.** numba cannot tell LLVM that the arrays a sweep
 writes never overlap those it reads, so LLVM guards each vectorised row with
 run-time overlap checks, and where a loop touches many arrays (the screened
-sweep: six written, eleven read) it gives up and runs the loop scalar.
+site loop writes six and reads eleven) it gives up and runs the loop scalar.
 :func:`njit_noalias` compiles a function with numba's ``noalias`` flag (the one
 its parallel ufuncs use): every array argument is declared not to overlap
 any other. The sweeps decorated with it must only ever be called with
-distinct arrays; their callers allocate them so (and :func:`check_distinct`
-refuses an ``out`` that overlaps the input where a user can pass one).
+distinct arrays; their callers allocate them so, and :func:`check_distinct`
+refuses an ``out`` that overlaps the input where a user can pass one.
 
-**4K aliasing.**
-
-A CPU core predicts whether a load depends on an earlier store from the low
-12 bits of their addresses. When the arrays a sweep writes sit at the same
-offset within a 4096-byte page as the arrays it reads (NumPy and numba give
-large arrays page-aligned addresses, and an (N, N) float64 component is a
-whole number of pages for N ≥ 32), each vector load of a neighbour looks as
-if it overlapped the store just made and waits for it. The screened step
-writes ψ and a while reading ψ, a, the link factors and the fluxes: placed
-congruently it ran up to 1.7× slower (docs/results.md, "Issue 19: the
-screened kernel's memory placement").
-
+**4K aliasing.** A CPU core predicts whether a load depends on an earlier
+store from the low 12 bits of their addresses. When the arrays a sweep writes
+sit at the same offset within a 4096-byte page as the arrays it reads (NumPy
+and numba give large arrays page-aligned addresses, and an (N, N) float64
+component is a whole number of pages for N ≥ 32), each vector load of a
+neighbour looks as if it overlapped the store just made and waits for it.
 :func:`staggered` returns an array whose address lies a chosen number of
 bytes past another's modulo the page. The offsets below keep every pair of
 the step's arrays (the state, the next state, the link factors, the fluxes)
