@@ -28,13 +28,14 @@ so every result, is bitwise the same.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from numba import njit
-from numba.core.compiler import CompilerBase, DefaultPassBuilder
-from numba.core.compiler_machinery import FunctionPass, register_pass
-from numba.core.untyped_passes import TranslateByteCode
 
 from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: Bytes of the page whose low address bits the CPU compares.
 PAGE = 4096
@@ -55,33 +56,59 @@ def staggered(n, ref, shift):
     return buf[k:k + n]
 
 
-@register_pass(mutates_CFG=False, analysis_only=True)
-class _DeclareNoAlias(FunctionPass):
-    """Sets the compilation's ``noalias`` flag: pointer arguments (array data) get LLVM's ``noalias``."""
+def _noalias_pipeline():
+    """numba's nopython pipeline with a first pass that sets the ``noalias`` flag, or None where numba lacks them.
 
-    _name = "tdglnre_declare_noalias"
+    The pipeline classes are numba's documented way to customise compilation
+    (``numba.core.compiler``); the flag is the one numba's parallel ufuncs set.
+    A numba without either still compiles the sweeps, without the declaration
+    (slower, the same results).
+    """
+    try:
+        from numba.core.compiler import CompilerBase, DefaultPassBuilder, Flags
+        from numba.core.compiler_machinery import FunctionPass, register_pass
+        from numba.core.untyped_passes import TranslateByteCode
+    except ImportError as exc:  # pragma: no cover - depends on the numba release
+        log.warning("numba's compiler pipeline API is missing (%s): the CPU sweeps compile without noalias", exc)
+        return None
+    if "noalias" not in getattr(Flags, "options", {}) and not hasattr(Flags, "noalias"):  # pragma: no cover
+        log.warning("numba's Flags have no noalias option: the CPU sweeps compile without it")
+        return None
 
-    def __init__(self):
-        FunctionPass.__init__(self)
+    @register_pass(mutates_CFG=False, analysis_only=True)
+    class DeclareNoAlias(FunctionPass):
+        """Sets the compilation's ``noalias`` flag: pointer arguments (array data) get LLVM's ``noalias``."""
 
-    def run_pass(self, state):
-        state.flags.noalias = True
-        return False
+        _name = "tdglnre_declare_noalias"
+
+        def __init__(self):
+            FunctionPass.__init__(self)
+
+        def run_pass(self, state):
+            state.flags.noalias = True
+            return False
+
+    class NoAliasCompiler(CompilerBase):
+        """numba's nopython pipeline with :class:`DeclareNoAlias` first."""
+
+        def define_pipelines(self):
+            pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
+            pm.add_pass_after(DeclareNoAlias, TranslateByteCode)
+            pm.finalize()
+            return [pm]
+
+    return NoAliasCompiler
 
 
-class _NoAliasCompiler(CompilerBase):
-    """numba's nopython pipeline with :class:`_DeclareNoAlias` first."""
-
-    def define_pipelines(self):
-        pm = DefaultPassBuilder.define_nopython_pipeline(self.state)
-        pm.add_pass_after(_DeclareNoAlias, TranslateByteCode)
-        pm.finalize()
-        return [pm]
+#: The compiler class of :func:`njit_noalias` (None: this numba cannot declare it; plain ``njit``).
+NOALIAS_PIPELINE = _noalias_pipeline()
 
 
 def njit_noalias(**options):
     """``numba.njit(**options)`` whose array arguments are declared pairwise non-overlapping (see the module)."""
-    return njit(pipeline_class=_NoAliasCompiler, **options)
+    if NOALIAS_PIPELINE is None:  # pragma: no cover - depends on the numba release
+        return njit(**options)
+    return njit(pipeline_class=NOALIAS_PIPELINE, **options)
 
 
 def check_distinct(out: np.ndarray, arg: np.ndarray, what: str = "out") -> None:
