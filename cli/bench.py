@@ -105,6 +105,11 @@ def format_cuda_table(result: dict[str, Any]) -> str:
     help="numba threads (default: numba's default).",
 )
 @click.option(
+    "--repeats", type=click.IntRange(min=1), default=2, show_default=True,
+    help="Timed runs per kernel, alternating between kernels; the fastest counts (a disturbance only slows a "
+         "run, so more repeats give a steadier figure and cost ratio).",
+)
+@click.option(
     "--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True,
     help="cpu: numba vs NumPy. cuda: the GPU kernels, float32 and float64, at issue 11's cases (N=64 x 8 and "
          "x 1024, N=256 x 64, N=1024 x 8) unless --sizes/--batch are given (then each size at --batch). "
@@ -119,12 +124,14 @@ def command(
     steps: int,
     numpy_steps: int,
     threads: int | None,
+    repeats: int,
     device: str,
 ) -> None:
     """Benchmark the numba TDGL step against the NumPy reference, or the CUDA kernels."""
     from tdglnre.physics.bench import run_benchmark
 
-    kwargs: dict[str, Any] = dict(sizes=sizes, batch=batch, steps=steps, numpy_steps=numpy_steps, threads=threads)
+    kwargs: dict[str, Any] = dict(sizes=sizes, batch=batch, steps=steps, numpy_steps=numpy_steps, threads=threads,
+                                  repeats=repeats)
     if device != "cpu":
         default = click.core.ParameterSource.DEFAULT
         explicit = any(ctx.get_parameter_source(p) != default for p in ("sizes", "batch"))

@@ -197,9 +197,9 @@ def _fake_result(sizes: tuple[int, ...], batch: int, steps: int, threads: int | 
 def fake_bench(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     calls: list[dict] = []
 
-    def run_benchmark(sizes, batch, steps, numpy_steps, threads):
+    def run_benchmark(sizes, batch, steps, numpy_steps, threads, repeats):
         calls.append(dict(sizes=sizes, batch=batch, steps=steps,
-                          numpy_steps=numpy_steps, threads=threads))
+                          numpy_steps=numpy_steps, threads=threads, repeats=repeats))
         return _fake_result(sizes, batch, steps, threads)
 
     module = types.ModuleType("tdglnre.physics.bench")
@@ -211,10 +211,10 @@ def fake_bench(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
 def test_bench_json_dispatches_parsed_options(fake_bench: list[dict]) -> None:
     result = CliRunner().invoke(
         cli, ["bench", "--json", "--sizes", "16,32", "--batch", "2", "--steps", "5",
-              "--numpy-steps", "3", "--threads", "2"],
+              "--numpy-steps", "3", "--threads", "2", "--repeats", "4"],
     )
     assert result.exit_code == 0, result.output
-    assert fake_bench == [dict(sizes=(16, 32), batch=2, steps=5, numpy_steps=3, threads=2)]
+    assert fake_bench == [dict(sizes=(16, 32), batch=2, steps=5, numpy_steps=3, threads=2, repeats=4)]
     data = json.loads(result.output)
     assert data["N"] == 16 and [r["N"] for r in data["per_size"]] == [16, 32]
 
@@ -222,7 +222,7 @@ def test_bench_json_dispatches_parsed_options(fake_bench: list[dict]) -> None:
 def test_bench_table(fake_bench: list[dict]) -> None:
     result = CliRunner().invoke(cli, ["bench", "--sizes", "16"])
     assert result.exit_code == 0, result.output
-    assert fake_bench[0]["sizes"] == (16,) and fake_bench[0]["threads"] is None
+    assert fake_bench[0]["sizes"] == (16,) and fake_bench[0]["threads"] is None and fake_bench[0]["repeats"] == 2
     assert "Msites/s" in result.output and "50.0" in result.output
 
 
@@ -233,19 +233,26 @@ def test_bench_rejects_bad_sizes(fake_bench: list[dict], sizes: str) -> None:
     assert fake_bench == []
 
 
+@pytest.mark.parametrize("repeats", ["0", "-1", "x"])
+def test_bench_rejects_bad_repeats(fake_bench: list[dict], repeats: str) -> None:
+    result = CliRunner().invoke(cli, ["bench", "--sizes", "16", "--repeats", repeats])
+    assert result.exit_code == 2 and "--repeats" in result.output
+    assert fake_bench == []
+
+
 def test_bench_real_smoke() -> None:
     """The real benchmark runs end to end on a tiny lattice and reports sane keys."""
     pytest.importorskip("tdglnre.physics.bench")
     result = CliRunner().invoke(
         cli, ["bench", "--json", "--sizes", "8", "--batch", "2", "--steps", "3",
-              "--numpy-steps", "2", "--threads", "1"],
+              "--numpy-steps", "2", "--threads", "1", "--repeats", "3"],
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     for key in ("numba_float64_msites", "numba_float32_msites", "numpy_msites",
-                "speedup_float64", "N", "batch", "steps", "threads", "per_size"):
+                "speedup_float64", "N", "batch", "steps", "threads", "repeats", "per_size"):
         assert key in data
-    assert data["N"] == 8 and data["batch"] == 2 and data["steps"] == 3
+    assert data["N"] == 8 and data["batch"] == 2 and data["steps"] == 3 and data["repeats"] == 3
     assert data["numba_float64_msites"] > 0 and data["numpy_msites"] > 0
 
 

@@ -294,6 +294,8 @@ def test_bench_refuses_a_lattice_larger_than_memory_before_allocating(monkeypatc
         bench.run_benchmark(sizes=(N,), batch=b, steps=1, numpy_steps=1)
     with pytest.raises(ConfigError, match=r"sizes must be integers >= 4"):
         bench.run_benchmark(sizes=(3,), batch=1, steps=1, numpy_steps=1)
+    with pytest.raises(ConfigError, match=r"repeats must be an integer >= 1"):
+        bench.run_benchmark(sizes=(8,), batch=1, steps=1, numpy_steps=1, repeats=0)
 
 
 def test_bench_cli_sizes_must_be_at_least_4():

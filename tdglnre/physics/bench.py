@@ -94,13 +94,14 @@ def available_memory() -> int | None:
         return None
 
 
-def check_benchmark_request(sizes: tuple[int, ...], batch: int, steps: int, numpy_steps: int) -> None:
+def check_benchmark_request(sizes: tuple[int, ...], batch: int, steps: int, numpy_steps: int,
+                            repeats: int = 1) -> None:
     """Validate a benchmark request before anything is allocated.
 
     Raises
     ------
     ConfigError
-        A size below 4 or a non-positive batch or step count.
+        A size below 4 or a non-positive batch, step or repeat count.
     ResourceError
         The largest size needs more memory than is available.
     """
@@ -109,7 +110,7 @@ def check_benchmark_request(sizes: tuple[int, ...], batch: int, steps: int, nump
     for N in sizes:
         if isinstance(N, bool) or not isinstance(N, (int, np.integer)) or N < 4:
             raise ConfigError(f"bench lattice sizes must be integers >= 4 (the solver's smallest N), got {N!r}")
-    for name, v in (("batch", batch), ("steps", steps), ("numpy_steps", numpy_steps)):
+    for name, v in (("batch", batch), ("steps", steps), ("numpy_steps", numpy_steps), ("repeats", repeats)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ConfigError(f"bench {name} must be an integer >= 1, got {v!r}")
     avail = available_memory()
@@ -362,7 +363,7 @@ def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int
         fallback = auto_fallback_reason()
         log.info("bench --device auto: no usable GPU, benchmarking the CPU (%s)", fallback)
     sizes = tuple(sizes)
-    check_benchmark_request(sizes, batch, steps, numpy_steps)
+    check_benchmark_request(sizes, batch, steps, numpy_steps, repeats)
     per_size = []
     with numba_threads(threads):
         import numba
@@ -375,7 +376,7 @@ def run_benchmark(sizes: tuple[int, ...] = (64, 128), batch: int = 8, steps: int
             ref = _time_numpy(N, batch, numpy_steps)
             per_size.append({
                 "N": int(N), "batch": int(batch), "steps": int(steps), "numpy_steps": int(numpy_steps),
-                "threads": int(n_thr),
+                "threads": int(n_thr), "repeats": int(repeats),
                 "numba_float64_msites": f64, "numba_float32_msites": f32, "numpy_msites": ref,
                 "speedup_float64": f64 / ref, "speedup_float32": f32 / ref,
                 "numba_screened_float64_msites": s64, "screened_cost_float64": f64 / s64,
