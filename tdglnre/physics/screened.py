@@ -338,7 +338,6 @@ def _evolve_one(state, work, co, bg, snap_steps, out, check_every, stag_max, cha
                 xi=None, dco=None, amp=0.0, key=np.uint64(0)):
     """Evolve one screened sample (6, N, N), as :func:`.kernels._evolve_one` (same returns and checks)."""
     lk, phi = _scratch(state)
-    flux = co[FLUX]
     cur = state
     nxt = work
     step = 0
