@@ -71,7 +71,7 @@ def _noalias_pipeline():
     except ImportError as exc:  # pragma: no cover - depends on the numba release
         log.warning("numba's compiler pipeline API is missing (%s): the CPU sweeps compile without noalias", exc)
         return None
-    if "noalias" not in getattr(Flags, "options", {}) and not hasattr(Flags, "noalias"):  # pragma: no cover
+    if not hasattr(Flags, "noalias"):  # pragma: no cover
         log.warning("numba's Flags have no noalias option: the CPU sweeps compile without it")
         return None
 
@@ -111,8 +111,8 @@ def njit_noalias(**options):
     return njit(pipeline_class=NOALIAS_PIPELINE, **options)
 
 
-def check_distinct(out: np.ndarray, arg: np.ndarray, what: str = "out") -> None:
+def check_distinct(out: np.ndarray, arg: np.ndarray) -> None:
     """A ConfigError when ``out`` overlaps ``arg``: the sweeps write every site while reading its neighbours."""
     if np.shares_memory(out, arg):
-        raise ConfigError(f"{what} must not overlap the input state (the update reads neighbours it would "
+        raise ConfigError("out must not overlap the input state (the update reads neighbours it would "
                           "overwrite); pass a separate array")
