@@ -68,6 +68,11 @@ _SETTING_OPTIONS: tuple[tuple[str, Callable[[Any], Any]], ...] = (
     ("network", click.option("--cnn-snapshots", type=click.Choice(["all", "last"]), default=None,
                              help="Snapshots the CNN sees with the stacked encoder: all selected ones, or the last only "
                                   "(the --spectrum branch still sees all; docs/drag.md) [default: all].")),
+    ("network", click.option("--instrument-input/--no-instrument-input", default=None,
+                             help="Give the network each image's instrument (the values its --measurement family "
+                                  "drew) beside the image, so that the posterior is conditional on the instrument and "
+                                  "calibrated at each member; observations must then declare their instrument "
+                                  "(docs/nre.md) [default: off].")),
     ("settings", click.option("--augment/--no-augment", default=None,
                               help="Random periodic lattice translations of training inputs [default: on].")),
     ("settings", click.option("--measurement", default=None, metavar="SPEC",

@@ -45,7 +45,7 @@ def test_the_command_takes_option_groups_not_one_parameter_per_flag():
     assert flags == ["--data", "--out", "--loss", "--contrastive", "--gamma", "--lam", "--epochs", "--batch-size",
                      "--learning-rate", "--weight-decay", "--val-fraction", "--patience", "--lr-patience", "--seed",
                      "--channels", "--snapshots", "--filters", "--encoder", "--spectrum", "--summaries",
-                     "--regression", "--cnn-snapshots", "--augment", "--measurement", "--threads", "--ensemble", "--temper",
+                     "--regression", "--cnn-snapshots", "--instrument-input", "--augment", "--measurement", "--threads", "--ensemble", "--temper",
                      "--resume", "--force", "--quiet", "--json"]
 
 
@@ -71,3 +71,5 @@ def test_flags_not_given_are_left_to_the_defaults(monkeypatch, tmp_path):
     assert seen["network"] == NetworkConfig(spectrum=True, cnn_snapshots="last")
     seen = _invoke(monkeypatch, tmp_path, "--spectrum", "--summaries")
     assert seen["network"] == NetworkConfig(spectrum=True, summaries=True)
+    seen = _invoke(monkeypatch, tmp_path, "--instrument-input")
+    assert seen["network"] == NetworkConfig(instrument_input=True)

@@ -15,8 +15,10 @@ docs/observations.md, "Random transform parameters".
 from __future__ import annotations
 
 import math
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -135,8 +137,40 @@ def draw(value: float | Range, rng: np.random.Generator, *, log: bool = False) -
     if not isinstance(value, Range):
         return value
     if log or value.log:
-        return float(math.exp(rng.uniform(math.log(value.lo), math.log(value.hi))))
-    return float(rng.uniform(value.lo, value.hi))
+        v = float(math.exp(rng.uniform(math.log(value.lo), math.log(value.hi))))
+    else:
+        v = float(rng.uniform(value.lo, value.hi))
+    record(v)
+    return v
+
+
+class _Recorder(threading.local):
+    values: list[float] | None = None
+
+
+_RECORDER = _Recorder()
+
+
+def record(value: float) -> None:
+    """Note one drawn value (a range's draw, a mixture's choice) while :func:`recording` is active (this thread)."""
+    if _RECORDER.values is not None:
+        _RECORDER.values.append(value)
+
+
+@contextmanager
+def recording() -> Iterator[list[float]]:
+    """Collect, in draw order, the values this thread draws for ranges and alternatives inside the block.
+
+    The list replays the realised instrument of one measurement
+    (``MeasurementModel.realised``); nothing else changes: the generator's
+    stream is the same with and without recording.
+    """
+    prev = _RECORDER.values
+    _RECORDER.values = values = []
+    try:
+        yield values
+    finally:
+        _RECORDER.values = prev
 
 
 def interval(value: Any) -> tuple[Any, Any]:

@@ -93,6 +93,11 @@ class NetworkConfig:
     cnn_snapshots: str = "all"
     """Snapshots the stacked encoder's CNN sees: ``all`` selected ones, or only the ``last`` (the log-spectrum
     branch still sees all of them; docs/drag.md §4)."""
+    instrument_input: bool = False
+    """Give the network each image's instrument beside its embedding: the values its measurement drew, as a vector
+    (:meth:`tdglnre.instrument.model.MeasurementModel.describe`). The posterior is then conditional on the instrument,
+    which a family needs to be calibrated at each of its members, and the instrument of an observation must be
+    declared (docs/nre.md, "The instrument as an input"). Needs a measurement family (ranges or alternatives)."""
 
     def __post_init__(self) -> None:
         for name in ("filters", "theta_units", "head_units"):
@@ -111,6 +116,8 @@ class NetworkConfig:
             raise ConfigError(f"`spectrum` must be true or false, got {self.spectrum!r}")
         if not isinstance(self.regression, bool):
             raise ConfigError(f"`regression` must be true or false, got {self.regression!r}")
+        if not isinstance(self.instrument_input, bool):
+            raise ConfigError(f"`instrument_input` must be true or false, got {self.instrument_input!r}")
         if not isinstance(self.summaries, bool):
             raise ConfigError(f"`summaries` must be true or false, got {self.summaries!r}")
         if self.regression and not self.summaries:

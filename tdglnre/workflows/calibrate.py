@@ -224,7 +224,8 @@ def calibrate(model: Any, test_set: str | Path, *, grid_points: int = 256, max_s
     rep.update(temperature_record_of(model))  # docs/nre.md, "Tempering"
     rep["test_set"] = str(test_set)
     rep["measurement"] = measured
-    rep.update(_baseline_entries(model, reference, _AbcImages(raw, x, test_measurement, measurement_seed), theta, L,
+    images = getattr(x, "x", x)  # the images alone, without the instrument vectors of InstrumentInputs
+    rep.update(_baseline_entries(model, reference, _AbcImages(raw, images, test_measurement, measurement_seed), theta, L,
                                  ev.names, coverage))
     rep["wall_seconds"] = time.perf_counter() - t0
     return CalibrationReport(rep, ev)
@@ -400,13 +401,25 @@ def _measure_test_set(model: Any, x: np.ndarray, measurement: Any, seed: int
         return x, None, None
     if isinstance(seed, bool) or int(seed) != seed or seed < 0:
         raise ConfigError(f"`measurement_seed` must be an integer >= 0, got {seed!r}")
-    xm = measure_inputs(test, x, Selection.from_dict(model.metadata["input"]), int(seed), 0, np.arange(len(x)))
+    sel = Selection.from_dict(model.metadata["input"])
+    conditioned = bool(getattr(model, "instrument_size", 0))
+    d = None
+    if conditioned:  # the network also takes each image's instrument, as it was drawn (docs/nre.md)
+        xm, d = measure_inputs(test, x, sel, int(seed), 0, np.arange(len(x)), describe=own)
+    else:
+        xm = measure_inputs(test, x, sel, int(seed), 0, np.arange(len(x)))
     if tuple(xm.shape[1:]) != tuple(model.input_shape):
         raise ConfigError(f"`measurement` {str(test)!r} gives inputs of shape {tuple(xm.shape[1:])}; the model "
                           f"(trained with {str(own)!r}) takes {tuple(model.input_shape)}")
-    return xm, {"text": str(test), "model": test.to_dict(), "seed": int(seed),
-                "noise_stream": "measurement_rng(seed, 0, test sample index)", "model_measurement": str(own),
-                "matches_model": str(test) == str(own)}, None if test.is_identity else test
+    record = {"text": str(test), "model": test.to_dict(), "seed": int(seed),
+              "noise_stream": "measurement_rng(seed, 0, test sample index)", "model_measurement": str(own),
+              "matches_model": str(test) == str(own)}
+    if conditioned:
+        from ..nre.infer.model_io import InstrumentInputs
+
+        record["instrument_input"] = "each image's drawn instrument, as the network takes it"
+        xm = InstrumentInputs(xm, d)
+    return xm, record, None if test.is_identity else test
 
 
 def report_lines(report: dict[str, Any]) -> list[str]:

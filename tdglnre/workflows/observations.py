@@ -354,9 +354,15 @@ def network_input(model: Any, observation: Observation, measurement: Any = None)
         x = model.preprocess(observation.x)
         if want.is_identity:
             return x, {}
-        x = model.measure(x, observation.noise_seed, [observation.noise_index])
+        extra = {}
+        if getattr(model, "instrument_size", 0):  # the network also takes the instrument the measurement drew
+            x, d = model.measure(x, observation.noise_seed, [observation.noise_index], with_instrument=True)
+            model.instrument = d[0]
+            extra = {"instrument": [float(v) for v in d[0]]}
+        else:
+            x = model.measure(x, observation.noise_seed, [observation.noise_index])
         return x, {"measurement": str(want), "measurement_applied": True,
-                   "noise_seed": int(observation.noise_seed), "noise_index": int(observation.noise_index)}
+                   "noise_seed": int(observation.noise_seed), "noise_index": int(observation.noise_index), **extra}
     got = MeasurementModel.parse(declared)
     if str(got) != str(want):
         raise ConfigError(f"`measurement` of the observation is {str(got)!r} but the model was trained with "

@@ -281,8 +281,10 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
     if not isinstance(observation, Observation):
         observation = Observation(_as_array_observation(observation), {"array": list(np.shape(observation))},
                                   measurement=None if model.measurement.is_identity else model.measurement)
-    measurement, match = _accept_covered_measurement(model, measurement if measurement is not None
-                                                     else observation.measurement, measurement)
+    declared = measurement if measurement is not None else observation.measurement
+    measurement, match = _accept_covered_measurement(model, declared, measurement)
+    if getattr(model, "instrument_size", 0):
+        match = {**match, **_declare_instrument(model, declared)}
     x, measured = network_input(model, observation, measurement)
     source = {**observation.source, **measured, **match}
     grid = Grid.from_prior(model.prior, grid_points, model.parameter_names)
@@ -312,6 +314,26 @@ def posterior(model: Any, observation: Observation | np.ndarray, *, grid_points:
 def _temperatures(model: Any) -> tuple[float, list[float] | None]:
     rec = temperature_record_of(model)
     return rec["temperature"], rec.get("member_temperatures")
+
+
+def _declare_instrument(model: Any, declared: Any) -> dict[str, Any]:
+    """Tell a model that takes the instrument as an input which one the observation went through.
+
+    ``declared`` None: a clean observation, measured with the model's family
+    (its draw is the instrument, set by :func:`.observations.network_input`).
+    Otherwise it must be a fixed member of the family; a family (the default
+    for a plain array) is refused with one line naming the option.
+    """
+    if declared is None:
+        model.set_instrument(None)
+        return {}
+    try:
+        d = model.set_instrument(declared)
+    except ConfigError as exc:
+        raise ConfigError(f"this model takes each image's instrument as an input (trained with --instrument-input "
+                          f"on {str(model.measurement)!r}): declare the observation's instrument with fixed values "
+                          f"inside that family (`--measurement`); {exc}") from None
+    return {"instrument": [float(v) for v in d]}
 
 
 def _accept_covered_measurement(model: Any, declared: Any, measurement: Any) -> tuple[Any, dict[str, Any]]:

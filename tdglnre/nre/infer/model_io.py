@@ -248,7 +248,12 @@ class RatioEstimator:
         self.encoder = model.get_layer("encoder")
         self.theta_net = model.get_layer("theta_net")
         self.head = model.get_layer("head")
-        self.embedding_dim = int(self.encoder.output.shape[-1])
+        self.instrument_size = int(model.inputs[2].shape[-1]) if len(model.inputs) > 2 else 0
+        """Length of the instrument vector the network takes beside each image (0: none; docs/nre.md)."""
+        self.embedding_dim = int(self.encoder.output.shape[-1]) + self.instrument_size
+        """Length of :meth:`encode`'s rows: the encoder's output, then the instrument vector."""
+        self.instrument: np.ndarray | None = None
+        """The instrument vector of plain (not :class:`InstrumentInputs`) observations, set by :meth:`set_instrument`."""
         inp = metadata["input"]
         self.input_shape = tuple(int(v) for v in inp["shape"])
         n_par = len(self.parameter_names)
@@ -283,6 +288,8 @@ class RatioEstimator:
         self._split_fns = _split_head_functions(tf, theta_net, head, self.embedding_dim, n_par)
         # trace once now, so the first real call is fast
         h = self._encode_fn(tf.zeros((1,) + self.input_shape, tf.float32))
+        if self.instrument_size:
+            h = tf.concat([h, tf.zeros((1, self.instrument_size), tf.float32)], axis=-1)
         self._grid_fn(h, self._theta_fn(tf.zeros((2, n_par), tf.float32)))
         self._pairs_fn(h, tf.zeros((1, 2, n_par), tf.float32))
         if self._split_fns is not None:
@@ -373,7 +380,8 @@ class RatioEstimator:
         return resolve_on_lattice(MeasurementModel.parse(spec), self.metadata.get("L"), self.N,
                                   lacking="the model does not record its lattice length L")
 
-    def measure(self, x: np.ndarray, seed: int, indices: Sequence[int] | None = None) -> np.ndarray:
+    def measure(self, x: np.ndarray, seed: int, indices: Sequence[int] | None = None,
+                with_instrument: bool = False) -> Any:
         """Apply the model's measurement to clean inputs from :meth:`preprocess`.
 
         Parameters
@@ -384,16 +392,23 @@ class RatioEstimator:
             Seed of the measurement noise; row r uses
             ``measurement_rng(seed, 0, indices[r])`` (default indices 0 … n−1).
 
+        with_instrument
+            Also return each row's instrument vector (the instrument the
+            measurement drew, :meth:`MeasurementModel.describe`).
+
         Returns
         -------
         numpy.ndarray
-            (n, M, M, C′) network inputs (``x`` itself for the identity).
+            (n, M, M, C′) network inputs (``x`` itself for the identity); with
+            ``with_instrument`` the pair (inputs, vectors (n, K)).
         """
         from ..pipeline.selection import measure_inputs
 
         x = np.asarray(x, dtype=np.float32)
         idx = np.arange(len(x)) if indices is None else np.asarray(indices, dtype=np.int64)
-        return measure_inputs(self.measurement, x, Selection.from_dict(self.metadata["input"]), int(seed), 0, idx)
+        m = self.measurement
+        return measure_inputs(m, x, Selection.from_dict(self.metadata["input"]), int(seed), 0, idx,
+                              describe=m if with_instrument else None)
 
     # ----------------------------------------------------------- preprocessing
     def preprocess_measured(self, x: np.ndarray) -> np.ndarray:
@@ -462,8 +477,48 @@ class RatioEstimator:
         return np.ascontiguousarray(out, dtype=np.float32)
 
     # --------------------------------------------------------------- inference
-    def encode(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Embeddings h_x (n, D) of preprocessed inputs x (n, N, N, C')."""
+    def set_instrument(self, measurement: Any) -> np.ndarray | None:
+        """Declare the instrument of the observations :meth:`encode` gets as plain arrays (None: undeclared).
+
+        ``measurement``: a fixed member of the model's measurement family (text or
+        model; widths in coherence lengths are resolved on the model's lattice).
+        Returns its instrument vector. Only for a model trained with the
+        instrument as an input; others ignore it (and return None).
+        """
+        if not self.instrument_size:
+            return None
+        self.instrument = None if measurement is None else self.measurement.describe(
+            self.resolve_measurement(measurement))
+        return self.instrument
+
+    def _instrument_rows(self, d: np.ndarray | None, n: int) -> np.ndarray | None:
+        """Instrument vectors (n, K) of :meth:`encode`'s n images (None for a model without them)."""
+        if not self.instrument_size:
+            return None
+        if d is None:
+            d = self.instrument
+        if d is None:
+            raise ModelMismatchError(
+                "this model takes the instrument of each image as an input (trained with --instrument-input on the "
+                f"family {self.measurement}); declare the observation's instrument (`--measurement` with fixed "
+                "values, set_instrument in Python)")
+        d = np.asarray(d, dtype=np.float32)
+        if d.shape[-1] != self.instrument_size:
+            raise ModelMismatchError(f"instrument vectors have {d.shape[-1]} entries; the model takes "
+                                     f"{self.instrument_size}")
+        return np.broadcast_to(d, (n, self.instrument_size)) if d.ndim == 1 else d
+
+    def encode(self, x: Any, batch_size: int = 256) -> np.ndarray:
+        """Embeddings h_x (n, D) of preprocessed inputs x (n, N, N, C').
+
+        For a model that takes the instrument (:attr:`instrument_size` > 0),
+        each row ends in the image's instrument vector: ``x`` is then an
+        :class:`InstrumentInputs`, or plain images of the instrument
+        :meth:`set_instrument` declared.
+        """
+        d = None
+        if isinstance(x, InstrumentInputs):
+            x, d = x.x, x.d
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 3:
             x = x[None]
@@ -472,9 +527,17 @@ class RatioEstimator:
                 f"encode expects preprocessed inputs (n, N, N, {self.input_shape[-1]}), got "
                 f"{x.shape}; use preprocess() on raw samples"
             )
+        d = self._instrument_rows(d, len(x))
         parts = [self._encode_fn(x[a:a + batch_size]).numpy()
                  for a in range(0, len(x), batch_size)]
-        return np.concatenate(parts) if parts else np.zeros((0, self.embedding_dim), np.float32)
+        if not parts:
+            return np.zeros((0, self.embedding_dim), np.float32)
+        h = np.concatenate(parts)
+        if d is not None:
+            if len(d) != len(h):
+                raise ModelMismatchError(f"{len(h)} images but {len(d)} instrument vectors")
+            h = np.concatenate([h, d], axis=-1)
+        return h
 
     def _theta_array(self, theta: Any) -> np.ndarray:
         t = np.asarray(theta, dtype=np.float32)
@@ -626,6 +689,30 @@ class RatioEstimator:
                             k, mcfg[k], config[k])
 
 
+class InstrumentInputs:
+    """Preprocessed images with each one's instrument vector, for a model that takes the instrument.
+
+    Slices like an array (``xs[a:b]``, ``len``), so batched inference passes
+    the vectors along with their images (:meth:`RatioEstimator.encode`).
+    """
+
+    def __init__(self, x: np.ndarray, d: np.ndarray):
+        self.x = np.asarray(x)
+        self.d = np.asarray(d, dtype=np.float32).reshape(len(self.x), -1)
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.x.shape
+
+    def __getitem__(self, key: Any) -> "InstrumentInputs":
+        if not isinstance(key, slice):
+            key = np.atleast_1d(np.asarray(key))
+        return InstrumentInputs(self.x[key], self.d[key])
+
+
 class EnsembleEstimator(RatioEstimator):
     """Several ratio estimators trained alike (other seeds) as one: their ratios averaged.
 
@@ -662,6 +749,8 @@ class EnsembleEstimator(RatioEstimator):
                                      "combine": "mean of the members' ratios"}
         self.encoder, self.theta_net, self.head = first.encoder, first.theta_net, first.head
         self.input_shape = first.input_shape
+        self.instrument_size = first.instrument_size
+        self.instrument = None
         self._dims = [m.embedding_dim for m in members]
         self.embedding_dim = int(sum(self._dims))
         self._split_fns = first._split_fns if all(m.can_split_head for m in members) else None
@@ -681,6 +770,11 @@ class EnsembleEstimator(RatioEstimator):
         if h.shape[-1] != self.embedding_dim:
             raise ModelMismatchError(f"ensemble embeddings have {self.embedding_dim} entries, got {h.shape[-1]}")
         return np.split(h, np.cumsum(self._dims)[:-1], axis=-1)
+
+    def set_instrument(self, measurement: Any) -> np.ndarray | None:
+        """Declare the observations' instrument to every member (:meth:`RatioEstimator.set_instrument`)."""
+        out = [m.set_instrument(measurement) for m in self.members]
+        return out[0]
 
     def encode(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """The members' embeddings side by side, (n, Σ D_m)."""

@@ -205,8 +205,11 @@ def build_theta_net(config: NetworkConfig, low: Sequence[float], high: Sequence[
     return keras.Model(t_in, h, name="theta_net")
 
 
-def build_head(config: NetworkConfig, n_params: int | None = None) -> keras.Model:
+def build_head(config: NetworkConfig, n_params: int | None = None, instrument_size: int = 0) -> keras.Model:
     """Head MLP: [h_x ‖ h_θ] (B, K, Dx+Dθ) → logit (B, K).
+
+    ``instrument_size`` K_i > 0 (``config.instrument_input``): h_x is followed
+    by the instrument vector, [h_x ‖ d ‖ h_θ] (B, K, Dx+K_i+Dθ).
 
     With ``config.regression`` (``n_params`` = P) the MLP also sees the offsets of :class:`RegressionOffsets`, and
     its Student-t term is added to the logit (:mod:`tdglnre.nre.net.regression`).
@@ -215,7 +218,7 @@ def build_head(config: NetworkConfig, n_params: int | None = None) -> keras.Mode
     if config.regression and not extra:
         raise ValueError("the regression head needs the number of inferred parameters")
     dx = config.embed_dim + extra
-    z_in = keras.Input(shape=(None, dx + config.theta_units[-1] + extra), name="h_joint")
+    z_in = keras.Input(shape=(None, dx + int(instrument_size) + config.theta_units[-1] + extra), name="h_joint")
     h = z_in
     if config.regression:
         from .regression import RegressionOffsets
@@ -241,8 +244,13 @@ def build_model(
     n_snapshots: int = 1,
     size: int | None = None,
     channels: Sequence[str] | None = None,
+    instrument_size: int = 0,
 ) -> keras.Model:
     """The two-tower ratio estimator ``[x (B,N,N,C), θ (B,K,P)] → logits (B,K)``.
+
+    With ``instrument_size`` K_i > 0 (``config.instrument_input``) the model takes
+    ``[x, θ, d (B, K_i)]``: the instrument vector d of each x joins its embedding,
+    [h_x ‖ d], which the head sees (docs/nre.md, "The instrument as an input").
 
     Parameters
     ----------
@@ -276,15 +284,24 @@ def build_model(
         encoder = build_encoder(config, n_channels, mean, variance, size=size, n_snapshots=int(n_snapshots),
                                 channels=channels, n_params=len(low))
     theta_net = build_theta_net(config, low, high)
-    head = build_head(config, len(low))
+    k_i = int(instrument_size)
+    if config.instrument_input and k_i < 1:
+        raise ValueError("instrument_input needs the instrument vector's size (a measurement family)")
+    head = build_head(config, len(low), k_i)
     x_in = keras.Input(shape=(None, None, n_channels), name="x")
     t_in = keras.Input(shape=(None, len(low)), name="theta")
-    z = PairConcat(name="pair")([encoder(x_in), theta_net(t_in)])
+    inputs = [x_in, t_in]
+    h_x = encoder(x_in)
+    if k_i:
+        d_in = keras.Input(shape=(k_i,), name="instrument")
+        inputs.append(d_in)
+        h_x = layers.Concatenate(name="h_x_instrument")([h_x, d_in])
+    z = PairConcat(name="pair")([h_x, theta_net(t_in)])
     if config.regression:
         from .regression import RegressionLoss
 
         z = RegressionLoss(len(low), config.embed_dim + len(low), name="regression_loss")(z)
-    return keras.Model([x_in, t_in], head(z), name="ratio_estimator")
+    return keras.Model(inputs, head(z), name="ratio_estimator")
 
 
 def spectrum_layer(model: keras.Model) -> Any:

@@ -60,7 +60,7 @@ class Selection:
 
 
 def measure_inputs(measurement: Any, x: np.ndarray, selection: Selection, seed: int, epoch: int,
-                   indices: Sequence[int]) -> np.ndarray:
+                   indices: Sequence[int], describe: Any = None) -> Any:
     """Apply a measurement model to network inputs, each snapshot's channels as one image.
 
     Parameters
@@ -76,19 +76,34 @@ def measure_inputs(measurement: Any, x: np.ndarray, selection: Selection, seed: 
         Sample ``indices[r]`` is measured with ``measurement_rng(seed, epoch, indices[r])``
         (all its snapshots from that one stream), so the result does not depend on batching.
 
+    describe
+        A measurement family (the model's) that ``measurement`` is a member of:
+        also return each sample's instrument vector ``describe.describe(·)``
+        of the instrument its measurement drew (the network's instrument input).
+
     Returns
     -------
     numpy.ndarray
-        (n, M, M, S·C′) float32, snapshot-major (M, C′ from ``measurement.output_shape``).
+        (n, M, M, S·C′) float32, snapshot-major (M, C′ from ``measurement.output_shape``);
+        with ``describe``, the pair (inputs, instrument vectors (n, K) float32).
     """
     if measurement is None or measurement.is_identity:
-        return x
+        if describe is None:
+            return x
+        from ...instrument.model import MeasurementModel
+
+        d = describe.describe(MeasurementModel())
+        return x, np.repeat(d[None], len(x), axis=0)
     n, h, w, _ = x.shape
     s, c = len(selection.snapshot_indices), len(selection.channel_names)
     xs = np.asarray(x).reshape(n, h, w, s, c).transpose(0, 3, 1, 2, 4)
-    y = measurement.apply_samples(xs, seed, epoch, indices, channels=selection.channel_names)
+    realised = None if describe is None else []
+    y = measurement.apply_samples(xs, seed, epoch, indices, channels=selection.channel_names, realised=realised)
     _, _, m, m2, c2 = y.shape
-    return np.ascontiguousarray(y.transpose(0, 2, 3, 1, 4).reshape(n, m, m2, s * c2), dtype=np.float32)
+    y = np.ascontiguousarray(y.transpose(0, 2, 3, 1, 4).reshape(n, m, m2, s * c2), dtype=np.float32)
+    if describe is None:
+        return y
+    return y, np.stack([describe.describe(r) for r in realised]).astype(np.float32).reshape(n, -1)
 
 
 def measured_shape(measurement: Any, selection: Selection, n: int) -> tuple[int, int, int]:

@@ -108,6 +108,11 @@ class BatchStream:
         before measurements existed.
     fresh_noise
         See ``measurement``.
+    instrument_input
+        Also give the network each sample's instrument: batches are
+        ``((x, θ_cols, d), y)`` with d (B, K) the vector of the instrument
+        ``measurement`` drew for the sample (``measurement.describe``; docs/nre.md,
+        "The instrument as an input").
 
     Attributes
     ----------
@@ -118,7 +123,8 @@ class BatchStream:
     def __init__(self, source: Any, scan: ScanResult, selection: Selection,
                  indices: np.ndarray, batch_size: int, n_cols: int, *, shuffle: bool,
                  seed: int, augment: bool = False, block_size: int = 256,
-                 blocks_per_read: int = 4, measurement: Any = None, fresh_noise: bool = True):
+                 blocks_per_read: int = 4, measurement: Any = None, fresh_noise: bool = True,
+                 instrument_input: bool = False):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.source, self.scan, self.selection = source, scan, selection
@@ -131,6 +137,11 @@ class BatchStream:
         _, h, w, _ = source.sample_shape
         self.measurement = None if measurement is None or measurement.is_identity else measurement
         self.fresh_noise = bool(fresh_noise)
+        self.instrument_input = bool(instrument_input)
+        if self.instrument_input and self.measurement is None:
+            raise ValueError("instrument_input needs a measurement family")
+        self.instrument_size = self.measurement.instrument_size if self.instrument_input else 0
+        """Length K of the instrument vectors (0 without them)."""
         self.clean_shape = (h, w, selection.n_channels)
         """Shape of one selected input before the measurement."""
         self.input_shape = measured_shape(self.measurement, selection, h)
@@ -207,10 +218,15 @@ class BatchStream:
         for ids, xb, rng in self._batches():
             if self.augment:
                 xb = random_translate(xb, rng)
-            if self.measurement is not None:
-                xb = measure_inputs(self.measurement, xb, self.selection, self.seed,
-                                    int(self.epoch) if self.fresh_noise else 0, ids)
+            epoch = int(self.epoch) if self.fresh_noise else 0
             th = contrastive_theta(self.scan.theta[ids], self.n_cols)
+            if self.instrument_input:
+                xb, d = measure_inputs(self.measurement, xb, self.selection, self.seed, epoch, ids,
+                                       describe=self.measurement)
+                yield (xb, th, d), np.zeros(len(ids), dtype=np.float32)
+                continue
+            if self.measurement is not None:
+                xb = measure_inputs(self.measurement, xb, self.selection, self.seed, epoch, ids)
             yield (xb, th), np.zeros(len(ids), dtype=np.float32)
 
 
@@ -275,11 +291,10 @@ def make_dataset(stream: BatchStream) -> Any:
         ds = tf.data.Dataset.from_generator(stream.index_plan, output_signature=sig)
         ds = ds.map(gather, num_parallel_calls=1, deterministic=True)
     else:
-        sig = (
-            (tf.TensorSpec((None, h, w, c), tf.float32),
-             tf.TensorSpec((None, stream.n_cols, p), tf.float32)),
-            tf.TensorSpec((None,), tf.float32),
-        )
+        inputs = (tf.TensorSpec((None, h, w, c), tf.float32), tf.TensorSpec((None, stream.n_cols, p), tf.float32))
+        if stream.instrument_input:
+            inputs += (tf.TensorSpec((None, stream.instrument_size), tf.float32),)
+        sig = (inputs, tf.TensorSpec((None,), tf.float32))
         ds = tf.data.Dataset.from_generator(stream, output_signature=sig)
     ds = ds.apply(tf.data.experimental.assert_cardinality(stream.n_batches))
     return ds.prefetch(2)
