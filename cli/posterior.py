@@ -52,8 +52,9 @@ _FLAGS = {"out_dir": "--out", "model_dir": "--model", "grid_points": "--grid"}
 @click.option("--measurement", default=None, metavar="SPEC",
               help="What the instrument did to --observation (e.g. 'blur(1.0)+noise(0.05)'; must equal the "
                    "model's or lie within its ranges (or one of its alternatives), e.g. 'noise(0.05)' for a model trained with "
-                   "'noise(0..0.15)'; default none); with --test-set, the measurement applied to the clean test "
-                   "simulations [default: the model's] (docs/observations.md).")
+                   "'noise(0..0.15)'; default none; a model trained with --instrument-input needs it, with fixed values); "
+                   "with --test-set, the measurement applied to the clean test simulations [default: the model's] "
+                   "(docs/observations.md).")
 @click.option("--drag-classifier", type=click.Path(file_okay=False), default=None,
               help="Directory of a nu = 0 vs nu > 0 classifier (docs/drag.md): report P(nu > 0 | x) as p_drag "
                    "[default: --model, when it holds one].")

@@ -136,6 +136,18 @@ def test_an_observation_without_its_instrument_is_refused_and_a_declared_one_is_
     assert np.array_equal(h, est.encode(InstrumentInputs(x, np.repeat(d[None], 3, axis=0))))
 
 
+def test_the_posterior_of_an_array_needs_its_declared_instrument_and_records_it(conditioned):
+    from tdglnre.workflows.posterior import posterior
+
+    x = gaussian_toy(1, seed=4).x(0, 1)[0, -1]
+    with pytest.raises(ConfigError, match="declare the observation's instrument with fixed values"):
+        posterior(conditioned, x, grid_points=64)
+    res = posterior(conditioned, x, grid_points=64, measurement="noise(0.2)")
+    fam = MeasurementModel.parse(FAMILY)
+    assert res.source["instrument"] == pytest.approx(list(fam.describe("noise(0.2)")))
+    assert res.source["measurement_match"] == "covered"
+
+
 def test_the_instrument_input_needs_a_family(tmp_path):
     net = NetworkConfig(filters=(4,), embed_dim=4, theta_units=(8,), head_units=(8,), instrument_input=True)
     for measurement in (None, "noise(0.1)"):
