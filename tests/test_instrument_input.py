@@ -148,6 +148,23 @@ def test_the_posterior_of_an_array_needs_its_declared_instrument_and_records_it(
     assert res.source["measurement_match"] == "covered"
 
 
+def test_an_ensemble_passes_the_instrument_to_every_member(conditioned):
+    from tdglnre.nre.infer.model_io import EnsembleEstimator
+
+    ens = EnsembleEstimator([load_estimator(conditioned), load_estimator(conditioned)])
+    x = ens.members[0].preprocess(gaussian_toy(2, seed=6).x(0, 2))
+    with pytest.raises(ModelMismatchError, match="declare the observation's instrument"):
+        ens.encode(x)
+    d = ens.set_instrument("noise(1.0)")
+    assert all(np.array_equal(m.instrument, d) for m in ens.members)
+    ens.instrument = None
+    assert all(m.instrument is None for m in ens.members)
+    ens.instrument = d  # as the clean-observation path sets it
+    h = ens.encode(x)
+    assert h.shape == (2, 2 * ens.members[0].embedding_dim)
+    assert np.array_equal(h[:, :h.shape[1] // 2], h[:, h.shape[1] // 2:])
+
+
 def test_the_instrument_input_needs_a_family(tmp_path):
     net = NetworkConfig(filters=(4,), embed_dim=4, theta_units=(8,), head_units=(8,), instrument_input=True)
     for measurement in (None, "noise(0.1)"):

@@ -750,7 +750,7 @@ class EnsembleEstimator(RatioEstimator):
         self.encoder, self.theta_net, self.head = first.encoder, first.theta_net, first.head
         self.input_shape = first.input_shape
         self.instrument_size = first.instrument_size
-        self.instrument = None
+        self.instrument = None  # the members' (the property below)
         self._dims = [m.embedding_dim for m in members]
         self.embedding_dim = int(sum(self._dims))
         self._split_fns = first._split_fns if all(m.can_split_head for m in members) else None
@@ -770,6 +770,16 @@ class EnsembleEstimator(RatioEstimator):
         if h.shape[-1] != self.embedding_dim:
             raise ModelMismatchError(f"ensemble embeddings have {self.embedding_dim} entries, got {h.shape[-1]}")
         return np.split(h, np.cumsum(self._dims)[:-1], axis=-1)
+
+    @property
+    def instrument(self) -> np.ndarray | None:
+        """The instrument vector the members use for plain images (setting it sets every member's)."""
+        return self.members[0].instrument
+
+    @instrument.setter
+    def instrument(self, d: np.ndarray | None) -> None:
+        for m in self.members:
+            m.instrument = d
 
     def set_instrument(self, measurement: Any) -> np.ndarray | None:
         """Declare the observations' instrument to every member (:meth:`RatioEstimator.set_instrument`)."""
