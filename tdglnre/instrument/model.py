@@ -56,10 +56,8 @@ batching (:meth:`MeasurementModel.apply_samples`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
@@ -67,6 +65,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..physics.observables import CHANNELS
+from . import _instrument
 from ._params import Range, record, recording
 from ._transforms import (GAIN_MAGNITUDE, MAX_AMPLIFICATION, TRANSFORMS, Bin, Blur, BlurXi, Channels, Gain, Height,
                           HeightPx, Noise, Offset, Poisson, Transform, _from_entry, _parse_term, psf_kernel)
@@ -323,69 +322,17 @@ class MeasurementModel:
 
     # ------------------------------------------------- the instrument as a network input
     def realised(self, drawn: Iterator[float]) -> "MeasurementModel":
-        """The fixed instrument of one measurement: each range replaced by its draw, taken in order from ``drawn``.
-
-        ``drawn`` replays what :func:`._params.recording` collected around one
-        :meth:`apply` (ranges in transform and parameter order).
-        """
-        out = []
-        for t in self.transforms:
-            changes = {p: float(next(drawn)) for p in t.params if isinstance(getattr(t, p), Range)}
-            out.append(dataclasses.replace(t, **changes) if changes else t)
-        return MeasurementModel(tuple(out))
+        """The fixed instrument of one measurement: each range replaced by its draw, in order from ``drawn``."""
+        return _instrument.realised(self, drawn)
 
     @property
     def instrument_size(self) -> int:
         """Length of :meth:`describe`'s vector: one entry per parameter range."""
-        return sum(isinstance(a, Range) for t in self.transforms for a in t.args())
+        return _instrument.size(self)
 
     def describe(self, member: Any) -> np.ndarray:
-        """The instrument vector of a fixed member of this family: each range's value mapped to [−1, 1].
-
-        Entry by entry, in transform and parameter order: 2(v − lo)/(hi − lo) − 1,
-        on log scales for a log range and for ``poisson`` counts (drawn
-        log-uniformly). A transform the member lacks counts at its neutral
-        value, as in :meth:`covers`. Raises :class:`ConfigError` when
-        ``member`` has a range or is not a member of this family.
-        """
-        member = MeasurementModel.parse(member)
-        _fixed_member(member)
-        out = np.zeros(self.instrument_size, dtype=np.float32)
-        if not self._describe_into(member, out, 0):
-            raise ConfigError(f"measurement {member} is not a member of the family {self} the model was trained on; "
-                              "its instrument cannot be given to the network")
-        return out
-
-    def _describe_into(self, member: "MeasurementModel", out: np.ndarray, pos: int) -> bool:
-        theirs, i = member.transforms, 0
-        for a in self.transforms:
-            if i < len(theirs) and a.covers(theirs[i]):
-                t = theirs[i]
-                i += 1
-            elif a.admits_identity:
-                t = None
-            else:
-                return False
-            for p in a.params:
-                r = getattr(a, p)
-                if isinstance(r, Range):
-                    out[pos] = _unit(getattr(t, p) if t is not None else a.neutral, r,
-                                     r.log or isinstance(a, Poisson))
-                    pos += 1
-        return i == len(theirs)
-
-
-def _unit(v: float, r: Range, log: bool) -> float:
-    """v in [r.lo, r.hi] mapped to [−1, 1] (log scale when ``log``)."""
-    lo, hi, v = (math.log(r.lo), math.log(r.hi), math.log(v)) if log else (r.lo, r.hi, v)
-    return float(np.clip(2.0 * (v - lo) / (hi - lo) - 1.0, -1.0, 1.0))
-
-
-def _fixed_member(member: "MeasurementModel") -> None:
-    """Refuse a member that is a family itself: the network takes one instrument per image."""
-    if isinstance(member, MeasurementMixture) or member.has_ranges:
-        raise ConfigError(f"measurement {member} is a family (a range or alternatives); the network takes the "
-                          "instrument of each image: give fixed values")
+        """The instrument vector of a fixed member of this family (:func:`._instrument.describe`)."""
+        return _instrument.describe(self, MeasurementModel.parse(member))
 
 
 def resolve_on_lattice(model: MeasurementModel, L: float | None, N: int, *,
@@ -544,27 +491,3 @@ class MeasurementMixture(MeasurementModel):
         choice = int(rng.integers(len(self.alternatives)))
         record(choice)
         return self.alternatives[choice].apply(x, rng, channels)
-
-    def realised(self, drawn: Iterator[float]) -> MeasurementModel:
-        """The fixed instrument of one measurement: the alternative chosen (the first draw), then its draws."""
-        return self.alternatives[int(next(drawn))].realised(drawn)
-
-    @property
-    def instrument_size(self) -> int:
-        """Length of :meth:`describe`'s vector: which alternative (one-hot), then each alternative's ranges."""
-        return len(self.alternatives) + sum(a.instrument_size for a in self.alternatives)
-
-    def describe(self, member: Any) -> np.ndarray:
-        """One-hot of the first alternative that covers ``member``, then each alternative's entries (zero but its own)."""
-        member = MeasurementModel.parse(member)
-        _fixed_member(member)
-        out = np.zeros(self.instrument_size, dtype=np.float32)
-        pos = len(self.alternatives)
-        for k, a in enumerate(self.alternatives):
-            if a.covers(member):
-                out[k] = 1.0
-                a._describe_into(member, out, pos)
-                return out
-            pos += a.instrument_size
-        raise ConfigError(f"measurement {member} is not a member of the family {self} the model was trained on; "
-                          "its instrument cannot be given to the network")

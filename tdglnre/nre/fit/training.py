@@ -62,7 +62,7 @@ from ..pipeline.data import (
     scan_source,
     split_indices,
 )
-from ..settings import RESUMABLE_OVERRIDES, NetworkConfig, TrainingError, TrainSettings, TrainSettingsError
+from ..settings import RESUMABLE_OVERRIDES, NetworkConfig, TrainingError, TrainSettings
 from ..tf_setup import ensure_tensorflow
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,6 @@ def train_source(source: Any, out_dir: str | os.PathLike[str], *, resume: bool =
     selection = resolve_selection(cfg.channels, cfg.snapshots, source.channels,
                                   source.snapshot_times)
     measurement = _measurement(cfg, selection, source)
-    _check_instrument_input(cfg, measurement)
     train_idx, val_idx = split_indices(source.n, cfg.val_fraction, cfg.seed)
     measure = None
     if measurement is not None:
@@ -343,32 +342,20 @@ def _fit(source: Any, out: Path, cfg: TrainSettings, state: dict[str, Any] | Non
     return res
 
 
-def _check_instrument_input(cfg: TrainSettings, measurement: Any) -> None:
-    """``instrument_input`` needs a measurement family: something drawn per sample to tell the network."""
-    if not cfg.network.instrument_input:
-        return
-    if measurement is None or not measurement.instrument_size:
-        raise TrainSettingsError(
-            f"the instrument input (`instrument_input`) needs a measurement family with a range or alternatives, "
-            f"e.g. 'noise(log:0.001..0.25)'; got {str(measurement) if measurement is not None else 'none'!r}")
-
-
 def _streams(source: Any, scan: Any, selection: Any, cfg: TrainSettings, train_idx: np.ndarray,
              val_idx: np.ndarray, measurement: Any) -> tuple[BatchStream, BatchStream | None]:
     """The training stream (shuffled, augmented, fresh noise) and the validation stream (None without a split)."""
-    n_cols = cfg.n_theta_columns
+    n_cols, conditioned = cfg.n_theta_columns, cfg.network.instrument_input
     stream_train = BatchStream(source, scan, selection, train_idx, cfg.batch_size, n_cols,
                                shuffle=True, seed=cfg.seed, augment=cfg.augment,
                                block_size=cfg.block_size, blocks_per_read=cfg.blocks_per_read,
-                               measurement=measurement, fresh_noise=True,
-                               instrument_input=cfg.network.instrument_input)
+                               measurement=measurement, fresh_noise=True, instrument_input=conditioned)
     stream_val = None
     if len(val_idx):
         stream_val = BatchStream(source, scan, selection, val_idx, cfg.batch_size, n_cols,
                                  shuffle=False, seed=cfg.seed + 1, augment=False,
                                  block_size=cfg.block_size, blocks_per_read=cfg.blocks_per_read,
-                                 measurement=measurement, fresh_noise=False,
-                                 instrument_input=cfg.network.instrument_input)
+                                 measurement=measurement, fresh_noise=False, instrument_input=conditioned)
     log.info("training on %d samples, validating on %d (%s); input %s, %d theta per x (true + contrastive)",
              len(train_idx), len(val_idx), "in memory" if scan.in_memory else "streamed",
              stream_train.input_shape, n_cols)
@@ -417,11 +404,9 @@ def _new_model(source: Any, cfg: TrainSettings, selection: Any, scan: Any, strea
     b = source.bounds
     names = selection.channel_names  # of one snapshot, as the network sees it (measured)
     names = list(names if cfg.measurement is None else cfg.measurement.output_channels(names))
-    model = build_model(cfg.network, stream_train.input_shape[-1], b.low, b.high,
-                        mean=scan.mean, variance=scan.variance,
-                        n_snapshots=len(selection.snapshot_indices),
-                        size=stream_train.input_shape[0], channels=names,
-                        instrument_size=stream_train.instrument_size)
+    model = build_model(cfg.network, stream_train.input_shape[-1], b.low, b.high, mean=scan.mean,
+                        variance=scan.variance, n_snapshots=len(selection.snapshot_indices),
+                        size=stream_train.input_shape[0], channels=names, instrument_size=stream_train.instrument_size)
     fit_branch_statistics(model, lambda: (inp[0] for inp, _ in stream_train()))
     fitted = fit_regression_head(model, ((inp[0], inp[1][:, 0]) for inp, _ in stream_train()))
     if fitted is not None:

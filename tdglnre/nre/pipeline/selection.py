@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..settings import TrainingDataError
+from ..settings import TrainingDataError, TrainSettingsError
 
 
 # ----------------------------------------------------------------- selection
@@ -104,6 +104,14 @@ def measure_inputs(measurement: Any, x: np.ndarray, selection: Selection, seed: 
     if describe is None:
         return y
     return y, np.stack([describe.describe(r) for r in realised]).astype(np.float32).reshape(n, -1)
+
+
+def check_instrument_input(instrument_input: bool, measurement: Any) -> None:
+    """The network's instrument input (``NetworkConfig.instrument_input``) needs a family: something drawn per image."""
+    if instrument_input and (measurement is None or not measurement.instrument_size):
+        raise TrainSettingsError(
+            "the instrument input (`instrument_input`) needs a measurement family with a range or alternatives, "
+            f"e.g. 'noise(log:0.001..0.25)'; got {str(measurement) if measurement is not None else 'none'!r}")
 
 
 def measured_shape(measurement: Any, selection: Selection, n: int) -> tuple[int, int, int]:

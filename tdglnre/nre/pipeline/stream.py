@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .selection import Selection, measure_inputs, measured_shape
+from .selection import Selection, check_instrument_input, measure_inputs, measured_shape
 
 
 @dataclass
@@ -138,8 +138,7 @@ class BatchStream:
         self.measurement = None if measurement is None or measurement.is_identity else measurement
         self.fresh_noise = bool(fresh_noise)
         self.instrument_input = bool(instrument_input)
-        if self.instrument_input and self.measurement is None:
-            raise ValueError("instrument_input needs a measurement family")
+        check_instrument_input(self.instrument_input, self.measurement)  # before training writes anything
         self.instrument_size = self.measurement.instrument_size if self.instrument_input else 0
         """Length K of the instrument vectors (0 without them)."""
         self.clean_shape = (h, w, selection.n_channels)
