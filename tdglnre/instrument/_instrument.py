@@ -74,23 +74,36 @@ def describe(family: Any, member: Any) -> np.ndarray:
                       "its instrument cannot be given to the network")
 
 
-def _describe_into(family: Any, member: Any, out: np.ndarray, pos: int) -> bool:
-    """Write the entries of one plain family from ``pos``; False when ``member`` is not its member."""
-    theirs, i = member.transforms, 0
+def align(family: Any, member: Any) -> list[tuple[Any, Any]] | None:
+    """Each transform of a plain family paired with the member's transform it covers, in order; None if not a member.
+
+    A transform the member lacks is paired with None, allowed where the
+    family's value or range includes its neutral value (``MeasurementModel.covers``).
+    """
+    theirs, i, pairs = member.transforms, 0, []
     for a in family.transforms:
         if i < len(theirs) and a.covers(theirs[i]):
-            t = theirs[i]
+            pairs.append((a, theirs[i]))
             i += 1
         elif a.admits_identity:
-            t = None
+            pairs.append((a, None))
         else:
-            return False
+            return None
+    return pairs if i == len(theirs) else None
+
+
+def _describe_into(family: Any, member: Any, out: np.ndarray, pos: int) -> bool:
+    """Write the entries of one plain family from ``pos``; False when ``member`` is not its member."""
+    pairs = align(family, member)
+    if pairs is None:
+        return False
+    for a, t in pairs:
         for p in a.params:
             r = getattr(a, p)
             if isinstance(r, Range):
                 out[pos] = _unit(getattr(t, p) if t is not None else a.neutral, r, r.log or isinstance(a, Poisson))
                 pos += 1
-    return i == len(theirs)
+    return True
 
 
 def _unit(v: float, r: Range, log: bool) -> float:

@@ -216,13 +216,7 @@ class MeasurementModel:
         other = MeasurementModel.parse(other)
         if isinstance(other, MeasurementMixture):
             return all(self.covers(m) for m in other.alternatives)
-        theirs, i = other.transforms, 0
-        for a in self.transforms:
-            if i < len(theirs) and a.covers(theirs[i]):
-                i += 1
-            elif not a.admits_identity:
-                return False
-        return i == len(theirs)
+        return _instrument.align(self, other) is not None
 
     @property
     def needs_pixel_size(self) -> bool:
