@@ -10,7 +10,8 @@ from ._flags import run_library_call
 
 #: Library argument name (as in its error messages, in backticks) -> the flag that sets it.
 _FLAGS = {"model_dir": "--model", "data": "--data", "grid_points": "--grid", "max_samples": "--max-samples",
-          "measurement_seed": "--measurement-seed", "objective": "--objective", "split_head": "--split-head", "reset": "--reset"}
+          "measurement_seed": "--measurement-seed", "objective": "--objective", "split_head": "--split-head",
+          "by_instrument": "--by-instrument", "reset": "--reset"}
 
 
 @click.command("temper")
@@ -28,10 +29,14 @@ _FLAGS = {"model_dir": "--model", "data": "--data", "grid_points": "--grid", "ma
 @click.option("--measurement-seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the measurement noise on the validation images (models trained under a measurement).")
 @click.option("--split-head", is_flag=True, help="Evaluate the head split, as `posterior --split-head`.")
+@click.option("--by-instrument", is_flag=True,
+              help="For a model trained with --instrument-input: let tau depend on the instrument, "
+                   "tau(d) = tau * exp(w.d), w fitted by the mean -log p(theta*|x) (docs/nre.md, Tempering).")
 @click.option("--reset", is_flag=True, help="Remove the recorded temperature (tau = 1) instead of fitting one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the record written as JSON.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(model_dir, data, grid_points, max_samples, objective, measurement_seed, split_head, reset, as_json, quiet) -> None:
+def command(model_dir, data, grid_points, max_samples, objective, measurement_seed, split_head, by_instrument, reset,
+            as_json, quiet) -> None:
     """Fit one temperature tau on the model's log ratio, p(theta|x) ~ p(theta) r(x, theta)^(1/tau).
 
     tau makes the validation simulations' expected coverage as close to the
@@ -44,6 +49,6 @@ def command(model_dir, data, grid_points, max_samples, objective, measurement_se
     from tdglnre.workflows.temper import summary_line, temper
 
     rec = run_library_call(temper, model_dir, data, grid_points=grid_points, max_samples=max_samples, objective=objective,
-                           measurement_seed=measurement_seed, split_head=split_head, reset=reset,
+                           measurement_seed=measurement_seed, split_head=split_head, by_instrument=by_instrument, reset=reset,
                            progress=not quiet, flags=_FLAGS)
     click.echo(json.dumps(rec, indent=2) if as_json else summary_line(rec))

@@ -11,6 +11,8 @@ posterior width at both ends of the family from one model.
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +165,34 @@ def test_an_ensemble_passes_the_instrument_to_every_member(conditioned):
     h = ens.encode(x)
     assert h.shape == (2, 2 * ens.members[0].embedding_dim)
     assert np.array_equal(h[:, :h.shape[1] // 2], h[:, h.shape[1] // 2:])
+
+
+def test_a_temperature_by_instrument_divides_each_row_by_its_own_tau(conditioned, tmp_path):
+    import shutil
+
+    from tdglnre.nre.infer.model_io import ModelLoadError
+
+    plain = load_estimator(conditioned)
+    model = tmp_path / "tempered"
+    shutil.copytree(conditioned, model)
+    meta = json.loads((model / "metadata.json").read_text())
+    meta["tempering"] = {"temperature": 0.8, "instrument_weights": [0.5]}
+    (model / "metadata.json").write_text(json.dumps(meta))
+    est = load_estimator(model)
+    x = est.preprocess(gaussian_toy(3, seed=7).x(0, 3))
+    d = np.array([[-1.0], [0.0], [1.0]], dtype=np.float32)
+    h = est.encode(InstrumentInputs(x, d))
+    tau = 0.8 * np.exp(0.5 * d[:, 0])
+    np.testing.assert_allclose(est.log_ratio_from_embedding(h, GRID) * tau[:, None],
+                               plain.log_ratio_from_embedding(h, GRID), rtol=1e-6)
+    th = np.array([[0.1], [0.2], [0.3]])
+    np.testing.assert_allclose(est.log_ratio(InstrumentInputs(x, d), th) * tau,
+                               plain.log_ratio(InstrumentInputs(x, d), th), rtol=1e-6)
+    assert est.temperature_record() == {"temperature": 0.8, "instrument_weights": [0.5]}
+    meta["tempering"]["instrument_weights"] = [0.5, 0.1]  # not the model's instrument vector
+    (model / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="instrument_weights must be 1 finite"):
+        load_estimator(model)
 
 
 def test_the_instrument_input_needs_a_family(tmp_path):

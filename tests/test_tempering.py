@@ -84,6 +84,60 @@ def test_scores_agree_with_the_grid_posterior(prior):
     np.testing.assert_allclose(sc.nll[:, 0], -ld2, rtol=1e-10, atol=1e-10)
 
 
+class InstrumentSharp(GaussianEstimator):
+    """Inputs end in an instrument value d ∈ [−1, 1]; log r = k(d) × exact log-likelihood, k(d) = exp(A·d).
+
+    A network conditioned on its instrument that is too sharp at one end of its family and too flat at the other
+    (the case docs/results.md measured on the SQUID family, with both signs at once).
+    """
+
+    A = float(np.log(2.5))
+
+    def __init__(self, prior, weights=None, temperature=1.0):
+        super().__init__(prior, 1.0)
+        self.weights, self.temperature = weights, temperature
+
+    def log_ratio_from_embedding(self, h, theta):
+        h = np.asarray(h)
+        d = h[:, -1]
+        s = super().log_ratio_from_embedding(h[:, :-1], theta) * np.exp(self.A * d)[:, None]
+        tau = self.temperature * (np.exp(h[:, -1:] @ np.asarray(self.weights)) if self.weights is not None else 1.0)
+        return s / np.reshape(tau, (-1, 1))
+
+
+def _with_instrument(prior, n, seed, d=None):
+    x, theta = _test_set(prior, n, seed)
+    dd = np.random.default_rng(seed + 1000).uniform(-1.0, 1.0, n) if d is None else np.full(n, float(d))
+    return np.concatenate([x, dd[:, None]], axis=1), theta
+
+
+def test_a_temperature_by_instrument_calibrates_both_ends_where_one_temperature_cannot(prior):
+    from tdglnre.nre.infer.tempering import fit_instrument_temperature
+
+    grid = Grid.from_prior(prior, 100)
+    x, theta = _with_instrument(prior, 600, 21)  # the "validation split", instruments drawn across the family
+    scores = tempering_scores(InstrumentSharp(prior), x, theta, grid)
+    c, w = fit_instrument_temperature(scores, x[:, -1:])
+    # the exact answer is τ(d) = k(d): c = 0 and w = A (within the candidates' 4.4 % spacing and 600 pairs)
+    assert abs(c) < 0.12 and w[0] == pytest.approx(InstrumentSharp.A, rel=0.15), (c, w)
+    rec = tempering_record(scores, instrument=x[:, -1:], base_weights=np.zeros(1))
+    assert rec["instrument_weights"] == [pytest.approx(float(w[0]))]
+    assert rec["temperature"] == pytest.approx(np.exp(c))
+    assert rec["mean_nll"]["after"] < rec["mean_nll"]["before"]
+    one = tempering_record(scores)  # one τ for the whole family
+    for end, sign in ((-1.0, +1), (1.0, -1)):  # k = 0.4 (too flat: covers too much), k = 2.5 (too sharp)
+        xt, tt = _with_instrument(prior, 800, 22 + int(end), d=end)  # fresh pairs at one end of the family
+
+        def deviation(est):
+            cov = calibration_report(evaluate_test_set(est, xt, tt, grid, seed=1))["expected_coverage"]
+            return np.asarray(cov["empirical"]) - np.asarray(cov["levels"])
+
+        by = deviation(InstrumentSharp(prior, rec["instrument_weights"], rec["temperature"]))
+        assert np.abs(by).max() < 0.07, (end, by)
+        single = deviation(InstrumentSharp(prior, None, one["temperature"]))
+        assert np.abs(single).max() > 0.1 and np.sign(single.mean()) == sign, (end, one["temperature"], single)
+
+
 def test_bad_inputs_are_refused(prior):
     from tdglnre.errors import ConfigError
 
@@ -147,6 +201,8 @@ def test_train_temper_records_a_temperature_that_posteriors_apply(tmp_path):
     code, text = _cli("temper", "--model", str(out), "--quiet", "--json")
     assert code == 0, text
     assert json.loads(text)["temperature"] == pytest.approx(rec["temperature"], rel=1e-6)
+    code, text = _cli("temper", "--model", str(out), "--by-instrument")
+    assert code == 1 and "does not take the instrument as an input" in text, text
     # errors name the flag: another ensemble, no validation split, an ensemble directory
     other = write_ensemble(tmp_path / "other.h5", 120, seed=5)
     code, text = _cli("temper", "--model", str(out), "--data", str(other))

@@ -57,7 +57,8 @@ def _validation_pairs(meta: dict[str, Any], path: str, max_samples: int | None) 
 
 def temper(model_dir: str | Path, data: str | Path | None = None, *, grid_points: int = DEFAULT_GRID_POINTS,
            max_samples: int | None = None, objective: str = "coverage", measurement_seed: int = 0,
-           split_head: bool = False, reset: bool = False, progress: ProgressLike = False) -> dict[str, Any]:
+           split_head: bool = False, by_instrument: bool = False, reset: bool = False,
+           progress: ProgressLike = False) -> dict[str, Any]:
     """Fit the posterior temperature of a trained model and write it into its ``metadata.json``.
 
     Parameters
@@ -81,6 +82,10 @@ def temper(model_dir: str | Path, data: str | Path | None = None, *, grid_points
         the model was trained under a measurement.
     split_head
         As ``tdglnre posterior --split-head``.
+    by_instrument
+        Fit a temperature that depends on the instrument, τ(d) = τ·exp(w·d),
+        for a model that takes the instrument vector d as an input
+        (:func:`tdglnre.nre.infer.tempering.fit_instrument_temperature`).
     reset
         Remove a recorded temperature (τ = 1) instead of fitting one.
     progress
@@ -106,6 +111,7 @@ def temper(model_dir: str | Path, data: str | Path | None = None, *, grid_points
     measurement_seed = as_int("`measurement_seed`", measurement_seed, 0)
     split_head = as_bool("`split_head`", split_head)
     reset = as_bool("`reset`", reset)
+    by_instrument = as_bool("`by_instrument`", by_instrument)
     if objective not in OBJECTIVES:
         raise ConfigError(f"`objective` must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if (model_dir / ENSEMBLE_FILE).exists():
@@ -119,6 +125,9 @@ def temper(model_dir: str | Path, data: str | Path | None = None, *, grid_points
         write_text_atomic(meta_path, json.dumps(meta, indent=2))
         return {"temperature": 1.0, "reset": True}
     est = load_estimator(model_dir)
+    if by_instrument and not est.instrument_size:
+        raise ConfigError(f"{model_dir} does not take the instrument as an input (train it with --instrument-input "
+                          "on a measurement family): a temperature by instrument needs the instrument vectors")
     grid_points = check_grid_size(est.prior, grid_points, list(est.parameter_names))
     path = data if data is not None else (meta.get("dataset") or {}).get("path")
     if not path or not Path(path).exists():
@@ -128,10 +137,14 @@ def temper(model_dir: str | Path, data: str | Path | None = None, *, grid_points
     grid = Grid.from_prior(est.prior, grid_points, est.parameter_names)
     with tracker(progress, len(x), "tempering", unit="obs") as bar:
         scores = tempering_scores(est, x, theta, grid, split_head=split_head, progress=bar.update)
-    rec = tempering_record(scores, objective=objective, base_temperature=est.temperature)
+    rec = tempering_record(scores, objective=objective, base_temperature=est.temperature,
+                           instrument=np.asarray(x.d) if by_instrument else None,
+                           base_weights=est.instrument_weights)
+    if not by_instrument and est.instrument_weights is not None:  # the scores were computed under them: keep them
+        rec["instrument_weights"] = est.instrument_weights.tolist()
     rec["fitted_on"] = {"path": str(path), "split": "validation", "n": int(len(x)), "grid_points": grid_points,
                         "measurement": measured, "split_head": split_head,
-                        "objective": objective}
+                        "objective": objective, "by_instrument": by_instrument}
     rec["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     if len(x) < MIN_RELIABLE:
         log.warning("only %d validation samples: the temperature is uncertain (the expected coverage of %d pairs "
@@ -152,7 +165,11 @@ def summary_line(rec: dict[str, Any]) -> str:
     """One line for the command line."""
     if rec.get("reset"):
         return "temperature removed (tau = 1)"
-    return (f"temperature {rec['temperature']:.3f} ({rec['relative']:.3f}x the previous; objective "
+    by = ""
+    if "instrument_factor_range" in rec:
+        lo, hi = rec["instrument_factor_range"]
+        by = f", times {lo:.3f}..{hi:.3f} by instrument"
+    return (f"temperature {rec['temperature']:.3f}{by} ({rec['relative']:.3f}x the previous; objective "
             f"{rec['objective']}) on {rec['n']} validation samples: mean -log p(theta*|x) {rec['mean_nll']['before']:.4f} -> {rec['mean_nll']['after']:.4f}; "
             f"joint coverage deviation {rec['joint_coverage_deviation']['before']:+.3f} -> "
             f"{rec['joint_coverage_deviation']['after']:+.3f}")

@@ -221,6 +221,18 @@ def temperature_of(metadata: dict[str, Any]) -> float:
     return tau
 
 
+def instrument_weights_of(metadata: dict[str, Any], size: int) -> np.ndarray | None:
+    """The weights w of an instrument-dependent temperature τ(d) = τ·exp(w·d) (None: one τ for all; docs/nre.md)."""
+    w = (metadata.get("tempering") or {}).get("instrument_weights")
+    if w is None:
+        return None
+    w = np.asarray(w, dtype=np.float64)
+    if w.shape != (size,) or not np.all(np.isfinite(w)):
+        raise ModelLoadError(f"metadata `tempering` instrument_weights must be {size} finite numbers (the model's "
+                             f"instrument vector), got {w.tolist()}")
+    return w
+
+
 class RatioEstimator:
     """A trained ratio estimator with its metadata, ready for inference.
 
@@ -254,6 +266,8 @@ class RatioEstimator:
         """Length of :meth:`encode`'s rows: the encoder's output, then the instrument vector."""
         self.instrument: np.ndarray | None = None
         """The instrument vector of plain (not :class:`InstrumentInputs`) observations, set by :meth:`set_instrument`."""
+        self.instrument_weights = instrument_weights_of(metadata, self.instrument_size)
+        """w of the temperature τ(d) = temperature·exp(w·d), or None (one τ; docs/nre.md, "Tempering")."""
         inp = metadata["input"]
         self.input_shape = tuple(int(v) for v in inp["shape"])
         n_par = len(self.parameter_names)
@@ -554,9 +568,20 @@ class RatioEstimator:
         """What posterior.json and calibration.json record of the tempering (docs/nre.md, "Tempering").
 
         ``{"temperature": τ}``; an ensemble adds ``member_temperatures``, the τ each member divides its own log
-        ratio by before the ratios are averaged (its ``temperature`` is 1: the mixture has none of its own).
+        ratio by before the ratios are averaged (its ``temperature`` is 1: the mixture has none of its own). A
+        temperature that depends on the instrument adds ``instrument_weights``.
         """
-        return {"temperature": float(self.temperature)}
+        if self.instrument_weights is None:
+            return {"temperature": float(self.temperature)}
+        return {"temperature": float(self.temperature), "instrument_weights": self.instrument_weights.tolist()}
+
+    def _tempered(self, s: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """Log ratios ``s`` (n, ...) of the embeddings ``h`` (n, D) divided by their temperature."""
+        if self.instrument_weights is None:
+            return s if self.temperature == 1.0 else s / self.temperature
+        d = np.asarray(h[:, -self.instrument_size:], dtype=np.float64)
+        tau = self.temperature * np.exp(d @ self.instrument_weights)
+        return s / tau.reshape((-1,) + (1,) * (s.ndim - 1))
 
     @property
     def can_split_head(self) -> bool:
@@ -609,7 +634,7 @@ class RatioEstimator:
             h_t = theta_fn(grid[gs:gs + g_step])  # once per grid chunk, shared by every embedding
             for xs in range(0, n, x_step):
                 out[xs:xs + x_step, gs:gs + g_step] = head_fn(h[xs:xs + x_step], h_t).numpy()
-        return out if self.temperature == 1.0 else out / self.temperature
+        return self._tempered(out, h)
 
     def log_ratio(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """log r for paired inputs.
@@ -629,9 +654,7 @@ class RatioEstimator:
             t = t[:, None, :]
         if len(t) != len(h):
             raise ValueError(f"{len(h)} observations but {len(t)} theta rows")
-        s = self._pairs_fn(h, t).numpy().astype(np.float64)
-        if self.temperature != 1.0:
-            s = s / self.temperature
+        s = self._tempered(self._pairs_fn(h, t).numpy().astype(np.float64), np.asarray(h))
         return s[:, 0] if squeeze else s
 
     # ------------------------------------------------------------ compatibility
@@ -744,7 +767,7 @@ class EnsembleEstimator(RatioEstimator):
         self.model, self.model_dir = first.model, model_dir
         self.metadata = dict(first.metadata)
         self.metadata.pop("tempering", None)  # each member applies its own temperature; the mixture has none
-        self.temperature = 1.0
+        self.temperature, self.instrument_weights = 1.0, None
         self.metadata["ensemble"] = {"members": [str(m.model_dir) for m in members],
                                      "combine": "mean of the members' ratios"}
         self.encoder, self.theta_net, self.head = first.encoder, first.theta_net, first.head
@@ -756,7 +779,11 @@ class EnsembleEstimator(RatioEstimator):
         self._split_fns = first._split_fns if all(m.can_split_head for m in members) else None
 
     def temperature_record(self) -> dict[str, Any]:
-        return {"temperature": 1.0, "member_temperatures": [float(m.temperature) for m in self.members]}
+        rec: dict[str, Any] = {"temperature": 1.0, "member_temperatures": [float(m.temperature) for m in self.members]}
+        if any(m.instrument_weights is not None for m in self.members):
+            rec["member_instrument_weights"] = [None if m.instrument_weights is None else m.instrument_weights.tolist()
+                                                for m in self.members]
+        return rec
 
     def _combine(self, parts: Sequence[np.ndarray]) -> np.ndarray:
         s = np.stack(parts)
@@ -837,5 +864,5 @@ def load_estimator(model_dir: str | os.PathLike[str]) -> RatioEstimator:
 
 
 __all__: Sequence[str] = ("RatioEstimator", "EnsembleEstimator", "ModelMismatchError", "ModelLoadError",
-                          "load_estimator", "read_metadata", "build_metadata", "temperature_of",
+                          "load_estimator", "read_metadata", "build_metadata", "temperature_of", "instrument_weights_of",
                           "temperature_record_of")

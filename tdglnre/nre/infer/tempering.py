@@ -70,10 +70,7 @@ class TemperingScores:
         expected-coverage curve: 0 for exact calibration, the same weight for
         over- and underconfidence.
         """
-        c = np.sort(self.credibility, axis=0)
-        n = c.shape[0]
-        u = (2.0 * np.arange(1, n + 1) - 1.0) / (2.0 * n)
-        return (1.0 / (12.0 * n) + ((c - u[:, None]) ** 2).sum(axis=0)) / n
+        return _cvm(self.credibility)
 
     def objective(self, name: str) -> np.ndarray:
         """(T,) the values :meth:`best_index` minimises: ``nll`` (:meth:`mean_nll`) or ``coverage``."""
@@ -92,6 +89,74 @@ class TemperingScores:
     def coverage(self, index: int) -> CoverageResult:
         """Expected coverage of the joint HPD regions at candidate ``index``."""
         return expected_coverage(self.credibility[:, index])
+
+
+def _cvm(credibility: np.ndarray) -> np.ndarray:
+    """Cramér–von Mises distance of each column's credibilities (S, T) from Uniform(0, 1): (T,)."""
+    c = np.sort(credibility, axis=0)
+    n = c.shape[0]
+    u = (2.0 * np.arange(1, n + 1) - 1.0) / (2.0 * n)
+    return (1.0 / (12.0 * n) + ((c - u[:, None]) ** 2).sum(axis=0)) / n
+
+
+def at_temperatures(values: np.ndarray, temperatures: np.ndarray, log_tau: np.ndarray) -> np.ndarray:
+    """Each sample's score at its own temperature: ``values`` (S, T) at the candidates, linear in log τ between them.
+
+    ``log_tau`` (S,) is clipped to the candidates' range.
+    """
+    lt = np.log(np.asarray(temperatures, dtype=np.float64))
+    pos = np.interp(np.asarray(log_tau, dtype=np.float64), lt, np.arange(lt.size, dtype=np.float64))
+    lo = np.minimum(pos.astype(np.int64), lt.size - 2)
+    f = pos - lo
+    rows = np.arange(values.shape[0])
+    return (1.0 - f) * values[rows, lo] + f * values[rows, lo + 1]
+
+
+#: Penalty on |w|² of the instrument temperature (nats per sample): negligible against the log score's gains,
+#: it makes the fit unique where the instrument vector's entries are collinear (a one-hot beside the offset).
+INSTRUMENT_RIDGE = 1e-3
+
+#: Offsets tried for c of log τ(d) = c + w·d once w is fitted (the candidates' log range, 1/8 of their spacing).
+_OFFSETS = 513
+
+
+def fit_instrument_temperature(scores: TemperingScores, instrument: np.ndarray, *,
+                               objective: str = "coverage") -> tuple[float, np.ndarray]:
+    """A temperature that depends on the instrument: log τ(d) = c + w·d, fitted on the held-out pairs.
+
+    For a model that takes the instrument vector d as an input (docs/observations.md, "The instrument as an
+    input"), one τ cannot correct a network that is conservative for some instruments of its family and
+    overconfident for others. ``w`` minimises the mean log score −log p_τ(θ*|x), a proper score, so it follows
+    how the width error changes across the family (a pooled coverage curve cannot: its errors of both signs
+    cancel); then ``c`` minimises ``objective`` with ``w`` held, as the single temperature does. The scores of
+    each pair are interpolated in log τ between the candidates (:func:`at_temperatures`).
+
+    Returns ``(c, w)``: log τ relative to the scores' base temperature, and the weights (K,).
+    """
+    from scipy.optimize import minimize
+
+    d = np.asarray(instrument, dtype=np.float64)
+    taus = scores.temperatures
+    if d.ndim != 2 or d.shape[0] != scores.nll.shape[0] or d.shape[1] == 0:
+        raise ConfigError(f"need one instrument vector per held-out pair, got {d.shape} for {scores.nll.shape[0]}")
+    if objective not in OBJECTIVES:
+        raise ConfigError(f"`objective` must be one of {OBJECTIVES}, got {objective!r}")
+
+    def log_score(p: np.ndarray) -> float:
+        w = p[1:]
+        return float(at_temperatures(scores.nll, taus, p[0] + d @ w).mean() + INSTRUMENT_RIDGE * (w @ w))
+
+    start = np.zeros(d.shape[1] + 1)
+    start[0] = np.log(taus[scores.best_index("nll")])
+    w = minimize(log_score, start, method="Powell", options={"xtol": 1e-3, "ftol": 1e-7}).x[1:]
+    shift = d @ w
+    offsets = np.linspace(np.log(taus[0]), np.log(taus[-1]), _OFFSETS)
+    table = scores.nll if objective == "nll" else scores.credibility
+    cols = np.stack([at_temperatures(table, taus, c + shift) for c in offsets], axis=1)
+    v = cols.mean(axis=0) if objective == "nll" else _cvm(cols)
+    best = np.flatnonzero(v <= v.min() + 1e-12 * abs(v.min()) + 1e-300)
+    c = float(offsets[best[np.argmin(np.abs(offsets[best]))]])
+    return c, w
 
 
 def _scores_one(lr: np.ndarray, lr_true: float, lp: np.ndarray, lp_true: float, lcv: np.ndarray,
@@ -162,30 +227,50 @@ def tempering_scores(estimator: Any, x: np.ndarray, theta: np.ndarray, grid: Gri
     return TemperingScores(taus, nll, cred)
 
 
-def tempering_record(scores: TemperingScores, *, objective: str = "coverage",
-                     base_temperature: float = 1.0) -> dict[str, Any]:
+def tempering_record(scores: TemperingScores, *, objective: str = "coverage", base_temperature: float = 1.0,
+                     instrument: np.ndarray | None = None,
+                     base_weights: np.ndarray | None = None) -> dict[str, Any]:
     """The fitted temperature and what it changed on the held-out pairs, for ``metadata.json``.
 
     ``temperature`` is the product of ``base_temperature`` (the one the
     scores were computed under) and the candidate that minimises
-    ``objective`` (:data:`OBJECTIVES`).
+    ``objective`` (:data:`OBJECTIVES`). With ``instrument`` (S, K), the
+    pairs' instrument vectors, the temperature depends on the instrument
+    (:func:`fit_instrument_temperature`): τ(d) = temperature · exp(w·d), and
+    the record adds ``instrument_weights`` (w, added to ``base_weights``, the
+    weights the scores were computed under) and the range of τ(d)/τ over
+    the pairs.
     """
     taus = scores.temperatures
-    best = scores.best_index(objective)
     one = int(np.argmin(np.abs(np.log(taus))))
     mean = scores.mean_nll()
-    before, after = scores.coverage(one), scores.coverage(best)
-
-    at_edge = best in (0, len(taus) - 1)
+    before = scores.coverage(one)
+    n = scores.nll.shape[0]
+    extra: dict[str, Any] = {}
+    if instrument is None:
+        best = scores.best_index(objective)
+        relative, nll_after = float(taus[best]), scores.nll[:, best]
+        after = scores.coverage(best)
+        at_edge = best in (0, len(taus) - 1)
+    else:
+        c, w = fit_instrument_temperature(scores, instrument, objective=objective)
+        log_tau = c + np.asarray(instrument, dtype=np.float64) @ w
+        relative, nll_after = float(np.exp(c)), at_temperatures(scores.nll, taus, log_tau)
+        after = expected_coverage(at_temperatures(scores.credibility, taus, log_tau))
+        lt = np.log(taus)
+        at_edge = bool(np.any(log_tau <= lt[0]) or np.any(log_tau >= lt[-1]))
+        weights = w if base_weights is None else np.asarray(base_weights, dtype=np.float64) + w
+        extra = {"instrument_weights": [float(v) for v in weights],
+                 "instrument_factor_range": [float(np.exp(log_tau.min() - c)), float(np.exp(log_tau.max() - c))]}
     return {
-        "temperature": float(base_temperature * taus[best]),
-        "relative": float(taus[best]),
+        "temperature": float(base_temperature * relative),
+        "relative": relative,
         "objective": objective,
         "at_edge": bool(at_edge),
-        "n": int(scores.nll.shape[0]),
-        "mean_nll": {"before": float(mean[one]), "after": float(mean[best])},
-        "nll_standard_error": float(scores.nll[:, best].std(ddof=1) / np.sqrt(scores.nll.shape[0]))
-        if scores.nll.shape[0] > 1 else None,
+        "n": int(n),
+        **extra,
+        "mean_nll": {"before": float(mean[one]), "after": float(nll_after.mean())},
+        "nll_standard_error": float(nll_after.std(ddof=1) / np.sqrt(n)) if n > 1 else None,
         "joint_coverage_deviation": {"before": before.signed_max_deviation, "after": after.signed_max_deviation},
         "candidates": [float(t) for t in taus],
         "candidate_mean_nll": [float(v) for v in mean],
@@ -193,4 +278,5 @@ def tempering_record(scores: TemperingScores, *, objective: str = "coverage",
     }
 
 
-__all__ = ["DEFAULT_TEMPERATURES", "OBJECTIVES", "TemperingScores", "tempering_scores", "tempering_record"]
+__all__ = ["DEFAULT_TEMPERATURES", "OBJECTIVES", "TemperingScores", "at_temperatures", "fit_instrument_temperature",
+           "tempering_scores", "tempering_record"]
