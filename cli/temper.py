@@ -31,7 +31,7 @@ _FLAGS = {"model_dir": "--model", "data": "--data", "grid_points": "--grid", "ma
 @click.option("--split-head", is_flag=True, help="Evaluate the head split, as `posterior --split-head`.")
 @click.option("--by-instrument", is_flag=True,
               help="For a model trained with --instrument-input: let tau depend on the instrument, "
-                   "tau(d) = tau * exp(w.d), fitted by --objective within groups of similar instruments "
+                   "tau(d) = tau * exp(w.d): w by the mean -log p(theta*|x), then tau by --objective "
                    "(docs/nre.md, Tempering).")
 @click.option("--reset", is_flag=True, help="Remove the recorded temperature (tau = 1) instead of fitting one.")
 @click.option("--json", "as_json", is_flag=True, help="Print the record written as JSON.")

@@ -112,35 +112,12 @@ def at_temperatures(values: np.ndarray, temperatures: np.ndarray, log_tau: np.nd
     return (1.0 - f) * values[rows, lo] + f * values[rows, lo + 1]
 
 
-#: Penalty on |w|² of the instrument temperature, per objective (nats per pair; squared coverage gap): small against
-#: what the fit gains, it makes w unique where the instrument vector's entries are collinear (a one-hot beside c).
-INSTRUMENT_RIDGE = {"nll": 1e-3, "coverage": 1e-6}
+#: Penalty on |w|² of the instrument temperature (nats per pair): negligible against the log score's gains, it
+#: makes w unique where the instrument vector's entries are collinear (a one-hot beside the offset).
+INSTRUMENT_RIDGE = 1e-3
 
-#: Held-out pairs per group of similar instruments in the coverage objective (:func:`instrument_groups`), and the
-#: most groups.
-GROUP_SIZE, MAX_GROUPS = 150, 8
-
-
-def instrument_groups(instrument: np.ndarray, n_groups: int, seed: int = 0) -> np.ndarray:
-    """Labels (S,) of ``n_groups`` groups of similar instrument vectors: k-means (k-means++ start, seeded)."""
-    d = np.asarray(instrument, dtype=np.float64)
-    k = max(1, min(int(n_groups), len(d)))
-    rng = np.random.default_rng(seed)
-    centres = [d[rng.integers(len(d))]]
-    for _ in range(1, k):  # k-means++: the next centre far from those chosen
-        gap = np.min([((d - c) ** 2).sum(axis=1) for c in centres], axis=0)
-        if gap.sum() <= 0:
-            break
-        centres.append(d[rng.choice(len(d), p=gap / gap.sum())])
-    c = np.array(centres)
-    labels = np.zeros(len(d), dtype=np.int64)
-    for _ in range(100):
-        labels = np.argmin(((d[:, None, :] - c[None]) ** 2).sum(axis=-1), axis=1)
-        new = np.array([d[labels == g].mean(axis=0) if np.any(labels == g) else c[g] for g in range(len(c))])
-        if np.allclose(new, c):
-            break
-        c = new
-    return np.unique(labels, return_inverse=True)[1]
+#: Offsets tried for c of log τ(d) = c + w·d once w is fitted (the candidates' log range, 1/8 of their spacing).
+_OFFSETS = 513
 
 
 def fit_instrument_temperature(scores: TemperingScores, instrument: np.ndarray, *,
@@ -149,12 +126,12 @@ def fit_instrument_temperature(scores: TemperingScores, instrument: np.ndarray, 
 
     For a model that takes the instrument vector d as an input (docs/observations.md, "The instrument as an
     input"), one τ cannot correct a network that is conservative for some instruments of its family and
-    overconfident for others, and the pooled expected coverage of the held-out pairs can look right while no
-    instrument is: its errors of both signs cancel. So ``coverage`` minimises the Cramér–von Mises distance
-    *within groups of similar instruments* (:func:`instrument_groups`, about :data:`GROUP_SIZE` pairs each),
-    averaged with the groups' sizes as weights; ``nll`` minimises the mean −log p_τ(θ*|x), a proper score that
-    needs no groups. Each pair's scores are interpolated in log τ between the candidates
-    (:func:`at_temperatures`); Powell's method from the best single τ (w = 0).
+    overconfident for others. ``w`` minimises the mean log score −log p_τ(θ*|x), a proper score that pools every
+    pair, so it follows how the width error changes across the family (the pooled coverage curve cannot: its
+    errors of both signs cancel; coverage measured within groups of similar instruments was tried and overfitted
+    the groups' noise, docs/results.md). Then ``c`` minimises ``objective`` with ``w`` held, as the single
+    temperature does. Each pair's scores are interpolated in log τ between the candidates
+    (:func:`at_temperatures`).
 
     Returns ``(c, w)``: log τ relative to the scores' base temperature, and the weights (K,).
     """
@@ -162,29 +139,25 @@ def fit_instrument_temperature(scores: TemperingScores, instrument: np.ndarray, 
 
     d = np.asarray(instrument, dtype=np.float64)
     taus = scores.temperatures
-    n = scores.nll.shape[0]
-    if d.ndim != 2 or d.shape[0] != n or d.shape[1] == 0:
-        raise ConfigError(f"need one instrument vector per held-out pair, got {d.shape} for {n}")
+    if d.ndim != 2 or d.shape[0] != scores.nll.shape[0] or d.shape[1] == 0:
+        raise ConfigError(f"need one instrument vector per held-out pair, got {d.shape} for {scores.nll.shape[0]}")
     if objective not in OBJECTIVES:
         raise ConfigError(f"`objective` must be one of {OBJECTIVES}, got {objective!r}")
-    ridge = INSTRUMENT_RIDGE[objective]
-    groups = instrument_groups(d, min(MAX_GROUPS, max(1, n // GROUP_SIZE)))
-    members = [np.flatnonzero(groups == g) for g in range(groups.max() + 1)]
 
-    def loss(p: np.ndarray) -> float:
+    def log_score(p: np.ndarray) -> float:
         w = p[1:]
-        log_tau = p[0] + d @ w
-        if objective == "nll":
-            v = float(at_temperatures(scores.nll, taus, log_tau).mean())
-        else:
-            cred = at_temperatures(scores.credibility, taus, log_tau)
-            v = sum(len(m) * float(_cvm(cred[m, None])[0]) for m in members) / n
-        return v + ridge * float(w @ w)
+        return float(at_temperatures(scores.nll, taus, p[0] + d @ w).mean() + INSTRUMENT_RIDGE * (w @ w))
 
     start = np.zeros(d.shape[1] + 1)
-    start[0] = np.log(taus[scores.best_index(objective)])
-    p = minimize(loss, start, method="Powell", options={"xtol": 1e-3, "ftol": 1e-9}).x
-    return float(p[0]), p[1:]
+    start[0] = np.log(taus[scores.best_index("nll")])
+    w = minimize(log_score, start, method="Powell", options={"xtol": 1e-3, "ftol": 1e-7}).x[1:]
+    shift = d @ w
+    offsets = np.linspace(np.log(taus[0]), np.log(taus[-1]), _OFFSETS)
+    table = scores.nll if objective == "nll" else scores.credibility
+    cols = np.stack([at_temperatures(table, taus, c + shift) for c in offsets], axis=1)
+    v = cols.mean(axis=0) if objective == "nll" else _cvm(cols)
+    best = np.flatnonzero(v <= v.min() + 1e-12 * abs(v.min()) + 1e-300)
+    return float(offsets[best[np.argmin(np.abs(offsets[best]))]]), w
 
 
 def _scores_one(lr: np.ndarray, lr_true: float, lp: np.ndarray, lp_true: float, lcv: np.ndarray,
@@ -264,8 +237,7 @@ def tempering_record(scores: TemperingScores, *, objective: str = "coverage", ba
     scores were computed under) and the candidate that minimises
     ``objective`` (:data:`OBJECTIVES`). With ``instrument`` (S, K), the
     pairs' instrument vectors, the temperature depends on the instrument
-    (:func:`fit_instrument_temperature`, the same objective within groups of
-    similar instruments): τ(d) = temperature · exp(w·d), and
+    (:func:`fit_instrument_temperature`): τ(d) = temperature · exp(w·d), and
     the record adds ``instrument_weights`` (w, added to ``base_weights``, the
     weights the scores were computed under) and the range of τ(d)/τ over
     the pairs.
@@ -308,5 +280,4 @@ def tempering_record(scores: TemperingScores, *, objective: str = "coverage", ba
 
 
 __all__ = ["DEFAULT_TEMPERATURES", "OBJECTIVES", "TemperingScores", "at_temperatures", "fit_instrument_temperature",
-           "instrument_groups",
            "tempering_scores", "tempering_record"]
