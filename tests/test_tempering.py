@@ -126,6 +126,9 @@ def test_a_temperature_by_instrument_calibrates_both_ends_where_one_temperature_
     assert rec["temperature"] == pytest.approx(np.exp(c))
     assert rec["mean_nll"]["after"] < rec["mean_nll"]["before"]
     one = tempering_record(scores, objective=objective)  # one τ for the whole family
+    # one τ refitted on scores computed under recorded weights keeps those weights
+    assert tempering_record(scores, objective=objective, base_weights=np.array([0.3]))["instrument_weights"] == [0.3]
+    assert "instrument_weights" not in one
     for end, sign in ((-1.0, +1), (1.0, -1)):  # k = 0.4 (too flat: covers too much), k = 2.5 (too sharp)
         xt, tt = _with_instrument(prior, 800, 22 + int(end), d=end)  # fresh pairs at one end of the family
 

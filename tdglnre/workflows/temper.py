@@ -140,8 +140,6 @@ def temper(model_dir: str | Path, data: str | Path | None = None, *, grid_points
     rec = tempering_record(scores, objective=objective, base_temperature=est.temperature,
                            instrument=np.asarray(x.d) if by_instrument else None,
                            base_weights=est.instrument_weights)
-    if not by_instrument and est.instrument_weights is not None:  # the scores were computed under them: keep them
-        rec["instrument_weights"] = est.instrument_weights.tolist()
     rec["fitted_on"] = {"path": str(path), "split": "validation", "n": int(len(x)), "grid_points": grid_points,
                         "measurement": measured, "split_head": split_head,
                         "objective": objective, "by_instrument": by_instrument}

@@ -240,7 +240,7 @@ def tempering_record(scores: TemperingScores, *, objective: str = "coverage", ba
     (:func:`fit_instrument_temperature`): τ(d) = temperature · exp(w·d), and
     the record adds ``instrument_weights`` (w, added to ``base_weights``, the
     weights the scores were computed under) and the range of τ(d)/τ over
-    the pairs.
+    the pairs. Without ``instrument``, ``base_weights`` are recorded as they are.
     """
     taus = scores.temperatures
     one = int(np.argmin(np.abs(np.log(taus))))
@@ -253,6 +253,8 @@ def tempering_record(scores: TemperingScores, *, objective: str = "coverage", ba
         relative, nll_after = float(taus[best]), scores.nll[:, best]
         after = scores.coverage(best)
         at_edge = best in (0, len(taus) - 1)
+        if base_weights is not None:  # the scores were computed under them: one τ on top keeps them
+            extra = {"instrument_weights": [float(v) for v in np.asarray(base_weights, dtype=np.float64)]}
     else:
         c, w = fit_instrument_temperature(scores, instrument, objective=objective)
         log_tau = c + np.asarray(instrument, dtype=np.float64) @ w
